@@ -185,3 +185,21 @@ func TestLeapDay(t *testing.T) {
 		t.Fatalf("destroyed %d, want %d", got, 36-11)
 	}
 }
+
+// In a half-hour zone local hours start at :30 UTC, so UTC truncation would
+// be wrong; frequent slots line up with the local hour too.
+func TestHalfHourZoneHoursAndFrequentSlots(t *testing.T) {
+	kolkata := mustLoad(t, "Asia/Kolkata") // +05:30
+	u := func(h, min int) time.Time { return time.Date(2026, 6, 1, h, min, 0, 0, time.UTC) }
+	snaps := series(u(10, 0), u(11, 20), 10*time.Minute) // local 15:30 .. 16:50
+	plan := mustPlan(t, PlanInput{
+		Policy:   Policy{Frequent: 3, FrequentMinutes: 20, Hourly: 5, TimeZone: "Asia/Kolkata"},
+		Location: kolkata, Now: u(11, 20), Snapshots: snaps,
+	})
+	assertNames(t, "hourly", keepersOf(plan, Hourly), namesAt(u(10, 20), u(11, 20)))
+	assertNames(t, "hourly labels", labelsOf(plan, Hourly), []string{"hourly 2026-06-01 15:00 IST", "hourly 2026-06-01 16:00 IST"})
+	// 20-minute local slots 16:00, 16:20, 16:40 keep their newest: 16:10, 16:30, 16:50 local.
+	assertNames(t, "frequent", keepersOf(plan, Frequent), namesAt(u(10, 40), u(11, 0), u(11, 20)))
+	assertNames(t, "frequent labels", labelsOf(plan, Frequent),
+		[]string{"frequent 2026-06-01 16:00 IST", "frequent 2026-06-01 16:20 IST", "frequent 2026-06-01 16:40 IST"})
+}
