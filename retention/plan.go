@@ -30,7 +30,7 @@ type Protection struct {
 type PlanInput struct {
 	Policy    Policy
 	Location  *time.Location // must be the zone named by Policy.TimeZone
-	Now       time.Time
+	Now       time.Time // recorded in the plan; buckets depend only on the snapshots
 	Snapshots []Snapshot
 	Protected []Protection
 	// IncludeForeign lets the policy prune snapshots not named by zcloud.
@@ -162,95 +162,4 @@ func sortedSnapshots(in []Snapshot) []Snapshot {
 		return a.GUID < b.GUID
 	})
 	return out
-}
-
-// assignBuckets gives each kind's keepers their Bucket: per kind, the K most
-// recent periods that hold a managed snapshot each keep one of them.
-func assignBuckets(p Policy, c calendar, snaps []Snapshot, managed []int, decisions []Decision) {
-	for _, k := range Kinds() {
-		count := p.Count(k)
-		if count <= 0 {
-			continue
-		}
-		periods, keepers := keepersByPeriod(k, c, snaps, managed)
-		for r := 0; r < len(periods) && r < count; r++ {
-			b := Bucket{Kind: k, Label: periods[r].label, Rank: r + 1, Of: count}
-			decisions[keepers[r]].Buckets = append(decisions[keepers[r]].Buckets, b)
-		}
-	}
-}
-
-// keepersByPeriod lists the periods of kind k holding a managed snapshot,
-// newest first, with the index of the snapshot that keeps each: the newest
-// in the period, or for midday the first at or after the midday hour.
-func keepersByPeriod(k Kind, c calendar, snaps []Snapshot, managed []int) ([]period, []int) {
-	var periods []period
-	var keepers []int
-	seen := map[int64]int{} // period key -> position; only looked up, never ranged
-	for j := len(managed) - 1; j >= 0; j-- {
-		i := managed[j]
-		per, ok := c.periodOf(k, snaps[i].CreatedTime())
-		if !ok {
-			continue
-		}
-		if pos, dup := seen[per.key]; dup {
-			if k == Midday {
-				keepers[pos] = i // walking back in time: an earlier one wins
-			}
-			continue
-		}
-		seen[per.key] = len(periods)
-		periods = append(periods, per)
-		keepers = append(keepers, i)
-	}
-	return periods, keepers
-}
-
-func bucketReasons(bs []Bucket) []string {
-	var out []string
-	for _, b := range bs {
-		out = append(out, b.Reason())
-	}
-	return out
-}
-
-// applyGuards adds the reasons no policy can override: zcloud holds,
-// caller protections and foreign names. It returns warnings for protections
-// that match no snapshot.
-func applyGuards(protected []Protection, decisions []Decision) []string {
-	byName := make(map[string]int, len(decisions))
-	for i, d := range decisions {
-		byName[d.Snapshot.Name] = i
-	}
-	prots := append([]Protection(nil), protected...)
-	sort.SliceStable(prots, func(i, j int) bool {
-		if prots[i].Name != prots[j].Name {
-			return prots[i].Name < prots[j].Name
-		}
-		return prots[i].Reason < prots[j].Reason
-	})
-	for i := range decisions {
-		if decisions[i].Snapshot.Held {
-			decisions[i].Reasons = append(decisions[i].Reasons, ReasonHeld)
-		}
-	}
-	var warnings []string
-	for _, pr := range prots {
-		i, ok := byName[pr.Name]
-		if !ok {
-			warnings = append(warnings, fmt.Sprintf("protected snapshot %s (%s) does not exist", pr.Name, pr.Reason))
-			continue
-		}
-		reason := pr.Reason
-		if reason == "" {
-			reason = "protected"
-		}
-		decisions[i].Reasons = append(decisions[i].Reasons, reason)
-	}
-	for i := range decisions {
-		if !decisions[i].Managed {
-			decisions[i].Reasons = append(decisions[i].Reasons, ReasonForeign)
-		}
-	}
-	return warnings
 }
