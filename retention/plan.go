@@ -30,7 +30,7 @@ type Protection struct {
 type PlanInput struct {
 	Policy    Policy
 	Location  *time.Location // must be the zone named by Policy.TimeZone
-	Now       time.Time // recorded in the plan; buckets depend only on the snapshots
+	Now       time.Time      // recorded in the plan; buckets depend only on the snapshots
 	Snapshots []Snapshot
 	Protected []Protection
 	// IncludeForeign lets the policy prune snapshots not named by zcloud.
