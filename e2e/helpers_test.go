@@ -15,6 +15,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -157,4 +158,8 @@ func assertSameTree(t *testing.T, want, got string) {
 	if len(diffs) > 0 {
 		t.Fatalf("%s and %s differ:\n%s", want, got, strings.Join(diffs, "\n"))
 	}
+}
+
+func workflowRegisterOptions(name string) workflow.RegisterOptions {
+	return workflow.RegisterOptions{Name: name}
 }

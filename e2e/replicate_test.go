@@ -18,13 +18,19 @@ import (
 
 func (e *env) replicate(in workflows.ReplicateInput) (workflows.ReplicateResult, error) {
 	e.t.Helper()
+	res, _, err := e.replicateRun(in)
+	return res, err
+}
+
+func (e *env) replicateRun(in workflows.ReplicateInput) (workflows.ReplicateResult, string, error) {
+	e.t.Helper()
 	run, err := e.client.ExecuteWorkflow(e.ctx(5*time.Minute), client.StartWorkflowOptions{TaskQueue: e.queue}, workflows.ReplicateName, in)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var res workflows.ReplicateResult
 	err = run.Get(e.ctx(5*time.Minute), &res)
-	return res, err
+	return res, run.GetID(), err
 }
 
 func TestReplicateFullThenIncrementalIsByteIdentical(t *testing.T) {
@@ -54,10 +60,11 @@ func TestReplicateFullThenIncrementalIsByteIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // snapshot names have one-second resolution
-	res2, err := e.replicate(in)
+	res2, id2, err := e.replicateRun(in)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.replayHistory(id2, "replicate-incremental")
 	if res2.Send.Full || res2.Send.From != res.Snapshot {
 		t.Fatalf("second run should be incremental from %s: %+v", res.Snapshot, res2.Send)
 	}
