@@ -24,6 +24,9 @@ type Activities struct {
 	// Local runs commands on the worker's own host (the source pool).
 	Local zfsexec.Runner
 	Keys  keys.Source
+	// ReceiverBinary is the zcloud executable copied to targets as the
+	// transfer receiver; empty means the running executable.
+	ReceiverBinary string
 	// DialTarget, when set, replaces the SSH dial for a target (tests map
 	// an EC2 instance address to a local sshd; production leaves it nil).
 	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)

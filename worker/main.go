@@ -1,31 +1,22 @@
-// Command zcloud-worker is the Temporal worker: it registers zcloud's
-// workflows and activities and runs until interrupted.
+// Command zcloud-worker is the Temporal worker. It is the zcloud CLI with
+// "worker" as its default command, so the same binary also serves as the
+// transfer receiver copied to targets.
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
-	"zcloud/workerapp"
+	"zcloud/cli"
 )
 
 func main() {
-	cfgPath := flag.String("config", envOr("ZCLOUD_CONFIG", "/etc/zcloud/zcloud.yaml"), "configuration file")
-	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: zcloud-worker [-config FILE]\n\nRuns the zcloud Temporal worker (workflows + activities) until SIGINT/SIGTERM.\n\n")
-		flag.PrintDefaults()
+	root := cli.Root()
+	if len(os.Args) < 2 || os.Args[1] == "-config" || os.Args[1] == "--config" {
+		root.SetArgs(append([]string{"worker"}, os.Args[1:]...))
 	}
-	flag.Parse()
-	if err := workerapp.Run(*cfgPath); err != nil {
+	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "zcloud-worker:", err)
 		os.Exit(1)
 	}
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
