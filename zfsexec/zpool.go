@@ -196,6 +196,9 @@ func (z Zpool) OnlineExpand(ctx context.Context, p Pool, devs ...Device) error {
 	if len(devs) == 0 {
 		return errors.New("zpool online -e: no device given")
 	}
+	if err := z.Caps.unsupported(z.Caps.OnlineExpand, "zpool online -e"); err != nil {
+		return err
+	}
 	argv := []string{"zpool", "online", "-e", p.String()}
 	for _, d := range devs {
 		argv = append(argv, d.String())
