@@ -34,6 +34,7 @@ type Capabilities struct {
 	SendCompressed   bool // zfs send -c -L -e
 	ReceiveOptions   bool // zfs receive -u -o -x
 	MultiSnapshot    bool // zfs snapshot a@x b@y in one atomic command
+	OnlineExpand     bool // zpool online -e
 }
 
 func (c Capabilities) String() string {
@@ -81,6 +82,7 @@ func openZFSCaps(version string) Capabilities {
 		SendCompressed:   atLeast(0, 7),
 		ReceiveOptions:   atLeast(0, 7),
 		MultiSnapshot:    true,
+		OnlineExpand:     true,
 	}
 }
 
