@@ -31,16 +31,17 @@ func Receive(ctx context.Context, ln net.Listener, sess Session, w io.Writer, op
 		return Stats{}, err
 	}
 	r := &receiver{
-		opts: opts,
-		keys: keys,
-		sess: sess,
-		ln:   ln,
-		want: expectation{session: sess.id, cipher: cipherIDs[sess.cipher], streams: uint16(opts.Streams), maxChunk: uint32(opts.MaxChunk)},
+		opts:    opts,
+		keys:    keys,
+		sess:    sess,
+		ln:      ln,
+		pending: make(map[net.Conn]struct{}),
+		want:    expectation{session: sess.id, cipher: cipherIDs[sess.cipher], streams: uint16(opts.Streams), maxChunk: uint32(opts.MaxChunk)},
 	}
 	failed := make(chan struct{})
 	var failOnce sync.Once
 	r.win = newReorderWindow(opts.Window, opts.Streams, func() {
-		failOnce.Do(func() { close(failed); ln.Close() })
+		failOnce.Do(func() { close(failed); r.stopHandshakes() })
 	})
 	start := time.Now()
 	stopCancel := context.AfterFunc(ctx, func() { r.win.fail(fmt.Errorf("cancelled: %w", context.Cause(ctx))) })
@@ -83,7 +84,11 @@ type receiver struct {
 
 	readers  sync.WaitGroup
 	rejected atomic.Int32
-	lastWhy  atomic.Value // string: why the last stranger was dropped
+
+	pendingMu sync.Mutex
+	pending   map[net.Conn]struct{} // connections still in their handshake
+	closed    bool                  // no more handshakes wanted
+	lastWhy   atomic.Value          // string: why the last stranger was dropped
 }
 
 func (r *receiver) acceptLoop() {
@@ -104,11 +109,44 @@ func (r *receiver) acceptLoop() {
 			r.reject("too many pending handshakes")
 			continue
 		}
+		if !r.trackPending(conn) {
+			conn.Close()
+			<-sem
+			continue
+		}
 		r.readers.Add(1)
 		go func() {
 			defer r.readers.Done()
 			r.serve(conn, sem)
 		}()
+	}
+}
+
+func (r *receiver) trackPending(c net.Conn) bool {
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.pending[c] = struct{}{}
+	return true
+}
+
+func (r *receiver) untrackPending(c net.Conn) {
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	delete(r.pending, c)
+}
+
+// stopHandshakes closes the listener and drops strangers still mid-handshake,
+// so they cannot delay the end of Receive.
+func (r *receiver) stopHandshakes() {
+	r.ln.Close()
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	r.closed = true
+	for c := range r.pending {
+		c.Close()
 	}
 }
 
@@ -131,6 +169,7 @@ func (r *receiver) acceptTimedOut() {
 // reads its frames until its END frame.
 func (r *receiver) serve(conn net.Conn, sem chan struct{}) {
 	h, confirm, err := serverHandshake(conn, r.keys, r.want, time.Now().Add(r.opts.HandshakeTimeout))
+	r.untrackPending(conn)
 	<-sem
 	if err != nil {
 		conn.Close()
@@ -144,7 +183,7 @@ func (r *receiver) serve(conn net.Conn, sem chan struct{}) {
 		return
 	}
 	if all {
-		r.ln.Close() // no one else may connect
+		r.stopHandshakes() // no one else may connect
 	}
 	if err := confirm(); err != nil {
 		r.win.fail(reasonf(ErrConnLost, "stream %d: confirming handshake: %v", h.index, err))

@@ -26,9 +26,9 @@ type reorderWindow struct {
 	streams  int
 	accepted int // authenticated connections
 	conns    []net.Conn
-	active   int // connection readers neither ended nor exited
+	active   int            // connection readers neither ended nor exited
 	waiting  map[int]uint64 // stream index -> sequence it waits to reserve
-	ended    int // connections whose END frame was verified
+	ended    int            // connections whose END frame was verified
 
 	endKnown    bool
 	totalBytes  uint64
@@ -245,6 +245,7 @@ func (w *reorderWindow) advance(n int) {
 	w.free = append(w.free, buf[:cap(buf)])
 	w.next++
 	w.written += int64(n)
+	w.checkStuckLocked()
 	w.cond.Broadcast()
 }
 
