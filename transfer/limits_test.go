@@ -22,7 +22,7 @@ func TestBandwidthLimit(t *testing.T) {
 	}
 	waitResult(t, res, 5*time.Second)
 	// The first chunk is a free burst: (size - chunk) / limit at least.
-	if took, min := time.Since(start), time.Duration(size-256<<10) * time.Second / limit; took < min {
+	if took, min := time.Since(start), time.Duration(size-256<<10)*time.Second/limit; took < min {
 		t.Fatalf("took %v, a %d B/s limit needs at least %v", took, limit, min)
 	}
 }
