@@ -25,6 +25,7 @@ type config struct {
 	workers   int
 	only      string
 	mbufMem   string
+	profile   string
 }
 
 func main() {
@@ -39,6 +40,7 @@ func main() {
 	flag.IntVar(&cfg.workers, "workers", 0, "zcloud sealing workers (0 = GOMAXPROCS)")
 	flag.StringVar(&cfg.only, "only", "zcloud,ssh,mbuffer", "which transports to run, comma separated")
 	flag.StringVar(&cfg.mbufMem, "mbuffer-mem", "64M", "mbuffer -m (buffer memory) on both sides")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of the zcloud send and recv processes to PREFIX.send and PREFIX.recv")
 	flag.StringVar(&role, "role", "", "internal: run as the zcloud send or recv process")
 	var roleArgs roleFlags
 	roleArgs.register()

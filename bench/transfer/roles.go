@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"zcloud/transfer"
@@ -16,6 +17,7 @@ import (
 // roleFlags are what the orchestrator passes to its re-executed children.
 type roleFlags struct {
 	port, streams, chunk, window, workers int
+	cpuProfile                            string
 }
 
 func (f *roleFlags) register() {
@@ -24,6 +26,7 @@ func (f *roleFlags) register() {
 	flag.IntVar(&f.chunk, "role-chunk", 0, "internal")
 	flag.IntVar(&f.window, "role-window", 0, "internal")
 	flag.IntVar(&f.workers, "role-workers", 0, "internal")
+	flag.StringVar(&f.cpuProfile, "role-cpuprofile", "", "internal: write a CPU profile of this role to this path prefix")
 }
 
 // runRole is one side of a zcloud transfer, as `zcloud transfer recv` on the
@@ -31,6 +34,15 @@ func (f *roleFlags) register() {
 func runRole(role string, f roleFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile + "." + role)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
 	switch role {
 	case "recv":
 		// The receive command stands in for `zfs receive`: it reads the
