@@ -16,6 +16,9 @@ const (
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultAckTimeout       = 2 * time.Minute
 	DefaultProgressInterval = time.Second
+	// MaxStreams bounds the connections of one transfer (the hello carries
+	// the count in 16 bits; far fewer are ever useful).
+	MaxStreams = 256
 )
 
 // SendOptions tune the sender. Zero values take the defaults.

@@ -26,6 +26,9 @@ const maxPendingHandshakes = 64
 // blocked (the caller unblocks it, e.g. by killing the reading process).
 func Receive(ctx context.Context, ln net.Listener, sess Session, w io.Writer, opts ReceiveOptions) (Stats, error) {
 	opts = opts.withDefaults()
+	if opts.Streams > MaxStreams {
+		return Stats{}, fmt.Errorf("transfer: %d streams is more than %d", opts.Streams, MaxStreams)
+	}
 	keys, err := deriveKeys(sess)
 	if err != nil {
 		return Stats{}, err
@@ -223,6 +226,8 @@ func (r *receiver) readFrames(conn net.Conn, index int) error {
 		if err != nil {
 			return err
 		}
+		// Waiting for window space is backpressure, not idleness.
+		conn.SetReadDeadline(time.Now().Add(r.opts.IdleTimeout))
 		if _, err := io.ReadFull(br, buf); err != nil {
 			return r.readErr(index, err)
 		}

@@ -22,8 +22,8 @@ import (
 // (e.g. by killing `zfs send`).
 func SendToReceiver(ctx context.Context, host string, port int, sess Session, r io.Reader, opts SendOptions) (Stats, error) {
 	opts = opts.withDefaults()
-	if opts.Streams > 1<<16-1 {
-		return Stats{}, fmt.Errorf("transfer: %d streams is too many", opts.Streams)
+	if opts.Streams > MaxStreams {
+		return Stats{}, fmt.Errorf("transfer: %d streams is more than %d", opts.Streams, MaxStreams)
 	}
 	keys, err := deriveKeys(sess)
 	if err != nil {
