@@ -21,6 +21,7 @@ func runMbuffer(cfg config) (result, error) {
 	if err := recv.Start(); err != nil {
 		return result{}, err
 	}
+	recvRSS := watchRSS(recv.Process.Pid)
 	defer recv.Process.Kill()
 	if err := waitListening(port, 10*time.Second); err != nil {
 		return result{}, err
@@ -36,6 +37,7 @@ func runMbuffer(cfg config) (result, error) {
 	if err := send.Start(); err != nil {
 		return result{}, err
 	}
+	sendRSS := watchRSS(send.Process.Pid)
 	dataR.Close()
 	feedErr := make(chan error, 1)
 	go func() { feedErr <- feed(dataW, cfg.size) }()
@@ -52,7 +54,7 @@ func runMbuffer(cfg config) (result, error) {
 		name:    "mbuffer -s 128k -m " + cfg.mbufMem + " (no encryption)",
 		bytes:   cfg.size,
 		elapsed: elapsed,
-		send:    usageOf(send),
-		recv:    usageOf(recv),
+		send:    usageOf(send, sendRSS),
+		recv:    usageOf(recv, recvRSS),
 	}, nil
 }

@@ -11,22 +11,20 @@ import (
 	"time"
 )
 
-// usage is one process's resource use, from wait4's rusage (which includes
-// the descendants it reaped, e.g. sshd's session and its cat).
+// usage is one side's resource use: CPU from wait4's rusage (which includes
+// the descendants it reaped, e.g. sshd's session and its cat), peak RSS from
+// an rssWatcher.
 type usage struct {
 	cpu    time.Duration // user + system
 	maxRSS int64         // KiB
 }
 
-func usageOf(cmd *exec.Cmd) usage {
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return usage{}
+func usageOf(cmd *exec.Cmd, rss *rssWatcher) usage {
+	u := usage{maxRSS: rss.stop()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return usage{
-		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		maxRSS: ru.Maxrss,
-	}
+	return u
 }
 
 func (u usage) rssMiB() float64 { return float64(u.maxRSS) / 1024 }

@@ -60,6 +60,7 @@ LogLevel INFO
 	if err := sshd.Start(); err != nil {
 		return result{}, err
 	}
+	sshdRSS := watchRSS(sshd.Process.Pid)
 	defer sshd.Process.Kill()
 	if err := waitForLine(sshdErr, "Server listening", 10*time.Second); err != nil {
 		return result{}, fmt.Errorf("sshd: %w", err)
@@ -79,6 +80,7 @@ LogLevel INFO
 	if err := client.Start(); err != nil {
 		return result{}, err
 	}
+	clientRSS := watchRSS(client.Process.Pid)
 	dataR.Close()
 	feedErr := make(chan error, 1)
 	go func() { feedErr <- feed(dataW, cfg.size) }()
@@ -98,8 +100,8 @@ LogLevel INFO
 		name:    "ssh -c " + sshCipher + " | cat",
 		bytes:   cfg.size,
 		elapsed: elapsed,
-		send:    usageOf(client),
-		recv:    usageOf(sshd),
+		send:    usageOf(client, clientRSS),
+		recv:    usageOf(sshd, sshdRSS),
 	}, nil
 }
 

@@ -38,6 +38,7 @@ func runZcloud(cfg config, size int64) (result, error) {
 	if err := recv.Start(); err != nil {
 		return result{}, err
 	}
+	recvRSS := watchRSS(recv.Process.Pid)
 	defer recvIn.Close() // stdin stays open for the whole transfer, like an SSH session
 	if err := transfer.WriteSession(recvIn, sess); err != nil {
 		return result{}, err
@@ -67,6 +68,7 @@ func runZcloud(cfg config, size int64) (result, error) {
 	if err := send.Start(); err != nil {
 		return result{}, err
 	}
+	sendRSS := watchRSS(send.Process.Pid)
 	dataR.Close()
 	sessR.Close()
 	transfer.WriteSession(sessW, sess)
@@ -87,7 +89,7 @@ func runZcloud(cfg config, size int64) (result, error) {
 		name:    fmt.Sprintf("zcloud %s, %d streams", cfg.cipher, cfg.streams),
 		bytes:   size,
 		elapsed: elapsed,
-		send:    usageOf(send),
-		recv:    usageOf(recv),
+		send:    usageOf(send, sendRSS),
+		recv:    usageOf(recv, recvRSS),
 	}, nil
 }
