@@ -89,7 +89,7 @@ Configuration is read from --config (default $ZCLOUD_CONFIG or
 		def = "/etc/zcloud/zcloud.yaml"
 	}
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", def, "configuration file")
-	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a))
+	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a), transferCmd())
 	return root
 }
 
