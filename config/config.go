@@ -26,6 +26,8 @@ type Config struct {
 	// Replications pair a source dataset with a target.
 	Replications []Replication `yaml:"replications"`
 	Metrics      Metrics       `yaml:"metrics"`
+	// Policies are per-dataset snapshot policies (see policy.go).
+	Policies []Policy `yaml:"policies"`
 }
 
 // Temporal says how to reach the Temporal server.
@@ -161,6 +163,9 @@ func (c *Config) applyDefaults() {
 		}
 		c.Targets[name] = t
 	}
+	for i := range c.Policies {
+		c.Policies[i].applyDefaults()
+	}
 }
 
 // FieldError names the offending field.
@@ -211,7 +216,7 @@ func (c *Config) Validate() error {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
 	}
-	return nil
+	return c.validatePolicies()
 }
 
 func (t Target) validate(f string) error {
