@@ -307,7 +307,10 @@ func newTickEnv(t *testing.T, due bool) (*testsuite.TestWorkflowEnvironment, *[]
 		func(_ context.Context, req activities.SnapshotRequest) error { snaps = append(snaps, req); return nil }).Maybe()
 	var prunes []PolicyInput
 	env.OnWorkflow(PrunePolicy, mock.Anything, mock.Anything).Return(
-		func(_ workflow.Context, in PolicyInput) (PruneStatus, error) { prunes = append(prunes, in); return PruneStatus{Phase: PhaseDone}, nil })
+		func(_ workflow.Context, in PolicyInput) (PruneStatus, error) {
+			prunes = append(prunes, in)
+			return PruneStatus{Phase: PhaseDone}, nil
+		})
 	return env, &snaps, &prunes
 }
 
