@@ -238,10 +238,16 @@ func TestPolicyScheduleSnapshotsAndPrunesButKeepsHeld(t *testing.T) {
 	// makes the previous one prunable.
 	seen := map[string]bool{}
 	var last []string
+	var ticks []client.ScheduleActionResult // recent ticks, caught as each new snapshot appears
 	waitFor(t, 150*time.Second, "two scheduled snapshots", func() bool {
 		last = e.snapshots()
 		for _, n := range scheduled(last, start) {
-			seen[n] = true
+			if !seen[n] {
+				seen[n] = true
+				if d, err := e.schedule().Describe(context.Background()); err == nil {
+					ticks = append(ticks, d.Info.RecentActions...)
+				}
+			}
 		}
 		return len(seen) >= 2
 	})
@@ -270,7 +276,7 @@ func TestPolicyScheduleSnapshotsAndPrunesButKeepsHeld(t *testing.T) {
 	}
 
 	// A tick that took a snapshot and started a prune replays.
-	e.replayLastTick(true)
+	e.replayTicks(ticks, true)
 
 	// apply without the policy removes the schedule (and only it).
 	empty := filepath.Join(t.TempDir(), "empty.yaml")
@@ -371,30 +377,39 @@ func TestPolicyPruneOverThresholdWaitsForApproval(t *testing.T) {
 	// The recorded histories (a rejected and an approved prune, with their
 	// updates, and a tick) replay against the current workflow code.
 	replayHistories(t, e.client, workflows.PruneWorkflowID(e.ds.String()), run1, run2)
-	e.replayLastTick(false)
+	d, err := sched.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.replayTicks(d.Info.RecentActions, false)
 }
 
-// replayLastTick waits for the schedule's latest SnapshotPolicy run to end
-// and replays its history; withSnapshot requires that it took a snapshot.
-func (e *policyEnv) replayLastTick(withSnapshot bool) {
+func (e *policyEnv) schedule() client.ScheduleHandle {
+	return e.client.ScheduleClient().GetHandle(context.Background(), workflows.ScheduleID(e.ds.String()))
+}
+
+// replayTicks waits for each SnapshotPolicy run to end and replays its
+// history; withSnapshot requires one of them to have taken a snapshot.
+func (e *policyEnv) replayTicks(ticks []client.ScheduleActionResult, withSnapshot bool) {
 	e.t.Helper()
-	d, err := e.client.ScheduleClient().GetHandle(context.Background(), workflows.ScheduleID(e.ds.String())).Describe(context.Background())
-	if err != nil || len(d.Info.RecentActions) == 0 {
-		e.t.Fatalf("no recent schedule action: %v", err)
-	}
-	for i := len(d.Info.RecentActions) - 1; i >= 0; i-- {
-		r := d.Info.RecentActions[i].StartWorkflowResult
+	done := map[string]bool{}
+	snapshotted := false
+	for _, a := range ticks {
+		r := a.StartWorkflowResult
+		if r == nil || done[r.FirstExecutionRunID] {
+			continue
+		}
+		done[r.FirstExecutionRunID] = true
 		var st workflows.PolicyStatus
 		if err := e.client.GetWorkflow(context.Background(), r.WorkflowID, r.FirstExecutionRunID).Get(e.ctx(time.Minute), &st); err != nil {
 			e.t.Fatalf("tick %s: %v", r.WorkflowID, err)
 		}
-		if withSnapshot && st.Snapshot == "" {
-			continue
-		}
+		snapshotted = snapshotted || st.Snapshot != ""
 		replayHistories(e.t, e.client, r.WorkflowID, r.FirstExecutionRunID)
-		return
 	}
-	e.t.Errorf("none of the recent ticks took a snapshot")
+	if len(done) == 0 || withSnapshot && !snapshotted {
+		e.t.Errorf("replayed %d ticks, none of them took a snapshot (want one)", len(done))
+	}
 }
 
 func assertNoneDestroyed(t *testing.T, before, now []string) {
