@@ -113,7 +113,7 @@ func configCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d targets, %d replications)\n", a.cfgPath, len(cfg.Targets), len(cfg.Replications))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d targets, %d replications, %d policies)\n", a.cfgPath, len(cfg.Targets), len(cfg.Replications), len(cfg.Policies))
 			return nil
 		},
 	})
