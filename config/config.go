@@ -30,6 +30,8 @@ type Config struct {
 	// the transfer receiver (checked by SHA-256). Empty: the running
 	// executable. Set it when targets run another OS or architecture.
 	ReceiverBinary string `yaml:"receiver_binary"`
+	// Policies are per-dataset snapshot policies (see policy.go).
+	Policies []Policy `yaml:"policies"`
 }
 
 // Temporal says how to reach the Temporal server.
@@ -171,6 +173,9 @@ func (c *Config) applyDefaults() {
 		}
 		c.Targets[name] = t
 	}
+	for i := range c.Policies {
+		c.Policies[i].applyDefaults()
+	}
 }
 
 // FieldError names the offending field.
@@ -221,7 +226,7 @@ func (c *Config) Validate() error {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
 	}
-	return nil
+	return c.validatePolicies()
 }
 
 func (t Target) validate(f string) error {
