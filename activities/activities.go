@@ -14,6 +14,7 @@ import (
 
 	"zcloud/config"
 	"zcloud/keys"
+	"zcloud/metrics"
 	"zcloud/transfer"
 	"zcloud/zfsexec"
 )
@@ -31,6 +32,8 @@ type Activities struct {
 	// SessionObserver, when set, sees each transfer session (tests use it
 	// to prove the key never reaches history, logs or process lists).
 	SessionObserver func(transfer.Session)
+	// Metrics may be nil (nothing recorded).
+	Metrics *metrics.Metrics
 	// DialTarget, when set, replaces the SSH dial for a target (tests map
 	// an EC2 instance address to a local sshd; production leaves it nil).
 	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)

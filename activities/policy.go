@@ -349,6 +349,7 @@ func (a *Activities) DestroySnapshots(ctx context.Context, req DestroyRequest) (
 		switch {
 		case err == nil:
 			rep.Destroyed = append(rep.Destroyed, pd.Name)
+			a.Metrics.SnapshotDestroyed(req.Dataset.String())
 			log.Info("prune: destroyed", zap.String("snapshot", snap.String()))
 		case errors.Is(err, zfsexec.ErrDatasetNotFound):
 			skip(pd.Name, SkipGone)

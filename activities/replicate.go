@@ -164,6 +164,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	stop()
 	rep.Bytes = m.n.Load()
 	rep.Seconds = time.Since(begin).Seconds()
+	a.Metrics.SendDone(req.Target, tcfg.Transport, rep.Bytes, time.Since(begin), err)
 	if err != nil {
 		if errors.Is(err, zfsexec.ErrResumeTokenPresent) || errors.Is(err, zfsexec.ErrStreamMismatch) && rep.Resumed {
 			// A stale token: discard the partial state so the next attempt
