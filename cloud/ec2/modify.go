@@ -47,6 +47,13 @@ func (m VolumeModification) Record() poolplan.Modification {
 	return poolplan.Modification{VolumeID: m.VolumeID, Start: m.Start, State: m.State, TargetSizeGiB: m.TargetSizeGiB}
 }
 
+// sameAs matches a history entry to m, allowing for clock skew between the
+// caller's clock and EBS's start time.
+func (m VolumeModification) sameAs(h poolplan.Modification) bool {
+	d := h.Start.Sub(m.Start)
+	return h.VolumeID == m.VolumeID && h.TargetSizeGiB == m.TargetSizeGiB && d < 5*time.Minute && d > -5*time.Minute
+}
+
 // ModifyLimitError says when the 4-per-24-h rule allows the next
 // modification, so a workflow can sleep until then.
 type ModifyLimitError struct {
@@ -100,7 +107,9 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 		return VolumeModification{}, retryable(op, "IncorrectModificationState", "modification started %s is still %s", latest.Start.Format(time.RFC3339), latest.State)
 	}
 	history := spec.History
-	if err == nil && !latest.Start.IsZero() && !slices.ContainsFunc(history, func(m poolplan.Modification) bool { return m.Start.Equal(latest.Start) }) {
+	// EBS's latest modification counts even if the caller lost its record
+	// (a crash between ModifyVolume and saving the history).
+	if err == nil && !latest.Start.IsZero() && !slices.ContainsFunc(history, latest.sameAs) {
 		history = append(slices.Clone(history), latest.Record())
 	}
 	now := spec.Now
