@@ -2,10 +2,10 @@ package ec2
 
 import (
 	"context"
-
-	sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"testing"
 	"time"
+
+	sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 func TestInstancePrice(t *testing.T) {
