@@ -62,3 +62,27 @@ func SpotInterruption(ctx context.Context, endpoint string) (*SpotNotice, error)
 	}
 	return ParseSpotNotice(b)
 }
+
+// WaitSpotInterruption polls every interval until a notice appears (and
+// returns it) or ctx ends. Transient IMDS errors are retried; the receiver
+// agent runs this beside a transfer to stop cleanly within the 2 minutes.
+func WaitSpotInterruption(ctx context.Context, endpoint string, interval time.Duration) (*SpotNotice, error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last error
+	for {
+		n, err := SpotInterruption(ctx, endpoint)
+		if n != nil {
+			return n, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+			}
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -35,6 +35,22 @@ func TestSpotInterruptionFromMetadataMock(t *testing.T) {
 	}
 }
 
+func TestWaitSpotInterruption(t *testing.T) {
+	mock := testenv.StartIMDSMock(t, "spot", "-I", "-d", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := WaitSpotInterruption(ctx, mock.Endpoint, 100*time.Millisecond)
+	if err != nil || n.Action != "terminate" {
+		t.Fatalf("%+v %v", n, err)
+	}
+	// Nothing listening: gives up with ctx, naming the last error.
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if _, err := WaitSpotInterruption(short, "http://127.0.0.1:1", 50*time.Millisecond); err == nil {
+		t.Fatal("no IMDS, no error")
+	}
+}
+
 func TestParseSpotNotice(t *testing.T) {
 	n, err := ParseSpotNotice([]byte(`{"action": "terminate", "time": "2026-03-02T03:15:00Z"}`))
 	if err != nil || n.Action != "terminate" || !n.Time.Equal(time.Date(2026, 3, 2, 3, 15, 0, 0, time.UTC)) {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"zcloud/poolplan"
 )
@@ -250,5 +251,36 @@ func TestModifyVolumeWaitsForTheRunningModification(t *testing.T) {
 	defer cancel()
 	if _, err := c.WaitModification(short, v.ID, false); !IsRetryable(err) {
 		t.Fatalf("wait on a stuck modification: %v", err)
+	}
+}
+
+// deviceTakenFake wraps moto and rejects the first attach under a device name
+// as AWS does when a concurrent attach took it (moto never checks).
+type deviceTakenFake struct {
+	API
+	taken string
+	tried []string
+}
+
+func (f *deviceTakenFake) AttachVolume(ctx context.Context, in *sdk.AttachVolumeInput, o ...func(*sdk.Options)) (*sdk.AttachVolumeOutput, error) {
+	f.tried = append(f.tried, aws.ToString(in.Device))
+	if aws.ToString(in.Device) == f.taken {
+		return nil, &smithy.GenericAPIError{Code: "InvalidParameterValue", Message: "Attachment point " + f.taken + " is already in use"}
+	}
+	return f.API.AttachVolume(ctx, in, o...)
+}
+
+func TestAttachRetriesATakenDeviceName(t *testing.T) {
+	e := newMotoEnv(t)
+	ctx := testCtx(t)
+	inst := e.runningInstance(t)
+	v, err := e.c.CreateVolume(ctx, VolumeSpec{AvailabilityZone: inst.AvailabilityZone, Type: poolplan.GP3, SizeGiB: 1, ClientToken: unique("taken")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &deviceTakenFake{API: e.api, taken: "/dev/sdf"}
+	a, err := New(f, fastOptions()).AttachVolume(ctx, v.ID, inst.ID)
+	if err != nil || a.Device != "/dev/sdg" || len(f.tried) != 2 {
+		t.Fatalf("attach: %+v %v after %v", a, err, f.tried)
 	}
 }
