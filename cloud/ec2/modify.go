@@ -85,6 +85,19 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 	if spec.SizeGiB != 0 {
 		target.SizeGiB = spec.SizeGiB
 	}
+	if target.Type == v.Type {
+		// Unchanged performance settings are checked as they are (io1/io2
+		// need IOPS); across types they come from the new type's defaults.
+		if target.IOPS == 0 {
+			target.IOPS = v.IOPS
+		}
+		if target.Throughput == 0 {
+			target.Throughput = v.Throughput
+		}
+		if lim, ok := poolplan.Limits(target.Type); ok && lim.MaxIOPS == 0 {
+			target.IOPS, target.Throughput = 0, 0 // gp2/st1/sc1 report derived values
+		}
+	}
 	if target.SizeGiB < v.SizeGiB {
 		return VolumeModification{}, permanent(op, "EBS volumes cannot shrink (%d GiB → %d GiB)", v.SizeGiB, target.SizeGiB)
 	}

@@ -284,3 +284,24 @@ func TestAttachRetriesATakenDeviceName(t *testing.T) {
 		t.Fatalf("attach: %+v %v after %v", a, err, f.tried)
 	}
 }
+
+func TestModifyKeepsProvisionedIOPS(t *testing.T) {
+	e := newMotoEnv(t)
+	ctx := testCtx(t)
+	v, err := e.c.CreateVolume(ctx, VolumeSpec{AvailabilityZone: e.az, Type: poolplan.IO2, SizeGiB: 10, IOPS: 1000, ClientToken: unique("io2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Growing an io2 volume without restating its IOPS is fine...
+	if m, err := e.c.ModifyVolume(ctx, ModifySpec{VolumeID: v.ID, SizeGiB: 20, Now: time.Now()}); err != nil || m.TargetSizeGiB != 20 {
+		t.Fatalf("grow io2: %+v %v", m, err)
+	}
+	// ...and gp2 → gp3 takes gp3's defaults, not gp2's derived IOPS.
+	g, err := e.c.CreateVolume(ctx, VolumeSpec{AvailabilityZone: e.az, Type: poolplan.GP2, SizeGiB: 10, ClientToken: unique("gp2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := e.c.ModifyVolume(ctx, ModifySpec{VolumeID: g.ID, Type: poolplan.GP3, Now: time.Now()}); err != nil || m.Unchanged {
+		t.Fatalf("gp2 → gp3: %+v %v", m, err)
+	}
+}
