@@ -6,12 +6,12 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"zcloud/cloud/ec2"
 	"zcloud/config"
 	"zcloud/keys"
 	"zcloud/metrics"
@@ -37,6 +37,9 @@ type Activities struct {
 	// DialTarget, when set, replaces the SSH dial for a target (tests map
 	// an EC2 instance address to a local sshd; production leaves it nil).
 	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)
+	// HostKeyGen, when set, replaces ec2.GenerateHostKey for launched
+	// instances (tests inject the key their sshd serves; see session.go).
+	HostKeyGen func() (ec2.HostKey, error)
 
 	capsMu sync.Mutex
 	caps   map[string]zfsexec.Capabilities
@@ -100,26 +103,7 @@ func classify(err error) error {
 
 // target returns the configured target and an SSH runner to it.
 func (a *Activities) target(ctx context.Context, name string) (config.Target, *zfsexec.SSH, error) {
-	t, ok := a.Config.Targets[name]
-	if !ok {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("no target named %q in the configuration", name))
-	}
-	signer, err := zfsexec.LoadSigner(t.SSH.IdentityFile)
-	if err != nil {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
-	}
-	sc := zfsexec.SSHConfig{Host: t.SSH.Host, Port: t.SSH.Port, User: t.SSH.User, Signer: signer,
-		KnownHostsFile: t.SSH.KnownHostsFile, HostKey: t.SSH.HostKey, ConnectTimeout: t.SSH.ConnectTimeout}
-	if a.DialTarget != nil {
-		if sc, err = a.DialTarget(name, sc); err != nil {
-			return t, nil, err
-		}
-	}
-	r, err := zfsexec.NewSSH(sc, a.Log.With(zap.String("target", name)))
-	if err != nil {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
-	}
-	return t, r, nil
+	return a.targetAt(ctx, name, TargetAddr{})
 }
 
 // capabilities detects (once per host) what the ZFS on r can do.

@@ -28,7 +28,20 @@ type TargetCheck struct {
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
 func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
-	_, r, err := a.target(ctx, target)
+	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
+}
+
+// CheckRequest names a target and, for a session's instance, where it is.
+type CheckRequest struct {
+	Target string     `json:"target"`
+	At     TargetAddr `json:"at,omitzero"`
+}
+
+// CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
+// session's instance).
+func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
+	target := req.Target
+	_, r, err := a.targetAt(ctx, target, req.At)
 	if err != nil {
 		return TargetCheck{}, err
 	}
@@ -87,6 +100,9 @@ type SendRequest struct {
 	Target        string           `json:"target"`
 	TargetDataset zfsexec.Dataset  `json:"target_dataset"`
 	Raw           bool             `json:"raw"`
+	// At, when set, is where the target is now (an EC2 session's
+	// instance: its address and injected host key).
+	At TargetAddr `json:"at,omitzero"`
 }
 
 // SendReport says what was sent.
@@ -108,7 +124,7 @@ type SendReport struct {
 // exactly what is still missing.
 func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
 	begin := time.Now()
-	tcfg, r, err := a.target(ctx, req.Target)
+	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
 		return SendReport{}, err
 	}

@@ -32,6 +32,7 @@ type Config struct {
 	ReceiverBinary string `yaml:"receiver_binary"`
 	// Policies are per-dataset snapshot policies (see policy.go).
 	Policies []Policy `yaml:"policies"`
+	Notify   Notify   `yaml:"notify"` // where session failures are reported (see ec2.go)
 }
 
 // Temporal says how to reach the Temporal server.
@@ -90,6 +91,8 @@ type Target struct {
 	// port), for firewalls.
 	PortMin int `yaml:"port_min"`
 	PortMax int `yaml:"port_max"`
+
+	EC2 *EC2 `yaml:"ec2"` // kind: ec2 only (see ec2.go)
 }
 
 // SSH connection settings for a target.
@@ -171,6 +174,7 @@ func (c *Config) applyDefaults() {
 		if t.ReceiverPath == "" {
 			t.ReceiverPath = "/usr/local/lib/zcloud/zcloud"
 		}
+		t.EC2.applyDefaultsIfSet()
 		c.Targets[name] = t
 	}
 	for i := range c.Policies {
@@ -213,6 +217,9 @@ func (c *Config) Validate() error {
 		if err := t.validate(f); err != nil {
 			return err
 		}
+		if err := t.validateEC2(f); err != nil {
+			return err
+		}
 	}
 	for i, r := range c.Replications {
 		f := fmt.Sprintf("replications[%d]", i)
@@ -225,6 +232,9 @@ func (c *Config) Validate() error {
 		if _, err := zfsexec.ParseDataset(r.TargetDataset); err != nil {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
+	}
+	if err := c.Notify.validate(); err != nil {
+		return err
 	}
 	return c.validatePolicies()
 }

@@ -29,6 +29,15 @@ type ReplicateInput struct {
 	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
 	// to the server every 0.8 of it); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// TargetHost and TargetHostKey, when set, override the target's
+	// ssh.host and pinned host key: a Session passes its instance's
+	// address and the public host key injected at launch.
+	TargetHost    string `json:"target_host,omitempty"`
+	TargetHostKey string `json:"target_host_key,omitempty"`
+	// Snapshot, when set, is the snapshot name (after '@') to take or, if
+	// it exists, reuse: a Session's replacement instance continues the
+	// same snapshot after a spot interruption.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // ReplicateResult says what happened.
@@ -82,12 +91,23 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
 	})
-	if err := workflow.ExecuteActivity(quick, a.CheckTarget, in.Target).Get(ctx, &res.Target); err != nil {
+	at := activities.TargetAddr{Host: in.TargetHost, HostKey: in.TargetHostKey}
+	var check workflow.Future
+	if at == (activities.TargetAddr{}) {
+		check = workflow.ExecuteActivity(quick, a.CheckTarget, in.Target)
+	} else {
+		check = workflow.ExecuteActivity(quick, a.CheckTargetAt, activities.CheckRequest{Target: in.Target, At: at})
+	}
+	if err := check.Get(ctx, &res.Target); err != nil {
 		return res, fail(&status, "check target", err)
 	}
 
 	status.Phase = "snapshot"
-	snap, err := source.Snapshot(retention.SnapshotName(prefix, workflow.Now(ctx)))
+	snapName := in.Snapshot
+	if snapName == "" {
+		snapName = retention.SnapshotName(prefix, workflow.Now(ctx))
+	}
+	snap, err := source.Snapshot(snapName)
 	if err != nil {
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err)
 	}
@@ -107,7 +127,7 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 	})
-	req := activities.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw}
+	req := activities.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw, At: at}
 	if err := workflow.ExecuteActivity(long, a.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
 		return res, fail(&status, "send", err)
 	}

@@ -23,6 +23,7 @@ func All() []Registration {
 		{SnapshotPolicyName, SnapshotPolicy},
 		{PrunePolicyName, PrunePolicy},
 		{PolicyPlanName, PolicyPlan},
+		{SessionName, Session},
 	}
 }
 

@@ -1,0 +1,699 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
+
+	"zcloud/cloud/awsclient"
+	"zcloud/cloud/ec2"
+	"zcloud/config"
+	"zcloud/zfsexec"
+)
+
+// The session activities: everything the daily EC2 session (workflows.Session)
+// does to the world. Each is idempotent, so a retry after a worker crash
+// finds the state the first attempt left and finishes the job.
+
+// Error types of the session.
+const (
+	ErrTypeLaunch   = "LaunchFailed"
+	ErrTypeSSHReady = "SSHNotReady"
+	ErrTypeUnlock   = "UnlockFailed"
+)
+
+// TagHostKey is the instance tag holding the public host key injected in
+// its user data, so a retried launch that finds the instance the first
+// attempt made pins the key that instance really has.
+const TagHostKey = "zcloud:host-key"
+
+// SessionPlan is what a session does, read from the worker's config (the
+// one source of truth, so a Schedule only needs the target's name).
+type SessionPlan struct {
+	Target            string               `json:"target"`
+	Mode              string               `json:"mode"`
+	Market            string               `json:"market"`
+	InstanceID        string               `json:"instance_id,omitempty"`
+	SpotInterruptions int                  `json:"spot_interruptions"`
+	Parallelism       int                  `json:"parallelism"`
+	Pool              string               `json:"pool"`
+	UnlockMethod      string               `json:"unlock_method"`
+	SSHTimeout        time.Duration        `json:"ssh_timeout"`
+	SpotPollInterval  time.Duration        `json:"spot_poll_interval"`
+	Replications      []PlannedReplication `json:"replications"`
+	Notify            bool                 `json:"notify"`
+}
+
+// PlannedReplication is one configured replication to this target.
+type PlannedReplication struct {
+	Source        string `json:"source"`
+	TargetDataset string `json:"target_dataset"`
+	Raw           bool   `json:"raw"`
+}
+
+func (a *Activities) ec2Target(name string) (config.Target, *config.EC2, error) {
+	t, ok := a.Config.Targets[name]
+	if !ok {
+		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("no target named %q in the configuration", name))
+	}
+	if t.Kind != "ec2" || t.EC2 == nil {
+		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s is not of kind ec2", name))
+	}
+	return t, t.EC2, nil
+}
+
+// PlanSession reads the session for target from the config.
+func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPlan, error) {
+	_, e, err := a.ec2Target(target)
+	if err != nil {
+		return SessionPlan{}, err
+	}
+	p := SessionPlan{Target: target, Mode: e.Mode, Market: e.Market, InstanceID: e.InstanceID,
+		SpotInterruptions: e.SpotInterruptions, Parallelism: e.Parallelism, Pool: e.Pool, UnlockMethod: e.Unlock.Method,
+		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
+		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
+	for _, r := range a.Config.ReplicationsTo(target) {
+		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw})
+	}
+	if len(p.Replications) == 0 {
+		return p, permanent(ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))
+	}
+	return p, nil
+}
+
+// ec2Client builds the EC2 client for a target; its waiters heartbeat.
+func (a *Activities) ec2Client(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
+	api, err := awsclient.EC2(ctx, awsclient.Config{Region: e.Region, Endpoint: e.Endpoint})
+	if err != nil {
+		return nil, permanent(ErrTypeConfig, err)
+	}
+	opts := ec2.Options{OnPoll: func(ctx context.Context, progress string) {
+		activity.RecordHeartbeat(ctx, Progress{Phase: "ec2", Detail: progress})
+	}}
+	if e.PollInterval > 0 {
+		opts.PollInterval = e.PollInterval
+	}
+	return ec2.New(api, opts), nil
+}
+
+// ec2Err turns a cloud/ec2 failure into a Temporal error: permanent ones
+// (bad AMI, subnet, permissions) stop the session at once.
+func ec2Err(errType string, err error) error {
+	var e *ec2.Error
+	if errors.As(err, &e) && !e.Retryable() {
+		return permanent(errType, err)
+	}
+	return err
+}
+
+// LaunchRequest asks for the session's instance number Generation.
+type LaunchRequest struct {
+	Target string `json:"target"`
+	// ClientToken makes the launch idempotent; the workflow derives it
+	// from its id and the generation, never from time or the attempt.
+	ClientToken string `json:"client_token"`
+	// OnDemand forces the on-demand market (after K spot interruptions).
+	OnDemand bool `json:"on_demand,omitempty"`
+}
+
+// SessionInstance is the instance a session works on and how to reach it.
+type SessionInstance struct {
+	Instance ec2.Instance `json:"instance"`
+	// At is the SSH address and the pinned public host key.
+	At TargetAddr `json:"at"`
+}
+
+// LaunchInstance launches (or, on a retry, finds) the session's instance,
+// with a host key generated here and injected through cloud-init user
+// data: only its public half leaves this activity. It waits until the
+// instance runs and attaches the configured EBS volumes.
+func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (SessionInstance, error) {
+	t, e, err := a.ec2Target(req.Target)
+	if err != nil {
+		return SessionInstance{}, err
+	}
+	if e.Mode != config.ModeLaunchTerminate {
+		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: mode is %s, not launch-terminate", req.Target, e.Mode))
+	}
+	c, err := a.ec2Client(ctx, e)
+	if err != nil {
+		return SessionInstance{}, err
+	}
+	gen := a.HostKeyGen
+	if gen == nil {
+		gen = ec2.GenerateHostKey
+	}
+	hk, err := gen()
+	if err != nil {
+		return SessionInstance{}, err
+	}
+	signer, err := zfsexec.LoadSigner(t.SSH.IdentityFile)
+	if err != nil {
+		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
+	}
+	userData, err := ec2.CloudInit{HostKey: hk,
+		AuthorizedKeys: []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}}.UserData()
+	if err != nil {
+		return SessionInstance{}, err
+	}
+	tags := maps.Clone(e.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags[TagHostKey] = hk.Public
+	tags["zcloud:target"] = req.Target
+	spec := ec2.LaunchSpec{AMI: e.AMI, InstanceType: e.InstanceType, SubnetID: e.SubnetID, SecurityGroupIDs: e.SecurityGroupIDs,
+		KeyName: e.KeyName, Tags: tags, UserData: userData, Market: ec2.Market(e.Market), SpotMaxPrice: e.SpotMaxPrice,
+		FallbackInstanceTypes: e.FallbackInstanceTypes, FallbackToOnDemand: e.FallbackToOnDemand, ClientToken: req.ClientToken}
+	if req.OnDemand {
+		spec.Market, spec.SpotMaxPrice = ec2.OnDemand, ""
+	}
+	inst, err := c.Launch(ctx, spec)
+	if err != nil {
+		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+	}
+	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
+	// The key to pin is the one in the instance's user data: a retry that
+	// found the first attempt's instance generated a key nobody uses.
+	pinned := inst.Tags[TagHostKey]
+	if pinned == "" {
+		return SessionInstance{}, permanent(ErrTypeHostKey, fmt.Errorf("instance %s has no %s tag: its host key is unknown, refusing to use it", inst.ID, TagHostKey))
+	}
+	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
+	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
+		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+	}
+	for _, v := range e.Volumes {
+		if _, err := c.AttachVolume(ctx, v, inst.ID); err != nil {
+			return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+		}
+	}
+	return SessionInstance{Instance: inst, At: TargetAddr{Host: inst.Address(), HostKey: pinned}}, nil
+}
+
+// StartInstance starts the configured existing instance (mode start-stop)
+// and waits until it runs. Its host key is the one pinned in the config.
+func (a *Activities) StartInstance(ctx context.Context, target string) (SessionInstance, error) {
+	t, e, err := a.ec2Target(target)
+	if err != nil {
+		return SessionInstance{}, err
+	}
+	c, err := a.ec2Client(ctx, e)
+	if err != nil {
+		return SessionInstance{}, err
+	}
+	if _, err := c.Start(ctx, e.InstanceID); err != nil {
+		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+	}
+	inst, err := c.WaitRunning(ctx, e.InstanceID)
+	if err != nil {
+		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+	}
+	host := t.SSH.Host
+	if host == "" {
+		host = inst.Address()
+	}
+	return SessionInstance{Instance: inst, At: TargetAddr{Host: host}}, nil
+}
+
+// ReleaseRequest names the instance to give back.
+type ReleaseRequest struct {
+	Target     string `json:"target"`
+	InstanceID string `json:"instance_id,omitempty"`
+	// ClientToken (launch-terminate): every live instance launched with it
+	// is terminated too, so a launch that failed after creating an
+	// instance leaves nothing running.
+	ClientToken string `json:"client_token,omitempty"`
+}
+
+// ReleaseInstance detaches the configured volumes and terminates a
+// launched instance, or stops a started one. Releasing a released (or
+// vanished) instance succeeds, so it is safe as a compensation.
+func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) error {
+	_, e, err := a.ec2Target(req.Target)
+	if err != nil {
+		return err
+	}
+	c, err := a.ec2Client(ctx, e)
+	if err != nil {
+		return err
+	}
+	if e.Mode == config.ModeStartStop {
+		if req.InstanceID == "" {
+			return nil
+		}
+		if _, err := c.Stop(ctx, req.InstanceID); err != nil && !ec2.IsNotFound(err) {
+			return ec2Err(ErrTypeLaunch, err)
+		}
+		return nil
+	}
+	// The pool was exported (or the instance is being torn down after a
+	// failure): a forced detach on later attempts frees the volumes for the
+	// next instance even if the OS does not answer.
+	force := activity.GetInfo(ctx).Attempt > 2
+	ids := []string{}
+	if req.InstanceID != "" {
+		ids = append(ids, req.InstanceID)
+	}
+	if req.ClientToken != "" {
+		found, err := c.FindInstancesByTag(ctx, map[string]string{ec2.TagClientToken: req.ClientToken}, false)
+		if err != nil {
+			return ec2Err(ErrTypeLaunch, err)
+		}
+		for _, i := range found {
+			if i.ID != req.InstanceID {
+				ids = append(ids, i.ID)
+			}
+		}
+	}
+	for _, id := range ids {
+		for _, v := range e.Volumes {
+			if err := c.DetachVolume(ctx, v, id, force); err != nil && !ec2.IsNotFound(err) {
+				return ec2Err(ErrTypeLaunch, err)
+			}
+		}
+		if err := c.Terminate(ctx, id); err != nil {
+			return ec2Err(ErrTypeLaunch, err)
+		}
+		a.Log.Info("terminated", zap.String("target", req.Target), zap.String("instance", id))
+	}
+	return nil
+}
+
+// SessionStep addresses the instance for the steps run on it over SSH.
+type SessionStep struct {
+	Target string     `json:"target"`
+	At     TargetAddr `json:"at"`
+}
+
+// WaitSSH waits until the instance answers SSH with the pinned host key,
+// up to the target's ssh_timeout. A different host key is refused at once.
+func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
+	_, e, err := a.ec2Target(req.Target)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(e.SSHTimeout)
+	var last error
+	for try := 1; ; try++ {
+		_, r, err := a.targetAt(ctx, req.Target, req.At)
+		if err != nil {
+			return err
+		}
+		_, err = r.Run(ctx, zfsexec.Cmd{Argv: []string{"true"}})
+		host := r.Host()
+		r.Close()
+		var hk *zfsexec.HostKeyMismatchError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &hk):
+			return permanent(ErrTypeHostKey, err)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		last = err
+		activity.RecordHeartbeat(ctx, Progress{Phase: "wait-ssh", Detail: fmt.Sprintf("try %d: %v", try, err)})
+		if time.Now().After(deadline) {
+			return permanent(ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, e.SSHTimeout, last))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(2*time.Second, e.SSHTimeout/4)):
+		}
+	}
+}
+
+// sessionRunner is an SSH runner to the session's instance.
+func (a *Activities) sessionRunner(ctx context.Context, req SessionStep) (*config.EC2, *zfsexec.SSH, error) {
+	_, e, err := a.ec2Target(req.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, r, err := a.targetAt(ctx, req.Target, req.At)
+	return e, r, err
+}
+
+// Unlock opens the pool's encryption with the key from the worker's key
+// source, fetched here and written only to the remote command's stdin:
+// zfs load-key -L prompt (method zfs, after import), cryptsetup open
+// --key-file=- per device (luks), or the configured command (command).
+// Already unlocked is success. A refused key is a permanent error.
+func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
+	e, r, err := a.sessionRunner(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	u := e.Unlock
+	if u.Method == "none" {
+		return nil
+	}
+	key, err := a.Keys.Get(ctx, u.Key)
+	if err != nil {
+		return permanent(ErrTypeConfig, fmt.Errorf("unlock %s: %w", req.Target, err))
+	}
+	defer clear(key)
+	switch u.Method {
+	case "zfs":
+		caps, err := a.capabilities(ctx, r)
+		if err != nil {
+			return classify(err)
+		}
+		z := zfsexec.ZFS{R: r, Caps: caps}
+		ds, err := zfsexec.ParseDataset(u.Dataset)
+		if err != nil {
+			return permanent(ErrTypeInvalidName, err)
+		}
+		if caps.NativeEncryption {
+			if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "available" {
+				return nil
+			}
+		}
+		if err := z.LoadKey(ctx, ds, bytes.NewReader(key)); err != nil {
+			return unlockErr(err)
+		}
+	case "luks":
+		cs := zfsexec.Cryptsetup{R: r}
+		for _, d := range u.Devices {
+			name := zfsexec.MapperName(d.Name)
+			if open, err := mapperExists(ctx, r, name); err != nil {
+				return err
+			} else if open {
+				continue
+			}
+			dev, err := zfsexec.ParseDevice(d.Device)
+			if err != nil {
+				return permanent(ErrTypeInvalidName, err)
+			}
+			if err := cs.Open(ctx, dev, name, key); err != nil {
+				return unlockErr(err)
+			}
+		}
+	case "command":
+		if _, err := r.Run(ctx, zfsexec.Cmd{Argv: u.Command, Stdin: bytes.NewReader(key)}); err != nil {
+			var ee *zfsexec.ExitError
+			if errors.As(err, &ee) {
+				return permanent(ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
+			}
+			return err
+		}
+	default:
+		return permanent(ErrTypeConfig, fmt.Errorf("unlock method %q", u.Method))
+	}
+	a.Log.Info("unlocked", zap.String("target", req.Target), zap.String("method", u.Method))
+	return nil
+}
+
+// unlockErr: a refused key is permanent; cryptsetup says so with exit 2.
+func unlockErr(err error) error {
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrKeyIncorrect || (ee.Argv[0] == "cryptsetup" && ee.Code == 2)) {
+		return permanent(ErrTypeKeyIncorrect, err)
+	}
+	if zfsexec.IsUnsupported(err) {
+		return permanent(ErrTypeUnsupported, err)
+	}
+	return classify(err)
+}
+
+func mapperExists(ctx context.Context, r zfsexec.Runner, name zfsexec.MapperName) (bool, error) {
+	if _, err := zfsexec.ParseMapperName(string(name)); err != nil {
+		return false, permanent(ErrTypeInvalidName, err)
+	}
+	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", name.Device().String()}})
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) && ee.Code == 1 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// poolImported asks whether the pool is imported on r.
+func poolImported(ctx context.Context, r zfsexec.Runner, p zfsexec.Pool) (bool, error) {
+	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"zpool", "list", "-H", "-o", "name", p.String()}})
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrDatasetNotFound || strings.Contains(ee.Stderr, "no such pool")) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ImportPool imports the session's pool (searching pool_device_dirs);
+// an imported pool is success.
+func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
+	e, r, err := a.sessionRunner(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	pool, err := zfsexec.ParsePool(e.Pool)
+	if err != nil {
+		return permanent(ErrTypeInvalidName, err)
+	}
+	if ok, err := poolImported(ctx, r, pool); err != nil || ok {
+		return classify(err)
+	}
+	var o zfsexec.ImportOptions
+	for _, d := range e.PoolDeviceDirs {
+		dev, err := zfsexec.ParseDevice(d)
+		if err != nil {
+			return permanent(ErrTypeInvalidName, err)
+		}
+		o.Dirs = append(o.Dirs, dev)
+	}
+	if err := (zfsexec.Zpool{R: r}).Import(ctx, pool, o); err != nil {
+		var ee *zfsexec.ExitError
+		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") {
+			return permanent(ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
+		}
+		return classify(err)
+	}
+	a.Log.Info("imported", zap.String("target", req.Target), zap.String("pool", pool.String()))
+	return nil
+}
+
+// ExportPool exports the session's pool; not imported is success. From the
+// third attempt on it forces the export (a receive killed mid-stream can
+// leave a dataset busy for a while).
+func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
+	e, r, err := a.sessionRunner(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	pool, err := zfsexec.ParsePool(e.Pool)
+	if err != nil {
+		return permanent(ErrTypeInvalidName, err)
+	}
+	if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
+		return classify(err)
+	}
+	if err := (zfsexec.Zpool{R: r}).Export(ctx, pool, activity.GetInfo(ctx).Attempt > 2); err != nil {
+		return classify(err)
+	}
+	a.Log.Info("exported", zap.String("target", req.Target), zap.String("pool", pool.String()))
+	return nil
+}
+
+// Lock undoes Unlock after the export: unload the key if the pool is still
+// imported (export already forgets it), close the LUKS devices, or run the
+// lock command.
+func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
+	e, r, err := a.sessionRunner(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	u := e.Unlock
+	switch u.Method {
+	case "zfs":
+		pool, _ := zfsexec.ParsePool(e.Pool)
+		if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
+			return classify(err)
+		}
+		caps, err := a.capabilities(ctx, r)
+		if err != nil {
+			return classify(err)
+		}
+		ds, _ := zfsexec.ParseDataset(u.Dataset)
+		z := zfsexec.ZFS{R: r, Caps: caps}
+		if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "unavailable" {
+			return nil
+		}
+		if err := z.UnloadKey(ctx, ds); err != nil {
+			return classify(err)
+		}
+	case "luks":
+		cs := zfsexec.Cryptsetup{R: r}
+		for _, d := range u.Devices {
+			name := zfsexec.MapperName(d.Name)
+			if open, err := mapperExists(ctx, r, name); err != nil || !open {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if err := cs.Close(ctx, name); err != nil {
+				return classify(err)
+			}
+		}
+	case "command":
+		if len(u.LockCommand) > 0 {
+			if _, err := r.Run(ctx, zfsexec.Cmd{Argv: u.LockCommand}); err != nil {
+				return classify(err)
+			}
+		}
+	}
+	return nil
+}
+
+// spotPoll fetches the spot notice from the instance's IMDS with IMDSv2,
+// run on the instance over SSH (the controller cannot reach its IMDS). The
+// session token travels on curl's stdin (-H @-), not its argv. It prints
+// the document and then the HTTP status on the last line.
+const spotPoll = `set -u
+base=$1
+tok=$(curl -sS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$base/latest/api/token") || exit 3
+printf 'X-aws-ec2-metadata-token: %s\n' "$tok" | curl -sS -m 5 -H @- -w '\n%{http_code}' "$base/latest/meta-data/spot/instance-action" || exit 3`
+
+// parseSpotPoll reads spotPoll's output: nil when there is no notice.
+func parseSpotPoll(out []byte) (*ec2.SpotNotice, error) {
+	s := strings.TrimRight(string(out), "\n")
+	i := strings.LastIndexByte(s, '\n')
+	code, err := strconv.Atoi(strings.TrimSpace(s[i+1:]))
+	if err != nil {
+		return nil, fmt.Errorf("spot poll: unexpected output %q", s)
+	}
+	switch code {
+	case 404:
+		return nil, nil
+	case 200:
+		if i < 0 {
+			return nil, errors.New("spot poll: empty notice")
+		}
+		return ec2.ParseSpotNotice([]byte(s[:i]))
+	}
+	return nil, fmt.Errorf("spot poll: IMDS answered HTTP %d", code)
+}
+
+// WatchSpot polls the instance's IMDS for a spot interruption notice every
+// spot_poll_interval, heartbeating, and returns the notice when one
+// appears. It runs beside the replications and is cancelled when they end.
+// Failed polls (the instance busy, a dropped connection) are retried: a
+// dead instance shows up as failed replications, and a dead worker as a
+// heartbeat timeout.
+func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotNotice, error) {
+	e, r, err := a.sessionRunner(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	log := a.Log.With(zap.String("target", req.Target))
+	for polls := 1; ; polls++ {
+		res, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"sh", "-c", spotPoll, "sh", e.IMDSEndpoint}})
+		var n *ec2.SpotNotice
+		if err == nil {
+			n, err = parseSpotPoll(res.Stdout)
+		}
+		if n != nil {
+			log.Warn("spot interruption notice", zap.String("action", n.Action), zap.Time("time", n.Time))
+			return n, nil
+		}
+		detail := "no notice"
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			detail = err.Error()
+			log.Debug("spot poll failed", zap.Error(err))
+		}
+		activity.RecordHeartbeat(ctx, Progress{Phase: "spot-watch", Detail: fmt.Sprintf("poll %d: %s", polls, detail)})
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(e.SpotPollInterval):
+		}
+	}
+}
+
+// InstanceUse is how long the session had one instance.
+type InstanceUse struct {
+	Instance ec2.Instance `json:"instance"`
+	Seconds  float64      `json:"seconds"`
+}
+
+// CostRequest asks for the price of a session's instances.
+type CostRequest struct {
+	Target string        `json:"target"`
+	Uses   []InstanceUse `json:"uses"`
+}
+
+// CostItem is one instance's share.
+type CostItem struct {
+	InstanceID string    `json:"instance_id"`
+	Type       string    `json:"type"`
+	Market     string    `json:"market"`
+	Hours      float64   `json:"hours"`
+	Price      ec2.Price `json:"price"`
+	USD        float64   `json:"usd"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// CostReport is the session's cost line.
+type CostReport struct {
+	Items    []CostItem `json:"items"`
+	Hours    float64    `json:"hours"`
+	TotalUSD float64    `json:"total_usd"`
+	// Line is the human summary, e.g. "2 instances, 0.42 h, $0.0210".
+	Line string `json:"line"`
+}
+
+// SessionCost prices each instance (spot: the latest spot price, else the
+// max price; on-demand: the configured list price) times its hours.
+func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostReport, error) {
+	_, e, err := a.ec2Target(req.Target)
+	if err != nil {
+		return CostReport{}, err
+	}
+	c, err := a.ec2Client(ctx, e)
+	if err != nil {
+		return CostReport{}, err
+	}
+	var rep CostReport
+	var parts []string
+	unknown := false
+	for _, u := range req.Uses {
+		it := CostItem{InstanceID: u.Instance.ID, Type: u.Instance.Type, Market: string(u.Instance.Market), Hours: u.Seconds / 3600}
+		rep.Hours += it.Hours
+		p, err := c.InstancePrice(ctx, u.Instance, ec2.PriceTable(e.Prices), e.SpotMaxPrice)
+		if err != nil {
+			if ec2.IsRetryable(err) {
+				return CostReport{}, err
+			}
+			it.Error, unknown = err.Error(), true
+			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × unknown price", it.InstanceID, it.Type, it.Market, it.Hours))
+		} else {
+			it.Price, it.USD = p, p.USDPerHour*it.Hours
+			rep.TotalUSD += it.USD
+			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = $%.4f", it.InstanceID, it.Type, it.Market, it.Hours, p, it.USD))
+		}
+		rep.Items = append(rep.Items, it)
+	}
+	total := fmt.Sprintf("$%.4f", rep.TotalUSD)
+	if unknown {
+		total += " + unknown (add the instance type to ec2.prices)"
+	}
+	rep.Line = fmt.Sprintf("%d instance(s), %.3f instance-hours, %s: %s", len(req.Uses), rep.Hours, total, strings.Join(parts, "; "))
+	return rep, nil
+}

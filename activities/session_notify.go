@@ -1,0 +1,29 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"zcloud/cloud/awsclient"
+	"zcloud/cloud/notify"
+)
+
+// Notify sends an event to the configured notifiers (notify: sns and/or
+// webhook); with none configured it does nothing.
+func (a *Activities) Notify(ctx context.Context, e notify.Event) error {
+	var m notify.Multi
+	if s := a.Config.Notify.SNS; s != nil {
+		api, err := awsclient.SNS(ctx, awsclient.Config{Region: s.Region, Endpoint: s.Endpoint})
+		if err != nil {
+			return permanent(ErrTypeConfig, fmt.Errorf("notify.sns: %w", err))
+		}
+		m = append(m, notify.SNS{API: api, TopicARN: s.TopicARN})
+	}
+	if w := a.Config.Notify.Webhook; w != nil {
+		m = append(m, notify.Webhook{URL: w.URL, Headers: w.Headers})
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m.Notify(ctx, e)
+}
