@@ -686,14 +686,22 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 		} else {
 			it.Price, it.USD = p, p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
-			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = $%.4f", it.InstanceID, it.Type, it.Market, it.Hours, p, it.USD))
+			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = %s", it.InstanceID, it.Type, it.Market, it.Hours, p, usd(it.USD)))
 		}
 		rep.Items = append(rep.Items, it)
 	}
-	total := fmt.Sprintf("$%.4f", rep.TotalUSD)
+	total := usd(rep.TotalUSD)
 	if unknown {
 		total += " + unknown (add the instance type to ec2.prices)"
 	}
 	rep.Line = fmt.Sprintf("%d instance(s), %.3f instance-hours, %s: %s", len(req.Uses), rep.Hours, total, strings.Join(parts, "; "))
 	return rep, nil
+}
+
+// usd formats dollars; sub-cent amounts (short test sessions) keep digits.
+func usd(v float64) string {
+	if v > 0 && v < 0.01 {
+		return fmt.Sprintf("$%.6f", v)
+	}
+	return fmt.Sprintf("$%.4f", v)
 }
