@@ -142,6 +142,10 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	log := a.Log.With(zap.String("source", req.Source.String()), zap.String("target", req.Target+":"+req.TargetDataset.String()))
 
 	plan, err := planSend(ctx, src, dst, req)
+	if errors.Is(err, zfsexec.ErrStreamMismatch) {
+		// No snapshot in common: retrying cannot change that.
+		return SendReport{}, permanent(ErrTypeStreamMismatch, err)
+	}
 	if err != nil {
 		return SendReport{}, classify(err)
 	}

@@ -491,7 +491,7 @@ func TestSessionReceiveFailureStillExportsAndTerminates(t *testing.T) {
 
 func TestSessionCancelledMidTransferCompensates(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 1 << 20})
+	s.sessionConfig(sessOpts{bwlimit: 384 << 10})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
 	run := s.startSession()
@@ -541,11 +541,11 @@ func (s *sessEnv) startSessionWorkerProcess() *exec.Cmd {
 
 func TestSessionResumesAfterWorkerIsKilled(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 1 << 20})
+	s.sessionConfig(sessOpts{bwlimit: 384 << 10})
 	s.exportInstancePool()
 	w1 := s.startSessionWorkerProcess()
 	run := s.startSession()
-	s.waitSend(run.GetID(), 1<<20)
+	s.waitSend(run.GetID(), 512<<10)
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -566,11 +566,11 @@ func TestSessionResumesAfterWorkerIsKilled(t *testing.T) {
 func TestSessionSpotInterruptionMovesToReplacement(t *testing.T) {
 	s := newSessEnv(t)
 	imdsPort := testenv.FreePort()
-	s.sessionConfig(sessOpts{bwlimit: 1 << 20, market: "spot", spotK: 1, imds: fmt.Sprintf("http://127.0.0.1:%d", imdsPort)})
+	s.sessionConfig(sessOpts{bwlimit: 384 << 10, market: "spot", spotK: 1, imds: fmt.Sprintf("http://127.0.0.1:%d", imdsPort)})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
 	run := s.startSession()
-	s.waitSend(run.GetID(), 512<<10)
+	s.waitSend(run.GetID(), 256<<10)
 	// The notice appears now, in the middle of the transfer (IMDSv2 only).
 	testenv.StartIMDSMockAt(t, imdsPort, "spot", "-I")
 	var res workflows.SessionResult
