@@ -196,6 +196,21 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	}
 	activity.RecordHeartbeat(ctx, m.progress("done", total))
 	log.Info("sent", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
+	if rep.Resumed {
+		// The resumed stream ends at the snapshot the interrupted send was
+		// for, which may be older than req.Snapshot (an earlier session's):
+		// go on from there, so the target really reaches req.Snapshot.
+		more, err := a.SendSnapshots(ctx, req)
+		if err != nil {
+			return rep, err
+		}
+		if !more.AlreadyDone {
+			more.Bytes += rep.Bytes
+			more.Resumed = true
+			more.Seconds = time.Since(begin).Seconds()
+			return more, nil
+		}
+	}
 	return rep, nil
 }
 

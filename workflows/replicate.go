@@ -124,6 +124,9 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 48 * time.Hour,
 		HeartbeatTimeout:    hb,
+		// A cancelled send ends when its processes are gone on both ends,
+		// so a Session can export the pool under it right after.
+		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 	})
