@@ -472,9 +472,19 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		}
 		o.Dirs = append(o.Dirs, dev)
 	}
-	if err := (zfsexec.Zpool{R: r}).Import(ctx, pool, o); err != nil {
-		var ee *zfsexec.ExitError
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") {
+	err = (zfsexec.Zpool{R: r}).Import(ctx, pool, o)
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) && strings.Contains(ee.Stderr, "another system") {
+		// Last used by an instance that died without exporting it (a spot
+		// interruption): the volumes are attached here now, so take it.
+		a.Log.Warn("pool was not exported by its last host; importing with -f", zap.String("pool", pool.String()))
+		o.Force = true
+		err = (zfsexec.Zpool{R: r}).Import(ctx, pool, o)
+	}
+	if err != nil {
+		// Freshly attached volumes can take a moment to show up; after a
+		// few tries a missing pool is a clear, permanent error.
+		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") && activity.GetInfo(ctx).Attempt >= 3 {
 			return permanent(ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
 		}
 		return classify(err)
@@ -484,7 +494,7 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 }
 
 // ExportPool exports the session's pool; not imported is success. From the
-// third attempt on it forces the export (a receive killed mid-stream can
+// fourth attempt on it forces the export (a receive killed mid-stream can
 // leave a dataset busy for a while).
 func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
@@ -499,7 +509,7 @@ func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
 	if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
 		return classify(err)
 	}
-	if err := (zfsexec.Zpool{R: r}).Export(ctx, pool, activity.GetInfo(ctx).Attempt > 2); err != nil {
+	if err := (zfsexec.Zpool{R: r}).Export(ctx, pool, activity.GetInfo(ctx).Attempt > 3); err != nil {
 		return classify(err)
 	}
 	a.Log.Info("exported", zap.String("target", req.Target), zap.String("pool", pool.String()))

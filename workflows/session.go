@@ -416,7 +416,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 	step := activities.SessionStep{Target: s.plan.Target, At: s.inst.At}
 	attempts := int32(6)
 	if quick {
-		attempts = 3
+		attempts = 4
 	}
 	onHost := s.opts(ctx, 3*time.Minute, 0, attempts)
 	if s.imported {
