@@ -598,3 +598,62 @@ func TestSessionSpotInterruptionMovesToReplacement(t *testing.T) {
 	s.assertNoneRunning(s.moto, 2)
 	s.assertReplicated()
 }
+
+func TestSessionCLIScheduleRunStatus(t *testing.T) {
+	s := newSessEnv(t)
+	s.sessionConfig(sessOpts{})
+	s.startWorker(s.cfg, s.seams)
+	s.exportInstancePool()
+	bin, err := zcloudBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zc := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--config", s.cfgPath)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("zcloud %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { exec.Command(bin, "session", "schedule", "--delete", "--config", s.cfgPath).Run() })
+
+	if out := zc("session", "schedule"); !strings.Contains(out, "create session/nightly: daily at 02:30 Europe/London") {
+		t.Fatalf("schedule: %s", out)
+	}
+	desc, err := s.client.ScheduleClient().GetHandle(s.ctx(10*time.Second), "session/nightly").Describe(s.ctx(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := desc.Schedule.Spec
+	if spec.TimeZoneName != "Europe/London" || len(spec.Calendars) != 1 || spec.Calendars[0].Hour[0].Start != 2 || spec.Calendars[0].Minute[0].Start != 30 {
+		t.Fatalf("schedule spec %+v", spec)
+	}
+	if len(desc.Info.NextActionTimes) == 0 {
+		t.Fatal("the schedule has no next run")
+	}
+	next := desc.Info.NextActionTimes[0].In(time.FixedZone("", 0))
+	loc, _ := time.LoadLocation("Europe/London")
+	if l := next.In(loc); l.Hour() != 2 || l.Minute() != 30 {
+		t.Fatalf("next run %s is not 02:30 in London", l)
+	}
+	if out := zc("session", "schedule", "--dry-run"); !strings.Contains(out, "would update session/nightly") {
+		t.Fatalf("dry run: %s", out)
+	}
+
+	out := zc("session", "run", "nightly")
+	t.Logf("zcloud session run:\n%s", out)
+	for _, want := range []string{"  replicating", "state: done", "dataset: " + s.src.Pool.String() + "/data1", "(full,", "cost: 1 instance(s)", "instance: i-"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("session run output lacks %q", want)
+		}
+	}
+	out = zc("session", "status", "nightly")
+	if !strings.Contains(out, "session session/nightly") || !strings.Contains(out, "state: done") || !strings.Contains(out, "Completed") {
+		t.Errorf("session status:\n%s", out)
+	}
+	if out := zc("session", "schedule", "--delete"); !strings.Contains(out, "delete session/nightly") {
+		t.Errorf("delete: %s", out)
+	}
+	s.assertNoneRunning(s.moto, 1)
+}
