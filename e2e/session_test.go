@@ -621,7 +621,7 @@ func TestSessionCLIScheduleRunStatus(t *testing.T) {
 	if out := zc("session", "schedule"); !strings.Contains(out, "create session/nightly: daily at 02:30 Europe/London") {
 		t.Fatalf("schedule: %s", out)
 	}
-	desc, err := s.client.ScheduleClient().GetHandle(s.ctx(10*time.Second), "session/nightly").Describe(s.ctx(10*time.Second))
+	desc, err := s.client.ScheduleClient().GetHandle(s.ctx(10*time.Second), "session/nightly").Describe(s.ctx(10 * time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
