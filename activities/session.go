@@ -193,9 +193,11 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
 	}
 	for _, v := range e.Volumes {
-		if _, err := c.AttachVolume(ctx, v, inst.ID); err != nil {
+		att, err := c.AttachVolume(ctx, v, inst.ID)
+		if err != nil {
 			return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
 		}
+		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
 	}
 	return SessionInstance{Instance: inst, At: TargetAddr{Host: inst.Address(), HostKey: pinned}}, nil
 }

@@ -8,7 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sdkec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
@@ -55,6 +60,10 @@ type sessOpts struct {
 	sshTimeout     string
 	bwlimit        int64
 	wrongKeyOnDisk bool
+	subnet         string   // subnet_id
+	volumes        []string // EBS volumes attached to the launched instance
+	startStop      string   // mode start-stop of this instance (host key pinned in ssh:)
+	webhook        string   // notify.webhook.url
 }
 
 func newSessEnv(t *testing.T) *sessEnv {
@@ -142,6 +151,22 @@ func (s *sessEnv) sessionConfig(o sessOpts) *config.Config {
 			s.t.Fatal(err)
 		}
 	}
+	launch := fmt.Sprintf("ami: %s\n      instance_type: t3.micro", o.ami)
+	sshExtra := ""
+	if o.startStop != "" {
+		launch = "mode: start-stop\n      instance_id: " + o.startStop
+		sshExtra = fmt.Sprintf("host_key: %q, ", s.sshd.HostKey)
+	}
+	if o.subnet != "" {
+		launch += "\n      subnet_id: " + o.subnet
+	}
+	if len(o.volumes) > 0 {
+		launch += "\n      volumes: [" + strings.Join(o.volumes, ", ") + "]"
+	}
+	notifyCfg := ""
+	if o.webhook != "" {
+		notifyCfg = fmt.Sprintf("notify: {webhook: {url: %q}}", o.webhook)
+	}
 	spot := ""
 	if o.market == "spot" {
 		spot = fmt.Sprintf("spot_max_price: \"0.05\"\n      spot_interruptions: %d", o.spotK)
@@ -152,18 +177,18 @@ temporal: {address: %q, namespace: %q, task_queue: %q}
 log: {level: debug}
 receiver_binary: %q
 keys: {dir: %q}
+%s
 targets:
   nightly:
     kind: ec2
     transport: parallel
     bandwidth_limit: %d
     receiver_path: %q
-    ssh: {user: %s, identity_file: %q, connect_timeout: 5s}
+    ssh: {%suser: %s, identity_file: %q, connect_timeout: 5s}
     ec2:
       region: us-east-1
       endpoint: %q
-      ami: %s
-      instance_type: t3.micro
+      %s
       tags: {zcloud-test: %s}
       market: %s
       %s
@@ -180,8 +205,8 @@ targets:
 replications:
   - {source: %s/data1, target: nightly, target_dataset: %s/backup/data1}
   - {source: %s/data2, target: nightly, target_dataset: %s/backup/data2}
-`, s.temporal.HostPort, s.temporal.Namespace, s.queue, bin, s.keyDir, o.bwlimit, filepath.Join(s.t.TempDir(), "bin", "zcloud"),
-		s.sshd.User, s.sshd.ClientKeyPath, s.moto.Endpoint, o.ami, s.tag, o.market, spot, pool, s.dst.Dir, s.unlock, want,
+`, s.temporal.HostPort, s.temporal.Namespace, s.queue, bin, s.keyDir, notifyCfg, o.bwlimit, filepath.Join(s.t.TempDir(), "bin", "zcloud"),
+		sshExtra, s.sshd.User, s.sshd.ClientKeyPath, s.moto.Endpoint, launch, s.tag, o.market, spot, pool, s.dst.Dir, s.unlock, want,
 		o.imds, o.sshTimeout, s.src.Pool, pool, s.src.Pool, pool)
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
@@ -302,7 +327,8 @@ func failed(t *testing.T, run client.WorkflowRun, ctx context.Context) *temporal
 
 func TestSessionLaunchesUnlocksReplicatesAndTerminates(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 4 << 20})
+	subnet, vol := s.motoVolume()
+	s.sessionConfig(sessOpts{bwlimit: 4 << 20, subnet: subnet, volumes: []string{vol}})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
 
@@ -352,6 +378,12 @@ func TestSessionLaunchesUnlocksReplicatesAndTerminates(t *testing.T) {
 		t.Errorf("instance tag %s = %q, want the injected key", activities.TagHostKey, found[0].Tags[activities.TagHostKey])
 	}
 	s.assertReplicated()
+	if !strings.Contains(s.logs.String(), `"volume":"`+vol+`","device":"/dev/`) {
+		t.Errorf("volume %s was never attached", vol)
+	}
+	if v := s.volume(vol); v.State != ec2.VolumeAvailable || len(v.Attachments) != 0 {
+		t.Errorf("volume %s after the session: %+v, want detached", vol, v)
+	}
 
 	// The pool key: never in the history, the logs, process arguments, or
 	// any file on the "instance" (this host's temp and home directories,
@@ -450,7 +482,13 @@ func TestSessionSSHNeverReadyTerminates(t *testing.T) {
 
 func TestSessionWrongKeyFailsAndTerminates(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{wrongKeyOnDisk: true})
+	hook := make(chan []byte, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hook <- b
+	}))
+	t.Cleanup(srv.Close)
+	s.sessionConfig(sessOpts{wrongKeyOnDisk: true, webhook: srv.URL})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
 	run := s.startSession()
@@ -462,6 +500,81 @@ func TestSessionWrongKeyFailsAndTerminates(t *testing.T) {
 		t.Error("the pool was imported although the unlock failed")
 	}
 	s.assertNoneRunning(s.moto, 1)
+	select {
+	case b := <-hook:
+		if !strings.Contains(string(b), "backup session to nightly failed") || !strings.Contains(string(b), "wrong key") || bytes.Contains(b, []byte(s.key)) {
+			t.Errorf("notification %s", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no failure notification reached the webhook")
+	}
+}
+
+// motoVolume makes an EBS volume in the AZ of moto's first subnet.
+func (s *sessEnv) motoVolume() (subnet, volume string) {
+	s.t.Helper()
+	api, err := awsclient.EC2(context.Background(), awsclient.Config{Region: s.moto.Region, Endpoint: s.moto.Endpoint})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	subs, err := api.DescribeSubnets(s.ctx(30*time.Second), &sdkec2.DescribeSubnetsInput{})
+	if err != nil || len(subs.Subnets) == 0 {
+		s.t.Fatalf("moto subnets: %v", err)
+	}
+	sub := subs.Subnets[0]
+	v, err := ec2.New(api, ec2.Options{PollInterval: 50 * time.Millisecond}).CreateVolume(s.ctx(30*time.Second), ec2.VolumeSpec{
+		AvailabilityZone: aws.ToString(sub.AvailabilityZone), Type: "gp3", SizeGiB: 8, ClientToken: s.tag + "-vol",
+		Tags: map[string]string{"zcloud-test": s.tag}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return aws.ToString(sub.SubnetId), v.ID
+}
+
+func (s *sessEnv) volume(id string) ec2.Volume {
+	s.t.Helper()
+	api, err := awsclient.EC2(context.Background(), awsclient.Config{Region: s.moto.Region, Endpoint: s.moto.Endpoint})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	v, err := ec2.New(api, ec2.Options{}).DescribeVolume(s.ctx(30*time.Second), id)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
+func TestSessionStartStopModeStopsTheInstance(t *testing.T) {
+	s := newSessEnv(t)
+	api, err := awsclient.EC2(context.Background(), awsclient.Config{Region: s.moto.Region, Endpoint: s.moto.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.New(api, ec2.Options{PollInterval: 50 * time.Millisecond})
+	inst, err := c.Launch(s.ctx(time.Minute), ec2.LaunchSpec{AMI: "ami-0123456789abcdef0", InstanceType: "t3.micro",
+		Tags: map[string]string{"zcloud-test": s.tag}, ClientToken: s.tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stop(s.ctx(time.Minute), inst.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.sessionConfig(sessOpts{startStop: inst.ID})
+	s.startWorker(s.cfg, s.seams)
+	s.exportInstancePool()
+	run := s.startSession()
+	var res workflows.SessionResult
+	if err := run.Get(s.ctx(3*time.Minute), &res); err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	if len(res.Status.Instances) != 1 || res.Status.Instances[0].ID != inst.ID {
+		t.Errorf("instances %+v", res.Status.Instances)
+	}
+	got, err := c.DescribeInstance(s.ctx(time.Minute), inst.ID)
+	if err != nil || got.State != ec2.StateStopped {
+		t.Errorf("instance after the session: %s %v, want stopped", got.State, err)
+	}
+	s.assertReplicated()
 }
 
 func TestSessionReceiveFailureStillExportsAndTerminates(t *testing.T) {
