@@ -311,17 +311,18 @@ usage_start() {
 	cat >&2 <<-EOF
 	usage: openzfs-vm.sh start [--run-dir DIR] [--disks N] [--disk-size SIZE]
 	         [--disk SERIAL:SIZE]... [--ssh-port PORT] [--forward HOSTPORT:GUESTPORT]...
-	         [--memory MiB] [--cpus N] [--timeout SECONDS]
+	         [--memory MiB] [--cpus N] [--timeout SECONDS] [--watch-pid PID]
 	Disk serials are EBS-like volume ids of at most 20 characters (virtio-blk's
 	limit), e.g. vol0123456789abcdef0; the guest sees /dev/disk/by-id/virtio-SERIAL.
 	Prints the run directory's vm.env (also written to DIR/vm.env).
+	--watch-pid: stop the VM when process PID exits (e.g. a killed go test).
 	EOF
 }
 
 cmd_start() {
 	local run_dir="" ndisks=0 disk_size=1G ssh_port="" mem=${ZCLOUD_VM_MEMORY:-2048}
 	local cpus=${ZCLOUD_VM_CPUS:-2} timeout=${ZCLOUD_VM_BOOT_TIMEOUT:-300}
-	local disks=() fwds=()
+	local disks=() fwds=() watch_pid=""
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--run-dir) run_dir=$2; shift 2 ;;
@@ -333,6 +334,7 @@ cmd_start() {
 		--memory) mem=$2; shift 2 ;;
 		--cpus) cpus=$2; shift 2 ;;
 		--timeout) timeout=$2; shift 2 ;;
+		--watch-pid) watch_pid=$2; shift 2 ;;
 		-h|--help) usage_start; exit 0 ;;
 		*) usage_start; die "unknown option $1" ;;
 		esac
@@ -452,6 +454,13 @@ cmd_start() {
 		for f in "${fwds[@]}"; do echo "ZCLOUD_VM_FORWARD_${f#*:}=${f%%:*}"; done
 	} >"$R/vm.env"
 
+	if [ -n "$watch_pid" ]; then
+		setsid bash -c 'while kill -0 "$1" 2>/dev/null && [ -e "$2/qemu.pid" ]; do sleep 2; done
+			[ -e "$2/qemu.pid" ] && exec "$3" stop --run-dir "$2"' watcher "$watch_pid" "$R" "$SCRIPT_DIR/openzfs-vm.sh" \
+			</dev/null >/dev/null 2>&1 &
+		echo $! >"$R/watcher.pid"
+		track watcher.pid
+	fi
 	log "VM booting (pid $(cat "$R/qemu.pid"), ssh 127.0.0.1:$port, run dir $R)"
 	local t0=$SECONDS
 	while :; do
@@ -493,6 +502,9 @@ cmd_stop() {
 	[ -s "$R/qemu.pid" ] && pid=$(cat "$R/qemu.pid")
 	alive() { [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qa qemu "/proc/$pid/cmdline" 2>/dev/null; }
 	waitgone() { local i; for i in $(seq 1 "$1"); do alive || return 0; sleep 1; done; ! alive; }
+	if [ -s "$R/watcher.pid" ] && [ "$(cat "$R/watcher.pid")" != "$$" ]; then
+		kill "$(cat "$R/watcher.pid")" 2>/dev/null || true
+	fi
 	if alive; then
 		log "stopping VM (pid $pid)"
 		# 1. clean: busybox poweroff runs rc.shutdown (zpool export -a, sync).
