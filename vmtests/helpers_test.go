@@ -204,12 +204,12 @@ func (h *host) createEncrypted(t *testing.T, d zfsexec.Dataset, key string, extr
 // its SHA-256 as sha256sum prints it.
 func (h *host) writeRandom(t *testing.T, path string, mib int) string {
 	t.Helper()
-	return h.sh(t, `dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null && sync && sha256sum "$1" | cut -d' ' -f1`, path, fmt.Sprint(mib))
+	return h.sh(t, `dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null && sync && s=$(sha256sum "$1") && echo "${s%% *}"`, path, fmt.Sprint(mib))
 }
 
 func (h *host) sha256(t *testing.T, path string) string {
 	t.Helper()
-	return h.sh(t, `sha256sum "$1" | cut -d' ' -f1`, path)
+	return h.sh(t, `s=$(sha256sum "$1") && echo "${s%% *}"`, path)
 }
 
 func (h *host) prop(t *testing.T, target zfsexec.Target, name zfsexec.PropName) string {

@@ -305,7 +305,7 @@ func TestDiffLive(t *testing.T) {
 		"+ F /café",
 		"+ F /with space",
 		"- F /gone",
-		"M / ",
+		"M / /",
 		"M F /keep",
 		"R F /old -> /new",
 	}
@@ -386,6 +386,9 @@ func TestBookmarkIncrementalBase(t *testing.T) {
 	}
 	if len(dsnaps) != 2 || dsnaps[0].GUID != bms[0].GUID || dsnaps[1].Snapshot.Name() != "s2" {
 		t.Fatalf("target snapshots %+v", dsnaps)
+	}
+	if err := h.zfs.Mount(ctx, dst); err != nil {
+		t.Fatal(err)
 	}
 	if got := h.sha256(t, "/"+dst.String()+"/f2"); got != sum2 {
 		t.Fatalf("f2 on target: %s, want %s", got, sum2)
@@ -660,17 +663,31 @@ func TestParsersLive(t *testing.T) {
 	var snaps []zfsexec.Snapshot
 	for _, n := range []string{"2026-11-22T0000Z", "2026-11-22T0100Z"} {
 		s, _ := ds.Snapshot(n)
+		if err := h.zfs.Snapshot(ctx, false, zfsexec.Props{}, s); err != nil {
+			t.Fatal(err)
+		}
 		snaps = append(snaps, s)
-	}
-	if err := h.zfs.Snapshot(ctx, false, zfsexec.Props{}, snaps...); err != nil {
-		t.Fatal(err)
 	}
 	list, err := h.zfs.ListSnapshots(ctx, ds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Snapshot != snaps[0] || list[0].GUID == 0 || list[0].CreateTXG != list[1].CreateTXG {
+	if len(list) != 2 || list[0].Snapshot != snaps[0] || list[1].Snapshot != snaps[1] ||
+		list[0].GUID == 0 || list[0].CreateTXG >= list[1].CreateTXG || list[0].Creation == 0 {
 		t.Fatalf("snapshots %+v", list)
+	}
+	// Several datasets in one atomic zfs snapshot share a txg.
+	ds2 := zfsexec.MustDataset(p.String() + "/d2")
+	if err := h.zfs.Create(ctx, ds2, zfsexec.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m1, _ := ds.Snapshot("multi")
+	m2, _ := ds2.Snapshot("multi")
+	if err := h.zfs.Snapshot(ctx, false, zfsexec.Props{}, m1, m2); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := h.prop(t, m1, "createtxg"), h.prop(t, m2, "createtxg"); a != b {
+		t.Fatalf("atomic snapshots in txgs %s and %s", a, b)
 	}
 	tag := must(zfsexec.ParseHoldTag("zcloud-test"))
 	if err := h.zfs.Hold(ctx, tag, false, snaps[1]); err != nil {

@@ -14,6 +14,12 @@ import (
 // instead of fail when the VM cannot be built or started.
 const SkipEnv = "ZCLOUD_SKIP_VM"
 
+// AttachEnv names the environment variable that makes Require use a VM
+// already running in that run directory (`openzfs-vm.sh start --run-dir
+// DIR --disks 6 --disk-size 2G`) instead of booting one, and leave it
+// running: for quick iterations by hand.
+const AttachEnv = "ZCLOUD_VM_RUN_DIR"
+
 // DefaultTestOptions are the options Require boots the shared VM with: six
 // 2 GiB disks with EBS-like serials vol00000000000000001...6 (sparse files).
 func DefaultTestOptions() Options {
@@ -26,9 +32,10 @@ func DefaultTestOptions() Options {
 
 var (
 	shared struct {
-		once sync.Once
-		vm   *VM
-		err  error
+		once     sync.Once
+		vm       *VM
+		err      error
+		attached bool
 	}
 	sharedOpts = DefaultTestOptions()
 	mainUsed   atomic.Bool
@@ -51,6 +58,11 @@ func Require(t testing.TB) *VM {
 		t.Fatalf("vmhost.Require: the package needs func TestMain(m *testing.M) { os.Exit(vmhost.Main(m)) }")
 	}
 	shared.once.Do(func() {
+		if dir := os.Getenv(AttachEnv); dir != "" {
+			shared.vm, shared.err = Attach(dir)
+			shared.attached = true
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 		defer cancel()
 		t0 := time.Now()
@@ -72,7 +84,7 @@ func Require(t testing.TB) *VM {
 func Main(m *testing.M) int {
 	mainUsed.Store(true)
 	code := m.Run()
-	if shared.vm != nil {
+	if shared.vm != nil && !shared.attached {
 		if err := shared.vm.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			if code == 0 {

@@ -73,6 +73,8 @@ type VM struct {
 	script string
 	log    io.Writer
 
+	env map[string]string
+
 	mu    sync.Mutex
 	disks map[string]Disk // attached disks by serial
 	qmpMu sync.Mutex
@@ -245,6 +247,36 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("vmhost: %s start: %w\n%s", script, err, tail(stderr.String(), 4000))
 	}
+	v, err := attach(runDir, script, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range opts.Disks {
+		v.disks[d.Serial] = d
+	}
+	return v, nil
+}
+
+// Attach returns the VM already running in runDir (started by
+// `openzfs-vm.sh start --run-dir runDir`). Its Stop stops it.
+func Attach(runDir string) (*VM, error) {
+	script, err := FindScript()
+	if err != nil {
+		return nil, err
+	}
+	v, err := attach(runDir, script, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range strings.Fields(v.env["ZCLOUD_VM_DISKS"]) {
+		if fi, err := os.Stat(v.DiskPath(s)); err == nil {
+			v.disks[s] = Disk{Serial: s, Size: fi.Size()}
+		}
+	}
+	return v, nil
+}
+
+func attach(runDir, script string, log io.Writer) (*VM, error) {
 	env, err := readEnv(filepath.Join(runDir, "vm.env"))
 	if err != nil {
 		return nil, err
@@ -266,19 +298,26 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 		script:        script,
 		log:           log,
 		disks:         map[string]Disk{},
+		env:           env,
 	}
-	for h, g := range opts.Forwards {
-		v.Forwards[h] = g
+	for k, val := range env {
+		if g, ok := strings.CutPrefix(k, "ZCLOUD_VM_FORWARD_"); ok {
+			gp, err1 := strconv.Atoi(g)
+			hp, err2 := strconv.Atoi(val)
+			if err1 == nil && err2 == nil {
+				v.Forwards[hp] = gp
+			}
+		}
 	}
 	if v.Port, err = strconv.Atoi(env["ZCLOUD_VM_SSH_PORT"]); err != nil {
-		return nil, fmt.Errorf("vmhost: vm.env: bad ZCLOUD_VM_SSH_PORT: %w", err)
+		return nil, fmt.Errorf("vmhost: %s/vm.env: bad ZCLOUD_VM_SSH_PORT: %w", runDir, err)
+	}
+	if v.RunDir == "" || v.HostKey == "" || v.KeyPath == "" || v.QMPSocket == "" {
+		return nil, fmt.Errorf("vmhost: %s/vm.env is incomplete", runDir)
 	}
 	v.PID, _ = strconv.Atoi(env["ZCLOUD_VM_PID"])
 	if b, err := os.ReadFile(v.KnownHosts); err == nil {
 		v.KnownHostsLine = strings.TrimSpace(string(b))
-	}
-	for _, d := range opts.Disks {
-		v.disks[d.Serial] = d
 	}
 	return v, nil
 }
