@@ -14,6 +14,8 @@ import (
 
 	"zcloud/config"
 	"zcloud/keys"
+	"zcloud/metrics"
+	"zcloud/transfer"
 	"zcloud/zfsexec"
 )
 
@@ -27,6 +29,11 @@ type Activities struct {
 	// ReceiverBinary is the zcloud executable copied to targets as the
 	// transfer receiver; empty means the running executable.
 	ReceiverBinary string
+	// SessionObserver, when set, sees each transfer session (tests use it
+	// to prove the key never reaches history, logs or process lists).
+	SessionObserver func(transfer.Session)
+	// Metrics may be nil (nothing recorded).
+	Metrics *metrics.Metrics
 	// DialTarget, when set, replaces the SSH dial for a target (tests map
 	// an EC2 instance address to a local sshd; production leaves it nil).
 	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)
@@ -37,7 +44,8 @@ type Activities struct {
 
 // New returns activities with a local runner.
 func New(cfg *config.Config, log *zap.Logger) *Activities {
-	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command}}
+	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
+		ReceiverBinary: cfg.ReceiverBinary}
 }
 
 // Error types that workflows and operators see. Permanent ones are

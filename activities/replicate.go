@@ -152,11 +152,19 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	err = pipeStream(ctx, m,
 		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
-			return dst.Receive(ctx, req.TargetDataset, plan.recv, rd)
+			if tcfg.Transport != "parallel" {
+				return dst.Receive(ctx, req.TargetDataset, plan.recv, rd)
+			}
+			argv, err := dst.ReceiveArgv(req.TargetDataset, plan.recv)
+			if err != nil {
+				return err
+			}
+			return a.receiveParallel(ctx, r, tcfg, argv, rd)
 		})
 	stop()
 	rep.Bytes = m.n.Load()
 	rep.Seconds = time.Since(begin).Seconds()
+	a.Metrics.SendDone(req.Target, tcfg.Transport, rep.Bytes, time.Since(begin), err)
 	if err != nil {
 		if errors.Is(err, zfsexec.ErrResumeTokenPresent) || errors.Is(err, zfsexec.ErrStreamMismatch) && rep.Resumed {
 			// A stale token: discard the partial state so the next attempt

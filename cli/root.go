@@ -89,7 +89,8 @@ Configuration is read from --config (default $ZCLOUD_CONFIG or
 		def = "/etc/zcloud/zcloud.yaml"
 	}
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", def, "configuration file")
-	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a))
+	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a), transferCmd())
+	root.AddCommand(policyCmd(a))
 	return root
 }
 
@@ -112,7 +113,7 @@ func configCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d targets, %d replications)\n", a.cfgPath, len(cfg.Targets), len(cfg.Replications))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d targets, %d replications, %d policies)\n", a.cfgPath, len(cfg.Targets), len(cfg.Replications), len(cfg.Policies))
 			return nil
 		},
 	})

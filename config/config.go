@@ -26,6 +26,12 @@ type Config struct {
 	// Replications pair a source dataset with a target.
 	Replications []Replication `yaml:"replications"`
 	Metrics      Metrics       `yaml:"metrics"`
+	// ReceiverBinary is the local zcloud executable installed on targets as
+	// the transfer receiver (checked by SHA-256). Empty: the running
+	// executable. Set it when targets run another OS or architecture.
+	ReceiverBinary string `yaml:"receiver_binary"`
+	// Policies are per-dataset snapshot policies (see policy.go).
+	Policies []Policy `yaml:"policies"`
 }
 
 // Temporal says how to reach the Temporal server.
@@ -78,6 +84,12 @@ type Target struct {
 	ReceiverPath string `yaml:"receiver_path"`
 	// BandwidthLimit in bytes per second (0: unlimited).
 	BandwidthLimit int64 `yaml:"bandwidth_limit"`
+	// Cipher for transport: parallel: aes-256-gcm (default) or chacha20-poly1305.
+	Cipher string `yaml:"cipher"`
+	// PortMin..PortMax is the receiver's listening port range (0: any free
+	// port), for firewalls.
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
 }
 
 // SSH connection settings for a target.
@@ -151,7 +163,7 @@ func (c *Config) applyDefaults() {
 			t.SSH.ConnectTimeout = 15 * time.Second
 		}
 		if t.Transport == "" {
-			t.Transport = "ssh"
+			t.Transport = "parallel"
 		}
 		if t.Streams == 0 {
 			t.Streams = 4
@@ -160,6 +172,9 @@ func (c *Config) applyDefaults() {
 			t.ReceiverPath = "/usr/local/lib/zcloud/zcloud"
 		}
 		c.Targets[name] = t
+	}
+	for i := range c.Policies {
+		c.Policies[i].applyDefaults()
 	}
 }
 
@@ -211,7 +226,7 @@ func (c *Config) Validate() error {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
 	}
-	return nil
+	return c.validatePolicies()
 }
 
 func (t Target) validate(f string) error {
@@ -247,6 +262,14 @@ func (t Target) validate(f string) error {
 	}
 	if !strings.HasPrefix(t.ReceiverPath, "/") {
 		return fieldErr(f+".receiver_path", "must be absolute")
+	}
+	switch t.Cipher {
+	case "", "aes-256-gcm", "chacha20-poly1305":
+	default:
+		return fieldErr(f+".cipher", "must be aes-256-gcm or chacha20-poly1305, not %q", t.Cipher)
+	}
+	if t.PortMin < 0 || t.PortMin > 65535 || t.PortMax < 0 || t.PortMax > 65535 || (t.PortMax != 0 && t.PortMax < t.PortMin) {
+		return fieldErr(f+".port_min", "port range %d-%d is not valid", t.PortMin, t.PortMax)
 	}
 	if t.BandwidthLimit < 0 {
 		return fieldErr(f+".bandwidth_limit", "must not be negative")

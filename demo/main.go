@@ -99,15 +99,22 @@ func run(tb *demoTB, hold time.Duration) error {
 	writeFiles(filepath.Join("/", data), 20, 512<<10)
 	fmt.Printf("  %s holds %s\n", data, duOf("/"+data))
 
+	receiver := os.Getenv("ZCLOUD_BIN") // built by scripts/demo.sh
+	if receiver == "" {
+		return fmt.Errorf("ZCLOUD_BIN is not set: run the demo with scripts/demo.sh")
+	}
 	cfgYAML := fmt.Sprintf(`temporal: {address: %q, task_queue: zcloud-demo}
 log: {level: warn}
+receiver_binary: %q
 targets:
   backup:
-    transport: ssh
+    transport: parallel
+    streams: 4
+    receiver_path: %q
     ssh: {host: 127.0.0.1, port: %d, user: %s, identity_file: %q, host_key: %q}
 replications:
   - {source: %s, target: backup, target_dataset: %s/data}
-`, tmp.HostPort, sshd.Port, sshd.User, sshd.ClientKeyPath, sshd.HostKey, data, dst.Pool.String())
+`, tmp.HostPort, receiver, filepath.Join(tb.dir, "target", "zcloud"), sshd.Port, sshd.User, sshd.ClientKeyPath, sshd.HostKey, data, dst.Pool.String())
 	cfgPath := filepath.Join(tb.dir, "zcloud.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o600); err != nil {
 		return err
@@ -131,7 +138,7 @@ replications:
 	}
 	defer w.Stop()
 
-	step("zcloud replicate  (first run: full stream)")
+	step("zcloud replicate  (first run: full stream over the encrypted parallel transport;\n    the receiver binary is installed on the target over SSH and checked by SHA-256)")
 	if err := zcloud(cfgPath, "replicate"); err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (e *env) sendProgress(id string) int64 {
 func TestReplicateFinishesAfterWorkerIsKilledMidSend(t *testing.T) {
 	e := newEnv(t)
 	// 1 MiB/s makes the 6 MiB send last long enough to kill it in the middle.
-	e.cfg = e.config("ssh", 1<<20, e.sshd.HostKey, e.sshd.Port)
+	e.cfg = e.config("parallel", 1<<20, e.sshd.HostKey, e.sshd.Port)
 	testenv.MustZFS(t, "zfs", "create", e.src.Pool.String()+"/data")
 	srcDir := "/" + e.src.Pool.String() + "/data"
 	writeTree(t, srcDir, 7, 12, 1<<20)

@@ -56,17 +56,29 @@ func newEnv(t *testing.T) *env {
 }
 
 // config builds and validates a config whose target "backup" is the sshd.
+// transport "parallel" installs the freshly built zcloud binary on the
+// target as the receiver.
 func (e *env) config(transport string, bwlimit int64, hostKey string, port int) *config.Config {
 	e.t.Helper()
+	bin := ""
+	if transport == "parallel" {
+		var err error
+		if bin, err = zcloudBin(); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	recvPath := filepath.Join(e.t.TempDir(), "target-bin", "zcloud")
 	y := fmt.Sprintf(`
 temporal: {address: %q, namespace: %q, task_queue: %q}
 log: {level: debug}
+receiver_binary: %q
 targets:
   backup:
     transport: %s
     bandwidth_limit: %d
+    receiver_path: %q
     ssh: {host: 127.0.0.1, port: %d, user: %s, identity_file: %q, host_key: %q, connect_timeout: 5s}
-`, e.temporal.HostPort, e.temporal.Namespace, e.queue, transport, bwlimit, port, e.sshd.User, e.sshd.ClientKeyPath, hostKey)
+`, e.temporal.HostPort, e.temporal.Namespace, e.queue, bin, transport, bwlimit, recvPath, port, e.sshd.User, e.sshd.ClientKeyPath, hostKey)
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
 		e.t.Fatal(err)
@@ -79,10 +91,14 @@ targets:
 }
 
 // startWorker runs an in-process worker for cfg until the test ends.
-func (e *env) startWorker(cfg *config.Config) worker.Worker {
+func (e *env) startWorker(cfg *config.Config, opts ...func(*activities.Activities)) worker.Worker {
 	e.t.Helper()
 	log := zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
-	w := workerapp.New(e.client, cfg, activities.New(cfg, log))
+	acts := activities.New(cfg, log)
+	for _, o := range opts {
+		o(acts)
+	}
+	w := workerapp.New(e.client, cfg, acts)
 	if err := w.Start(); err != nil {
 		e.t.Fatal(err)
 	}

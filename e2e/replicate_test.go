@@ -34,7 +34,14 @@ func (e *env) replicateRun(in workflows.ReplicateInput) (workflows.ReplicateResu
 }
 
 func TestReplicateFullThenIncrementalIsByteIdentical(t *testing.T) {
+	for _, transport := range []string{"parallel", "ssh"} {
+		t.Run(transport, func(t *testing.T) { testFullThenIncremental(t, transport) })
+	}
+}
+
+func testFullThenIncremental(t *testing.T, transport string) {
 	e := newEnv(t)
+	e.cfg = e.config(transport, 0, e.sshd.HostKey, e.sshd.Port)
 	e.startWorker(e.cfg)
 	testenv.MustZFS(t, "zfs", "create", e.src.Pool.String()+"/data")
 	srcDir := "/" + e.src.Pool.String() + "/data"
@@ -45,7 +52,7 @@ func TestReplicateFullThenIncrementalIsByteIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Send.Full || res.Send.Bytes == 0 {
+	if !res.Send.Full || res.Send.Bytes == 0 || res.Send.Transport != transport {
 		t.Fatalf("first run should send a full stream: %+v", res.Send)
 	}
 	dstDir := "/" + in.TargetDataset
@@ -64,7 +71,9 @@ func TestReplicateFullThenIncrementalIsByteIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.replayHistory(id2, "replicate-incremental")
+	if transport == "parallel" {
+		e.replayHistory(id2, "replicate-incremental")
+	}
 	if res2.Send.Full || res2.Send.From != res.Snapshot {
 		t.Fatalf("second run should be incremental from %s: %+v", res.Snapshot, res2.Send)
 	}

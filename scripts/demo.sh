@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="${XDG_CACHE_HOME:-$HOME/.cache}/zcloud/bin:/usr/local/go/bin:$PATH"
+BIN="${XDG_CACHE_HOME:-$HOME/.cache}/zcloud/bin"
+go build -o "$BIN/zcloud" ./starter
+export ZCLOUD_BIN="$BIN/zcloud"
 exec go run ./demo "$@"

@@ -16,6 +16,7 @@ import (
 	"zcloud/config"
 	"zcloud/internal/tclient"
 	"zcloud/logging"
+	"zcloud/metrics"
 	"zcloud/workflows"
 )
 
@@ -37,7 +38,17 @@ func Run(cfgPath string) error {
 	defer cl.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	w := New(cl, cfg, activities.New(cfg, log))
+	acts := activities.New(cfg, log)
+	if cfg.Metrics.Listen != "" {
+		acts.Metrics = metrics.New()
+		go func() {
+			if err := acts.Metrics.Serve(ctx, cfg.Metrics.Listen); err != nil {
+				log.Error("metrics server", zap.Error(err))
+			}
+		}()
+		log.Info("serving Prometheus metrics", zap.String("listen", cfg.Metrics.Listen))
+	}
+	w := New(cl, cfg, acts)
 	log.Info("worker starting", zap.String("temporal", cfg.Temporal.Address), zap.String("task_queue", cfg.Temporal.TaskQueue))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

@@ -26,7 +26,8 @@ type ReplicateInput struct {
 	Raw           bool   `json:"raw"`
 	// SnapshotPrefix names the snapshot taken for this run (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
-	// HeartbeatTimeout for the send (default 60s); tests shorten it.
+	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
+	// to the server every 0.8 of it); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
@@ -98,7 +99,7 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	status.Phase = "send"
 	hb := in.HeartbeatTimeout
 	if hb == 0 {
-		hb = time.Minute
+		hb = 20 * time.Second
 	}
 	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 48 * time.Hour,
@@ -128,6 +129,10 @@ func fail(status *ReplicateStatus, step string, err error) error {
 	msg, typ := rootCause(err)
 	status.Phase = "failed"
 	status.Error = step + ": " + msg
+	if temporal.IsCanceledError(err) {
+		status.Phase = "cancelled"
+		return err // the workflow ends as cancelled, not failed
+	}
 	return temporal.NewNonRetryableApplicationError(status.Error, typ, nil)
 }
 

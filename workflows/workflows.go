@@ -20,6 +20,9 @@ type Registration struct {
 func All() []Registration {
 	return []Registration{
 		{ReplicateName, Replicate},
+		{SnapshotPolicyName, SnapshotPolicy},
+		{PrunePolicyName, PrunePolicy},
+		{PolicyPlanName, PolicyPlan},
 	}
 }
 

@@ -117,6 +117,10 @@ func NewSSH(cfg SSHConfig, log *zap.Logger) (*SSH, error) {
 	return &SSH{cfg: cfg, log: log}, nil
 }
 
+// DataHost is the address other connections to the same host (the
+// transfer's data streams) should dial.
+func (s *SSH) DataHost() string { return s.cfg.Host }
+
 func (s *SSH) Host() string { return s.cfg.User + "@" + s.cfg.Addr() }
 
 func (s *SSH) Close() error {

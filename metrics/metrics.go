@@ -1,0 +1,83 @@
+// Package metrics holds zcloud's Prometheus metrics and serves them.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the counters activities update. A nil *Metrics is valid and
+// records nothing, so tests and tools need not set one up.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	BytesSent       *prometheus.CounterVec   // by target, transport
+	Sends           *prometheus.CounterVec   // by target, result (ok, error)
+	SendSeconds     *prometheus.HistogramVec // by target
+	SnapshotsPruned *prometheus.CounterVec   // by dataset
+}
+
+// New registers zcloud's metrics plus the Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		BytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_send_bytes_total",
+			Help: "Bytes of zfs send streams delivered to targets."}, []string{"target", "transport"}),
+		Sends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_sends_total",
+			Help: "Send attempts by result."}, []string{"target", "result"}),
+		SendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "zcloud_send_seconds",
+			Help: "Duration of send attempts.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"target"}),
+		SnapshotsPruned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_snapshots_destroyed_total",
+			Help: "Snapshots destroyed by retention."}, []string{"dataset"}),
+	}
+	r.MustRegister(m.BytesSent, m.Sends, m.SendSeconds, m.SnapshotsPruned,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// SendDone records one send attempt.
+func (m *Metrics) SendDone(target, transport string, bytes int64, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.BytesSent.WithLabelValues(target, transport).Add(float64(bytes))
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.Sends.WithLabelValues(target, result).Inc()
+	m.SendSeconds.WithLabelValues(target).Observe(d.Seconds())
+}
+
+// SnapshotDestroyed counts one snapshot destroyed by retention.
+func (m *Metrics) SnapshotDestroyed(dataset string) {
+	if m == nil {
+		return
+	}
+	m.SnapshotsPruned.WithLabelValues(dataset).Inc()
+}
+
+// Serve exposes /metrics on addr until ctx ends.
+func (m *Metrics) Serve(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
