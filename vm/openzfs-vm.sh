@@ -54,7 +54,8 @@ build_tools() {
 	run_tools
 	need_host_packages gcc:gcc make:make depmod:kmod zstd:zstd dpkg-deb:dpkg \
 		ldconfig:libc-bin awk:mawk perl:perl-base
-	[ -e /usr/include/stdio.h ] || need_host_packages /nonexistent-libc6-dev:libc6-dev
+	# libc6-dev has no command to look for: check its header.
+	[ -e /usr/include/stdio.h ] || need_host_packages "/usr/include/stdio.h:libc6-dev"
 }
 
 # ---------------------------------------------------------------- private apt
