@@ -1,6 +1,10 @@
 package zfsexec
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // ErrorKind classifies a failed zfs/zpool command from its stderr, so callers
 // decide on retry or recovery by kind instead of matching strings.
@@ -28,6 +32,15 @@ const (
 	ErrUsage
 	// ErrCommandNotFound: the program is not installed on the host.
 	ErrCommandNotFound
+	// ErrEmptyStream: receive got no (or no valid) stream on stdin.
+	ErrEmptyStream
+	// ErrStreamIncomplete: the stream ended early; a resumable receive kept
+	// partial state (read receive_resume_token and resume).
+	ErrStreamIncomplete
+	// ErrHoldNotFound: release of a tag the snapshot does not have.
+	ErrHoldNotFound
+	// ErrNoActiveScrub: scrub stop/pause with no scrub running.
+	ErrNoActiveScrub
 )
 
 func (k ErrorKind) Error() string { return k.String() }
@@ -54,6 +67,14 @@ func (k ErrorKind) String() string {
 		return "unsupported command or option"
 	case ErrCommandNotFound:
 		return "command not found"
+	case ErrEmptyStream:
+		return "no stream to receive (empty or unreadable input)"
+	case ErrStreamIncomplete:
+		return "stream ended early (incomplete or corrupt)"
+	case ErrHoldNotFound:
+		return "no such hold tag on the snapshot"
+	case ErrNoActiveScrub:
+		return "no active scrub"
 	}
 	return "unknown error"
 }
@@ -65,6 +86,11 @@ var classifiers = []struct {
 	kind   ErrorKind
 }{
 	{"contains partially-complete state", ErrResumeTokenPresent},
+	{"checksum mismatch or incomplete stream", ErrStreamIncomplete},
+	{"failed to read from stream", ErrEmptyStream},
+	{"no such tag on this dataset", ErrHoldNotFound},
+	{"there is no active scrub", ErrNoActiveScrub},
+	{"must specify -F to overwrite", ErrExists},
 	{"has been modified", ErrTargetModified},
 	{"does not match incremental source", ErrStreamMismatch},
 	{"most recent snapshot of", ErrStreamMismatch},
@@ -86,8 +112,10 @@ var classifiers = []struct {
 	{"invalid option", ErrUsage},
 	{"unrecognized command", ErrUsage},
 	{"usage:", ErrUsage},
+	{"bad property list", ErrUsage},
+	{"pyzfs.py not found", ErrUsage}, // zfs-fuse `zfs holds`
+	{"too many arguments", ErrUsage},
 	{"command not found", ErrCommandNotFound},
-	{"No such file or directory", ErrCommandNotFound},
 }
 
 // Classify maps stderr to an ErrorKind.
@@ -98,4 +126,32 @@ func Classify(stderr string) ErrorKind {
 		}
 	}
 	return KindUnknown
+}
+
+// exitKind classifies a failed command: exit 127 is the shell's "command not
+// found" whatever the wording, otherwise stderr decides. (A missing device,
+// "cannot open '/dev/x': No such file or directory", is not a missing command.)
+func exitKind(code int, stderr string) ErrorKind {
+	if code == 127 {
+		return ErrCommandNotFound
+	}
+	return Classify(stderr)
+}
+
+// UnsupportedError says this ZFS lacks a feature the caller asked for
+// (zfs-fuse has no resumable receive, raw send, bookmarks...). Permanent:
+// callers check Capabilities first and fall back.
+type UnsupportedError struct {
+	Feature string // "zfs send -w (raw)"
+	Impl    string // "zfs-fuse 0.7.0"
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("%s is not supported by %s", e.Feature, e.Impl)
+}
+
+// IsUnsupported reports whether err is an UnsupportedError.
+func IsUnsupported(err error) bool {
+	var u *UnsupportedError
+	return errors.As(err, &u)
 }

@@ -128,6 +128,15 @@ func (d Dataset) IsZero() bool   { return d.name == "" }
 // Pool returns the pool the dataset lives in.
 func (d Dataset) Pool() Pool { return Pool{strings.SplitN(d.name, "/", 2)[0]} }
 
+// Parent returns the dataset above d; false for a pool's root dataset.
+func (d Dataset) Parent() (Dataset, bool) {
+	i := strings.LastIndexByte(d.name, '/')
+	if i < 0 {
+		return Dataset{}, false
+	}
+	return Dataset{d.name[:i]}, true
+}
+
 // Child returns d/name, validated.
 func (d Dataset) Child(name string) (Dataset, error) { return ParseDataset(d.name + "/" + name) }
 

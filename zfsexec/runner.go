@@ -104,7 +104,7 @@ func run(ctx context.Context, log *zap.Logger, host string, start startFunc, c C
 		return res, fmt.Errorf("%s on %s: %w", strings.Join(c.Argv, " "), host, err)
 	}
 	if code != 0 {
-		e := &ExitError{Host: host, Argv: c.Argv, Code: code, Stderr: res.Stderr, Kind: Classify(res.Stderr)}
+		e := &ExitError{Host: host, Argv: c.Argv, Code: code, Stderr: res.Stderr, Kind: exitKind(code, res.Stderr)}
 		log.Debug("failed", zap.String("host", host), zap.Strings("argv", c.Argv), zap.Int("code", code), zap.Duration("took", res.Duration))
 		return res, e
 	}

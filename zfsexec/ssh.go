@@ -117,6 +117,10 @@ func NewSSH(cfg SSHConfig, log *zap.Logger) (*SSH, error) {
 	return &SSH{cfg: cfg, log: log}, nil
 }
 
+// DataHost is the address other connections to the same host (the
+// transfer's data streams) should dial.
+func (s *SSH) DataHost() string { return s.cfg.Host }
+
 func (s *SSH) Host() string { return s.cfg.User + "@" + s.cfg.Addr() }
 
 func (s *SSH) Close() error {
@@ -199,7 +203,8 @@ func (s *SSH) start(ctx context.Context, argv []string, stdin io.Reader, stdout,
 		return nil, &UnreachableError{s.cfg.Addr(), err}
 	}
 	sess.Stdout = stdout
-	sess.Stderr = stderr
+	pid := newPIDCatcher(stderr)
+	sess.Stderr = pid
 	var stdinPipe io.WriteCloser
 	if stdin != nil {
 		stdinPipe, err = sess.StdinPipe()
@@ -208,7 +213,7 @@ func (s *SSH) start(ctx context.Context, argv []string, stdin io.Reader, stdout,
 			return nil, err
 		}
 	}
-	line := QuoteArgv(argv)
+	line := remoteLine(argv)
 	if err := sess.Start(line); err != nil {
 		sess.Close()
 		return nil, err
@@ -227,11 +232,16 @@ func (s *SSH) start(ctx context.Context, argv []string, stdin io.Reader, stdout,
 	go func() {
 		select {
 		case <-ctx.Done():
+			// OpenSSH refuses signal requests for root logins ("session
+			// signalling requires privilege separation"), so the process
+			// group is also killed from a second session by its PID.
 			_ = sess.Signal(ssh.SIGTERM)
+			s.killRemote(client, pid.wait(time.Second), "TERM")
 			select {
 			case <-done:
 			case <-time.After(3 * time.Second):
 				_ = sess.Signal(ssh.SIGKILL)
+				s.killRemote(client, pid.wait(0), "KILL")
 			}
 			sess.Close()
 		case <-done:
@@ -240,6 +250,7 @@ func (s *SSH) start(ctx context.Context, argv []string, stdin io.Reader, stdout,
 	return func() (int, error) {
 		err := sess.Wait()
 		close(done)
+		pid.flush()
 		sess.Close()
 		var ee *ssh.ExitError
 		if errors.As(err, &ee) {

@@ -111,11 +111,7 @@ func NewPool(t TB, prefix string, n, sizeMB int, vdevType string) *TestPool {
 	if out, err := exec.Command("zpool", args...).CombinedOutput(); err != nil {
 		t.Fatalf("zpool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("zpool", "destroy", "-f", name).CombinedOutput(); err != nil {
-			t.Logf("zpool destroy %s: %v\n%s", name, err, out)
-		}
-	})
+	t.Cleanup(func() { destroyPool(t, name) })
 	pool, err := zfsexec.ParsePool(name)
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -141,4 +137,21 @@ func MustZFS(t TB, argv ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 	return string(out)
+}
+
+// destroyPool retries: zfs-fuse reports "pool is busy" for a moment after a
+// receive or a mount.
+func destroyPool(t TB, name string) {
+	var out []byte
+	var err error
+	for i := 0; i < 30; i++ {
+		if out, err = exec.Command("zpool", "destroy", "-f", name).CombinedOutput(); err == nil {
+			return
+		}
+		if strings.Contains(string(out), "no such pool") {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("zpool destroy %s: %v\n%s", name, err, out)
 }

@@ -1,0 +1,141 @@
+// Package activities holds every side effect zcloud's workflows perform.
+// Activities are methods on one struct that carries their dependencies; they
+// are thin wrappers over zfsexec, cloud, transfer and archive code.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"zcloud/config"
+	"zcloud/keys"
+	"zcloud/transfer"
+	"zcloud/zfsexec"
+)
+
+// Activities is registered with the worker as a whole.
+type Activities struct {
+	Config *config.Config
+	Log    *zap.Logger
+	// Local runs commands on the worker's own host (the source pool).
+	Local zfsexec.Runner
+	Keys  keys.Source
+	// ReceiverBinary is the zcloud executable copied to targets as the
+	// transfer receiver; empty means the running executable.
+	ReceiverBinary string
+	// SessionObserver, when set, sees each transfer session (tests use it
+	// to prove the key never reaches history, logs or process lists).
+	SessionObserver func(transfer.Session)
+	// DialTarget, when set, replaces the SSH dial for a target (tests map
+	// an EC2 instance address to a local sshd; production leaves it nil).
+	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)
+
+	capsMu sync.Mutex
+	caps   map[string]zfsexec.Capabilities
+}
+
+// New returns activities with a local runner.
+func New(cfg *config.Config, log *zap.Logger) *Activities {
+	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
+		ReceiverBinary: cfg.ReceiverBinary}
+}
+
+// Error types that workflows and operators see. Permanent ones are
+// non-retryable: retrying cannot change the outcome.
+const (
+	ErrTypeInvalidName    = "InvalidName"
+	ErrTypeNotFound       = "NotFound"
+	ErrTypeHostKey        = "HostKeyMismatch"
+	ErrTypeUnreachable    = "TargetUnreachable"
+	ErrTypeConfig         = "ConfigError"
+	ErrTypeStreamMismatch = "StreamMismatch"
+	ErrTypeKeyIncorrect   = "KeyIncorrect"
+	ErrTypeNoSpace        = "NoSpace"
+	ErrTypeUnsupported    = "Unsupported"
+	ErrTypeTargetModified = "TargetModified"
+)
+
+// permanent wraps err as a non-retryable application error of errType.
+// The message carries the whole story; no cause is attached, so operators
+// read it once instead of a chain of wrappers.
+func permanent(errType string, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), errType, nil)
+}
+
+// classify turns known permanent failures into non-retryable errors and
+// leaves the rest retryable.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var hk *zfsexec.HostKeyMismatchError
+	var ee *zfsexec.ExitError
+	switch {
+	case zfsexec.IsInvalidName(err):
+		return permanent(ErrTypeInvalidName, err)
+	case errors.As(err, &hk):
+		return permanent(ErrTypeHostKey, err)
+	case errors.As(err, &ee):
+		switch ee.Kind {
+		case zfsexec.ErrDatasetNotFound:
+			return permanent(ErrTypeNotFound, err)
+		case zfsexec.ErrKeyIncorrect:
+			return permanent(ErrTypeKeyIncorrect, err)
+		case zfsexec.ErrNoSpace:
+			return permanent(ErrTypeNoSpace, err)
+		case zfsexec.ErrUsage:
+			return permanent(ErrTypeUnsupported, err)
+		}
+	}
+	return err
+}
+
+// target returns the configured target and an SSH runner to it.
+func (a *Activities) target(ctx context.Context, name string) (config.Target, *zfsexec.SSH, error) {
+	t, ok := a.Config.Targets[name]
+	if !ok {
+		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("no target named %q in the configuration", name))
+	}
+	signer, err := zfsexec.LoadSigner(t.SSH.IdentityFile)
+	if err != nil {
+		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
+	}
+	sc := zfsexec.SSHConfig{Host: t.SSH.Host, Port: t.SSH.Port, User: t.SSH.User, Signer: signer,
+		KnownHostsFile: t.SSH.KnownHostsFile, HostKey: t.SSH.HostKey, ConnectTimeout: t.SSH.ConnectTimeout}
+	if a.DialTarget != nil {
+		if sc, err = a.DialTarget(name, sc); err != nil {
+			return t, nil, err
+		}
+	}
+	r, err := zfsexec.NewSSH(sc, a.Log.With(zap.String("target", name)))
+	if err != nil {
+		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
+	}
+	return t, r, nil
+}
+
+// capabilities detects (once per host) what the ZFS on r can do.
+func (a *Activities) capabilities(ctx context.Context, r zfsexec.Runner) (zfsexec.Capabilities, error) {
+	a.capsMu.Lock()
+	c, ok := a.caps[r.Host()]
+	a.capsMu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := zfsexec.DetectCapabilities(ctx, r)
+	if err != nil {
+		return c, err
+	}
+	a.capsMu.Lock()
+	if a.caps == nil {
+		a.caps = map[string]zfsexec.Capabilities{}
+	}
+	a.caps[r.Host()] = c
+	a.capsMu.Unlock()
+	return c, nil
+}

@@ -1,0 +1,45 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"zcloud/zfsexec"
+)
+
+// HoldRequest moves a hold tag to Snapshot.
+type HoldRequest struct {
+	Snapshot zfsexec.Snapshot `json:"snapshot"`
+	Tag      string           `json:"tag"`
+}
+
+// HoldBase puts Tag on Snapshot (so no one can destroy the next incremental
+// base by accident) and releases Tag from the dataset's older snapshots.
+// Holding an already held snapshot and releasing an absent tag are fine, so
+// the activity can be retried.
+func (a *Activities) HoldBase(ctx context.Context, req HoldRequest) error {
+	tag, err := zfsexec.ParseHoldTag(req.Tag)
+	if err != nil {
+		return permanent(ErrTypeInvalidName, err)
+	}
+	z := zfsexec.ZFS{R: a.Local}
+	if err := z.Hold(ctx, tag, false, req.Snapshot); err != nil && !errors.Is(err, zfsexec.ErrExists) {
+		return classify(fmt.Errorf("hold %s: %w", req.Snapshot, err))
+	}
+	snaps, err := z.ListSnapshots(ctx, req.Snapshot.Dataset())
+	if err != nil {
+		return classify(err)
+	}
+	for _, s := range snaps {
+		if s.Snapshot == req.Snapshot {
+			continue
+		}
+		if err := z.Release(ctx, tag, false, s.Snapshot); err != nil && !errors.Is(err, zfsexec.ErrHoldNotFound) {
+			a.Log.Warn("release old base", zap.String("snapshot", s.Snapshot.String()), zap.Error(err))
+		}
+	}
+	return nil
+}

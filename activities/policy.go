@@ -1,0 +1,406 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+
+	"zcloud/retention"
+	"zcloud/zfsexec"
+)
+
+// Hold tags other features leave on the source, and what they mean.
+const (
+	// HoldTagPrefix starts every tag zcloud puts on a snapshot; replication
+	// holds its newest base with HoldTagPrefix + target.
+	HoldTagPrefix = "zcloud-"
+	// ArchiveHoldTag holds the base of the current archive chain.
+	ArchiveHoldTag = "zcloud-archive"
+)
+
+// PolicySnapshot is one snapshot as the policy sees it.
+type PolicySnapshot struct {
+	Name      string `json:"name"` // the part after '@'
+	Created   int64  `json:"created"`
+	GUID      uint64 `json:"guid"`
+	CreateTxg uint64 `json:"createtxg"`
+	// Holds is the snapshot's userrefs; HoldTags names them where the ZFS
+	// can list holds (OpenZFS; zfs-fuse cannot).
+	Holds    int      `json:"holds"`
+	HoldTags []string `json:"hold_tags,omitempty"`
+	// HeldBelow lists descendants whose same-named snapshot is held
+	// ("child: 1 hold"), for recursive policies: destroy -r would fail there.
+	HeldBelow []string `json:"held_below,omitempty"`
+}
+
+// SnapshotListing is a dataset's snapshots, oldest first.
+type SnapshotListing struct {
+	Dataset   string           `json:"dataset"`
+	Snapshots []PolicySnapshot `json:"snapshots"`
+	// TagsListed says whether hold tags could be listed (else only counts).
+	TagsListed bool   `json:"tags_listed"`
+	ZFS        string `json:"zfs"`
+}
+
+// ListRequest names the dataset whose snapshots to list.
+type ListRequest struct {
+	Dataset   zfsexec.Dataset `json:"dataset"`
+	Recursive bool            `json:"recursive"` // also read holds of descendants' same-named snapshots
+}
+
+// ListPolicySnapshots lists the dataset's snapshots with creation, guid,
+// createtxg and holds.
+func (a *Activities) ListPolicySnapshots(ctx context.Context, req ListRequest) (SnapshotListing, error) {
+	l, err := a.listPolicySnapshots(ctx, req.Dataset, req.Recursive)
+	return l, classify(err)
+}
+
+func (a *Activities) listPolicySnapshots(ctx context.Context, ds zfsexec.Dataset, recursive bool) (SnapshotListing, error) {
+	caps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return SnapshotListing{}, err
+	}
+	z := zfsexec.ZFS{R: a.Local, Caps: caps}
+	infos, err := z.ListSnapshots(ctx, ds)
+	if err != nil {
+		return SnapshotListing{}, fmt.Errorf("list snapshots of %s: %w", ds, err)
+	}
+	counts, err := z.HoldCounts(ctx, ds, recursive)
+	if err != nil {
+		return SnapshotListing{}, fmt.Errorf("read holds of %s: %w", ds, err)
+	}
+	own := map[string]int{}
+	below := map[string][]string{}
+	var held []zfsexec.Snapshot
+	for _, h := range counts {
+		if h.Holds == 0 {
+			continue
+		}
+		if h.Snapshot.Dataset() == ds {
+			own[h.Snapshot.Name()] = h.Holds
+			held = append(held, h.Snapshot)
+			continue
+		}
+		rel, _ := ds.Rel(h.Snapshot.Dataset())
+		below[h.Snapshot.Name()] = append(below[h.Snapshot.Name()], fmt.Sprintf("%s: %s", rel, plural(h.Holds, "hold")))
+	}
+	tags := map[string][]string{}
+	listed := caps.Holds
+	if listed && len(held) > 0 {
+		his, err := z.Holds(ctx, held...)
+		if err != nil {
+			return SnapshotListing{}, fmt.Errorf("list holds of %s: %w", ds, err)
+		}
+		for _, h := range his {
+			tags[h.Snapshot.Name()] = append(tags[h.Snapshot.Name()], string(h.Tag))
+		}
+	}
+	out := SnapshotListing{Dataset: ds.String(), TagsListed: listed, ZFS: caps.String()}
+	for _, si := range infos {
+		name := si.Snapshot.Name()
+		t := tags[name]
+		sort.Strings(t)
+		out.Snapshots = append(out.Snapshots, PolicySnapshot{Name: name, Created: si.Creation, GUID: si.GUID,
+			CreateTxg: si.CreateTXG, Holds: own[name], HoldTags: t, HeldBelow: below[name]})
+	}
+	return out, nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// HoldReasons explains why a held snapshot must stay: one reason per hold
+// tag where tags are known, else the count.
+func HoldReasons(s PolicySnapshot) []string {
+	var rs []string
+	if s.Holds > 0 {
+		if len(s.HoldTags) == 0 {
+			rs = append(rs, "held ("+plural(s.Holds, "hold")+")")
+		}
+		for _, t := range s.HoldTags {
+			rs = append(rs, "held by "+describeTag(t))
+		}
+	}
+	for _, b := range s.HeldBelow {
+		rs = append(rs, "held on descendant "+b)
+	}
+	return rs
+}
+
+func describeTag(tag string) string {
+	switch {
+	case tag == ArchiveHoldTag:
+		return tag + " (base of the archive chain)"
+	case strings.HasPrefix(tag, HoldTagPrefix):
+		return fmt.Sprintf("%s (newest snapshot replicated to target %s)", tag, strings.TrimPrefix(tag, HoldTagPrefix))
+	}
+	return tag
+}
+
+// loadLocation is the I/O (the tz database) the pure retention code needs.
+func loadLocation(p retention.Policy) (*time.Location, error) {
+	loc, err := time.LoadLocation(p.WithDefaults().TimeZone)
+	if err != nil {
+		return nil, permanent(ErrTypeConfig, fmt.Errorf("policy time_zone %q: %w", p.TimeZone, err))
+	}
+	return loc, nil
+}
+
+// DueRequest asks whether a snapshot is due at Now.
+type DueRequest struct {
+	Dataset zfsexec.Dataset  `json:"dataset"`
+	Policy  retention.Policy `json:"policy"`
+	Now     time.Time        `json:"now"`
+}
+
+// DueReport says which kinds' current periods have no snapshot yet.
+type DueReport struct {
+	Due       bool             `json:"due"`
+	Kinds     []retention.Kind `json:"kinds,omitempty"`
+	LastTaken time.Time        `json:"last_taken"` // creation of zcloud's newest snapshot; zero if none
+	LastName  string           `json:"last_name,omitempty"`
+}
+
+// SnapshotDue compares Now with the creation of zcloud's newest snapshot
+// of the dataset in the policy's time zone.
+func (a *Activities) SnapshotDue(ctx context.Context, req DueRequest) (DueReport, error) {
+	p := req.Policy.WithDefaults()
+	loc, err := loadLocation(p)
+	if err != nil {
+		return DueReport{}, err
+	}
+	caps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return DueReport{}, classify(err)
+	}
+	infos, err := zfsexec.ZFS{R: a.Local, Caps: caps}.ListSnapshots(ctx, req.Dataset)
+	if err != nil {
+		return DueReport{}, classify(fmt.Errorf("list snapshots of %s: %w", req.Dataset, err))
+	}
+	var r DueReport
+	for _, si := range infos { // oldest first by createtxg
+		if _, ours := retention.ParseSnapshotName(p.Prefix, si.Snapshot.Name()); ours {
+			r.LastTaken, r.LastName = time.Unix(si.Creation, 0).UTC(), si.Snapshot.Name()
+		}
+	}
+	r.Kinds = retention.DueKinds(p, loc, req.Now, r.LastTaken)
+	r.Due = len(r.Kinds) > 0
+	return r, nil
+}
+
+// PlanRequest is everything a prune plan depends on.
+type PlanRequest struct {
+	Dataset        zfsexec.Dataset        `json:"dataset"`
+	Policy         retention.Policy       `json:"policy"`
+	Now            time.Time              `json:"now"`
+	IncludeForeign bool                   `json:"include_foreign"`
+	Protected      []retention.Protection `json:"protected,omitempty"`
+	// MaxDestroyCount and MaxDestroyPercent: -1 is off (retention.NeedsApproval).
+	MaxDestroyCount   int     `json:"max_destroy_count"`
+	MaxDestroyPercent float64 `json:"max_destroy_percent"`
+}
+
+// PlannedDestroy pins a snapshot to destroy by name and GUID, so a
+// same-named snapshot created after the plan is never destroyed by it.
+type PlannedDestroy struct {
+	Name string `json:"name"`
+	GUID uint64 `json:"guid"`
+}
+
+// PlanReport is a prune plan with its approval verdict.
+type PlanReport struct {
+	// ID names the plan's destroy set; an approval must quote it.
+	ID            string              `json:"id"`
+	Dataset       string              `json:"dataset"`
+	Plan          retention.PrunePlan `json:"plan"`
+	Destroy       []PlannedDestroy    `json:"destroy,omitempty"`
+	NeedsApproval bool                `json:"needs_approval"`
+	// Verdict explains NeedsApproval ("destroys 12 of 40 ... more than 10 snapshots").
+	Verdict    string `json:"verdict"`
+	TagsListed bool   `json:"tags_listed"`
+}
+
+// PlanPrune lists the dataset's snapshots and holds and computes the plan.
+// It changes nothing.
+func (a *Activities) PlanPrune(ctx context.Context, req PlanRequest) (PlanReport, error) {
+	p := req.Policy.WithDefaults()
+	if err := p.Validate(); err != nil {
+		return PlanReport{}, permanent(ErrTypeConfig, err)
+	}
+	loc, err := loadLocation(p)
+	if err != nil {
+		return PlanReport{}, err
+	}
+	l, err := a.listPolicySnapshots(ctx, req.Dataset, p.Recursive)
+	if err != nil {
+		return PlanReport{}, classify(err)
+	}
+	return BuildPlan(req, loc, l)
+}
+
+// BuildPlan is PlanPrune without the I/O: holds become protections with
+// their reasons, then retention decides.
+func BuildPlan(req PlanRequest, loc *time.Location, l SnapshotListing) (PlanReport, error) {
+	in := retention.PlanInput{Policy: req.Policy, Location: loc, Now: req.Now, IncludeForeign: req.IncludeForeign,
+		Protected: append([]retention.Protection(nil), req.Protected...)}
+	guids := map[string]uint64{}
+	for _, s := range l.Snapshots {
+		in.Snapshots = append(in.Snapshots, retention.Snapshot{Name: s.Name, Created: s.Created, GUID: s.GUID, CreateTxg: s.CreateTxg})
+		for _, r := range HoldReasons(s) {
+			in.Protected = append(in.Protected, retention.Protection{Name: s.Name, Reason: r})
+		}
+		guids[s.Name] = s.GUID
+	}
+	plan, err := retention.Plan(in)
+	if err != nil {
+		return PlanReport{}, permanent(ErrTypeConfig, err)
+	}
+	rep := PlanReport{Dataset: req.Dataset.String(), Plan: plan, TagsListed: l.TagsListed}
+	for _, n := range plan.ToDestroy() {
+		rep.Destroy = append(rep.Destroy, PlannedDestroy{Name: n, GUID: guids[n]})
+	}
+	rep.NeedsApproval, rep.Verdict = retention.NeedsApproval(plan, req.MaxDestroyCount, req.MaxDestroyPercent)
+	rep.ID = PlanID(rep.Dataset, rep.Destroy)
+	return rep, nil
+}
+
+// PlanID is a short digest of the dataset and the exact snapshots (name and
+// GUID) a plan destroys: the same destroy set always has the same ID.
+func PlanID(dataset string, destroy []PlannedDestroy) string {
+	h := sha256.New()
+	h.Write([]byte(dataset))
+	for _, d := range destroy {
+		h.Write([]byte("\n" + d.Name + "\t" + strconv.FormatUint(d.GUID, 10)))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// DestroyRequest destroys the snapshots a plan chose.
+type DestroyRequest struct {
+	Dataset   zfsexec.Dataset  `json:"dataset"`
+	Recursive bool             `json:"recursive"` // zfs destroy -r: the same-named snapshots of descendants too
+	PlanID    string           `json:"plan_id"`
+	Snapshots []PlannedDestroy `json:"snapshots"`
+}
+
+// Skipped is a planned snapshot left alone, and why.
+type Skipped struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// DestroyReport says what happened to each planned snapshot.
+type DestroyReport struct {
+	Destroyed []string  `json:"destroyed"`
+	Skipped   []Skipped `json:"skipped,omitempty"`
+}
+
+// Reasons DestroySnapshots skips a planned snapshot for.
+const (
+	SkipGone    = "already gone"
+	SkipChanged = "replaced since the plan (different guid)"
+)
+
+// DestroySnapshots destroys the planned snapshots one by one, re-checking
+// each right before: a snapshot already gone is skipped (so a retry is
+// harmless), one whose GUID changed is not the planned one, and one held
+// since the plan was made stays (a hold added since the plan wins; ZFS
+// itself refuses a held snapshot too, and that refusal is a skip as well).
+func (a *Activities) DestroySnapshots(ctx context.Context, req DestroyRequest) (DestroyReport, error) {
+	caps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return DestroyReport{}, classify(err)
+	}
+	z := zfsexec.ZFS{R: a.Local, Caps: caps}
+	log := a.Log.With(zap.String("dataset", req.Dataset.String()), zap.String("plan", req.PlanID))
+	var rep DestroyReport
+	skip := func(name, reason string) {
+		rep.Skipped = append(rep.Skipped, Skipped{name, reason})
+		log.Info("prune: keeping planned snapshot", zap.String("snapshot", name), zap.String("reason", reason))
+	}
+	for i, pd := range req.Snapshots {
+		activity.RecordHeartbeat(ctx, map[string]string{"destroying": fmt.Sprintf("%d of %d: %s", i+1, len(req.Snapshots), pd.Name)})
+		snap, err := req.Dataset.Snapshot(pd.Name)
+		if err != nil {
+			return rep, permanent(ErrTypeInvalidName, err)
+		}
+		reason, err := a.destroyBlocker(ctx, z, snap, pd.GUID, req.Recursive)
+		if err != nil {
+			return rep, classify(err)
+		}
+		if reason != "" {
+			skip(pd.Name, reason)
+			continue
+		}
+		err = z.DestroySnapshot(ctx, snap, req.Recursive)
+		switch {
+		case err == nil:
+			rep.Destroyed = append(rep.Destroyed, pd.Name)
+			log.Info("prune: destroyed", zap.String("snapshot", snap.String()))
+		case errors.Is(err, zfsexec.ErrDatasetNotFound):
+			skip(pd.Name, SkipGone)
+		case errors.Is(err, zfsexec.ErrBusy):
+			skip(pd.Name, "refused by zfs (held or busy): "+strings.TrimSpace(firstLine(err)))
+		default:
+			return rep, classify(fmt.Errorf("destroy %s: %w", snap, err))
+		}
+	}
+	return rep, nil
+}
+
+// destroyBlocker returns why snap must not be destroyed now ("" if it may).
+func (a *Activities) destroyBlocker(ctx context.Context, z zfsexec.ZFS, snap zfsexec.Snapshot, guid uint64, recursive bool) (string, error) {
+	props, err := z.Get(ctx, []zfsexec.PropName{"guid", "userrefs"}, snap)
+	if errors.Is(err, zfsexec.ErrDatasetNotFound) {
+		return SkipGone, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, p := range props {
+		switch p.Property {
+		case "guid":
+			if p.Value != strconv.FormatUint(guid, 10) {
+				return SkipChanged, nil
+			}
+		case "userrefs":
+			if n, _ := strconv.Atoi(p.Value); n > 0 {
+				return "held since the plan (" + plural(n, "hold") + ")", nil
+			}
+		}
+	}
+	if recursive {
+		counts, err := z.HoldCounts(ctx, snap.Dataset(), true)
+		if err != nil {
+			return "", err
+		}
+		for _, h := range counts {
+			if h.Holds > 0 && h.Snapshot.Name() == snap.Name() && h.Snapshot.Dataset() != snap.Dataset() {
+				return "held since the plan on descendant " + h.Snapshot.Dataset().String(), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+func firstLine(err error) string {
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) {
+		s, _, _ := strings.Cut(strings.TrimSpace(ee.Stderr), "\n")
+		return s
+	}
+	return err.Error()
+}

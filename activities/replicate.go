@@ -1,0 +1,293 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+
+	"zcloud/zfsexec"
+)
+
+// TargetCheck is what CheckTarget learned.
+type TargetCheck struct {
+	Target     string `json:"target"`
+	Host       string `json:"host"`
+	SourceZFS  string `json:"source_zfs"`
+	TargetZFS  string `json:"target_zfs"`
+	CanResume  bool   `json:"can_resume"`
+	CanRawSend bool   `json:"can_raw_send"`
+}
+
+// CheckTarget connects to the target (verifying its host key) and detects
+// both ends' ZFS. An unreachable host or a wrong host key is permanent here:
+// the run stops with a clear error instead of retrying for hours.
+func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
+	_, r, err := a.target(ctx, target)
+	if err != nil {
+		return TargetCheck{}, err
+	}
+	defer r.Close()
+	if _, err := r.Connect(ctx); err != nil {
+		var ue *zfsexec.UnreachableError
+		if errors.As(err, &ue) {
+			return TargetCheck{}, permanent(ErrTypeUnreachable, fmt.Errorf("target %s unreachable: %w", target, err))
+		}
+		return TargetCheck{}, classify(err)
+	}
+	tc, err := a.capabilities(ctx, r)
+	if err != nil {
+		return TargetCheck{}, classify(fmt.Errorf("target %s: detect ZFS: %w", target, err))
+	}
+	sc, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return TargetCheck{}, classify(fmt.Errorf("source: detect ZFS: %w", err))
+	}
+	return TargetCheck{Target: target, Host: r.Host(), SourceZFS: sc.String(), TargetZFS: tc.String(),
+		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
+}
+
+// SnapshotRequest names a snapshot to take.
+type SnapshotRequest struct {
+	Snapshot  zfsexec.Snapshot `json:"snapshot"`
+	Recursive bool             `json:"recursive"`
+}
+
+// TakeSnapshot creates the snapshot; one that already exists (a retried
+// activity whose first attempt succeeded) is success.
+func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
+	z := zfsexec.ZFS{R: a.Local}
+	exists, err := z.Exists(ctx, req.Snapshot.Dataset())
+	if err != nil {
+		return classify(err)
+	}
+	if !exists {
+		return permanent(ErrTypeNotFound, fmt.Errorf("source dataset %s does not exist", req.Snapshot.Dataset()))
+	}
+	if ok, err := z.SnapshotExists(ctx, req.Snapshot); err != nil {
+		return classify(err)
+	} else if ok {
+		return nil
+	}
+	if err := z.Snapshot(ctx, req.Recursive, zfsexec.Props{}, req.Snapshot); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// SendRequest asks to bring TargetDataset on Target up to Snapshot.
+type SendRequest struct {
+	Source        zfsexec.Dataset  `json:"source"`
+	Snapshot      zfsexec.Snapshot `json:"snapshot"`
+	Target        string           `json:"target"`
+	TargetDataset zfsexec.Dataset  `json:"target_dataset"`
+	Raw           bool             `json:"raw"`
+}
+
+// SendReport says what was sent.
+type SendReport struct {
+	Full        bool    `json:"full"`
+	From        string  `json:"from,omitempty"`
+	To          string  `json:"to"`
+	Bytes       int64   `json:"bytes"`
+	Resumed     bool    `json:"resumed"`
+	AlreadyDone bool    `json:"already_done"`
+	Seconds     float64 `json:"seconds"`
+	Transport   string  `json:"transport"`
+}
+
+// SendSnapshots sends whatever the target lacks up to req.Snapshot: a full
+// stream the first time, an incremental (-I) from the newest common snapshot
+// (matched by GUID) after, or a resume from the target's receive token. It
+// works out the plan afresh on every attempt, so a retry after a crash does
+// exactly what is still missing.
+func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
+	begin := time.Now()
+	tcfg, r, err := a.target(ctx, req.Target)
+	if err != nil {
+		return SendReport{}, err
+	}
+	defer r.Close()
+	srcCaps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return SendReport{}, classify(err)
+	}
+	dstCaps, err := a.capabilities(ctx, r)
+	if err != nil {
+		return SendReport{}, classify(err)
+	}
+	src := zfsexec.ZFS{R: a.Local, Caps: srcCaps}
+	dst := zfsexec.ZFS{R: r, Caps: dstCaps}
+	log := a.Log.With(zap.String("source", req.Source.String()), zap.String("target", req.Target+":"+req.TargetDataset.String()))
+
+	plan, err := planSend(ctx, src, dst, req)
+	if err != nil {
+		return SendReport{}, classify(err)
+	}
+	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport}
+	if plan.alreadyDone {
+		rep.AlreadyDone = true
+		return rep, nil
+	}
+	rep.Full, rep.Resumed = plan.opts.From.IsZero() && plan.opts.ResumeToken == "", plan.opts.ResumeToken != ""
+	rep.From = plan.opts.From.String()
+	if rep.Full {
+		if err := ensureParent(ctx, dst, req.TargetDataset); err != nil {
+			return rep, classify(err)
+		}
+	}
+	var total int64
+	if srcCaps.SendEstimate {
+		total, _ = src.EstimateSize(ctx, req.Snapshot, plan.opts)
+	}
+	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
+
+	m := newMeter(tcfg.BandwidthLimit)
+	stop := m.heartbeat(ctx, "send", total, 2*time.Second)
+	err = pipeStream(ctx, m,
+		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
+		func(ctx context.Context, rd io.Reader) error {
+			if tcfg.Transport != "parallel" {
+				return dst.Receive(ctx, req.TargetDataset, plan.recv, rd)
+			}
+			argv, err := dst.ReceiveArgv(req.TargetDataset, plan.recv)
+			if err != nil {
+				return err
+			}
+			return a.receiveParallel(ctx, r, tcfg, argv, rd)
+		})
+	stop()
+	rep.Bytes = m.n.Load()
+	rep.Seconds = time.Since(begin).Seconds()
+	if err != nil {
+		if errors.Is(err, zfsexec.ErrResumeTokenPresent) || errors.Is(err, zfsexec.ErrStreamMismatch) && rep.Resumed {
+			// A stale token: discard the partial state so the next attempt
+			// sends afresh from the newest common snapshot.
+			log.Warn("discarding partial receive state", zap.Error(err))
+			_ = dst.AbortReceive(ctx, req.TargetDataset)
+		}
+		return rep, classify(err)
+	}
+	activity.RecordHeartbeat(ctx, m.progress("done", total))
+	log.Info("sent", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
+	return rep, nil
+}
+
+type sendPlan struct {
+	alreadyDone bool
+	opts        zfsexec.SendOptions
+	recv        zfsexec.ReceiveOptions
+}
+
+// planSend compares both sides by GUID.
+func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendPlan, error) {
+	srcSnaps, err := src.ListSnapshots(ctx, req.Source)
+	if err != nil {
+		return sendPlan{}, err
+	}
+	var to *zfsexec.SnapshotInfo
+	for i := range srcSnaps {
+		if srcSnaps[i].Snapshot == req.Snapshot {
+			to = &srcSnaps[i]
+		}
+	}
+	if to == nil {
+		return sendPlan{}, &zfsexec.ExitError{Host: src.R.Host(), Argv: []string{"zfs", "list", req.Snapshot.String()},
+			Code: 1, Stderr: fmt.Sprintf("snapshot %s does not exist", req.Snapshot), Kind: zfsexec.ErrDatasetNotFound}
+	}
+	plan := sendPlan{opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
+
+	exists, err := dst.Exists(ctx, req.TargetDataset)
+	if err != nil {
+		return plan, err
+	}
+	if dst.Caps.ResumableReceive && exists {
+		tok, err := dst.ResumeToken(ctx, req.TargetDataset)
+		if err != nil {
+			return plan, err
+		}
+		if tok != "" {
+			plan.opts = zfsexec.SendOptions{ResumeToken: tok}
+			return plan, nil
+		}
+	}
+	if !exists {
+		return plan, nil // full stream
+	}
+	dstSnaps, err := dst.ListSnapshots(ctx, req.TargetDataset)
+	if err != nil {
+		return plan, err
+	}
+	byGUID := map[uint64]zfsexec.SnapshotInfo{}
+	for _, s := range srcSnaps {
+		byGUID[s.GUID] = s
+	}
+	for i := len(dstSnaps) - 1; i >= 0; i-- {
+		if dstSnaps[i].GUID == to.GUID {
+			plan.alreadyDone = true
+			return plan, nil
+		}
+		if common, ok := byGUID[dstSnaps[i].GUID]; ok {
+			if common.CreateTXG > to.CreateTXG {
+				return plan, fmt.Errorf("target %s already has %s, newer than %s", req.TargetDataset, common.Snapshot.Name(), to.Snapshot.Name())
+			}
+			plan.opts.From = zfsexec.FromSnapshot(common.Snapshot)
+			plan.opts.Intermediates = true
+			// -F rolls back changes made on the target since the common
+			// snapshot (atime, a stray file); it cannot destroy newer
+			// snapshots because the stream would not apply then.
+			plan.recv.Force = true
+			return plan, nil
+		}
+	}
+	return plan, &zfsexec.ExitError{Host: dst.R.Host(), Argv: []string{"zfs", "receive", req.TargetDataset.String()}, Code: 1,
+		Stderr: fmt.Sprintf("target dataset %s exists but shares no snapshot with %s: refusing to overwrite it (destroy or rename it to start over)", req.TargetDataset, req.Source),
+		Kind:   zfsexec.ErrStreamMismatch}
+}
+
+// ensureParent creates the target dataset's parent (zfs receive needs it).
+func ensureParent(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) error {
+	parent, ok := d.Parent()
+	if !ok {
+		return nil
+	}
+	if exists, err := z.Exists(ctx, parent); err != nil || exists {
+		return err
+	}
+	return z.Create(ctx, parent, zfsexec.CreateOptions{Parents: true})
+}
+
+// pipeStream runs send and receive concurrently, joined by a pipe through the
+// meter. The first side to fail is the cause: the other is cancelled (so no
+// half-dead process stays behind) and its consequent error is not reported.
+func pipeStream(ctx context.Context, m *meter, send func(context.Context, io.Writer) error, recv func(context.Context, io.Reader) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var once sync.Once
+	var first error
+	fail := func(side string, err error) {
+		once.Do(func() { first = fmt.Errorf("%s: %w", side, err) })
+		cancel()
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := send(ctx, pw)
+		if err != nil {
+			fail("send", err)
+		}
+		pw.CloseWithError(err)
+	}()
+	if err := recv(ctx, m.reader(pr)); err != nil {
+		fail("receive", err)
+	}
+	pr.CloseWithError(errors.New("receiver finished"))
+	<-done
+	return first
+}

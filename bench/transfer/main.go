@@ -1,0 +1,123 @@
+// Command transfer benchmarks zcloud's encrypted parallel transfer against
+// ssh and mbuffer on loopback, moving the same stream through each:
+//
+//	go run ./bench/transfer -size 2GiB [-streams 4] [-cipher aes-256-gcm]
+//
+// Each side runs as its own OS process (the zcloud sides re-exec this binary),
+// so CPU time and peak RSS come from each process's rusage.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+)
+
+type config struct {
+	size      int64
+	smallSize int64
+	streams   int
+	cipher    string
+	chunk     int
+	window    int
+	workers   int
+	only      string
+	mbufMem   string
+	profile   string
+}
+
+func main() {
+	var cfg config
+	var size, small, role string
+	flag.StringVar(&size, "size", "2GiB", "stream size (e.g. 2GiB, 512MiB)")
+	flag.StringVar(&small, "small-size", "256MiB", "second, smaller stream size for zcloud, to show receiver RSS does not grow with the stream")
+	flag.IntVar(&cfg.streams, "streams", 4, "zcloud parallel TCP connections")
+	flag.StringVar(&cfg.cipher, "cipher", "aes-256-gcm", "zcloud cipher: aes-256-gcm or chacha20-poly1305")
+	flag.IntVar(&cfg.chunk, "chunk", 0, "zcloud chunk size in bytes (0 = package default)")
+	flag.IntVar(&cfg.window, "window", 0, "zcloud receiver window in frames (0 = package default)")
+	flag.IntVar(&cfg.workers, "workers", 0, "zcloud sealing workers (0 = GOMAXPROCS)")
+	flag.StringVar(&cfg.only, "only", "zcloud,ssh,mbuffer", "which transports to run, comma separated")
+	flag.StringVar(&cfg.mbufMem, "mbuffer-mem", "64M", "mbuffer -m (buffer memory) on both sides")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of the zcloud send and recv processes to PREFIX.send and PREFIX.recv")
+	flag.StringVar(&role, "role", "", "internal: run as the zcloud send or recv process")
+	var roleArgs roleFlags
+	roleArgs.register()
+	flag.Parse()
+
+	if role != "" {
+		if err := runRole(role, roleArgs); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	var err error
+	if cfg.size, err = parseSize(size); err != nil {
+		fatal(err)
+	}
+	if cfg.smallSize, err = parseSize(small); err != nil {
+		fatal(err)
+	}
+	if err := run(cfg); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func run(cfg config) error {
+	fmt.Printf("stream %s of incompressible data on 127.0.0.1, %d CPUs (%s/%s), %s\n",
+		humanSize(cfg.size), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
+	var results []result
+	want := func(name string) bool { return strings.Contains(","+cfg.only+",", ","+name+",") }
+	if want("zcloud") {
+		r, err := runZcloud(cfg, cfg.size)
+		if err != nil {
+			return fmt.Errorf("zcloud: %w", err)
+		}
+		results = append(results, r)
+	}
+	if want("ssh") {
+		r, err := runSSH(cfg)
+		if err != nil {
+			return fmt.Errorf("ssh: %w", err)
+		}
+		results = append(results, r)
+	}
+	if want("mbuffer") {
+		r, err := runMbuffer(cfg)
+		if err != nil {
+			return fmt.Errorf("mbuffer: %w", err)
+		}
+		results = append(results, r)
+	}
+	printTable(results)
+	if want("zcloud") && cfg.smallSize > 0 && cfg.smallSize != cfg.size {
+		small, err := runZcloud(cfg, cfg.smallSize)
+		if err != nil {
+			return fmt.Errorf("zcloud small: %w", err)
+		}
+		fmt.Printf("\nzcloud receiver peak RSS by stream size (should not grow with it):\n")
+		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(small.bytes), small.recv.rssMiB(), small.send.rssMiB(), small.mbps())
+		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(results[0].bytes), results[0].recv.rssMiB(), results[0].send.rssMiB(), results[0].mbps())
+	}
+	return nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+// runMbuffer moves the stream with mbuffer's network mode (no encryption):
+// `mbuffer -I port -o /dev/null` receives, `mbuffer -O 127.0.0.1:port` sends.
+func runMbuffer(cfg config) (result, error) {
+	port, err := freePort()
+	if err != nil {
+		return result{}, err
+	}
+	common := []string{"-q", "-s", "128k", "-m", cfg.mbufMem}
+	recv := exec.Command("mbuffer", append(common, "-I", strconv.Itoa(port), "-o", "/dev/null")...)
+	recv.Stderr = os.Stderr
+	if err := recv.Start(); err != nil {
+		return result{}, err
+	}
+	recvRSS := watchRSS(recv.Process.Pid)
+	defer recv.Process.Kill()
+	if err := waitListening(port, 10*time.Second); err != nil {
+		return result{}, err
+	}
+	dataR, dataW, err := dataPipe()
+	if err != nil {
+		return result{}, err
+	}
+	send := exec.Command("mbuffer", append(common, "-O", "127.0.0.1:"+strconv.Itoa(port))...)
+	send.Stdin = dataR
+	send.Stderr = os.Stderr
+	start := time.Now()
+	if err := send.Start(); err != nil {
+		return result{}, err
+	}
+	sendRSS := watchRSS(send.Process.Pid)
+	dataR.Close()
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- feed(dataW, cfg.size) }()
+	sendErr := send.Wait()
+	recvErr := recv.Wait()
+	elapsed := time.Since(start)
+	if sendErr != nil || recvErr != nil {
+		return result{}, fmt.Errorf("send: %v, recv: %v", sendErr, recvErr)
+	}
+	if err := <-feedErr; err != nil {
+		return result{}, err
+	}
+	return result{
+		name:    "mbuffer -s 128k -m " + cfg.mbufMem + " (no encryption)",
+		bytes:   cfg.size,
+		elapsed: elapsed,
+		send:    usageOf(send, sendRSS),
+		recv:    usageOf(recv, recvRSS),
+	}, nil
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"zcloud/transfer"
+)
+
+// roleFlags are what the orchestrator passes to its re-executed children.
+type roleFlags struct {
+	port, streams, chunk, window, workers int
+	cpuProfile                            string
+}
+
+func (f *roleFlags) register() {
+	flag.IntVar(&f.port, "port", 0, "internal: receiver port (send role)")
+	flag.IntVar(&f.streams, "role-streams", 4, "internal")
+	flag.IntVar(&f.chunk, "role-chunk", 0, "internal")
+	flag.IntVar(&f.window, "role-window", 0, "internal")
+	flag.IntVar(&f.workers, "role-workers", 0, "internal")
+	flag.StringVar(&f.cpuProfile, "role-cpuprofile", "", "internal: write a CPU profile of this role to this path prefix")
+}
+
+// runRole is one side of a zcloud transfer, as `zcloud transfer recv` on the
+// target and the replication activity on the controller would run it.
+func runRole(role string, f roleFlags) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile + "." + role)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
+	switch role {
+	case "recv":
+		// The receive command stands in for `zfs receive`: it reads the
+		// whole stream from a pipe, like `ssh ... 'cat >/dev/null'` below.
+		return transfer.RecvMain(ctx, transfer.RecvOptions{
+			ListenAddr:     "127.0.0.1",
+			Command:        []string{"sh", "-c", "exec cat >/dev/null"},
+			ReceiveOptions: transfer.ReceiveOptions{Streams: f.streams, Window: f.window},
+		}, os.Stdin, os.Stdout)
+	case "send":
+		// The session arrives on fd 3, the stream on stdin (as from `zfs send`).
+		sessFile := os.NewFile(3, "session")
+		sess, err := transfer.ReadSession(bufio.NewReader(sessFile))
+		if err != nil {
+			return err
+		}
+		st, err := transfer.SendToReceiver(ctx, "127.0.0.1", f.port, sess, os.Stdin, transfer.SendOptions{
+			Streams: f.streams, ChunkSize: f.chunk, Workers: f.workers,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "sent %d bytes in %d frames, %v\n", st.Bytes, st.Frames, st.Duration)
+		return nil
+	}
+	return errors.New("unknown role " + role)
+}

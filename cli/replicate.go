@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"zcloud/workflows"
+	"zcloud/zfsexec"
+)
+
+func replicateCmd(a *app) *cobra.Command {
+	var to string
+	var raw, noWait bool
+	c := &cobra.Command{
+		Use:   "replicate SOURCE --to TARGET:DATASET",
+		Short: "Replicate a dataset to a target over SSH (full first, incremental after)",
+		Long: `Starts the Replicate workflow: snapshot SOURCE, then send to DATASET on the
+configured TARGET whatever it lacks: a full stream the first time, an
+incremental (-I) from the newest common snapshot after, or a resume from the
+target's receive_resume_token. Progress is printed until the workflow ends
+(Ctrl-C stops watching; the workflow keeps running).
+
+Without arguments, replicates every entry under 'replications:' in the config.`,
+		Example: "  zcloud replicate tank/data --to backup1:backup/data",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, cfg, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			var inputs []workflows.ReplicateInput
+			if len(args) == 1 {
+				in, err := parseReplicateArgs(args[0], to, raw)
+				if err != nil {
+					return err
+				}
+				if _, ok := cfg.Targets[in.Target]; !ok {
+					return fmt.Errorf("no target named %q in %s (known: %s)", in.Target, a.cfgPath, strings.Join(cfg.TargetNames(), ", "))
+				}
+				inputs = append(inputs, in)
+			} else {
+				if to != "" {
+					return fmt.Errorf("--to needs a SOURCE argument")
+				}
+				for _, r := range cfg.Replications {
+					inputs = append(inputs, workflows.ReplicateInput{Source: r.Source, Target: r.Target, TargetDataset: r.TargetDataset, Raw: r.Raw})
+				}
+				if len(inputs) == 0 {
+					return fmt.Errorf("nothing to replicate: give SOURCE --to TARGET:DATASET or list replications in %s", a.cfgPath)
+				}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			out := cmd.OutOrStdout()
+			for _, in := range inputs {
+				id := "replicate/" + in.Source + "/" + in.Target
+				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+					ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+					WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				}, workflows.ReplicateName, in)
+				if err != nil {
+					return fmt.Errorf("start replication of %s: %w", in.Source, err)
+				}
+				fmt.Fprintf(out, "replicating %s to %s:%s (workflow %s, run %s)\n", in.Source, in.Target, in.TargetDataset, run.GetID(), run.GetRunID())
+				if noWait {
+					continue
+				}
+				var res workflows.ReplicateResult
+				if err := watch(ctx, cl, run, out, &res); err != nil {
+					return err
+				}
+				s := res.Send
+				kind := "incremental from " + s.From
+				switch {
+				case s.AlreadyDone:
+					kind = "nothing to send (target already up to date)"
+				case s.Resumed:
+					kind = "resumed partial receive"
+				case s.Full:
+					kind = "full"
+				}
+				fmt.Fprintf(out, "done: %s -> %s:%s, %s, %s in %.1fs\n", res.Snapshot, in.Target, in.TargetDataset, kind, humanBytes(s.Bytes), res.Seconds)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&to, "to", "", "TARGET:DATASET (TARGET is a name under 'targets:' in the config)")
+	c.Flags().BoolVar(&raw, "raw", false, "raw send (zfs send -w): natively encrypted data stays encrypted on the target")
+	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
+	return c
+}
+
+// parseReplicateArgs validates the user's names once, here at the edge.
+func parseReplicateArgs(source, to string, raw bool) (workflows.ReplicateInput, error) {
+	src, err := zfsexec.ParseDataset(source)
+	if err != nil {
+		return workflows.ReplicateInput{}, err
+	}
+	target, ds, ok := strings.Cut(to, ":")
+	if !ok || target == "" || ds == "" {
+		return workflows.ReplicateInput{}, fmt.Errorf("--to must be TARGET:DATASET, got %q", to)
+	}
+	dst, err := zfsexec.ParseDataset(ds)
+	if err != nil {
+		return workflows.ReplicateInput{}, err
+	}
+	return workflows.ReplicateInput{Source: src.String(), Target: target, TargetDataset: dst.String(), Raw: raw}, nil
+}

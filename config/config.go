@@ -1,0 +1,288 @@
+// Package config is zcloud's one configuration file (zcloud.yaml): typed,
+// defaulted and validated, with errors that name the bad field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"zcloud/zfsexec"
+)
+
+// Config is the whole file.
+type Config struct {
+	Temporal Temporal          `yaml:"temporal"`
+	Log      Log               `yaml:"log"`
+	Keys     Keys              `yaml:"keys"`
+	Targets  map[string]Target `yaml:"targets"`
+	// Replications pair a source dataset with a target.
+	Replications []Replication `yaml:"replications"`
+	Metrics      Metrics       `yaml:"metrics"`
+	// ReceiverBinary is the local zcloud executable installed on targets as
+	// the transfer receiver (checked by SHA-256). Empty: the running
+	// executable. Set it when targets run another OS or architecture.
+	ReceiverBinary string `yaml:"receiver_binary"`
+	// Policies are per-dataset snapshot policies (see policy.go).
+	Policies []Policy `yaml:"policies"`
+}
+
+// Temporal says how to reach the Temporal server.
+type Temporal struct {
+	Address   string `yaml:"address"`
+	Namespace string `yaml:"namespace"`
+	TaskQueue string `yaml:"task_queue"`
+	TLS       TLS    `yaml:"tls"`
+}
+
+// TLS for the Temporal connection (all empty: plaintext).
+type TLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Log settings.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // console or json
+}
+
+// Metrics exposes Prometheus metrics from the worker.
+type Metrics struct {
+	Listen string `yaml:"listen"` // e.g. 127.0.0.1:9464; empty: off
+}
+
+// Keys is the worker's key source: secrets are read here, by activities,
+// and never travel in workflow payloads.
+type Keys struct {
+	// Dir holds one file per key name (mode 0600 or stricter).
+	Dir string `yaml:"dir"`
+	// Command, if set, is run with the key name as its only argument and
+	// prints the key on stdout (e.g. ["pass", "show"]).
+	Command []string `yaml:"command"`
+}
+
+// Target is a host that receives replication streams.
+type Target struct {
+	// Kind: "static" (an existing SSH host) or "ec2" (launched per session).
+	Kind string `yaml:"kind"`
+	SSH  SSH    `yaml:"ssh"`
+	// Transport: "parallel" (zcloud's encrypted parallel stream) or "ssh".
+	Transport string `yaml:"transport"`
+	// Streams is the number of parallel TCP connections.
+	Streams int `yaml:"streams"`
+	// ReceiverPath is where the zcloud receiver binary lives on the target.
+	ReceiverPath string `yaml:"receiver_path"`
+	// BandwidthLimit in bytes per second (0: unlimited).
+	BandwidthLimit int64 `yaml:"bandwidth_limit"`
+	// Cipher for transport: parallel: aes-256-gcm (default) or chacha20-poly1305.
+	Cipher string `yaml:"cipher"`
+	// PortMin..PortMax is the receiver's listening port range (0: any free
+	// port), for firewalls.
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
+}
+
+// SSH connection settings for a target.
+type SSH struct {
+	Host           string        `yaml:"host"`
+	Port           int           `yaml:"port"`
+	User           string        `yaml:"user"`
+	IdentityFile   string        `yaml:"identity_file"`
+	KnownHostsFile string        `yaml:"known_hosts_file"`
+	HostKey        string        `yaml:"host_key"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// Replication sends Source to Target's TargetDataset.
+type Replication struct {
+	Source        string `yaml:"source"`
+	Target        string `yaml:"target"`
+	TargetDataset string `yaml:"target_dataset"`
+	// Raw sends natively encrypted datasets without decrypting (zfs send -w).
+	Raw bool `yaml:"raw"`
+}
+
+// Defaults for everything a user may leave out.
+func Defaults() Config {
+	return Config{
+		Temporal: Temporal{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "zcloud"},
+		Log:      Log{Level: "info", Format: "console"},
+	}
+}
+
+// Parse reads YAML over the defaults, rejecting unknown fields, and validates.
+func Parse(data []byte) (*Config, error) {
+	c := Defaults()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Load reads and parses a file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) applyDefaults() {
+	for name, t := range c.Targets {
+		if t.Kind == "" {
+			t.Kind = "static"
+		}
+		if t.SSH.Port == 0 {
+			t.SSH.Port = 22
+		}
+		if t.SSH.User == "" {
+			t.SSH.User = "root"
+		}
+		if t.SSH.ConnectTimeout == 0 {
+			t.SSH.ConnectTimeout = 15 * time.Second
+		}
+		if t.Transport == "" {
+			t.Transport = "parallel"
+		}
+		if t.Streams == 0 {
+			t.Streams = 4
+		}
+		if t.ReceiverPath == "" {
+			t.ReceiverPath = "/usr/local/lib/zcloud/zcloud"
+		}
+		c.Targets[name] = t
+	}
+	for i := range c.Policies {
+		c.Policies[i].applyDefaults()
+	}
+}
+
+// FieldError names the offending field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config: %s: %s", e.Field, e.Msg) }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks every field and returns the first problem.
+func (c *Config) Validate() error {
+	if c.Temporal.Address == "" {
+		return fieldErr("temporal.address", "required")
+	}
+	if c.Temporal.TaskQueue == "" {
+		return fieldErr("temporal.task_queue", "required")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		return fieldErr("log.format", "must be console or json, not %q", c.Log.Format)
+	}
+	for name, t := range c.Targets {
+		f := "targets." + name
+		if err := t.validate(f); err != nil {
+			return err
+		}
+	}
+	for i, r := range c.Replications {
+		f := fmt.Sprintf("replications[%d]", i)
+		if _, err := zfsexec.ParseDataset(r.Source); err != nil {
+			return fieldErr(f+".source", "%v", err)
+		}
+		if _, ok := c.Targets[r.Target]; !ok {
+			return fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", "))
+		}
+		if _, err := zfsexec.ParseDataset(r.TargetDataset); err != nil {
+			return fieldErr(f+".target_dataset", "%v", err)
+		}
+	}
+	return c.validatePolicies()
+}
+
+func (t Target) validate(f string) error {
+	switch t.Kind {
+	case "static", "ec2":
+	default:
+		return fieldErr(f+".kind", "must be static or ec2, not %q", t.Kind)
+	}
+	switch t.Transport {
+	case "ssh", "parallel":
+	default:
+		return fieldErr(f+".transport", "must be ssh or parallel, not %q", t.Transport)
+	}
+	if t.Streams < 1 || t.Streams > 64 {
+		return fieldErr(f+".streams", "must be between 1 and 64, not %d", t.Streams)
+	}
+	if t.Kind == "static" && t.SSH.Host == "" {
+		return fieldErr(f+".ssh.host", "required for a static target")
+	}
+	if t.SSH.Port < 1 || t.SSH.Port > 65535 {
+		return fieldErr(f+".ssh.port", "must be 1-65535, not %d", t.SSH.Port)
+	}
+	if t.Kind == "static" {
+		if t.SSH.HostKey == "" && t.SSH.KnownHostsFile == "" {
+			return fieldErr(f+".ssh", "set host_key or known_hosts_file: zcloud never trusts an unknown host key")
+		}
+		if t.SSH.HostKey != "" && t.SSH.KnownHostsFile != "" {
+			return fieldErr(f+".ssh", "set host_key or known_hosts_file, not both")
+		}
+	}
+	if t.SSH.IdentityFile == "" {
+		return fieldErr(f+".ssh.identity_file", "required")
+	}
+	if !strings.HasPrefix(t.ReceiverPath, "/") {
+		return fieldErr(f+".receiver_path", "must be absolute")
+	}
+	switch t.Cipher {
+	case "", "aes-256-gcm", "chacha20-poly1305":
+	default:
+		return fieldErr(f+".cipher", "must be aes-256-gcm or chacha20-poly1305, not %q", t.Cipher)
+	}
+	if t.PortMin < 0 || t.PortMin > 65535 || t.PortMax < 0 || t.PortMax > 65535 || (t.PortMax != 0 && t.PortMax < t.PortMin) {
+		return fieldErr(f+".port_min", "port range %d-%d is not valid", t.PortMin, t.PortMax)
+	}
+	if t.BandwidthLimit < 0 {
+		return fieldErr(f+".bandwidth_limit", "must not be negative")
+	}
+	return nil
+}
+
+// TargetNames lists target names, sorted.
+func (c *Config) TargetNames() []string {
+	var n []string
+	for k := range c.Targets {
+		n = append(n, k)
+	}
+	slices.Sort(n)
+	return n
+}

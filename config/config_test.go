@@ -1,0 +1,57 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestExampleParses(t *testing.T) {
+	c, err := Parse(Example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Targets["backup1"].SSH.Host != "backup.example.org" || c.Replications[0].TargetDataset != "backup/data" {
+		t.Fatalf("unexpected: %+v", c)
+	}
+}
+
+func TestEmptyFileIsAllDefaults(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Temporal.TaskQueue != "zcloud" || c.Temporal.Address != "127.0.0.1:7233" {
+		t.Fatalf("defaults not applied: %+v", c.Temporal)
+	}
+}
+
+func TestErrorsNameTheField(t *testing.T) {
+	base := `
+targets:
+  b:
+    ssh: {host: h, identity_file: /k, host_key: "ssh-ed25519 AAAA"}
+`
+	cases := []struct{ yaml, field string }{
+		{"log: {level: loud}", "log.level"},
+		{base + "replications: [{source: 'tank/a;rm', target: b, target_dataset: x/y}]", "replications[0].source"},
+		{base + "replications: [{source: tank/a, target: nope, target_dataset: x/y}]", "replications[0].target"},
+		{"targets: {b: {ssh: {host: h, identity_file: /k}}}", "targets.b.ssh"},
+		{"targets: {b: {transport: carrier-pigeon, ssh: {host: h, identity_file: /k, host_key: k}}}", "targets.b.transport"},
+		{"targets: {b: {ssh: {host: h, port: 70000, identity_file: /k, host_key: k}}}", "targets.b.ssh.port"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.yaml))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%q: got %v, want error naming %s", tc.yaml, err, tc.field)
+		}
+	}
+}
+
+func TestUnknownFieldRefused(t *testing.T) {
+	_, err := Parse([]byte("temporal: {adress: x}"))
+	if err == nil || !strings.Contains(err.Error(), "adress") {
+		t.Fatalf("got %v", err)
+	}
+}

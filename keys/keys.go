@@ -1,0 +1,62 @@
+// Package keys is the worker's key source. Pool keys, archive identities and
+// other secrets are read here, by name, inside activities; they never travel
+// in workflow or activity payloads, logs or process arguments.
+package keys
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+)
+
+// Source reads named secrets from a directory or a command.
+type Source struct {
+	Dir     string
+	Command []string
+}
+
+var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// ErrNotFound: no key by that name.
+var ErrNotFound = errors.New("key not found")
+
+// Get returns the named key's bytes. Files must not be readable by group or
+// others: a key file with loose permissions is refused, not silently used.
+func (s Source) Get(ctx context.Context, name string) ([]byte, error) {
+	if !keyName.MatchString(name) {
+		return nil, fmt.Errorf("key name %q: only letters, digits, '_', '.', '-'", name)
+	}
+	if len(s.Command) > 0 {
+		var out, errb bytes.Buffer
+		cmd := exec.CommandContext(ctx, s.Command[0], append(s.Command[1:], name)...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("key command for %q: %v: %s", name, err, bytes.TrimSpace(errb.Bytes()))
+		}
+		return bytes.TrimRight(out.Bytes(), "\n"), nil
+	}
+	if s.Dir == "" {
+		return nil, fmt.Errorf("key %q: no key source configured (keys.dir or keys.command)", name)
+	}
+	p := filepath.Join(s.Dir, name)
+	st, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("key %q in %s: %w", name, s.Dir, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %o: must not be readable by group or others (chmod 600)", p, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b, "\n"), nil
+}

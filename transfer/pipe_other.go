@@ -1,0 +1,16 @@
+//go:build !linux
+
+package transfer
+
+import (
+	"os"
+	"syscall"
+)
+
+func growPipe(*os.File) {}
+
+// childProcAttr puts the receive command in its own process group so it can be
+// killed with its children.
+func childProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}

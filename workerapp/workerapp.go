@@ -1,0 +1,61 @@
+// Package workerapp builds and runs the Temporal worker from a config; the
+// worker binary, the `zcloud worker` command and the tests share it.
+package workerapp
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"zcloud/activities"
+	"zcloud/config"
+	"zcloud/internal/tclient"
+	"zcloud/logging"
+	"zcloud/workflows"
+)
+
+// Run loads the config and runs the worker until SIGINT/SIGTERM.
+func Run(cfgPath string) error {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	cl, err := tclient.Dial(cfg.Temporal, log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	w := New(cl, cfg, activities.New(cfg, log))
+	log.Info("worker starting", zap.String("temporal", cfg.Temporal.Address), zap.String("task_queue", cfg.Temporal.TaskQueue))
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	<-ctx.Done()
+	log.Info("worker stopping (waiting for running activities to finish or heartbeat out)")
+	w.Stop()
+	return nil
+}
+
+// New returns a worker on cfg's task queue with everything registered.
+func New(cl client.Client, cfg *config.Config, acts *activities.Activities) worker.Worker {
+	w := worker.New(cl, cfg.Temporal.TaskQueue, worker.Options{
+		// Activities stop when the worker stops; their heartbeats let a
+		// retry on another worker resume.
+		WorkerStopTimeout: 10e9,
+	})
+	workflows.Register(w)
+	w.RegisterActivity(acts)
+	return w
+}

@@ -1,0 +1,304 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"zcloud/activities"
+	"zcloud/retention"
+	"zcloud/zfsexec"
+)
+
+// Registered names of the snapshot policy workflows and their update.
+const (
+	// SnapshotPolicyName runs once per tick of a policy's Schedule.
+	SnapshotPolicyName = "SnapshotPolicy"
+	// PrunePolicyName prunes one dataset; at most one runs per dataset.
+	PrunePolicyName = "PrunePolicy"
+	// PolicyPlanName only computes a plan (zcloud policy plan).
+	PolicyPlanName = "PolicyPlan"
+	// ApproveUpdate approves or rejects a plan waiting in PrunePolicy.
+	ApproveUpdate = "approve-prune"
+)
+
+// DefaultApprovalTimeout applies when PolicyInput.ApprovalTimeout is zero.
+const DefaultApprovalTimeout = 24 * time.Hour
+
+// ScheduleIDPrefix starts the ID of every policy Schedule.
+const ScheduleIDPrefix = "policy/"
+
+// ScheduleID is the Schedule of dataset's policy.
+func ScheduleID(dataset string) string { return ScheduleIDPrefix + dataset }
+
+// PruneWorkflowID is the one prune of dataset that may run at a time; it is
+// where approvals go.
+func PruneWorkflowID(dataset string) string { return "policy-prune/" + dataset }
+
+// PolicyInput is one dataset's policy, as a Schedule's action carries it.
+type PolicyInput struct {
+	Dataset        string                 `json:"dataset"`
+	Policy         retention.Policy       `json:"policy"`
+	IncludeForeign bool                   `json:"include_foreign,omitempty"`
+	Protected      []retention.Protection `json:"protected,omitempty"`
+	// A prune destroying more than MaxDestroyCount snapshots or more than
+	// MaxDestroyPercent of zcloud's waits for approval; -1 switches a limit off.
+	MaxDestroyCount   int     `json:"max_destroy_count"`
+	MaxDestroyPercent float64 `json:"max_destroy_percent"`
+	// ApprovalTimeout: after it an unapproved prune destroys nothing (default 24h).
+	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+}
+
+// validate checks the input in workflow code (pure) so a bad schedule
+// fails its run with a clear, non-retryable error.
+func (in PolicyInput) validate() (zfsexec.Dataset, error) {
+	ds, err := zfsexec.ParseDataset(in.Dataset)
+	if err != nil {
+		return ds, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil)
+	}
+	if err := in.Policy.Validate(); err != nil {
+		return ds, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeConfig, nil)
+	}
+	return ds, nil
+}
+
+func (in PolicyInput) planRequest(ds zfsexec.Dataset, now time.Time) activities.PlanRequest {
+	return activities.PlanRequest{Dataset: ds, Policy: in.Policy, Now: now, IncludeForeign: in.IncludeForeign,
+		Protected: in.Protected, MaxDestroyCount: in.MaxDestroyCount, MaxDestroyPercent: in.MaxDestroyPercent}
+}
+
+// PolicyStatus answers SnapshotPolicy's status query and is its result.
+type PolicyStatus struct {
+	Phase    string           `json:"phase"`
+	Dataset  string           `json:"dataset"`
+	Due      []retention.Kind `json:"due,omitempty"`
+	Snapshot string           `json:"snapshot,omitempty"` // taken by this run
+	// PruneWorkflow is the prune this run started; PruneNote says why none was.
+	PruneWorkflow string `json:"prune_workflow,omitempty"`
+	PruneRunID    string `json:"prune_run_id,omitempty"`
+	PruneNote     string `json:"prune_note,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+// SnapshotPolicy is one tick of a policy: take a snapshot if one is due
+// (named from the workflow's start time, so a replay names it the same),
+// then start the dataset's prune as its own workflow and return without
+// waiting for it. A prune waiting for approval therefore never holds up
+// the next tick's snapshot, and while it waits, later ticks start no
+// second prune: the fixed prune workflow ID lets only one run.
+func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) {
+	st := PolicyStatus{Phase: "starting", Dataset: in.Dataset}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (PolicyStatus, error) { return st, nil }); err != nil {
+		return st, err
+	}
+	ds, err := in.validate()
+	if err != nil {
+		return st, policyFail(&st.Phase, &st.Error, "input", err)
+	}
+	now := workflow.Now(ctx)
+	quick := workflow.WithActivityOptions(ctx, quickActivity)
+
+	st.Phase = "checking due"
+	var due activities.DueReport
+	if err := workflow.ExecuteActivity(quick, acts.SnapshotDue, activities.DueRequest{Dataset: ds, Policy: in.Policy, Now: now}).Get(ctx, &due); err != nil {
+		return st, policyFail(&st.Phase, &st.Error, "check due", err)
+	}
+	st.Due = due.Kinds
+	if due.Due {
+		st.Phase = "snapshot"
+		snap, err := ds.Snapshot(retention.SnapshotName(in.Policy.WithDefaults().Prefix, now))
+		if err != nil {
+			return st, policyFail(&st.Phase, &st.Error, "snapshot", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		}
+		req := activities.SnapshotRequest{Snapshot: snap, Recursive: in.Policy.Recursive}
+		if err := workflow.ExecuteActivity(quick, acts.TakeSnapshot, req).Get(ctx, nil); err != nil {
+			return st, policyFail(&st.Phase, &st.Error, "snapshot", err)
+		}
+		st.Snapshot = snap.String()
+	}
+
+	st.Phase = "starting prune"
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            PruneWorkflowID(ds.String()),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	})
+	var child workflow.Execution
+	err = workflow.ExecuteChildWorkflow(cctx, PrunePolicyName, in).GetChildWorkflowExecution().Get(ctx, &child)
+	switch {
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		st.PruneNote = "previous prune " + PruneWorkflowID(ds.String()) + " is still running (waiting for approval?): no new prune started"
+	case err != nil:
+		return st, policyFail(&st.Phase, &st.Error, "start prune", err)
+	default:
+		st.PruneWorkflow, st.PruneRunID = child.ID, child.RunID
+	}
+	st.Phase = "done"
+	return st, nil
+}
+
+// Phases of PrunePolicy.
+const (
+	PhasePlanning         = "planning"
+	PhaseAwaitingApproval = "awaiting approval"
+	PhaseDestroying       = "destroying"
+	PhaseDone             = "done"
+	PhaseNothingToDo      = "nothing to destroy"
+	PhaseRejected         = "rejected"
+	PhaseTimedOut         = "approval timed out"
+	PhaseFailed           = "failed"
+)
+
+// Approval is the approve-prune update's argument.
+type Approval struct {
+	Approve bool   `json:"approve"` // false rejects: nothing is destroyed
+	By      string `json:"by"`      // who decided, recorded in history and status
+	PlanID  string `json:"plan_id"` // must be the plan waiting, so no one approves a plan they did not see
+}
+
+// PruneStatus answers PrunePolicy's status query and is its result.
+type PruneStatus struct {
+	Phase   string                 `json:"phase"`
+	Dataset string                 `json:"dataset"`
+	Report  *activities.PlanReport `json:"report,omitempty"`
+	// Deadline is when an unanswered approval request gives up.
+	Deadline time.Time                 `json:"deadline,omitempty"`
+	Decision *Approval                 `json:"decision,omitempty"`
+	Result   *activities.DestroyReport `json:"result,omitempty"`
+	Error    string                    `json:"error,omitempty"`
+}
+
+// PrunePolicy plans a prune and carries it out. A plan over the policy's
+// thresholds waits (durably, up to ApprovalTimeout) for an approve-prune
+// update naming its plan ID; a rejection or the timeout destroys nothing.
+func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
+	st := PruneStatus{Phase: PhasePlanning, Dataset: in.Dataset}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (PruneStatus, error) { return st, nil }); err != nil {
+		return st, err
+	}
+	var decision *Approval
+	err := workflow.SetUpdateHandlerWithOptions(ctx, ApproveUpdate,
+		func(ctx workflow.Context, ap Approval) (string, error) {
+			decision = &ap
+			st.Decision = &ap
+			if ap.Approve {
+				return fmt.Sprintf("approved plan %s: destroying %d snapshots", ap.PlanID, len(st.Report.Destroy)), nil
+			}
+			return fmt.Sprintf("rejected plan %s: nothing will be destroyed", ap.PlanID), nil
+		},
+		workflow.UpdateHandlerOptions{
+			Validator: func(ctx workflow.Context, ap Approval) error {
+				return validateApproval(st, decision, ap)
+			},
+			Description: "approve or reject the prune plan waiting for approval: {approve, by, plan_id}",
+		})
+	if err != nil {
+		return st, err
+	}
+	ds, err := in.validate()
+	if err != nil {
+		return st, policyFail(&st.Phase, &st.Error, "input", err)
+	}
+	quick := workflow.WithActivityOptions(ctx, quickActivity)
+	var rep activities.PlanReport
+	if err := workflow.ExecuteActivity(quick, acts.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep); err != nil {
+		return st, policyFail(&st.Phase, &st.Error, "plan", err)
+	}
+	st.Report = &rep
+	if len(rep.Destroy) == 0 {
+		st.Phase = PhaseNothingToDo
+		return st, nil
+	}
+	if rep.NeedsApproval {
+		timeout := in.ApprovalTimeout
+		if timeout <= 0 {
+			timeout = DefaultApprovalTimeout
+		}
+		st.Phase = PhaseAwaitingApproval
+		st.Deadline = workflow.Now(ctx).Add(timeout)
+		workflow.GetLogger(ctx).Info("prune waits for approval", "dataset", in.Dataset, "plan", rep.ID, "verdict", rep.Verdict)
+		decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return decision != nil })
+		if err != nil {
+			return st, policyFail(&st.Phase, &st.Error, "await approval", err)
+		}
+		switch {
+		case !decided:
+			st.Phase = PhaseTimedOut
+			return st, nil
+		case !decision.Approve:
+			st.Phase = PhaseRejected
+			return st, nil
+		}
+	}
+
+	st.Phase = PhaseDestroying
+	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Hour,
+		HeartbeatTimeout:    2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
+	})
+	req := activities.DestroyRequest{Dataset: ds, Recursive: in.Policy.Recursive, PlanID: rep.ID, Snapshots: rep.Destroy}
+	var res activities.DestroyReport
+	if err := workflow.ExecuteActivity(long, acts.DestroySnapshots, req).Get(ctx, &res); err != nil {
+		return st, policyFail(&st.Phase, &st.Error, "destroy", err)
+	}
+	st.Result = &res
+	st.Phase = PhaseDone
+	return st, nil
+}
+
+// validateApproval rejects an update that cannot apply to the plan
+// waiting now. It only reads state.
+func validateApproval(st PruneStatus, decision *Approval, ap Approval) error {
+	if st.Phase != PhaseAwaitingApproval || st.Report == nil {
+		return fmt.Errorf("no plan of %s is waiting for approval (phase: %s)", st.Dataset, st.Phase)
+	}
+	if decision != nil {
+		return fmt.Errorf("plan %s was already decided by %s", st.Report.ID, decision.By)
+	}
+	if ap.PlanID != st.Report.ID {
+		return fmt.Errorf("plan %q is not the plan waiting for approval (%s): look at it with 'zcloud policy status %s' and approve that one",
+			ap.PlanID, st.Report.ID, st.Dataset)
+	}
+	if strings.TrimSpace(ap.By) == "" {
+		return fmt.Errorf("say who decides: 'by' is empty")
+	}
+	return nil
+}
+
+// PolicyPlan computes the plan a prune would carry out now, destroying
+// nothing (zcloud policy plan). It runs on the worker, next to the pool.
+func PolicyPlan(ctx workflow.Context, in PolicyInput) (activities.PlanReport, error) {
+	ds, err := in.validate()
+	if err != nil {
+		return activities.PlanReport{}, err
+	}
+	var rep activities.PlanReport
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), acts.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep)
+	if err != nil {
+		msg, typ := rootCause(err)
+		return rep, temporal.NewNonRetryableApplicationError("plan: "+msg, typ, nil)
+	}
+	return rep, nil
+}
+
+// acts is a nil activities receiver: workflows reference activities by method
+// value only, never call them.
+var acts *activities.Activities
+
+var quickActivity = workflow.ActivityOptions{
+	StartToCloseTimeout: 5 * time.Minute,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
+}
+
+// policyFail is fail() for the policy workflows' status types.
+func policyFail(phase, errMsg *string, step string, err error) error {
+	msg, typ := rootCause(err)
+	*phase = PhaseFailed
+	*errMsg = step + ": " + msg
+	return temporal.NewNonRetryableApplicationError(*errMsg, typ, nil)
+}

@@ -1,0 +1,162 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"zcloud/activities"
+	"zcloud/retention"
+	"zcloud/zfsexec"
+)
+
+// ReplicateName is the registered name of Replicate.
+const ReplicateName = "Replicate"
+
+// ReplicateInput is one dataset to one target.
+type ReplicateInput struct {
+	// Names are plain strings in the payload and validated by the workflow,
+	// so a bad name fails the workflow with a clear error instead of
+	// failing to decode.
+	Source        string `json:"source"`
+	Target        string `json:"target"` // a target name from the config
+	TargetDataset string `json:"target_dataset"`
+	Raw           bool   `json:"raw"`
+	// SnapshotPrefix names the snapshot taken for this run (default "zcloud").
+	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
+	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
+	// to the server every 0.8 of it); tests shorten it.
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+}
+
+// ReplicateResult says what happened.
+type ReplicateResult struct {
+	Snapshot string                 `json:"snapshot"`
+	Target   activities.TargetCheck `json:"target"`
+	Send     activities.SendReport  `json:"send"`
+	Seconds  float64                `json:"seconds"`
+}
+
+// ReplicateStatus answers the "status" query.
+type ReplicateStatus struct {
+	Phase    string `json:"phase"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// StatusQuery is the query name every zcloud workflow answers.
+const StatusQuery = "status"
+
+// Replicate takes a snapshot of Source and brings TargetDataset on Target up
+// to it: a full stream the first time, incremental after, resuming where
+// ZFS allows. The new snapshot is held on the source for this target (it is
+// the next incremental base) and the previous base released.
+func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error) {
+	begin := workflow.Now(ctx)
+	status := ReplicateStatus{Phase: "starting"}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ReplicateStatus, error) { return status, nil }); err != nil {
+		return ReplicateResult{}, err
+	}
+	if in.Target == "" {
+		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", activities.ErrTypeConfig, nil)
+	}
+	source, err := zfsexec.ParseDataset(in.Source)
+	if err != nil {
+		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
+	}
+	targetDS, err := zfsexec.ParseDataset(in.TargetDataset)
+	if err != nil {
+		return ReplicateResult{}, fail(&status, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
+	}
+	prefix := in.SnapshotPrefix
+	if prefix == "" {
+		prefix = retention.DefaultPrefix
+	}
+	var a *activities.Activities
+	var res ReplicateResult
+
+	status.Phase = "checking target"
+	quick := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
+	})
+	if err := workflow.ExecuteActivity(quick, a.CheckTarget, in.Target).Get(ctx, &res.Target); err != nil {
+		return res, fail(&status, "check target", err)
+	}
+
+	status.Phase = "snapshot"
+	snap, err := source.Snapshot(retention.SnapshotName(prefix, workflow.Now(ctx)))
+	if err != nil {
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err)
+	}
+	status.Snapshot, res.Snapshot = snap.String(), snap.String()
+	if err := workflow.ExecuteActivity(quick, a.TakeSnapshot, activities.SnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
+		return res, fail(&status, "snapshot", err)
+	}
+
+	status.Phase = "send"
+	hb := in.HeartbeatTimeout
+	if hb == 0 {
+		hb = 20 * time.Second
+	}
+	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 48 * time.Hour,
+		HeartbeatTimeout:    hb,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
+	})
+	req := activities.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw}
+	if err := workflow.ExecuteActivity(long, a.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
+		return res, fail(&status, "send", err)
+	}
+
+	status.Phase = "hold"
+	hold := activities.HoldRequest{Snapshot: snap, Tag: "zcloud-" + in.Target}
+	if err := workflow.ExecuteActivity(quick, a.HoldBase, hold).Get(ctx, nil); err != nil {
+		return res, fail(&status, "hold", err)
+	}
+	status.Phase = "done"
+	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
+	return res, nil
+}
+
+// fail records the error for the status query and returns it as one flat
+// application error "step: message" keeping the cause's type, so the
+// operator reads the cause once, not through layers of wrappers.
+func fail(status *ReplicateStatus, step string, err error) error {
+	msg, typ := rootCause(err)
+	status.Phase = "failed"
+	status.Error = step + ": " + msg
+	if temporal.IsCanceledError(err) {
+		status.Phase = "cancelled"
+		return err // the workflow ends as cancelled, not failed
+	}
+	return temporal.NewNonRetryableApplicationError(status.Error, typ, nil)
+}
+
+// rootCause finds the innermost application error (the activity's own) or
+// else describes the failure (a timeout, a cancellation).
+func rootCause(err error) (msg, typ string) {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		msg, typ = ae.Message(), ae.Type()
+		for {
+			var inner *temporal.ApplicationError
+			if !errors.As(ae.Unwrap(), &inner) {
+				return msg, typ
+			}
+			ae, msg, typ = inner, inner.Message(), inner.Type()
+		}
+	}
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) {
+		return err.Error(), "Timeout"
+	}
+	var ce *temporal.CanceledError
+	if errors.As(err, &ce) {
+		return "cancelled", "Canceled"
+	}
+	return err.Error(), "StepFailed"
+}

@@ -1,0 +1,36 @@
+// Package workflows holds zcloud's deterministic workflow code: no I/O, no
+// time.Now, no goroutines. Every side effect is an activity (package
+// activities), referenced here only by method value.
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+)
+
+// DefaultTaskQueue is the task queue when the config names none.
+const DefaultTaskQueue = "zcloud"
+
+// Registration pairs a workflow function with its registered name.
+type Registration struct {
+	Name string
+	Fn   any
+}
+
+// All lists every workflow the worker registers. Each feature adds its line.
+func All() []Registration {
+	return []Registration{
+		{ReplicateName, Replicate},
+		{SnapshotPolicyName, SnapshotPolicy},
+		{PrunePolicyName, PrunePolicy},
+		{PolicyPlanName, PolicyPlan},
+	}
+}
+
+// Register registers every workflow on w.
+func Register(w interface {
+	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
+}) {
+	for _, r := range All() {
+		w.RegisterWorkflowWithOptions(r.Fn, workflow.RegisterOptions{Name: r.Name})
+	}
+}

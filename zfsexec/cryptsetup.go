@@ -1,0 +1,96 @@
+package zfsexec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+)
+
+// MapperName is a validated device-mapper name ("zc-vol0abc"): it becomes
+// /dev/mapper/<name>.
+type MapperName string
+
+// ParseMapperName accepts 1..100 of [A-Za-z0-9_.-], not starting with '-' or '.'.
+func ParseMapperName(s string) (MapperName, error) {
+	if s == "" || len(s) > 100 {
+		return "", &InvalidNameError{"mapper", s, "must be 1..100 characters"}
+	}
+	if s[0] == '-' || s[0] == '.' {
+		return "", &InvalidNameError{"mapper", s, "may not start with '-' or '.'"}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-') {
+			return "", &InvalidNameError{"mapper", s, fmt.Sprintf("character %q is not allowed", c)}
+		}
+	}
+	return MapperName(s), nil
+}
+
+// Device returns /dev/mapper/<name>, the node to give zpool create.
+func (m MapperName) Device() Device { return Device{"/dev/mapper/" + string(m)} }
+
+// Cryptsetup runs LUKS commands on one host (over SSH on targets). The key
+// always travels on stdin (--key-file=-): never argv, never a remote file.
+type Cryptsetup struct{ R Runner }
+
+func checkKey(key []byte) error {
+	if len(key) < 16 {
+		return errors.New("cryptsetup: key shorter than 16 bytes")
+	}
+	return nil
+}
+
+// LuksFormatArgv is the argv of LuksFormat (no key in it).
+func LuksFormatArgv(dev Device) []string {
+	return []string{"cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--key-file=-", dev.String()}
+}
+
+// LuksFormat initialises dev as LUKS2 with key. Destroys what dev held.
+func (c Cryptsetup) LuksFormat(ctx context.Context, dev Device, key []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	_, err := c.R.Run(ctx, Cmd{Argv: LuksFormatArgv(dev), Stdin: bytes.NewReader(key)})
+	return err
+}
+
+// OpenArgv is the argv of Open.
+func OpenArgv(dev Device, name MapperName) []string {
+	return []string{"cryptsetup", "open", "--type", "luks", "--key-file=-", dev.String(), string(name)}
+}
+
+// Open unlocks dev as /dev/mapper/<name>.
+func (c Cryptsetup) Open(ctx context.Context, dev Device, name MapperName, key []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if _, err := ParseMapperName(string(name)); err != nil {
+		return err
+	}
+	_, err := c.R.Run(ctx, Cmd{Argv: OpenArgv(dev, name), Stdin: bytes.NewReader(key)})
+	return err
+}
+
+// Close locks /dev/mapper/<name> (the pool on it must be exported first).
+func (c Cryptsetup) Close(ctx context.Context, name MapperName) error {
+	if _, err := ParseMapperName(string(name)); err != nil {
+		return err
+	}
+	_, err := c.R.Run(ctx, Cmd{Argv: []string{"cryptsetup", "close", string(name)}})
+	return err
+}
+
+// IsLuks reports whether dev carries a LUKS header (cryptsetup isLuks exits 1 if not).
+func (c Cryptsetup) IsLuks(ctx context.Context, dev Device) (bool, error) {
+	_, err := c.R.Run(ctx, Cmd{Argv: []string{"cryptsetup", "isLuks", dev.String()}})
+	if err == nil {
+		return true, nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == 1 {
+		return false, nil
+	}
+	return false, err
+}
