@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/objstoretest"
 	"zcloud/internal/testenv"
+	"zcloud/zfsexec"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -209,5 +211,49 @@ func TestManifestRoundTrip(t *testing.T) {
 	}
 	if _, err := LoadManifest(context.Background(), st, "arch", m.Dataset, newIdentity(t)); !errors.Is(err, ErrWrongKey) {
 		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// An upload whose source dies midway leaves nothing under its key, and
+// running it again (the activity's retry) leaves exactly one object.
+func TestInterruptedUploadRetried(t *testing.T) {
+	st, id := smallParts(t), newIdentity(t)
+	data := objstoretest.Data(5, 2<<20)
+	key := "p/ds/c1/full-0000000000000001.zfs.age"
+	broken := io.MultiReader(bytes.NewReader(data[:1<<20]), failingReader{})
+	_, err := Upload(context.Background(), UploadInput{Store: st, Key: key, Source: broken, Recipients: []age.Recipient{id.Recipient()}, Class: objstore.Glacier})
+	if err == nil || !strings.Contains(err.Error(), "zfs send died") {
+		t.Fatalf("upload of a dying stream: %v", err)
+	}
+	if l, _ := st.List(context.Background(), "p/"); len(l) != 0 {
+		t.Fatalf("objects left after a failed upload: %+v", l)
+	}
+	upload(t, st, key, data, id)
+	upload(t, st, key, data, id) // a second retry after success: still one object
+	if l, _ := st.List(context.Background(), "p/"); len(l) != 1 {
+		t.Fatalf("%d objects after retries", len(l))
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("zfs send died (test)") }
+
+func TestOrphans(t *testing.T) {
+	st, id := smallParts(t), newIdentity(t)
+	m := NewManifest(zfsexec.MustDataset("tank/data"))
+	cid := CycleID(t0)
+	known := upload(t, st, StreamKey("a", m.Dataset, cid, StreamID(Full, 0, 1)), objstoretest.Data(6, 1000), id)
+	known.Cycle = cid
+	known.ID = StreamID(Full, 0, 1)
+	if err := m.AddStream(known); err != nil {
+		t.Fatal(err)
+	}
+	lost := StreamKey("a", m.Dataset, cid, StreamID(Incremental, 1, 2))
+	upload(t, st, lost, objstoretest.Data(7, 1000), id)
+	upload(t, st, StreamKey("a", zfsexec.MustDataset("tank/data/child"), cid, StreamID(Full, 0, 9)), objstoretest.Data(8, 1000), id)
+	o, err := Orphans(context.Background(), st, "a", m)
+	if err != nil || len(o) != 1 || o[0].Key != lost {
+		t.Fatalf("orphans: %+v %v", o, err)
 	}
 }

@@ -3,7 +3,9 @@ package s3store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -80,3 +82,61 @@ func manualRestores(t *testing.T, m *testenv.Moto, times int) {
 		t.Fatalf("moto set-transition: %s", resp.Status)
 	}
 }
+
+// GLACIER_IR is a cold class that needs no restore.
+func TestGlacierIRReadableAtOnce(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	data := objstoretest.Data(1, 1000)
+	if _, err := s.Put(ctx, "ir/obj", bytes.NewReader(data), int64(len(data)), objstore.PutOptions{Class: objstore.GlacierIR}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.RestoreStatus(ctx, "ir/obj")
+	if err != nil || !st.Ready {
+		t.Fatalf("GLACIER_IR restore status: %+v %v", st, err)
+	}
+	if err := s.RequestRestore(ctx, "ir/obj", objstore.Bulk, 1); err != nil {
+		t.Fatalf("restore request for GLACIER_IR must be a no-op: %v", err)
+	}
+	rc, err := s.Get(ctx, "ir/obj", objstore.Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get: %v", err)
+	}
+}
+
+// A multipart upload that fails midway is aborted: no object, no parts
+// left billing, and the retry writes the one object.
+func TestFailedMultipartIsAborted(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	data := objstoretest.Data(2, 3*testPart)
+	failing := io.MultiReader(bytes.NewReader(data[:2*testPart+100]), errReader{})
+	if _, err := s.Put(ctx, "mp/fail", failing, -1, objstore.PutOptions{Class: objstore.Glacier}); err == nil {
+		t.Fatal("put of a failing stream succeeded")
+	}
+	ups, err := s.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.Bucket())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Fatalf("%d multipart uploads left after a failure", len(ups.Uploads))
+	}
+	if _, err := s.Head(ctx, "mp/fail"); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("object visible after a failed upload: %v", err)
+	}
+	if _, err := s.Put(ctx, "mp/fail", bytes.NewReader(data), -1, objstore.PutOptions{Class: objstore.Glacier}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.List(ctx, "mp/"); len(l) != 1 {
+		t.Fatalf("after retry: %d objects", len(l))
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("zfs send died (test)") }
