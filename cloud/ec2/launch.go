@@ -1,0 +1,182 @@
+package ec2
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// LaunchSpec describes the instance to launch.
+type LaunchSpec struct {
+	AMI              string            `json:"ami"`
+	InstanceType     string            `json:"instance_type"`
+	SubnetID         string            `json:"subnet_id,omitempty"`
+	AvailabilityZone string            `json:"availability_zone,omitempty"` // only without SubnetID
+	SecurityGroupIDs []string          `json:"security_group_ids,omitempty"`
+	KeyName          string            `json:"key_name,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	// UserData is the plain text (cloud-config); it is base64-encoded here.
+	UserData string `json:"user_data,omitempty"`
+	Market   Market `json:"market"`
+	// SpotMaxPrice in USD per hour; empty caps at the on-demand price.
+	SpotMaxPrice string `json:"spot_max_price,omitempty"`
+	// FallbackInstanceTypes are tried in order after InstanceType on
+	// capacity errors, first as spot (for Spot), then on demand.
+	FallbackInstanceTypes []string `json:"fallback_instance_types,omitempty"`
+	// FallbackToOnDemand lets a spot launch end up on demand.
+	FallbackToOnDemand bool `json:"fallback_to_on_demand,omitempty"`
+	// ClientToken makes Launch idempotent: a retry with the same token
+	// returns the instance the first call launched. Required; derive it from
+	// the workflow id and step, never from time.
+	ClientToken string `json:"client_token"`
+}
+
+func (s LaunchSpec) validate() error {
+	switch {
+	case s.AMI == "":
+		return permanent("launch", "no AMI")
+	case s.InstanceType == "":
+		return permanent("launch", "no instance type")
+	case s.ClientToken == "":
+		return permanent("launch", "no client token (needed so a retry cannot launch twice)")
+	case s.Market != OnDemand && s.Market != Spot && s.Market != "":
+		return permanent("launch", "unknown market %q", s.Market)
+	}
+	return nil
+}
+
+// attempt is one market and instance type to try.
+type attempt struct {
+	market Market
+	typ    string
+}
+
+func (s LaunchSpec) attempts() []attempt {
+	types := append([]string{s.InstanceType}, s.FallbackInstanceTypes...)
+	var out []attempt
+	if s.Market == Spot {
+		for _, t := range types {
+			out = append(out, attempt{Spot, t})
+		}
+		if !s.FallbackToOnDemand {
+			return out
+		}
+	}
+	for _, t := range types {
+		out = append(out, attempt{OnDemand, t})
+	}
+	return out
+}
+
+// Launch starts one instance as spec says and returns it (usually still
+// pending; use WaitRunning). On capacity errors it moves down the fallback
+// list; if all fail the error is KindCapacity (retry later). Bad AMI,
+// subnet, security group or permissions fail at once with KindPermanent.
+//
+// Idempotency: every instance is tagged with the spec's ClientToken at
+// creation, and a call first looks for a live instance (or open spot
+// request) carrying it. RunInstances and RequestSpotInstances also get a
+// ClientToken derived from it, so AWS itself dedupes a call that was made
+// but whose answer was lost.
+func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) {
+	if err := spec.validate(); err != nil {
+		return Instance{}, err
+	}
+	existing, err := c.FindInstancesByTag(ctx, map[string]string{TagClientToken: spec.ClientToken}, false)
+	if err != nil {
+		return Instance{}, err
+	}
+	if len(existing) > 0 {
+		return existing[0], nil
+	}
+	if spec.Market == Spot {
+		if inst, ok, err := c.resumeSpot(ctx, spec); ok || (err != nil && !IsCapacity(err)) {
+			return inst, err
+		}
+	}
+	var failures []string
+	for _, a := range spec.attempts() {
+		var inst Instance
+		var err error
+		if a.market == Spot {
+			inst, err = c.launchSpot(ctx, spec, a.typ)
+		} else {
+			inst, err = c.launchOnDemand(ctx, spec, a.typ)
+		}
+		if err == nil {
+			return inst, nil
+		}
+		if !IsCapacity(err) {
+			return Instance{}, err
+		}
+		code := err.(*Error).Code
+		failures = append(failures, fmt.Sprintf("%s %s: %s", a.market, a.typ, code))
+		if c.opts.OnPoll != nil {
+			c.opts.OnPoll(ctx, fmt.Sprintf("launch: no capacity for %s %s (%s), trying next", a.market, a.typ, code))
+		}
+	}
+	return Instance{}, &Error{Op: "launch", Kind: KindCapacity, Code: "NoCapacity", Message: "every option failed: " + strings.Join(failures, "; ")}
+}
+
+func (c *Client) launchOnDemand(ctx context.Context, spec LaunchSpec, typ string) (Instance, error) {
+	op := "RunInstances " + typ
+	// A terminated instance from an earlier try must not be returned again by
+	// AWS's own ClientToken dedupe, so the token counts them.
+	gone, err := c.FindInstancesByTag(ctx, map[string]string{TagClientToken: spec.ClientToken}, true)
+	if err != nil {
+		return Instance{}, err
+	}
+	in := &ec2.RunInstancesInput{
+		ImageId:      aws.String(spec.AMI),
+		InstanceType: types.InstanceType(typ),
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(deriveToken(spec.ClientToken, OnDemand, typ, len(gone))),
+		TagSpecifications: []types.TagSpecification{
+			tagSpec(types.ResourceTypeInstance, withTag(spec.Tags, TagClientToken, spec.ClientToken)),
+		},
+	}
+	if len(spec.Tags) > 0 {
+		in.TagSpecifications = append(in.TagSpecifications, tagSpec(types.ResourceTypeVolume, spec.Tags))
+	}
+	if spec.SubnetID != "" {
+		in.SubnetId = aws.String(spec.SubnetID)
+	} else if spec.AvailabilityZone != "" {
+		in.Placement = &types.Placement{AvailabilityZone: aws.String(spec.AvailabilityZone)}
+	}
+	if len(spec.SecurityGroupIDs) > 0 {
+		in.SecurityGroupIds = spec.SecurityGroupIDs
+	}
+	if spec.KeyName != "" {
+		in.KeyName = aws.String(spec.KeyName)
+	}
+	if spec.UserData != "" {
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(spec.UserData)))
+	}
+	out, err := c.api.RunInstances(ctx, in)
+	if err != nil {
+		return Instance{}, classify(op, err)
+	}
+	if len(out.Instances) != 1 {
+		return Instance{}, retryable(op, "", "got %d instances, want 1", len(out.Instances))
+	}
+	return fromInstance(out.Instances[0]), nil
+}
+
+// deriveToken makes the per-attempt ClientToken (AWS allows 64 ASCII chars).
+func deriveToken(base string, m Market, typ string, generation int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%d", base, m, typ, generation))
+	suffix := hex.EncodeToString(sum[:])[:12]
+	if len(base) > 64-1-len(suffix) {
+		b := sha256.Sum256([]byte(base))
+		base = hex.EncodeToString(b[:])[:32]
+	}
+	return base + "-" + suffix
+}

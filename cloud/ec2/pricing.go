@@ -1,0 +1,88 @@
+package ec2
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// Price is an hourly instance price and where it came from.
+type Price struct {
+	USDPerHour float64 `json:"usd_per_hour"`
+	// Source: "spot-history", "spot-max" or "on-demand-list".
+	Source string `json:"source"`
+}
+
+// Cost is the price of running for d.
+func (p Price) Cost(d time.Duration) float64 { return p.USDPerHour * d.Hours() }
+
+// PriceTable is the on-demand list price per instance type (USD/hour), from
+// config: the Pricing API needs other credentials and region, and a fixed
+// table keeps the cost line reproducible.
+type PriceTable map[string]float64
+
+// InstancePrice is what inst costs per hour: for spot, the latest spot price
+// in its AZ from DescribeSpotPriceHistory, else spotMax (the cap we agreed to
+// pay), else the list price; for on-demand, the list price.
+func (c *Client) InstancePrice(ctx context.Context, inst Instance, table PriceTable, spotMax string) (Price, error) {
+	if inst.Market == Spot {
+		p, err := c.SpotPrice(ctx, inst.Type, inst.AvailabilityZone)
+		if err == nil && p > 0 {
+			return Price{USDPerHour: p, Source: "spot-history"}, nil
+		}
+		if m, perr := strconv.ParseFloat(spotMax, 64); perr == nil && m > 0 {
+			return Price{USDPerHour: m, Source: "spot-max"}, nil
+		}
+		if err != nil && !IsPermanent(err) {
+			return Price{}, err
+		}
+	}
+	p, ok := table[inst.Type]
+	if !ok {
+		return Price{}, permanent("price of "+inst.Type, "no on-demand price for %s in the price table", inst.Type)
+	}
+	return Price{USDPerHour: p, Source: "on-demand-list"}, nil
+}
+
+// SpotPrice is the most recent Linux/UNIX spot price of instanceType in az
+// (any AZ when empty); 0 when EC2 has none.
+func (c *Client) SpotPrice(ctx context.Context, instanceType, az string) (float64, error) {
+	in := &ec2.DescribeSpotPriceHistoryInput{
+		InstanceTypes:       []types.InstanceType{types.InstanceType(instanceType)},
+		ProductDescriptions: []string{"Linux/UNIX", "Linux/UNIX (Amazon VPC)"},
+		StartTime:           aws.Time(time.Now().Add(-6 * time.Hour)),
+		MaxResults:          aws.Int32(100),
+	}
+	if az != "" {
+		in.AvailabilityZone = aws.String(az)
+	}
+	out, err := c.api.DescribeSpotPriceHistory(ctx, in)
+	if err != nil {
+		return 0, classify("spot price of "+instanceType, err)
+	}
+	var best types.SpotPrice
+	for _, p := range out.SpotPriceHistory {
+		if p.InstanceType != types.InstanceType(instanceType) || (az != "" && aws.ToString(p.AvailabilityZone) != az) {
+			continue
+		}
+		if best.Timestamp == nil || aws.ToTime(p.Timestamp).After(aws.ToTime(best.Timestamp)) {
+			best = p
+		}
+	}
+	if best.SpotPrice == nil {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(aws.ToString(best.SpotPrice), 64)
+	if err != nil {
+		return 0, retryable("spot price of "+instanceType, "", "bad price %q: %v", aws.ToString(best.SpotPrice), err)
+	}
+	return v, nil
+}
+
+// String formats a price for the session's cost line.
+func (p Price) String() string { return fmt.Sprintf("$%.4f/h (%s)", p.USDPerHour, p.Source) }
