@@ -255,7 +255,13 @@ func (z Zpool) Wait(ctx context.Context, p Pool, a WaitActivity, interval time.D
 		return PoolStatus{}, fmt.Errorf("zpool wait: unknown activity %q", a)
 	}
 	if z.Caps.ZpoolWait {
-		if _, err := z.run(ctx, "zpool", "wait", "-t", string(a), p.String()); err != nil {
+		// -t resilver returns before the replacing vdev is detached (an
+		// async step after the resilver); "replace" waits for that too.
+		t := string(a)
+		if a == WaitResilver {
+			t = "resilver,replace"
+		}
+		if _, err := z.run(ctx, "zpool", "wait", "-t", t, p.String()); err != nil {
 			return PoolStatus{}, err
 		}
 		return z.Status(ctx, p)
