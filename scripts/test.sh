@@ -13,7 +13,7 @@ export PATH="${XDG_CACHE_HOME:-$HOME/.cache}/zcloud/bin:/usr/local/go/bin:$PATH"
 # zfs-fuse is a machine-wide daemon: start it if needed, stop it at the end
 # only if this script started it.
 started_zfs=""
-if ! zpool list -H >/dev/null 2>&1; then
+if ! pgrep -x zfs-fuse >/dev/null; then
   zfs-fuse --no-daemon >/tmp/zcloud-zfs-fuse.log 2>&1 &
   started_zfs=$!
   for _ in $(seq 100); do zpool list -H >/dev/null 2>&1 && break; sleep 0.1; done
