@@ -128,6 +128,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	c.applyEnv(os.Getenv)
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -146,6 +147,23 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// applyEnv lets the environment override where Temporal is (containers and
+// systemd units set these rather than editing the file).
+func (c *Config) applyEnv(getenv func(string) string) {
+	for env, field := range map[string]*string{
+		"ZCLOUD_TEMPORAL_ADDRESS":    &c.Temporal.Address,
+		"ZCLOUD_TEMPORAL_NAMESPACE":  &c.Temporal.Namespace,
+		"ZCLOUD_TEMPORAL_TASK_QUEUE": &c.Temporal.TaskQueue,
+		"ZCLOUD_TEMPORAL_TLS_CA":     &c.Temporal.TLS.CAFile,
+		"ZCLOUD_TEMPORAL_TLS_CERT":   &c.Temporal.TLS.CertFile,
+		"ZCLOUD_TEMPORAL_TLS_KEY":    &c.Temporal.TLS.KeyFile,
+	} {
+		if v := getenv(env); v != "" {
+			*field = v
+		}
+	}
 }
 
 func (c *Config) applyDefaults() {
