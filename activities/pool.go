@@ -331,7 +331,7 @@ func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (Poo
 		done()
 		return rep, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is still imported", p.Name))
 	}
-	cands, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+	cands, err := importCandidates(ctx, zp, p)
 	done()
 	if err != nil {
 		return rep, classify(err)

@@ -361,3 +361,14 @@ func mergeModifications(a, b []poolplan.Modification) []poolplan.Modification {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
 }
+
+// importCandidates lists importable pools in the pool's device directory.
+// zfs-fuse exits 1 without a word when it finds none; that is an empty list.
+func importCandidates(ctx context.Context, zp zfsexec.Zpool, p config.Pool) ([]zfsexec.ImportCandidate, error) {
+	cs, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) && ee.Code == 1 && strings.TrimSpace(ee.Stderr) == "" {
+		return nil, nil
+	}
+	return cs, err
+}

@@ -154,7 +154,7 @@ func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest)
 	if imported {
 		return same(st)
 	}
-	cands, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+	cands, err := importCandidates(ctx, zp, p)
 	if err != nil {
 		return classify(err)
 	}
@@ -668,7 +668,7 @@ func (a *Activities) PoolDestroyZpool(ctx context.Context, p config.Pool) error 
 		return classify(err)
 	}
 	if !imported {
-		cands, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+		cands, err := importCandidates(ctx, zp, p)
 		if err != nil {
 			return classify(err)
 		}

@@ -405,6 +405,7 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	short := poolOpts(ctx, p, 15*time.Minute)
 	long := poolOpts(ctx, p, 7*24*time.Hour)
 
+	attaching := false
 	// doStep runs one step to the end (in its own workflow coroutine, so
 	// steps of different vdevs run concurrently).
 	doStep := func(ctx workflow.Context, step poolplan.Step) error {
@@ -435,6 +436,14 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			state.SetNewVolume(step.Slot, v.ID)
 			return nil
 		case poolplan.StepAttach:
+			// One attach at a time per instance: EC2 device names are
+			// picked from the instance's free ones (moto does not even
+			// refuse a name already in use).
+			if err := workflow.Await(ctx, func() bool { return !attaching }); err != nil {
+				return err
+			}
+			attaching = true
+			defer func() { attaching = false }()
 			return workflow.ExecuteActivity(short, a.PoolAttachVolume, dev).Get(ctx, nil)
 		case poolplan.StepLUKSOpen:
 			return workflow.ExecuteActivity(short, a.PoolLUKSOpen, dev).Get(ctx, nil)
