@@ -31,7 +31,7 @@ const (
 
 // Error types of pool activities.
 const (
-	ErrTypePoolUnsafe  = "PoolUnsafe"      // a safety check refused the step
+	ErrTypePoolUnsafe  = "PoolUnsafe"       // a safety check refused the step
 	ErrTypeScrubErrors = "ScrubFoundErrors" // a scrub repaired data or found errors
 	ErrTypeEC2         = "EC2Error"
 )
