@@ -53,7 +53,7 @@ func TestPoolRollingReplaceSurvivesWorkerKillsDuringAttachAndResilverWait(t *tes
 	kill("attach of " + held)
 	// Let the retry (on the new worker, after the 3 s heartbeat timeout)
 	// find the volume attached, then let its device appear.
-	pollUntil(t, time.Minute, "the attach retried", func() bool { return pe.activityAttempts(run)["PoolAttachVolume"] >= 2 })
+	pollUntil(t, time.Minute, "the attach retried", func() bool { return pe.pendingAttempt(run, "PoolAttachVolume") >= 2 })
 	pe.seam.release(held)
 
 	// Kill again as soon as the workflow waits for a resilver.

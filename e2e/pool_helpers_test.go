@@ -486,3 +486,20 @@ func zpoolList(name string) (string, error) {
 	out, err := exec.Command("zpool", "list", "-H", name).CombinedOutput()
 	return string(out), err
 }
+
+// pendingAttempt is the attempt of the pending activity of type name that
+// has started (0: none running).
+func (pe *poolEnv) pendingAttempt(run client.WorkflowRun, name string) int32 {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	desc, err := pe.client.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	if err != nil {
+		return 0
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityType().GetName() == name && pa.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED {
+			return pa.GetAttempt()
+		}
+	}
+	return 0
+}
