@@ -25,6 +25,7 @@ type Config struct {
 	Targets  map[string]Target `yaml:"targets"`
 	// Replications pair a source dataset with a target.
 	Replications []Replication `yaml:"replications"`
+	Pools        []Pool        `yaml:"pools"` // EBS-backed pools (pool.go)
 	Metrics      Metrics       `yaml:"metrics"`
 	// ReceiverBinary is the local zcloud executable installed on targets as
 	// the transfer receiver (checked by SHA-256). Empty: the running
@@ -194,6 +195,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.Policies {
 		c.Policies[i].applyDefaults()
 	}
+	c.applyPoolDefaults()
 }
 
 // FieldError names the offending field.
@@ -225,6 +227,9 @@ func (c *Config) Validate() error {
 	case "console", "json":
 	default:
 		return fieldErr("log.format", "must be console or json, not %q", c.Log.Format)
+	}
+	if err := c.validatePools(); err != nil {
+		return err
 	}
 	for name, t := range c.Targets {
 		f := "targets." + name
