@@ -173,7 +173,10 @@ func (z Zpool) ImportCandidates(ctx context.Context, o ImportOptions) ([]ImportC
 	res, err := z.R.Run(ctx, Cmd{Argv: argv})
 	if err != nil {
 		var ee *ExitError
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no pools available") {
+		// OpenZFS says "no pools available to import"; zfs-fuse exits 1
+		// saying nothing at all.
+		if errors.As(err, &ee) && ee.Code == 1 && (strings.Contains(ee.Stderr, "no pools available") ||
+			strings.TrimSpace(ee.Stderr) == "" && len(res.Stdout) == 0) {
 			return nil, nil
 		}
 		return nil, err
