@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -249,4 +250,48 @@ func validateDeletionApproval(st ArchiveStatus, decision *Approval, ap Approval)
 		return fmt.Errorf("say who decides: 'by' is empty")
 	}
 	return nil
+}
+
+// ArchiveDescribeName only reads a dataset's manifest (zcloud archive status).
+const ArchiveDescribeName = "ArchiveDescribe"
+
+// ArchiveDescribe summarizes the manifest in the store, read on the worker
+// with the host identity (the CLI host has no keys).
+func ArchiveDescribe(ctx workflow.Context, dataset string) (activities.ManifestSummary, error) {
+	ds, err := zfsexec.ParseDataset(dataset)
+	if err != nil {
+		return activities.ManifestSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil)
+	}
+	var out activities.ManifestSummary
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), acts.DescribeArchive, activities.VerifyPlanRequest{Dataset: ds}).Get(ctx, &out)
+	if err != nil {
+		msg, typ := rootCause(err)
+		return out, temporal.NewNonRetryableApplicationError("describe: "+msg, typ, nil)
+	}
+	return out, nil
+}
+
+// ArchiveTickName is what an archive Schedule starts each tick.
+const ArchiveTickName = "ArchiveTick"
+
+// ArchiveTick starts the dataset's Archive as its own workflow with the
+// fixed ID archive/<dataset> and returns without waiting: approvals and
+// 'zcloud archive status' always find the run there, and a run still going
+// (waiting for an approval) makes the tick start nothing.
+func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            ArchiveWorkflowID(in.Dataset),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	})
+	var child workflow.Execution
+	err := workflow.ExecuteChildWorkflow(cctx, ArchiveName, in).GetChildWorkflowExecution().Get(ctx, &child)
+	switch {
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		return "previous archive run " + ArchiveWorkflowID(in.Dataset) + " is still running: none started", nil
+	case err != nil:
+		msg, typ := rootCause(err)
+		return "", temporal.NewNonRetryableApplicationError("start archive: "+msg, typ, nil)
+	}
+	return "started " + child.ID + " run " + child.RunID, nil
 }

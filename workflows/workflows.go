@@ -23,7 +23,7 @@ func All() []Registration {
 		{SnapshotPolicyName, SnapshotPolicy},
 		{PrunePolicyName, PrunePolicy},
 		{PolicyPlanName, PolicyPlan},
-		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify},
+		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
 	}
 }
 
