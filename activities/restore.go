@@ -215,6 +215,11 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	}
 	switch s.Kind {
 	case archive.Full:
+		if exists && len(have) == 0 {
+			// What a receive killed moments ago (a crashed worker) leaves
+			// until ZFS cleans it up: retry later, never destroy it here.
+			return rep, fmt.Errorf("target %s exists without snapshots (a full receive aborted moments ago?); retrying", req.TargetDataset)
+		}
 		if exists {
 			return rep, permanent(ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
 				req.TargetDataset, s.To.Name, s.To.GUID))
@@ -251,6 +256,9 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		stop()
 		if cw != nil {
 			cw.Abort() // zfs receive discards the incomplete stream
+			if s.Kind == archive.Full {
+				waitGone(ctx, z, req.TargetDataset)
+			}
 		}
 		log.Warn("restore of the stream failed; zfs receive was stopped", zap.Bool("receive_started", w.Opened()), zap.Error(err))
 		return rep, archiveErr(err)
@@ -407,4 +415,15 @@ func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRe
 	}
 	rep.OK = true
 	return rep, nil
+}
+
+// waitGone waits (briefly) until an aborted full receive's dataset is gone:
+// zfs-fuse removes it a moment after zfs receive exits.
+func waitGone(ctx context.Context, z zfsexec.ZFS, ds zfsexec.Dataset) {
+	for i := 0; i < 60; i++ {
+		if ok, err := z.Exists(context.WithoutCancel(ctx), ds); err != nil || !ok {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

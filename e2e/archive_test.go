@@ -208,7 +208,7 @@ func TestArchiveCorruptObjectIsNamedAndNeverReceived(t *testing.T) {
 		t.Fatalf("restore of a damaged full: %v", err)
 	}
 	t.Logf("restore: %v", err)
-	if out, _ := runCmd("zfs", "list", target); strings.Contains(out, target) {
+	if out, err := runCmd("zfs", "list", "-H", "-o", "name", target); err == nil {
 		t.Fatalf("%s exists after the damaged full was refused:\n%s", target, out)
 	}
 

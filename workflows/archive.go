@@ -176,7 +176,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 			return st, policyFail(&st.Phase, &st.Error, "verify cycle", temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), activities.ErrTypeCorrupt, nil))
 		case chk.Sanity != "":
-			return st, policyFail(&st.Phase, &st.Error, "sanity check", temporal.NewNonRetryableApplicationError(
+			return st, policyFail(&st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
 				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller)", "SanityCheckFailed", nil))
 		}
 	}
