@@ -94,14 +94,15 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	e.startWorker(fresh)
 
 	// moto moves a restore None -> IN_PROGRESS -> RESTORED, one step every
-	// `times` reads of the object (and reports "None" as restored). One
-	// read takes it to IN_PROGRESS at the first poll; then we hold it there
-	// until we have seen the workflow waiting through several polls.
+	// `times` reads of the object (and reports "None" as restored). With
+	// times 1 the first poll takes it to IN_PROGRESS (checked by hand against
+	// moto); we then hold it there (the next poll is 5s later) until we have
+	// seen the workflow waiting through several polls, then let it finish.
 	motoRestores(t, moto, "manual", 1)
 	t.Cleanup(func() { motoRestores(t, moto, "immediate", 0) })
 	target := e.dst.Pool.String() + "/restored"
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Target: "backup", Identity: "owner", Tier: "Expedited",
-		Days: 1, PollInterval: 3 * time.Second, HeartbeatTimeout: 10 * time.Second}
+		Days: 1, PollInterval: 5 * time.Second, HeartbeatTimeout: 10 * time.Second}
 	run := e.start(freshQueue, workflows.RestoreName, in)
 	ids = append(ids, run.GetID())
 
