@@ -356,14 +356,14 @@ func (w *archiveWorld) decide(id string, ap workflows.Approval) error {
 // restored dataset every snapshot once with the source's files.
 func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	e := newEnv(t)
-	// 1 MiB/s through the store makes the ~7 MiB full last long enough to
-	// kill the worker in the middle of it, both ways.
-	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q, part_size: 1048576, bandwidth_limit: 1048576", t.TempDir()))
+	// 512 KiB/s through the store makes the ~6 MiB full last long enough
+	// to kill the worker in the middle of it, both ways.
+	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q, part_size: 1048576, bandwidth_limit: 524288", t.TempDir()))
 	e.cfgPath = w.cfgPath
 	w1 := e.startWorkerProcess()
 	w.round(t, 0)
 	run := e.start(w.queue, workflows.ArchiveName, w.input())
-	e.waitActivityProgress(run.GetID(), "ArchiveStream", 2<<20)
+	e.waitActivityProgress(run.GetID(), "ArchiveStream", 1<<20)
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	if n := e.maxAttempt(run.GetID(), "ArchiveStream"); n < 2 {
 		t.Fatalf("upload finished in %d attempt(s): the kill did not interrupt it", n)
 	}
-	if st.Stream.RestartedAfter < 2<<20 {
+	if st.Stream.RestartedAfter < 1<<20 {
 		t.Fatalf("the retry did not see the killed attempt's progress: %+v", st.Stream)
 	}
 	w.assertChain(t, "full:s0")
@@ -400,7 +400,7 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Identity: "owner", Tier: "Standard", Days: 1,
 		PollInterval: time.Second, HeartbeatTimeout: 5 * time.Second}
 	rrun := e.start(w.queue, workflows.RestoreName, in)
-	e.waitActivityProgress(rrun.GetID(), "ReceiveArchiveStream", 2<<20)
+	e.waitActivityProgress(rrun.GetID(), "ReceiveArchiveStream", 1<<20)
 	if err := syscall.Kill(-w2.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
