@@ -33,7 +33,7 @@ func TestArchiveCLISchedulesStatusAndPlan(t *testing.T) {
 	}
 	owner, _ := age.GenerateX25519Identity()
 	host, _ := age.GenerateX25519Identity()
-	keys := keyDir(t, map[string]*age.X25519Identity{"host": host, "owner": owner})
+	keys := archKeyDir(t, map[string]*age.X25519Identity{"host": host, "owner": owner})
 	queue := testenv.RandomName("q-cli-")
 	ds := testenv.RandomName("nopool") + "/data"
 	y := fmt.Sprintf(`

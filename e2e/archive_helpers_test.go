@@ -58,13 +58,13 @@ func newArchiveWorld(t *testing.T, e *env, store string) *archiveWorld {
 	w.dir = "/" + w.ds.String()
 	// The backup host's key source holds the host identity only: the
 	// owner's private key is not on the backup host.
-	w.keysDir = keyDir(t, map[string]*age.X25519Identity{"host": w.host})
+	w.keysDir = archKeyDir(t, map[string]*age.X25519Identity{"host": w.host})
 	w.cfg, w.cfgPath = w.config(t, e.queue, w.keysDir, "")
 	return w
 }
 
 // keyDir writes identities as key files (mode 0600) into a new directory.
-func keyDir(t *testing.T, ids map[string]*age.X25519Identity) string {
+func archKeyDir(t *testing.T, ids map[string]*age.X25519Identity) string {
 	dir := filepath.Join(t.TempDir(), "keys")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func (w *archiveWorld) input() workflows.ArchiveInput {
 }
 
 // start starts a workflow on queue and returns its run.
-func (e *env) start(queue, name string, in any) client.WorkflowRun {
+func (e *env) archStart(queue, name string, in any) client.WorkflowRun {
 	e.t.Helper()
 	run, err := e.client.ExecuteWorkflow(e.ctx(time.Minute), client.StartWorkflowOptions{TaskQueue: queue,
 		ID: testenv.RandomName(strings.ToLower(name) + "-")}, name, in)
@@ -123,7 +123,7 @@ func (e *env) start(queue, name string, in any) client.WorkflowRun {
 
 func (w *archiveWorld) archive(in workflows.ArchiveInput) (workflows.ArchiveStatus, string, error) {
 	w.e.t.Helper()
-	run := w.e.start(w.queue, workflows.ArchiveName, in)
+	run := w.e.archStart(w.queue, workflows.ArchiveName, in)
 	var st workflows.ArchiveStatus
 	err := run.Get(w.e.ctx(5*time.Minute), &st)
 	return st, run.GetID(), err
@@ -148,21 +148,12 @@ func (w *archiveWorld) round(t *testing.T, i int) {
 	testenv.MustZFS(t, "zfs", "snapshot", fmt.Sprintf("%s@s%d", w.ds, i))
 }
 
-func guidOf(t *testing.T, name string) uint64 {
-	out := strings.TrimSpace(testenv.MustZFS(t, "zfs", "get", "-Hp", "-o", "value", "guid", name))
-	g, err := strconv.ParseUint(out, 10, 64)
-	if err != nil {
-		t.Fatalf("guid of %s: %q", name, out)
-	}
-	return g
-}
-
-func userrefs(t *testing.T, snap string) string {
+func archUserrefs(t *testing.T, snap string) string {
 	return strings.TrimSpace(testenv.MustZFS(t, "zfs", "get", "-Hp", "-o", "value", "userrefs", snap))
 }
 
 // snapGUIDs lists a dataset's snapshots as name -> GUID.
-func snapGUIDs(t *testing.T, ds string) map[string]uint64 {
+func archSnapGUIDs(t *testing.T, ds string) map[string]uint64 {
 	out := testenv.MustZFS(t, "zfs", "get", "-Hp", "-d", "1", "-o", "name,value", "guid", ds)
 	m := map[string]uint64{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -237,7 +228,7 @@ func (w *archiveWorld) assertChain(t *testing.T, want ...string) *archive.Manife
 
 // activityProgress returns the bytes the named pending activity last
 // heartbeat in workflow id.
-func (e *env) activityProgress(id, activity string) int64 {
+func (e *env) archProgress(id, activity string) int64 {
 	desc, err := e.client.DescribeWorkflowExecution(e.ctx(10*time.Second), id, "")
 	if err != nil {
 		return 0
@@ -254,10 +245,10 @@ func (e *env) activityProgress(id, activity string) int64 {
 	return 0
 }
 
-func (e *env) waitActivityProgress(id, activity string, n int64) {
+func (e *env) archWaitProgress(id, activity string, n int64) {
 	e.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
-	for e.activityProgress(id, activity) < n {
+	for e.archProgress(id, activity) < n {
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s never heartbeat %d bytes", activity, n)
 		}
@@ -266,7 +257,7 @@ func (e *env) waitActivityProgress(id, activity string, n int64) {
 }
 
 // maxAttempt is the highest attempt of activity in the workflow's history.
-func (e *env) maxAttempt(id, activity string) int32 {
+func (e *env) archMaxAttempt(id, activity string) int32 {
 	e.t.Helper()
 	hist := e.client.GetWorkflowHistory(e.ctx(10*time.Second), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	sched := map[int64]string{}
@@ -287,7 +278,7 @@ func (e *env) maxAttempt(id, activity string) int32 {
 }
 
 // queryRestore returns a running restore's status.
-func (e *env) queryRestore(id string) (workflows.RestoreStatus, error) {
+func (e *env) archQueryRestore(id string) (workflows.RestoreStatus, error) {
 	var st workflows.RestoreStatus
 	v, err := e.client.QueryWorkflow(e.ctx(10*time.Second), id, "", workflows.StatusQuery)
 	if err != nil {
@@ -298,7 +289,7 @@ func (e *env) queryRestore(id string) (workflows.RestoreStatus, error) {
 
 // motoRestores sets how S3 RestoreObject progresses in moto: "manual" with
 // times polls (HEADs) per step, or "immediate".
-func motoRestores(t *testing.T, m *testenv.Moto, progression string, times int) {
+func archMotoRestores(t *testing.T, m *testenv.Moto, progression string, times int) {
 	body := fmt.Sprintf(`{"model_name":"s3::keyrestore","transition":{"progression":%q,"times":%d}}`, progression, times)
 	if progression == "immediate" {
 		body = `{"model_name":"s3::keyrestore","transition":{"progression":"immediate"}}`
@@ -314,7 +305,7 @@ func motoRestores(t *testing.T, m *testenv.Moto, progression string, times int) 
 }
 
 // assertNoSecrets checks that no private key appears in the histories.
-func (e *env) assertNoSecrets(ids []string, secrets ...*age.X25519Identity) {
+func (e *env) archAssertNoSecrets(ids []string, secrets ...*age.X25519Identity) {
 	e.t.Helper()
 	for _, id := range ids {
 		h := e.historyBytes(id)

@@ -64,11 +64,11 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 			t.Fatalf("stream stored as %s", st.Stream.Stream.Class)
 		}
 		// The chain's base is held on the source; the previous one released.
-		if got := userrefs(t, fmt.Sprintf("%s@s%d", w.ds, i)); got != "1" {
+		if got := archUserrefs(t, fmt.Sprintf("%s@s%d", w.ds, i)); got != "1" {
 			t.Fatalf("s%d userrefs %s, want 1 (held as the archive base)", i, got)
 		}
 		if i > 0 {
-			if got := userrefs(t, fmt.Sprintf("%s@s%d", w.ds, i-1)); got != "0" {
+			if got := archUserrefs(t, fmt.Sprintf("%s@s%d", w.ds, i-1)); got != "0" {
 				t.Fatalf("s%d userrefs %s after the base moved on", i-1, got)
 			}
 		}
@@ -83,13 +83,13 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	t.Logf("skipped: %s", st.Plan.Reason)
 
 	wantSums := treeSums(t, w.dir)
-	wantGUIDs := snapGUIDs(t, w.ds.String())
+	wantGUIDs := archSnapGUIDs(t, w.ds.String())
 	testenv.MustZFS(t, "zfs", "release", activities.ArchiveHoldTag, w.ds.String()+"@s3")
-	destroyRetry(t, w.ds.String())
+	archDestroy(t, w.ds.String())
 
 	// A fresh worker: its key source has the owner's key only.
 	freshQueue := testenv.RandomName("q-restore-")
-	freshKeys := keyDir(t, map[string]*age.X25519Identity{"owner": w.owner})
+	freshKeys := archKeyDir(t, map[string]*age.X25519Identity{"owner": w.owner})
 	fresh, _ := w.config(t, freshQueue, freshKeys, "")
 	e.startWorker(fresh)
 
@@ -98,18 +98,18 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	// times 1 the first poll takes it to IN_PROGRESS (checked by hand against
 	// moto); we then hold it there (the next poll is 5s later) until we have
 	// seen the workflow waiting through several polls, then let it finish.
-	motoRestores(t, moto, "manual", 1)
-	t.Cleanup(func() { motoRestores(t, moto, "immediate", 0) })
+	archMotoRestores(t, moto, "manual", 1)
+	t.Cleanup(func() { archMotoRestores(t, moto, "immediate", 0) })
 	target := e.dst.Pool.String() + "/restored"
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Target: "backup", Identity: "owner", Tier: "Expedited",
 		Days: 1, PollInterval: 5 * time.Second, HeartbeatTimeout: 10 * time.Second}
-	run := e.start(freshQueue, workflows.RestoreName, in)
+	run := e.archStart(freshQueue, workflows.RestoreName, in)
 	ids = append(ids, run.GetID())
 
 	waitFor := func(what string, ok func(workflows.RestoreStatus) bool) workflows.RestoreStatus {
 		deadline := time.Now().Add(time.Minute)
 		for {
-			s, err := e.queryRestore(run.GetID())
+			s, err := e.archQueryRestore(run.GetID())
 			if err == nil && ok(s) {
 				return s
 			}
@@ -125,7 +125,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 		}
 	}
 	first := waitFor("polled", waiting(1))
-	motoRestores(t, moto, "manual", 1_000_000) // Glacier is slow today
+	archMotoRestores(t, moto, "manual", 1_000_000) // Glacier is slow today
 	if first.Retrieval.Ready != 0 {
 		t.Fatalf("objects readable at the first poll: %+v", first.Retrieval)
 	}
@@ -137,7 +137,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 		t.Fatal("target exists while objects are still cold")
 	}
 	t.Logf("waiting for retrieval after %d polls: %d/%d ready; chosen tier: %v", seen.Polls, seen.Retrieval.Ready, seen.Retrieval.Total, seen.Plan.Chosen)
-	motoRestores(t, moto, "manual", 1) // now let Glacier finish
+	archMotoRestores(t, moto, "manual", 1) // now let Glacier finish
 
 	var res workflows.RestoreStatus
 	if err := run.Get(e.ctx(5*time.Minute), &res); err != nil {
@@ -151,13 +151,13 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 			t.Fatalf("stream %s skipped in an uninterrupted restore", r.StreamID)
 		}
 	}
-	if got := treeSums(t, "/"+target); !equalSums(got, wantSums) {
+	if got := treeSums(t, "/"+target); !archSameSums(got, wantSums) {
 		t.Fatalf("restored files differ from the source's:\n got %v\nwant %v", got, wantSums)
 	}
-	if got := snapGUIDs(t, target); fmt.Sprint(got) != fmt.Sprint(wantGUIDs) {
+	if got := archSnapGUIDs(t, target); fmt.Sprint(got) != fmt.Sprint(wantGUIDs) {
 		t.Fatalf("restored snapshots %v, want %v", got, wantGUIDs)
 	}
-	e.assertNoSecrets(ids, w.owner, w.host)
+	e.archAssertNoSecrets(ids, w.owner, w.host)
 }
 
 // A damaged object: the drill names it, and a restore stops at it before
@@ -187,10 +187,10 @@ func TestArchiveCorruptObjectIsNamedAndNeverReceived(t *testing.T) {
 	}
 	bad := full.Parts[len(full.Parts)/2]
 	st := w.store(t).(*local.Store)
-	flip(t, st.Path(full.Key), bad.Offset+bad.Size/2)
+	archFlip(t, st.Path(full.Key), bad.Offset+bad.Size/2)
 
 	// The drill names it.
-	vrun := e.start(w.queue, workflows.VerifyName, workflows.VerifyInput{Dataset: w.ds.String(), Tier: "Bulk", PollInterval: time.Second})
+	vrun := e.archStart(w.queue, workflows.VerifyName, workflows.VerifyInput{Dataset: w.ds.String(), Tier: "Bulk", PollInterval: time.Second})
 	var vst workflows.VerifyStatus
 	err := vrun.Get(e.ctx(2*time.Minute), &vst)
 	if err == nil || !strings.Contains(err.Error(), full.Key) || !strings.Contains(err.Error(), "corrupt") {
@@ -209,24 +209,24 @@ func TestArchiveCorruptObjectIsNamedAndNeverReceived(t *testing.T) {
 		t.Fatalf("restore of a damaged full: %v", err)
 	}
 	t.Logf("restore: %v", err)
-	if out, err := runCmd("zfs", "list", "-H", "-o", "name", target); err == nil {
+	if out, err := archRun("zfs", "list", "-H", "-o", "name", target); err == nil {
 		t.Fatalf("%s exists after the damaged full was refused:\n%s", target, out)
 	}
 
 	// Damage only the incremental: the full is received, the incremental
 	// stops before zfs receive starts, and the target stays at s0.
-	flip(t, st.Path(full.Key), bad.Offset+bad.Size/2) // repair the full
+	archFlip(t, st.Path(full.Key), bad.Offset+bad.Size/2) // repair the full
 	incr := m.Cycles[0].Streams[1]
-	flip(t, st.Path(incr.Key), incr.StoredSize/2)
+	archFlip(t, st.Path(incr.Key), incr.StoredSize/2)
 	target2 := e.dst.Pool.String() + "/restored2"
 	err = w.restore(t, workflows.RestoreInput{TargetDataset: target2})
 	if err == nil || !strings.Contains(err.Error(), incr.Key) || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("restore of a damaged incremental: %v", err)
 	}
-	if got := snapGUIDs(t, target2); len(got) != 1 || got["s0"] != full.To.GUID {
+	if got := archSnapGUIDs(t, target2); len(got) != 1 || got["s0"] != full.To.GUID {
 		t.Fatalf("target after a refused incremental: %v", got)
 	}
-	if got := treeSums(t, "/"+target2); !equalSums(got, s0Sums) {
+	if got := treeSums(t, "/"+target2); !archSameSums(got, s0Sums) {
 		t.Fatalf("target changed by a refused incremental")
 	}
 }
@@ -244,7 +244,7 @@ func (w *archiveWorld) restore(t *testing.T, in workflows.RestoreInput) error {
 			t.Fatal(err)
 		}
 	}
-	run := w.e.start(w.queue, workflows.RestoreName, in)
+	run := w.e.archStart(w.queue, workflows.RestoreName, in)
 	var st workflows.RestoreStatus
 	return run.Get(w.e.ctx(3*time.Minute), &st)
 }
@@ -292,7 +292,7 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 	// old cycle, and max_delete_cycles 0 makes that wait for approval.
 	in.AcceptSmaller, in.MaxDeleteCycles, in.ApprovalTimeout = true, 0, time.Hour
 	in.Cycle = 30 * 24 * time.Hour
-	run := e.start(w.queue, workflows.ArchiveName, in)
+	run := e.archStart(w.queue, workflows.ArchiveName, in)
 	waiting := w.waitPhase(t, run.GetID(), workflows.PhaseAwaitingApproval)
 	if waiting.Deletion == nil || len(waiting.Deletion.Delete) != 1 || waiting.Deletion.Delete[0].ID != old.ID {
 		t.Fatalf("deletion plan: %+v", waiting.Deletion)
@@ -312,7 +312,7 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 
 	// Approved: the old cycle's objects and manifest entry go.
 	in.AcceptSmaller = false // the cycle is verified now
-	run = e.start(w.queue, workflows.ArchiveName, in)
+	run = e.archStart(w.queue, workflows.ArchiveName, in)
 	waiting = w.waitPhase(t, run.GetID(), workflows.PhaseAwaitingApproval)
 	if err := w.decide(run.GetID(), workflows.Approval{Approve: true, By: "test", PlanID: waiting.Deletion.ID}); err != nil {
 		t.Fatal(err)
@@ -362,8 +362,8 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	e.cfgPath = w.cfgPath
 	w1 := e.startWorkerProcess()
 	w.round(t, 0)
-	run := e.start(w.queue, workflows.ArchiveName, w.input())
-	e.waitActivityProgress(run.GetID(), "ArchiveStream", 1<<20)
+	run := e.archStart(w.queue, workflows.ArchiveName, w.input())
+	e.archWaitProgress(run.GetID(), "ArchiveStream", 1<<20)
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	if err := run.Get(e.ctx(4*time.Minute), &st); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.maxAttempt(run.GetID(), "ArchiveStream"); n < 2 {
+	if n := e.archMaxAttempt(run.GetID(), "ArchiveStream"); n < 2 {
 		t.Fatalf("upload finished in %d attempt(s): the kill did not interrupt it", n)
 	}
 	if st.Stream.RestartedAfter < 1<<20 {
@@ -389,7 +389,7 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	}
 	w.assertChain(t, "full:s0", "incr:s1", "incr:s2")
 	wantSums := treeSums(t, w.dir)
-	wantGUIDs := snapGUIDs(t, w.ds.String())
+	wantGUIDs := archSnapGUIDs(t, w.ds.String())
 
 	// Restore, killing the worker while the full is being received.
 	ownerKey := filepath.Join(w.keysDir, "owner")
@@ -399,8 +399,8 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	target := e.dst.Pool.String() + "/restored"
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Identity: "owner", Tier: "Standard", Days: 1,
 		PollInterval: time.Second, HeartbeatTimeout: 5 * time.Second}
-	rrun := e.start(w.queue, workflows.RestoreName, in)
-	e.waitActivityProgress(rrun.GetID(), "ReceiveArchiveStream", 1<<20)
+	rrun := e.archStart(w.queue, workflows.RestoreName, in)
+	e.archWaitProgress(rrun.GetID(), "ReceiveArchiveStream", 1<<20)
 	if err := syscall.Kill(-w2.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -411,22 +411,22 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	if err := rrun.Get(e.ctx(4*time.Minute), &rst); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.maxAttempt(rrun.GetID(), "ReceiveArchiveStream"); n < 2 {
+	if n := e.archMaxAttempt(rrun.GetID(), "ReceiveArchiveStream"); n < 2 {
 		t.Fatalf("restore finished with %d attempt(s) per stream: the kill did not interrupt it", n)
 	}
 	if len(rst.Received) != 3 {
 		t.Fatalf("received %+v", rst.Received)
 	}
-	if got := snapGUIDs(t, target); fmt.Sprint(got) != fmt.Sprint(wantGUIDs) {
+	if got := archSnapGUIDs(t, target); fmt.Sprint(got) != fmt.Sprint(wantGUIDs) {
 		t.Fatalf("restored snapshots %v, want %v", got, wantGUIDs)
 	}
-	if got := treeSums(t, "/"+target); !equalSums(got, wantSums) {
+	if got := treeSums(t, "/"+target); !archSameSums(got, wantSums) {
 		t.Fatal("restored files differ from the source's")
 	}
 	w.assertChain(t, "full:s0", "incr:s1", "incr:s2")
 }
 
-func flip(t *testing.T, path string, off int64) {
+func archFlip(t *testing.T, path string, off int64) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -442,21 +442,21 @@ func flip(t *testing.T, path string, off int64) {
 	}
 }
 
-func equalSums(a, b map[string]string) bool {
+func archSameSums(a, b map[string]string) bool {
 	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
-func runCmd(argv ...string) (string, error) {
+func archRun(argv ...string) (string, error) {
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	return string(out), err
 }
 
 // destroyRetry destroys a dataset, retrying while zfs-fuse says busy.
-func destroyRetry(t *testing.T, ds string) {
+func archDestroy(t *testing.T, ds string) {
 	var out string
 	var err error
 	for i := 0; i < 30; i++ {
-		if out, err = runCmd("zfs", "destroy", "-r", "-f", ds); err == nil {
+		if out, err = archRun("zfs", "destroy", "-r", "-f", ds); err == nil {
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
