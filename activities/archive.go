@@ -266,13 +266,14 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 	key := archive.StreamKey(a.archivePrefix(), req.Dataset, req.Cycle, id)
 	log.Info("archiving", zap.String("stream", id), zap.String("key", key), zap.Int32("attempt", rep.Attempt), zap.Int64("previous_attempt_bytes", rep.RestartedAfter))
 
+	// Progress is the (encrypted) bytes the store has taken, not what zfs
+	// send has produced: the pipeline buffers run ahead of a slow link.
 	var n atomic.Int64
 	stop := beat(ctx, "upload", id, total, &n, 2*time.Second)
 	src := archive.CommandReader(ctx, a.Local, argv)
 	res, err := archive.Upload(ctx, archive.UploadInput{
-		Store: st, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
+		Store: countingStore{st, &n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
 		Metadata: map[string]string{"zcloud-stream": id},
-		Progress: func(b int64) { n.Store(b) },
 	})
 	src.Close()
 	stop()

@@ -313,10 +313,15 @@ func previousProgress(ctx context.Context) (Progress, bool) {
 	return p, true
 }
 
-// countingStore counts the bytes read through Get (verify drills heartbeat it).
+// countingStore counts the bytes read through Get and handed to Put
+// (activities heartbeat them).
 type countingStore struct {
 	objstore.Store
 	n *atomic.Int64
+}
+
+func (c countingStore) Put(ctx context.Context, key string, r io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	return c.Store.Put(ctx, key, &countingReader{io.NopCloser(r), c.n}, size, opts)
 }
 
 func (c countingStore) Get(ctx context.Context, key string, rng objstore.Range) (io.ReadCloser, error) {
@@ -334,6 +339,18 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
 	c.n.Add(int64(k))
 	return k, err
 }

@@ -247,11 +247,11 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		cw = archive.CommandWriter(ctx, r, argv)
 		return cw, nil
 	})
+	// Progress is the verified, decrypted bytes zfs receive has taken.
 	_, err = archive.Restore(ctx, archive.RestoreInput{
 		Store: st, Stream: s, Identities: ids, SpoolDir: a.Config.Archive.SpoolDir,
 		VerifyAll: a.Config.Archive.SpoolWholeStream,
-		Progress:  func(b int64) { n.Store(b) },
-	}, w)
+	}, countingWriter{w, &n})
 	if err != nil {
 		stop()
 		if cw != nil {
