@@ -92,6 +92,7 @@ Configuration is read from --config (default $ZCLOUD_CONFIG or
 	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a), transferCmd())
 	root.AddCommand(policyCmd(a))
 	root.AddCommand(poolCmd(a))
+	root.AddCommand(archiveCmd(a), restoreCmd(a))
 	return root
 }
 

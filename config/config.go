@@ -33,6 +33,7 @@ type Config struct {
 	ReceiverBinary string `yaml:"receiver_binary"`
 	// Policies are per-dataset snapshot policies (see policy.go).
 	Policies []Policy `yaml:"policies"`
+	Archive  Archive  `yaml:"archive"` // cold archive and restore (archive.go)
 }
 
 // Temporal says how to reach the Temporal server.
@@ -196,6 +197,7 @@ func (c *Config) applyDefaults() {
 		c.Policies[i].applyDefaults()
 	}
 	c.applyPoolDefaults()
+	c.Archive.applyDefaults()
 }
 
 // FieldError names the offending field.
@@ -248,6 +250,9 @@ func (c *Config) Validate() error {
 		if _, err := zfsexec.ParseDataset(r.TargetDataset); err != nil {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
+	}
+	if err := c.Archive.validate(); err != nil {
+		return err
 	}
 	return c.validatePolicies()
 }

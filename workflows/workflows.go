@@ -24,6 +24,7 @@ func All() []Registration {
 		{PrunePolicyName, PrunePolicy},
 		{PolicyPlanName, PolicyPlan},
 		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy},
+		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
 	}
 }
 
