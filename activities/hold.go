@@ -29,16 +29,18 @@ func (a *Activities) HoldBase(ctx context.Context, req HoldRequest) error {
 	if err := z.Hold(ctx, tag, false, req.Snapshot); err != nil && !errors.Is(err, zfsexec.ErrExists) {
 		return classify(fmt.Errorf("hold %s: %w", req.Snapshot, err))
 	}
-	snaps, err := z.ListSnapshots(ctx, req.Snapshot.Dataset())
+	// Only snapshots that hold anything can hold our tag: one `zfs get`
+	// instead of a release per snapshot.
+	counts, err := z.HoldCounts(ctx, req.Snapshot.Dataset(), false)
 	if err != nil {
 		return classify(err)
 	}
-	for _, s := range snaps {
-		if s.Snapshot == req.Snapshot {
+	for _, h := range counts {
+		if h.Snapshot == req.Snapshot || h.Holds == 0 {
 			continue
 		}
-		if err := z.Release(ctx, tag, false, s.Snapshot); err != nil && !errors.Is(err, zfsexec.ErrHoldNotFound) {
-			a.Log.Warn("release old base", zap.String("snapshot", s.Snapshot.String()), zap.Error(err))
+		if err := z.Release(ctx, tag, false, h.Snapshot); err != nil && !errors.Is(err, zfsexec.ErrHoldNotFound) {
+			a.Log.Warn("release old base", zap.String("snapshot", h.Snapshot.String()), zap.Error(err))
 		}
 	}
 	return nil

@@ -65,6 +65,21 @@ func (m *meter) progress(phase string, total int64) Progress {
 // heartbeat records progress every interval until ctx ends; call the
 // returned stop function when the work is done.
 func (m *meter) heartbeat(ctx context.Context, phase string, total int64, every time.Duration) (stop func()) {
+	return heartbeatBytes(ctx, phase, "", total, &m.n, every)
+}
+
+// heartbeatBytes heartbeats a byte counter every interval until stop is
+// called (and once more then, with the final count).
+func heartbeatBytes(ctx context.Context, phase, detail string, total int64, n *atomic.Int64, every time.Duration) (stop func()) {
+	start := time.Now()
+	progress := func() Progress {
+		b := n.Load()
+		rate := 0.0
+		if s := time.Since(start).Seconds(); s > 0 {
+			rate = float64(b) / s
+		}
+		return Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail}
+	}
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(every)
@@ -76,10 +91,10 @@ func (m *meter) heartbeat(ctx context.Context, phase string, total int64, every 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, m.progress(phase, total))
+				activity.RecordHeartbeat(ctx, progress())
 			}
 		}
 	}()
-	activity.RecordHeartbeat(ctx, m.progress(phase, total))
-	return func() { close(done) }
+	activity.RecordHeartbeat(ctx, progress())
+	return func() { close(done); activity.RecordHeartbeat(ctx, progress()) }
 }

@@ -91,7 +91,7 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 }
 
 // ec2Client builds the EC2 client for a target; its waiters heartbeat.
-func (a *Activities) ec2Client(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
+func (a *Activities) sessionEC2(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
 	api, err := awsclient.EC2(ctx, awsclient.Config{Region: e.Region, Endpoint: e.Endpoint})
 	if err != nil {
 		return nil, permanent(ErrTypeConfig, err)
@@ -107,7 +107,7 @@ func (a *Activities) ec2Client(ctx context.Context, e *config.EC2) (*ec2.Client,
 
 // ec2Err turns a cloud/ec2 failure into a Temporal error: permanent ones
 // (bad AMI, subnet, permissions) stop the session at once.
-func ec2Err(errType string, err error) error {
+func sessionEC2Err(errType string, err error) error {
 	var e *ec2.Error
 	if errors.As(err, &e) && !e.Retryable() {
 		return permanent(errType, err)
@@ -144,7 +144,7 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	if e.Mode != config.ModeLaunchTerminate {
 		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: mode is %s, not launch-terminate", req.Target, e.Mode))
 	}
-	c, err := a.ec2Client(ctx, e)
+	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
 		return SessionInstance{}, err
 	}
@@ -179,7 +179,7 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	inst, err := c.Launch(ctx, spec)
 	if err != nil {
-		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
 	}
 	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
 	// The key to pin is the one in the instance's user data: a retry that
@@ -190,12 +190,12 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
-		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
 	}
 	for _, v := range e.Volumes {
 		att, err := c.AttachVolume(ctx, v, inst.ID)
 		if err != nil {
-			return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+			return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
 		}
 		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
 	}
@@ -209,16 +209,16 @@ func (a *Activities) StartInstance(ctx context.Context, target string) (SessionI
 	if err != nil {
 		return SessionInstance{}, err
 	}
-	c, err := a.ec2Client(ctx, e)
+	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
 		return SessionInstance{}, err
 	}
 	if _, err := c.Start(ctx, e.InstanceID); err != nil {
-		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
 	}
 	inst, err := c.WaitRunning(ctx, e.InstanceID)
 	if err != nil {
-		return SessionInstance{}, ec2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
 	}
 	host := t.SSH.Host
 	if host == "" {
@@ -245,7 +245,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	if err != nil {
 		return err
 	}
-	c, err := a.ec2Client(ctx, e)
+	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 			return nil
 		}
 		if _, err := c.Stop(ctx, req.InstanceID); err != nil && !ec2.IsNotFound(err) {
-			return ec2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(ErrTypeLaunch, err)
 		}
 		return nil
 	}
@@ -269,7 +269,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	if req.ClientToken != "" {
 		found, err := c.FindInstancesByTag(ctx, map[string]string{ec2.TagClientToken: req.ClientToken}, false)
 		if err != nil {
-			return ec2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(ErrTypeLaunch, err)
 		}
 		for _, i := range found {
 			if i.ID != req.InstanceID {
@@ -280,11 +280,11 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	for _, id := range ids {
 		for _, v := range e.Volumes {
 			if err := c.DetachVolume(ctx, v, id, force); err != nil && !ec2.IsNotFound(err) {
-				return ec2Err(ErrTypeLaunch, err)
+				return sessionEC2Err(ErrTypeLaunch, err)
 			}
 		}
 		if err := c.Terminate(ctx, id); err != nil {
-			return ec2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(ErrTypeLaunch, err)
 		}
 		a.Log.Info("terminated", zap.String("target", req.Target), zap.String("instance", id))
 	}
@@ -678,7 +678,7 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 	if err != nil {
 		return CostReport{}, err
 	}
-	c, err := a.ec2Client(ctx, e)
+	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
 		return CostReport{}, err
 	}

@@ -91,6 +91,8 @@ Configuration is read from --config (default $ZCLOUD_CONFIG or
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", def, "configuration file")
 	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a), transferCmd())
 	root.AddCommand(policyCmd(a))
+	root.AddCommand(poolCmd(a))
+	root.AddCommand(archiveCmd(a), restoreCmd(a))
 	root.AddCommand(sessionCmd(a))
 	return root
 }

@@ -25,6 +25,7 @@ type Config struct {
 	Targets  map[string]Target `yaml:"targets"`
 	// Replications pair a source dataset with a target.
 	Replications []Replication `yaml:"replications"`
+	Pools        []Pool        `yaml:"pools"` // EBS-backed pools (pool.go)
 	Metrics      Metrics       `yaml:"metrics"`
 	// ReceiverBinary is the local zcloud executable installed on targets as
 	// the transfer receiver (checked by SHA-256). Empty: the running
@@ -32,7 +33,8 @@ type Config struct {
 	ReceiverBinary string `yaml:"receiver_binary"`
 	// Policies are per-dataset snapshot policies (see policy.go).
 	Policies []Policy `yaml:"policies"`
-	Notify   Notify   `yaml:"notify"` // where session failures are reported (see ec2.go)
+	Archive  Archive  `yaml:"archive"` // cold archive and restore (archive.go)
+	Notify   Notify   `yaml:"notify"`  // where session failures are reported (see ec2.go)
 }
 
 // Temporal says how to reach the Temporal server.
@@ -131,6 +133,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	c.applyEnv(os.Getenv)
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -149,6 +152,23 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// applyEnv lets the environment override where Temporal is (containers and
+// systemd units set these rather than editing the file).
+func (c *Config) applyEnv(getenv func(string) string) {
+	for env, field := range map[string]*string{
+		"ZCLOUD_TEMPORAL_ADDRESS":    &c.Temporal.Address,
+		"ZCLOUD_TEMPORAL_NAMESPACE":  &c.Temporal.Namespace,
+		"ZCLOUD_TEMPORAL_TASK_QUEUE": &c.Temporal.TaskQueue,
+		"ZCLOUD_TEMPORAL_TLS_CA":     &c.Temporal.TLS.CAFile,
+		"ZCLOUD_TEMPORAL_TLS_CERT":   &c.Temporal.TLS.CertFile,
+		"ZCLOUD_TEMPORAL_TLS_KEY":    &c.Temporal.TLS.KeyFile,
+	} {
+		if v := getenv(env); v != "" {
+			*field = v
+		}
+	}
 }
 
 func (c *Config) applyDefaults() {
@@ -180,6 +200,8 @@ func (c *Config) applyDefaults() {
 	for i := range c.Policies {
 		c.Policies[i].applyDefaults()
 	}
+	c.applyPoolDefaults()
+	c.Archive.applyDefaults()
 }
 
 // FieldError names the offending field.
@@ -212,6 +234,9 @@ func (c *Config) Validate() error {
 	default:
 		return fieldErr("log.format", "must be console or json, not %q", c.Log.Format)
 	}
+	if err := c.validatePools(); err != nil {
+		return err
+	}
 	for name, t := range c.Targets {
 		f := "targets." + name
 		if err := t.validate(f); err != nil {
@@ -232,6 +257,9 @@ func (c *Config) Validate() error {
 		if _, err := zfsexec.ParseDataset(r.TargetDataset); err != nil {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
+	}
+	if err := c.Archive.validate(); err != nil {
+		return err
 	}
 	if err := c.Notify.validate(); err != nil {
 		return err

@@ -55,3 +55,15 @@ func TestUnknownFieldRefused(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestEnvironmentOverridesTemporal(t *testing.T) {
+	t.Setenv("ZCLOUD_TEMPORAL_ADDRESS", "temporal.internal:7233")
+	t.Setenv("ZCLOUD_TEMPORAL_TASK_QUEUE", "zq")
+	c, err := Parse([]byte("temporal: {address: 127.0.0.1:1}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Temporal.Address != "temporal.internal:7233" || c.Temporal.TaskQueue != "zq" {
+		t.Fatalf("env not applied: %+v", c.Temporal)
+	}
+}

@@ -74,6 +74,18 @@ func (e *env) sendProgress(id string) int64 {
 	return 0
 }
 
+// waitSendProgress waits until the send activity has heartbeat at least n bytes.
+func (e *env) waitSendProgress(id string, n int64) {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for e.sendProgress(id) < n {
+		if time.Now().After(deadline) {
+			e.t.Fatal("send never made progress")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestReplicateFinishesAfterWorkerIsKilledMidSend(t *testing.T) {
 	e := newEnv(t)
 	// 1 MiB/s makes the 6 MiB send last long enough to kill it in the middle.
@@ -89,13 +101,7 @@ func TestReplicateFinishesAfterWorkerIsKilledMidSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for e.sendProgress(run.GetID()) < 1<<20 {
-		if time.Now().After(deadline) {
-			t.Fatal("send never made progress")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	e.waitSendProgress(run.GetID(), 1<<20)
 	// Kill -9 the whole worker process group mid-stream.
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

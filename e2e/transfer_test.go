@@ -139,13 +139,7 @@ func TestCancelledReplicationLeavesNoProcessOnEitherEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for e.sendProgress(run.GetID()) < 1<<20 {
-		if time.Now().After(deadline) {
-			t.Fatal("send never made progress")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	e.waitSendProgress(run.GetID(), 1<<20)
 	if n := countProcs(t, e.dst.Pool.String()); n == 0 {
 		t.Fatal("no receiving process seen mid-transfer: the check below would prove nothing")
 	}

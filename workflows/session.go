@@ -231,10 +231,10 @@ func (s *session) run(ctx workflow.Context) error {
 	return nil
 }
 
-// clientToken is the launch's idempotency token: from the workflow's id and
+// sessionClientToken is the launch's idempotency token: from the workflow's id and
 // run and the instance's generation, so every retry of the launch activity
 // finds the instance the first attempt made, and nothing else does.
-func clientToken(ctx workflow.Context, gen int, onDemand bool) string {
+func sessionClientToken(ctx workflow.Context, gen int, onDemand bool) string {
 	info := workflow.GetInfo(ctx)
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%t", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, gen, onDemand))
 	return "zc-" + hex.EncodeToString(sum[:])[:40]
@@ -251,7 +251,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		}
 	} else {
 		onDemand := s.plan.Market == "spot" && s.st.Interruptions >= s.plan.SpotInterruptions
-		req := activities.LaunchRequest{Target: s.plan.Target, ClientToken: clientToken(ctx, gen, onDemand), OnDemand: onDemand}
+		req := activities.LaunchRequest{Target: s.plan.Target, ClientToken: sessionClientToken(ctx, gen, onDemand), OnDemand: onDemand}
 		s.token = req.ClientToken
 		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), s.a.LaunchInstance, req)
 		if err := f.Get(ctx, &inst); err != nil {

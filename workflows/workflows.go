@@ -23,6 +23,8 @@ func All() []Registration {
 		{SnapshotPolicyName, SnapshotPolicy},
 		{PrunePolicyName, PrunePolicy},
 		{PolicyPlanName, PolicyPlan},
+		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy},
+		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
 		{SessionName, Session},
 	}
 }

@@ -80,15 +80,30 @@ func unescapeDiffPath(s string) (string, error) {
 			b.WriteByte(s[i])
 			continue
 		}
-		if i+4 > len(s) {
+		// OpenZFS 0.8+ writes \%04o (4 octal digits, "\0040" for a space);
+		// illumos and older releases \%03o.
+		n := 3
+		if i+5 <= len(s) && isOctal(s[i+1:i+5]) {
+			n = 4
+		}
+		if i+1+n > len(s) {
 			return "", fmt.Errorf("truncated escape in %q", s)
 		}
-		v, err := strconv.ParseUint(s[i+1:i+4], 8, 8)
+		v, err := strconv.ParseUint(s[i+1:i+1+n], 8, 8)
 		if err != nil {
-			return "", fmt.Errorf("bad escape %q in %q", s[i:i+4], s)
+			return "", fmt.Errorf("bad escape %q in %q", s[i:i+1+n], s)
 		}
 		b.WriteByte(byte(v))
-		i += 3
+		i += n
 	}
 	return b.String(), nil
+}
+
+func isOctal(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '7' {
+			return false
+		}
+	}
+	return true
 }

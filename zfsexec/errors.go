@@ -103,6 +103,7 @@ var classifiers = []struct {
 	{"dataset already exists", ErrExists},
 	{"already exists", ErrExists},
 	{"is busy", ErrBusy},
+	{"it's being held", ErrBusy}, // OpenZFS: zfs destroy of a held snapshot
 	{"pool is busy", ErrBusy},
 	{"Incorrect key", ErrKeyIncorrect},
 	{"incorrect key", ErrKeyIncorrect},

@@ -72,6 +72,10 @@ func TestLivePoolLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	emptyDev, _ := ParseDevice(t.TempDir())
+	if none, err := zp.ImportCandidates(ctx, ImportOptions{Dirs: []Device{emptyDev}}); err != nil || len(none) != 0 {
+		t.Fatalf("a directory without pools: %+v, %v", none, err)
+	}
 	cands, err := zp.ImportCandidates(ctx, ImportOptions{Dirs: []Device{dirDev}})
 	if err != nil {
 		t.Fatal(err)

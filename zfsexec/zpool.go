@@ -173,7 +173,10 @@ func (z Zpool) ImportCandidates(ctx context.Context, o ImportOptions) ([]ImportC
 	res, err := z.R.Run(ctx, Cmd{Argv: argv})
 	if err != nil {
 		var ee *ExitError
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no pools available") {
+		// OpenZFS says "no pools available to import"; zfs-fuse exits 1
+		// saying nothing at all.
+		if errors.As(err, &ee) && ee.Code == 1 && (strings.Contains(ee.Stderr, "no pools available") ||
+			strings.TrimSpace(ee.Stderr) == "" && len(res.Stdout) == 0) {
 			return nil, nil
 		}
 		return nil, err
@@ -255,7 +258,13 @@ func (z Zpool) Wait(ctx context.Context, p Pool, a WaitActivity, interval time.D
 		return PoolStatus{}, fmt.Errorf("zpool wait: unknown activity %q", a)
 	}
 	if z.Caps.ZpoolWait {
-		if _, err := z.run(ctx, "zpool", "wait", "-t", string(a), p.String()); err != nil {
+		// -t resilver returns before the replacing vdev is detached (an
+		// async step after the resilver); "replace" waits for that too.
+		t := string(a)
+		if a == WaitResilver {
+			t = "resilver,replace"
+		}
+		if _, err := z.run(ctx, "zpool", "wait", "-t", t, p.String()); err != nil {
 			return PoolStatus{}, err
 		}
 		return z.Status(ctx, p)

@@ -88,7 +88,7 @@ func (m *Moto) ManualRestores(times int) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
+	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("moto set-transition: %s", resp.Status)
 	}
 	return nil

@@ -33,7 +33,7 @@ func EnsureZFS(t TB) {
 }
 
 func zfsAnswers() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return exec.CommandContext(ctx, "zpool", "list", "-H").Run() == nil
 }
@@ -44,6 +44,18 @@ func ensureZFSDaemon() error {
 	}
 	if zfsAnswers() {
 		return nil
+	}
+	// A daemon that is running but slow to answer (a loaded machine) must
+	// not get a second one beside it: two zfs-fuse daemons on one socket
+	// wedge both.
+	if exec.Command("pgrep", "-x", "zfs-fuse").Run() == nil {
+		for i := 0; i < 60; i++ {
+			if zfsAnswers() {
+				return nil
+			}
+			time.Sleep(time.Second)
+		}
+		return fmt.Errorf("zfs-fuse is running but zpool does not answer (wedged? restart it)")
 	}
 	bin, err := lookPath("zfs-fuse", "/usr/sbin/zfs-fuse", "/usr/bin/zfs-fuse")
 	if err != nil {

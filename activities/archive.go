@@ -1,0 +1,675 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+
+	"zcloud/archive"
+	"zcloud/cloud/objstore"
+	"zcloud/zfsexec"
+)
+
+// Archive plan actions.
+const (
+	ArchiveFull        = "full"
+	ArchiveIncremental = "incremental"
+	ArchiveSkip        = "skip"
+)
+
+// ArchivePlanRequest asks what the next archive run of Dataset should do.
+type ArchivePlanRequest struct {
+	Dataset zfsexec.Dataset `json:"dataset"`
+	Now     time.Time       `json:"now"`    // the workflow's time; a new cycle is named after it
+	Period  time.Duration   `json:"period"` // cycle length
+}
+
+// ArchivePlan is the decision: a full (new cycle), an incremental from the
+// chain's tip, or nothing, and why.
+type ArchivePlan struct {
+	Dataset string          `json:"dataset"`
+	Action  string          `json:"action"`
+	Reason  string          `json:"reason"`
+	Kind    archive.Kind    `json:"kind,omitempty"`
+	From    archive.SnapRef `json:"from,omitzero"`
+	To      archive.SnapRef `json:"to,omitzero"`
+	Cycle   string          `json:"cycle,omitempty"` // the cycle the stream goes into
+	// The chain before this run.
+	CurrentCycle    string `json:"current_cycle,omitempty"`
+	CurrentVerified bool   `json:"current_verified"`
+	Cycles          int    `json:"cycles"`
+	Streams         int    `json:"streams"`
+	// EstimatedBytes is zfs send's estimate where this ZFS gives one.
+	EstimatedBytes int64 `json:"estimated_bytes,omitempty"`
+}
+
+// PlanArchive compares the manifest in the store (the truth) with the
+// source's snapshots, by GUID: a full when no chain exists, the cycle is
+// due or the chain's base is gone; else an incremental from the last
+// archived snapshot to the newest; skip when there is no new snapshot or
+// (where ZFS reports `written`) nothing changed since the last one.
+func (a *Activities) PlanArchive(ctx context.Context, req ArchivePlanRequest) (ArchivePlan, error) {
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return ArchivePlan{}, err
+	}
+	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	if err != nil {
+		return ArchivePlan{}, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
+	if err != nil {
+		return ArchivePlan{}, err
+	}
+	caps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return ArchivePlan{}, classify(err)
+	}
+	z := zfsexec.ZFS{R: a.Local, Caps: caps}
+	snaps, err := z.ListSnapshots(ctx, req.Dataset)
+	if err != nil {
+		return ArchivePlan{}, classify(fmt.Errorf("source %s: %w", req.Dataset, err))
+	}
+	p := ArchivePlan{Dataset: req.Dataset.String(), Cycles: len(m.Cycles)}
+	for _, c := range m.Cycles {
+		p.Streams += len(c.Streams)
+	}
+	if cur := m.Current(); cur != nil {
+		p.CurrentCycle, p.CurrentVerified = cur.ID, !cur.Verified.IsZero()
+	}
+	if len(snaps) == 0 {
+		p.Action, p.Reason = ArchiveSkip, fmt.Sprintf("%s has no snapshots yet (a snapshot policy takes them)", req.Dataset)
+		return p, nil
+	}
+	newest := snaps[len(snaps)-1]
+	to := archive.SnapRef{Name: newest.Snapshot.Name(), GUID: newest.GUID}
+	full := func(reason string) (ArchivePlan, error) {
+		p.Action, p.Kind, p.Reason, p.To, p.Cycle = ArchiveFull, archive.Full, reason, to, archive.CycleID(req.Now)
+		if m.Cycle(p.Cycle) != nil {
+			return p, permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s already exists in the manifest of %s: run again in a second", p.Cycle, req.Dataset))
+		}
+		if caps.SendEstimate {
+			p.EstimatedBytes, _ = z.EstimateSize(ctx, newest.Snapshot, zfsexec.SendOptions{})
+		}
+		return p, nil
+	}
+	tip, hasTip := m.Latest()
+	cur := m.Current()
+	switch {
+	case !hasTip:
+		return full("no archive chain yet: starting the first cycle")
+	case archive.CycleDue(m, req.Now, req.Period):
+		if _, ok := cur.Full(); !ok {
+			return full(fmt.Sprintf("current cycle %s has no full stream", cur.ID))
+		}
+		return full(fmt.Sprintf("cycle %s started %s, the cycle period is %s: starting a new cycle",
+			cur.ID, cur.Started.UTC().Format(time.RFC3339), req.Period))
+	}
+	var base *zfsexec.SnapshotInfo
+	for i := range snaps {
+		if snaps[i].GUID == tip.To.GUID {
+			base = &snaps[i]
+		}
+	}
+	if base == nil {
+		return full(fmt.Sprintf("the chain's last snapshot @%s (guid %d) is gone from the source: starting a new cycle", tip.To.Name, tip.To.GUID))
+	}
+	if base.GUID == newest.GUID {
+		p.Action, p.Reason = ArchiveSkip, fmt.Sprintf("no new snapshot since @%s, the last archived", tip.To.Name)
+		return p, nil
+	}
+	if base.CreateTXG > newest.CreateTXG {
+		return p, permanent(ErrTypeBrokenChain, fmt.Errorf("the chain's last snapshot @%s is newer than the newest snapshot @%s", base.Snapshot.Name(), newest.Snapshot.Name()))
+	}
+	if changed, known := a.changedSince(ctx, z, snaps, *base); known && !changed {
+		p.Action, p.Reason = ArchiveSkip, fmt.Sprintf("nothing changed since @%s (written = 0 for every newer snapshot)", tip.To.Name)
+		return p, nil
+	}
+	p.Action, p.Kind, p.Cycle = ArchiveIncremental, archive.Incremental, cur.ID
+	p.From = archive.SnapRef{Name: base.Snapshot.Name(), GUID: base.GUID}
+	p.To = to
+	p.Reason = fmt.Sprintf("incremental @%s → @%s in cycle %s", p.From.Name, p.To.Name, cur.ID)
+	if caps.SendEstimate {
+		p.EstimatedBytes, _ = z.EstimateSize(ctx, newest.Snapshot, zfsexec.SendOptions{From: zfsexec.FromSnapshot(base.Snapshot)})
+	}
+	return p, nil
+}
+
+// changedSince sums `written` over the snapshots after base. known is
+// false where ZFS has no `written` (zfs-fuse): then every new snapshot is
+// archived.
+func (a *Activities) changedSince(ctx context.Context, z zfsexec.ZFS, snaps []zfsexec.SnapshotInfo, base zfsexec.SnapshotInfo) (changed, known bool) {
+	if z.Caps.Impl != zfsexec.ImplOpenZFS {
+		return false, false
+	}
+	var targets []zfsexec.Target
+	for _, s := range snaps {
+		if s.CreateTXG > base.CreateTXG {
+			targets = append(targets, s.Snapshot)
+		}
+	}
+	props, err := z.Get(ctx, []zfsexec.PropName{"written"}, targets...)
+	if err != nil || len(props) != len(targets) {
+		return false, false
+	}
+	for _, p := range props {
+		if n, err := strconv.ParseUint(p.Value, 10, 64); err != nil || n > 0 {
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// ArchiveStreamRequest is one stream to archive (from PlanArchive).
+type ArchiveStreamRequest struct {
+	Dataset zfsexec.Dataset `json:"dataset"`
+	Kind    archive.Kind    `json:"kind"`
+	From    archive.SnapRef `json:"from,omitzero"`
+	To      archive.SnapRef `json:"to"`
+	Cycle   string          `json:"cycle"`
+	Raw     bool            `json:"raw,omitempty"`
+	Class   objstore.Class  `json:"class"`
+}
+
+// ArchiveStreamReport says what ArchiveStream stored.
+type ArchiveStreamReport struct {
+	Stream StreamInfo `json:"stream"`
+	// AlreadyArchived: an earlier attempt uploaded and recorded it.
+	AlreadyArchived bool    `json:"already_archived,omitempty"`
+	Attempt         int32   `json:"attempt"`
+	RestartedAfter  int64   `json:"restarted_after,omitempty"` // bytes the previous attempt had sent
+	Seconds         float64 `json:"seconds"`
+}
+
+// ArchiveStream runs zfs send through archive.Upload (age encryption,
+// SHA-256 of plain and stored bytes, parts) into the stream's
+// deterministic key, heartbeating the plain bytes, then records the stream
+// in the manifest. A retry (a crash, a lost connection) sends the stream
+// again to the same key, replacing the partial object, so no duplicate is
+// ever stored; a stream already in the manifest is not sent again.
+func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
+	begin := time.Now()
+	rep := ArchiveStreamReport{Attempt: activity.GetInfo(ctx).Attempt}
+	if prev, ok := previousProgress(ctx); ok {
+		rep.RestartedAfter = prev.Bytes
+	}
+	log := a.Log.With(zap.String("dataset", req.Dataset.String()), zap.String("cycle", req.Cycle), zap.String("to", req.To.Name))
+	if req.Kind != archive.Full && req.Kind != archive.Incremental {
+		return rep, permanent(ErrTypeConfig, fmt.Errorf("stream kind %q", req.Kind))
+	}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return rep, err
+	}
+	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	if err != nil {
+		return rep, err
+	}
+	rcpts, err := a.streamRecipients()
+	if err != nil {
+		return rep, err
+	}
+	id := archive.StreamID(req.Kind, req.From.GUID, req.To.GUID)
+	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
+	if err != nil {
+		return rep, err
+	}
+	if s, ok := findStream(m, req.Cycle, id); ok {
+		log.Info("stream already archived by an earlier attempt", zap.String("stream", id))
+		rep.Stream, rep.AlreadyArchived = streamInfo(s), true
+		return rep, nil
+	}
+	if err := canAdd(m, req); err != nil {
+		return rep, err
+	}
+
+	// The snapshots, by GUID: a name may have been reused since the plan.
+	caps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return rep, classify(err)
+	}
+	z := zfsexec.ZFS{R: a.Local, Caps: caps}
+	snaps, err := z.ListSnapshots(ctx, req.Dataset)
+	if err != nil {
+		return rep, classify(err)
+	}
+	toSnap, ok := snapByGUID(snaps, req.To.GUID)
+	if !ok {
+		return rep, permanent(ErrTypeNotFound, fmt.Errorf("snapshot @%s (guid %d) of %s no longer exists", req.To.Name, req.To.GUID, req.Dataset))
+	}
+	opts := zfsexec.SendOptions{Raw: req.Raw}
+	if req.Kind == archive.Incremental {
+		fromSnap, ok := snapByGUID(snaps, req.From.GUID)
+		if !ok {
+			return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("incremental base @%s (guid %d) of %s no longer exists: the next run starts a new cycle", req.From.Name, req.From.GUID, req.Dataset))
+		}
+		opts.From = zfsexec.FromSnapshot(fromSnap)
+	}
+	argv, err := z.SendArgv(toSnap, opts)
+	if err != nil {
+		return rep, classify(err)
+	}
+	var total int64
+	if caps.SendEstimate {
+		total, _ = z.EstimateSize(ctx, toSnap, opts)
+	}
+	key := archive.StreamKey(a.archivePrefix(), req.Dataset, req.Cycle, id)
+	log.Info("archiving", zap.String("stream", id), zap.String("key", key), zap.Int32("attempt", rep.Attempt), zap.Int64("previous_attempt_bytes", rep.RestartedAfter))
+
+	// Progress is the (encrypted) bytes the store has taken, not what zfs
+	// send has produced: the pipeline buffers run ahead of a slow link.
+	var n atomic.Int64
+	stop := heartbeatBytes(ctx, "upload", id, total, &n, 2*time.Second)
+	src := archive.CommandReader(ctx, a.Local, argv)
+	res, err := archive.Upload(ctx, archive.UploadInput{
+		Store: countingStore{st, &n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
+		Metadata: map[string]string{"zcloud-stream": id},
+	})
+	src.Close()
+	stop()
+	if err != nil {
+		return rep, archiveErr(err)
+	}
+	s := archive.NewStream(req.Kind, req.From, req.To, req.Cycle, req.Raw, res, time.Now())
+	if _, err := a.saveManifest(ctx, st, req.Dataset, hostIDs, func(m *archive.Manifest) error {
+		if err := m.AddStream(s); err != nil {
+			return permanent(ErrTypeBrokenChain, err)
+		}
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	rep.Stream, rep.Seconds = streamInfo(s), time.Since(begin).Seconds()
+	a.Metrics.SendDone("archive", "archive", res.PlainSize, time.Since(begin), nil)
+	log.Info("archived", zap.String("stream", id), zap.Int64("plain", res.PlainSize), zap.Int64("stored", res.StoredSize))
+	return rep, nil
+}
+
+// canAdd checks before uploading that the manifest will take the stream.
+func canAdd(m *archive.Manifest, req ArchiveStreamRequest) error {
+	if req.Kind == archive.Full {
+		if c := m.Cycle(req.Cycle); c != nil {
+			return permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s already has a full stream", req.Cycle))
+		}
+		return nil
+	}
+	cur := m.Current()
+	if cur == nil || cur.ID != req.Cycle || len(cur.Streams) == 0 {
+		return permanent(ErrTypeBrokenChain, fmt.Errorf("incremental for cycle %s, but the current cycle is %v", req.Cycle, cycleName(cur)))
+	}
+	if tip := cur.Streams[len(cur.Streams)-1]; tip.To.GUID != req.From.GUID {
+		return permanent(ErrTypeBrokenChain, fmt.Errorf("incremental from @%s (guid %d), but the chain ends at @%s (guid %d)", req.From.Name, req.From.GUID, tip.To.Name, tip.To.GUID))
+	}
+	return nil
+}
+
+func cycleName(c *archive.Cycle) string {
+	if c == nil {
+		return "none"
+	}
+	return c.ID
+}
+
+func snapByGUID(snaps []zfsexec.SnapshotInfo, guid uint64) (zfsexec.Snapshot, bool) {
+	for _, s := range snaps {
+		if s.GUID == guid {
+			return s.Snapshot, true
+		}
+	}
+	return zfsexec.Snapshot{}, false
+}
+
+// CycleCheckRequest verifies a cycle before older cycles may be deleted.
+type CycleCheckRequest struct {
+	Dataset zfsexec.Dataset `json:"dataset"`
+	Cycle   string          `json:"cycle"`
+	// SanityMinPercent: the cycle's full must be at least this % of the
+	// previous cycle's full (0: no check).
+	SanityMinPercent float64 `json:"sanity_min_percent"`
+	// AcceptSmaller waives the sanity check (an operator confirmed the
+	// dataset really shrank).
+	AcceptSmaller bool `json:"accept_smaller,omitempty"`
+}
+
+// CycleCheck is CheckArchiveCycle's verdict.
+type CycleCheck struct {
+	Cycle    string `json:"cycle"`
+	Verified bool   `json:"verified"`
+	// Already: verified by an earlier run.
+	Already       bool     `json:"already,omitempty"`
+	Problems      []string `json:"problems,omitempty"` // objects missing or not matching the manifest (HEAD)
+	Sanity        string   `json:"sanity,omitempty"`   // the sanity check's failure
+	FullBytes     int64    `json:"full_bytes"`
+	PrevFullBytes int64    `json:"prev_full_bytes,omitempty"`
+}
+
+// CheckArchiveCycle verifies the cycle's objects with HEAD (size and
+// SHA-256 against the manifest), runs the sanity check against the previous
+// cycle's full, and only if both pass marks the cycle Verified in the
+// manifest: from then on older cycles may be deleted.
+func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckRequest) (CycleCheck, error) {
+	out := CycleCheck{Cycle: req.Cycle}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return out, err
+	}
+	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	if err != nil {
+		return out, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	if err != nil {
+		return out, err
+	}
+	ci := -1
+	for i := range m.Cycles {
+		if m.Cycles[i].ID == req.Cycle {
+			ci = i
+		}
+	}
+	if ci < 0 {
+		return out, permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s is not in the manifest of %s", req.Cycle, req.Dataset))
+	}
+	c := m.Cycles[ci]
+	full, ok := c.Full()
+	if !ok {
+		return out, permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s of %s has no full stream", req.Cycle, req.Dataset))
+	}
+	out.FullBytes = full.PlainSize
+	if !c.Verified.IsZero() {
+		out.Verified, out.Already = true, true
+		return out, nil
+	}
+	for _, p := range archive.VerifyHead(ctx, st, c.Streams) {
+		out.Problems = append(out.Problems, p.String())
+	}
+	if len(out.Problems) > 0 {
+		return out, nil
+	}
+	var prev archive.Stream
+	if ci > 0 {
+		prev, _ = m.Cycles[ci-1].Full()
+		out.PrevFullBytes = prev.PlainSize
+	}
+	if req.SanityMinPercent > 0 {
+		if err := archive.SanityCheck(full, prev, req.SanityMinPercent); err != nil {
+			if !req.AcceptSmaller {
+				out.Sanity = err.Error()
+				return out, nil
+			}
+			a.Log.Warn("sanity check waived by the operator", zap.String("dataset", req.Dataset.String()), zap.Error(err))
+		}
+	}
+	now := time.Now().UTC()
+	if _, err := a.saveManifest(ctx, st, req.Dataset, hostIDs, func(m *archive.Manifest) error {
+		c := m.Cycle(req.Cycle)
+		if c == nil {
+			return permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s vanished from the manifest", req.Cycle))
+		}
+		if c.Verified.IsZero() {
+			c.Verified = now
+		}
+		return nil
+	}); err != nil {
+		return out, err
+	}
+	out.Verified = true
+	return out, nil
+}
+
+// CycleSummary describes a cycle in deletion plans.
+type CycleSummary struct {
+	ID          string         `json:"id"`
+	Started     time.Time      `json:"started"`
+	Class       objstore.Class `json:"class"`
+	Streams     int            `json:"streams"`
+	StoredBytes int64          `json:"stored_bytes"`
+	// DeletableAt is when every stream has been stored for its class's
+	// minimum duration.
+	DeletableAt time.Time `json:"deletable_at"`
+	Reason      string    `json:"reason,omitempty"` // why it is kept
+}
+
+func summarize(c archive.Cycle) CycleSummary {
+	s := CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
+	for _, st := range c.Streams {
+		s.StoredBytes += st.StoredSize
+		if at := st.Uploaded.Add(archive.MinStorageDuration(st.Class)); at.After(s.DeletableAt) {
+			s.DeletableAt = at
+		}
+	}
+	return s
+}
+
+// DeletionPlanRequest asks which old cycles rotation may delete now.
+type DeletionPlanRequest struct {
+	Dataset zfsexec.Dataset `json:"dataset"`
+	Now     time.Time       `json:"now"`
+	// Force waives the class's minimum storage duration (early deletion is
+	// billed as if stored that long).
+	Force bool `json:"force,omitempty"`
+	// Deleting more than MaxDeleteCycles cycles or MaxDeleteBytes stored
+	// bytes needs approval; -1 switches a limit off.
+	MaxDeleteCycles int   `json:"max_delete_cycles"`
+	MaxDeleteBytes  int64 `json:"max_delete_bytes"`
+}
+
+// DeletionPlan lists the cycles to delete and those kept, with reasons.
+type DeletionPlan struct {
+	ID            string         `json:"id"`
+	Dataset       string         `json:"dataset"`
+	Delete        []CycleSummary `json:"delete,omitempty"`
+	Kept          []CycleSummary `json:"kept,omitempty"`
+	StoredBytes   int64          `json:"stored_bytes"`
+	NeedsApproval bool           `json:"needs_approval"`
+	Verdict       string         `json:"verdict"`
+}
+
+// PlanArchiveDeletion applies the rotation rules: nothing until the
+// current cycle is verified (uploaded, HEAD-checked, sanity-checked), never
+// the current cycle, and no cycle before its streams' minimum storage
+// duration unless forced.
+func (a *Activities) PlanArchiveDeletion(ctx context.Context, req DeletionPlanRequest) (DeletionPlan, error) {
+	p := DeletionPlan{Dataset: req.Dataset.String()}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return p, err
+	}
+	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	if err != nil {
+		return p, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	if err != nil {
+		return p, err
+	}
+	del := map[string]bool{}
+	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force) {
+		del[c.ID] = true
+		s := summarize(c)
+		p.Delete = append(p.Delete, s)
+		p.StoredBytes += s.StoredBytes
+	}
+	cur := m.Current()
+	if cur != nil {
+		for _, c := range m.Cycles[:len(m.Cycles)-1] {
+			if del[c.ID] {
+				continue
+			}
+			s := summarize(c)
+			if cur.Verified.IsZero() {
+				s.Reason = fmt.Sprintf("the current cycle %s is not verified yet", cur.ID)
+			} else {
+				s.Reason = fmt.Sprintf("%s minimum storage lasts until %s (--force deletes earlier and pays for the rest)",
+					s.Class, s.DeletableAt.UTC().Format(time.RFC3339))
+			}
+			p.Kept = append(p.Kept, s)
+		}
+	}
+	var ids []string
+	for _, c := range p.Delete {
+		ids = append(ids, c.ID)
+	}
+	p.ID = deletionPlanID(p.Dataset, ids)
+	var over []string
+	if req.MaxDeleteCycles >= 0 && len(p.Delete) > req.MaxDeleteCycles {
+		over = append(over, fmt.Sprintf("%d cycles > max_delete_cycles %d", len(p.Delete), req.MaxDeleteCycles))
+	}
+	if req.MaxDeleteBytes >= 0 && p.StoredBytes > req.MaxDeleteBytes && len(p.Delete) > 0 {
+		over = append(over, fmt.Sprintf("%d stored bytes > max_delete_bytes %d", p.StoredBytes, req.MaxDeleteBytes))
+	}
+	p.NeedsApproval = len(over) > 0
+	switch {
+	case len(p.Delete) == 0:
+		p.Verdict = "nothing to delete"
+	case p.NeedsApproval:
+		p.Verdict = fmt.Sprintf("deleting %d cycles (%d bytes) needs approval: %s", len(p.Delete), p.StoredBytes, strings.Join(over, ", "))
+	default:
+		p.Verdict = fmt.Sprintf("deleting %d cycles (%d bytes) is within the limits", len(p.Delete), p.StoredBytes)
+	}
+	return p, nil
+}
+
+// deletionPlanID is a short digest of the dataset and the exact cycles.
+func deletionPlanID(dataset string, cycles []string) string {
+	c := append([]string(nil), cycles...)
+	sort.Strings(c)
+	h := sha256.Sum256([]byte(dataset + "\x00" + strings.Join(c, "\x00")))
+	return hex.EncodeToString(h[:6])
+}
+
+// DeleteCyclesRequest deletes the cycles of an (approved) plan.
+type DeleteCyclesRequest struct {
+	Dataset zfsexec.Dataset `json:"dataset"`
+	PlanID  string          `json:"plan_id"`
+	Cycles  []string        `json:"cycles"`
+	Now     time.Time       `json:"now"`
+	Force   bool            `json:"force,omitempty"`
+}
+
+// DeletionReport says what was deleted.
+type DeletionReport struct {
+	Deleted []string `json:"deleted,omitempty"`
+	Objects int      `json:"objects"`
+	Bytes   int64    `json:"bytes"`
+	Skipped []string `json:"skipped,omitempty"` // "cycle: reason"
+}
+
+// DeleteArchiveCycles re-checks each cycle against the rotation rules (the
+// manifest may have changed since the plan), deletes its objects, then
+// removes it from the manifest. Objects go first: a crash in between
+// leaves a manifest naming deleted objects of a cycle being deleted, which
+// the retry finishes, never objects no manifest knows (orphans).
+func (a *Activities) DeleteArchiveCycles(ctx context.Context, req DeleteCyclesRequest) (DeletionReport, error) {
+	var rep DeletionReport
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return rep, err
+	}
+	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	if err != nil {
+		return rep, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	if err != nil {
+		return rep, err
+	}
+	allowed := map[string]archive.Cycle{}
+	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force) {
+		allowed[c.ID] = c
+	}
+	var gone []string
+	for _, id := range req.Cycles {
+		c, ok := allowed[id]
+		if !ok {
+			if m.Cycle(id) == nil {
+				gone = append(gone, id) // deleted by an earlier attempt
+				continue
+			}
+			rep.Skipped = append(rep.Skipped, id+": no longer deletable under the rotation rules")
+			continue
+		}
+		for _, s := range c.Streams {
+			if err := st.Delete(ctx, s.Key); err != nil {
+				return rep, archiveErr(fmt.Errorf("delete %s: %w", s.Key, err))
+			}
+			rep.Objects++
+			rep.Bytes += s.StoredSize
+			activity.RecordHeartbeat(ctx, Progress{Phase: "delete", Bytes: rep.Bytes, Detail: s.Key})
+		}
+		gone = append(gone, id)
+	}
+	if _, err := a.saveManifest(ctx, st, req.Dataset, hostIDs, func(m *archive.Manifest) error {
+		for _, id := range gone {
+			if cur := m.Current(); cur != nil && cur.ID == id {
+				return permanent(ErrTypeBrokenChain, fmt.Errorf("refusing to remove the current cycle %s", id))
+			}
+			m.RemoveCycle(id)
+		}
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	rep.Deleted = gone
+	a.Log.Info("archive cycles deleted", zap.String("dataset", req.Dataset.String()), zap.Strings("cycles", gone), zap.Int("objects", rep.Objects))
+	return rep, nil
+}
+
+// ManifestSummary is a dataset's archive at a glance (zcloud archive status).
+type ManifestSummary struct {
+	Dataset      string         `json:"dataset"`
+	Found        bool           `json:"found"`
+	Generation   int64          `json:"generation"`
+	Updated      time.Time      `json:"updated"`
+	FromPrevious bool           `json:"from_previous,omitempty"`
+	Cycles       []CycleSummary `json:"cycles,omitempty"`
+	Streams      []StreamInfo   `json:"streams,omitempty"`
+	Verified     []string       `json:"verified,omitempty"` // verified cycle ids
+}
+
+// DescribeArchive reads the manifest with the host identity (or the named
+// identity) and summarizes it.
+func (a *Activities) DescribeArchive(ctx context.Context, req VerifyPlanRequest) (ManifestSummary, error) {
+	out := ManifestSummary{Dataset: req.Dataset.String()}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return out, err
+	}
+	name := req.Identity
+	if name == "" {
+		name = a.Config.Archive.HostIdentity
+	}
+	ids, err := a.identities(ctx, name)
+	if err != nil {
+		return out, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	var pe interface{ Type() string }
+	if errors.As(err, &pe) && pe.Type() == ErrTypeNoArchive {
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	out.Found, out.Generation, out.Updated, out.FromPrevious = true, m.Generation, m.Updated, m.FromPrevious
+	for _, c := range m.Cycles {
+		out.Cycles = append(out.Cycles, summarize(c))
+		if !c.Verified.IsZero() {
+			out.Verified = append(out.Verified, c.ID)
+		}
+		for _, s := range c.Streams {
+			out.Streams = append(out.Streams, streamInfo(s))
+		}
+	}
+	return out, nil
+}

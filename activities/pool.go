@@ -1,0 +1,378 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"zcloud/cloud/ec2"
+	"zcloud/config"
+	"zcloud/poolplan"
+	"zcloud/zfsexec"
+)
+
+// Pool activities: every one is idempotent (a retry after a crash finds
+// what the first attempt did and carries on), heartbeats while it runs, and
+// takes the pool's settings (config.Pool, no secrets: the LUKS key is
+// fetched here by name) from the workflow, which read them once.
+
+// PoolSettings returns the configured pool, defaults applied: the
+// workflow records it once, so a run keeps the settings it started with.
+func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool, error) {
+	p, ok := a.Config.Pool(name)
+	if !ok {
+		return p, permanent(ErrTypeConfig, fmt.Errorf("no pool named %q in the configuration (known: %v)", name, a.Config.PoolNames()))
+	}
+	if err := p.Validate("pool "+name, a.Config.Targets); err != nil {
+		return p, permanent(ErrTypeConfig, err)
+	}
+	return p, nil
+}
+
+// PoolVolumeRequest asks for one new volume of the pool.
+type PoolVolumeRequest struct {
+	Pool config.Pool `json:"pool"`
+	// Slot is the device position ("v0/d2"), tagged for humans and for
+	// finding the volume again.
+	Slot string `json:"slot"`
+	// Token makes the create idempotent: the workflow derives it from its
+	// own id and the step, never from a clock.
+	Token    string              `json:"token"`
+	Spec     poolplan.VolumeSpec `json:"spec"`
+	Replaces string              `json:"replaces,omitempty"`
+}
+
+// PoolCreateVolume creates (or finds, by token) a volume tagged as the
+// pool's, in the instance's availability zone, and waits until it is available.
+func (a *Activities) PoolCreateVolume(ctx context.Context, req PoolVolumeRequest) (ec2.Volume, error) {
+	hb := startBeat(ctx, "create volume "+req.Slot)
+	defer hb.stop()
+	c, err := a.ec2Client(ctx, req.Pool, hb)
+	if err != nil {
+		return ec2.Volume{}, err
+	}
+	tags := maps.Clone(req.Pool.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags[TagPool] = req.Pool.Name
+	tags[TagSlot] = req.Slot
+	tags["Name"] = "zcloud " + req.Pool.Name + " " + req.Slot
+	if req.Replaces != "" {
+		tags[TagReplaces] = req.Replaces
+	}
+	v, err := c.CreateVolume(ctx, ec2.VolumeSpec{AvailabilityZone: req.Pool.AvailabilityZone, Type: req.Spec.Type, SizeGiB: req.Spec.SizeGiB,
+		IOPS: req.Spec.IOPS, Throughput: req.Spec.Throughput, Tags: tags, ClientToken: req.Token})
+	if err != nil {
+		return v, ec2Err(err)
+	}
+	if v.Tags[TagPool] != req.Pool.Name {
+		return v, permanent(ErrTypePoolUnsafe, fmt.Errorf("volume %s found by token %s is not tagged as pool %s's", v.ID, req.Token, req.Pool.Name))
+	}
+	return v, nil
+}
+
+// PoolDeviceRequest names one volume of the pool.
+type PoolDeviceRequest struct {
+	Pool     config.Pool `json:"pool"`
+	VolumeID string      `json:"volume_id"`
+}
+
+// PoolAttachResult says where an attached volume shows up.
+type PoolAttachResult struct {
+	VolumeID string `json:"volume_id"`
+	// EC2Device is the name EC2 attached it under (/dev/sdf); on Nitro a label only.
+	EC2Device string `json:"ec2_device"`
+	// Device is the by-id node found on the instance.
+	Device string `json:"device"`
+}
+
+// PoolAttachVolume attaches the volume to the pool's instance (a volume
+// already attached there is not attached again) and waits until its
+// by-id device node appears on the instance (checked over SSH).
+func (a *Activities) PoolAttachVolume(ctx context.Context, req PoolDeviceRequest) (PoolAttachResult, error) {
+	hb := startBeat(ctx, "attach "+req.VolumeID)
+	defer hb.stop()
+	c, err := a.ec2Client(ctx, req.Pool, hb)
+	if err != nil {
+		return PoolAttachResult{}, err
+	}
+	v, err := c.DescribeVolume(ctx, req.VolumeID)
+	if err != nil {
+		return PoolAttachResult{}, ec2Err(err)
+	}
+	if v.Tags[TagPool] != req.Pool.Name {
+		return PoolAttachResult{}, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to attach %s: it is not tagged %s=%s", req.VolumeID, TagPool, req.Pool.Name))
+	}
+	att, err := c.AttachVolume(ctx, req.VolumeID, req.Pool.InstanceID)
+	if err != nil {
+		return PoolAttachResult{}, ec2Err(err)
+	}
+	dev, err := ebsDevice(req.Pool, req.VolumeID)
+	if err != nil {
+		return PoolAttachResult{}, permanent(ErrTypeInvalidName, err)
+	}
+	hb.set("waiting for " + dev.String())
+	if err := a.waitDeviceNode(ctx, req.Pool, dev); err != nil {
+		return PoolAttachResult{}, err
+	}
+	return PoolAttachResult{VolumeID: req.VolumeID, EC2Device: att.Device, Device: dev.String()}, nil
+}
+
+// waitDeviceNode polls `test -e DEV` on the target until the node exists.
+func (a *Activities) waitDeviceNode(ctx context.Context, p config.Pool, dev zfsexec.Device) error {
+	_, r, err := a.target(ctx, p.Target)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	poll := min(p.PollInterval, time.Second)
+	for {
+		_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", dev.String()}})
+		if err == nil {
+			return nil
+		}
+		if _, isExit := err.(*zfsexec.ExitError); !isExit {
+			return classify(err)
+		}
+		if err := sleepCtx(ctx, poll); err != nil {
+			return fmt.Errorf("device %s did not appear: %w", dev, err)
+		}
+	}
+}
+
+// refuseIfMember fails when the pool is imported and still uses the volume:
+// nothing detaches or deletes a device ZFS still needs, whatever the
+// workflow asks.
+func (a *Activities) refuseIfMember(ctx context.Context, p config.Pool, volumeID, what string) error {
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer done()
+	name, err := poolName(p)
+	if err != nil {
+		return err
+	}
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return classify(err)
+	}
+	if imported && hasVolume(st, volumeID) {
+		return permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to %s %s: it is still a device of pool %s", what, volumeID, p.Name))
+	}
+	return nil
+}
+
+// PoolDetachVolume detaches a volume that is no longer a pool device (its
+// LUKS mapping closed first). A detached or missing volume is a success.
+func (a *Activities) PoolDetachVolume(ctx context.Context, req PoolDeviceRequest) error {
+	hb := startBeat(ctx, "detach "+req.VolumeID)
+	defer hb.stop()
+	if err := a.refuseIfMember(ctx, req.Pool, req.VolumeID, "detach"); err != nil {
+		return err
+	}
+	if req.Pool.LUKS.Enabled {
+		if err := a.PoolLUKSClose(ctx, req); err != nil {
+			return err
+		}
+	}
+	c, err := a.ec2Client(ctx, req.Pool, hb)
+	if err != nil {
+		return err
+	}
+	return ec2Err(c.DetachVolume(ctx, req.VolumeID, req.Pool.InstanceID, false))
+}
+
+// PoolDeleteVolume deletes a detached volume, only if it is tagged as this
+// pool's and is no pool device. A missing volume is a success.
+func (a *Activities) PoolDeleteVolume(ctx context.Context, req PoolDeviceRequest) error {
+	hb := startBeat(ctx, "delete "+req.VolumeID)
+	defer hb.stop()
+	if err := a.refuseIfMember(ctx, req.Pool, req.VolumeID, "delete"); err != nil {
+		return err
+	}
+	c, err := a.ec2Client(ctx, req.Pool, hb)
+	if err != nil {
+		return err
+	}
+	return ec2Err(c.DeleteVolume(ctx, req.VolumeID, map[string]string{TagPool: req.Pool.Name}))
+}
+
+// PoolModifyRequest grows one volume in place.
+type PoolModifyRequest struct {
+	Pool     config.Pool `json:"pool"`
+	VolumeID string      `json:"volume_id"`
+	SizeGiB  int64       `json:"size_gib"`
+	// History is every modification the workflow knows of; Now is
+	// workflow time. Both feed the 4-per-24-h rule.
+	History []poolplan.Modification `json:"history"`
+	Now     time.Time               `json:"now"`
+}
+
+// PoolModifyResult is a started modification, or a deferral.
+type PoolModifyResult struct {
+	Modification poolplan.Modification `json:"modification,omitzero"`
+	// Unchanged: the volume was already at the size.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// Deferred: EBS's rules forbid a modification now; NotBefore says when
+	// the rate limit allows the next one (zero: wait for the running one).
+	Deferred  bool      `json:"deferred,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// PoolModifyVolume starts ModifyVolume to the new size, enforcing EBS's
+// rules itself (moto does not), and appends it to the volume's
+// modification-history tag. A refusal by the rate rule is a result, not an
+// error: the workflow sleeps on a timer until NotBefore.
+func (a *Activities) PoolModifyVolume(ctx context.Context, req PoolModifyRequest) (PoolModifyResult, error) {
+	hb := startBeat(ctx, "modify "+req.VolumeID)
+	defer hb.stop()
+	c, err := a.ec2Client(ctx, req.Pool, hb)
+	if err != nil {
+		return PoolModifyResult{}, err
+	}
+	v, err := c.DescribeVolume(ctx, req.VolumeID)
+	if err != nil {
+		return PoolModifyResult{}, ec2Err(err)
+	}
+	if v.Tags[TagPool] != req.Pool.Name {
+		return PoolModifyResult{}, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to modify %s: it is not tagged %s=%s", req.VolumeID, TagPool, req.Pool.Name))
+	}
+	history := mergeModifications(req.History, parseModTag(req.VolumeID, v.Tags[TagModifications]))
+	m, err := c.ModifyVolume(ctx, ec2.ModifySpec{VolumeID: req.VolumeID, SizeGiB: req.SizeGiB, History: history, Now: req.Now})
+	if err != nil {
+		var le *ec2.ModifyLimitError
+		if asLimit(err, &le) {
+			return PoolModifyResult{Deferred: true, NotBefore: le.NotBefore, Reason: le.Reason}, nil
+		}
+		if ec2.IsRetryable(err) && ec2Code(err) == "IncorrectModificationState" {
+			return PoolModifyResult{Deferred: true, Reason: err.Error()}, nil
+		}
+		return PoolModifyResult{}, ec2Err(err)
+	}
+	if m.Unchanged {
+		return PoolModifyResult{Unchanged: true}, nil
+	}
+	rec := m.Record()
+	if rec.Start.IsZero() {
+		rec.Start = req.Now
+	}
+	own := parseModTag(req.VolumeID, v.Tags[TagModifications])
+	if err := c.TagVolume(ctx, req.VolumeID, map[string]string{TagModifications: formatModTag(mergeModifications(own, []poolplan.Modification{rec}))}); err != nil {
+		return PoolModifyResult{}, ec2Err(err)
+	}
+	return PoolModifyResult{Modification: rec}, nil
+}
+
+// PoolCheckModification polls the volume's latest modification once (the
+// workflow waits between polls on a durable timer).
+func (a *Activities) PoolCheckModification(ctx context.Context, req PoolDeviceRequest) (ec2.VolumeModification, error) {
+	hb := startBeat(ctx, "check modification of "+req.VolumeID)
+	defer hb.stop()
+	c, err := a.ec2Client(ctx, req.Pool, hb)
+	if err != nil {
+		return ec2.VolumeModification{}, err
+	}
+	m, err := c.LatestModification(ctx, req.VolumeID)
+	if ec2.IsNotFound(err) {
+		return ec2.VolumeModification{VolumeID: req.VolumeID, State: poolplan.ModCompleted}, nil
+	}
+	if err == nil && m.State == poolplan.ModFailed {
+		return m, permanent(ErrTypeEC2, fmt.Errorf("modification of %s failed: %s", req.VolumeID, m.Message))
+	}
+	return m, ec2Err(err)
+}
+
+// PoolVolumes lists the pool's volumes: every live volume tagged with the
+// pool's name, oldest first.
+func (a *Activities) PoolVolumes(ctx context.Context, p config.Pool) ([]ec2.Volume, error) {
+	hb := startBeat(ctx, "list volumes")
+	defer hb.stop()
+	c, err := a.ec2Client(ctx, p, hb)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := c.FindVolumesByTag(ctx, map[string]string{TagPool: p.Name})
+	return vs, ec2Err(err)
+}
+
+// PoolDestroyVolumesReport says what destroy did with the tagged volumes.
+type PoolDestroyVolumesReport struct {
+	Deleted []string `json:"deleted"`
+	// Skipped are tagged volumes attached to another instance: not ours to delete.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// PoolDestroyVolumes detaches and deletes every volume tagged as the
+// pool's, after the zpool is gone. Volumes attached to another instance are
+// left alone and reported.
+func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (PoolDestroyVolumesReport, error) {
+	hb := startBeat(ctx, "destroy volumes")
+	defer hb.stop()
+	var rep PoolDestroyVolumesReport
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return rep, err
+	}
+	name, err := poolName(p)
+	if err != nil {
+		done()
+		return rep, err
+	}
+	_, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		done()
+		return rep, classify(err)
+	}
+	if imported {
+		done()
+		return rep, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is still imported", p.Name))
+	}
+	cands, err := importCandidates(ctx, zp, p)
+	done()
+	if err != nil {
+		return rep, classify(err)
+	}
+	for _, c := range cands {
+		if c.Name == p.Name {
+			return rep, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is exported but still importable (destroy the zpool first)", p.Name))
+		}
+	}
+	c, err := a.ec2Client(ctx, p, hb)
+	if err != nil {
+		return rep, err
+	}
+	vs, err := c.FindVolumesByTag(ctx, map[string]string{TagPool: p.Name})
+	if err != nil {
+		return rep, ec2Err(err)
+	}
+	for _, v := range vs {
+		other := false
+		for _, at := range v.Attachments {
+			if at.InstanceID != p.InstanceID && at.State != "detached" {
+				other = true
+			}
+		}
+		if other {
+			rep.Skipped = append(rep.Skipped, v.ID)
+			continue
+		}
+		hb.set("deleting " + v.ID)
+		if p.LUKS.Enabled {
+			if err := a.PoolLUKSClose(ctx, PoolDeviceRequest{Pool: p, VolumeID: v.ID}); err != nil {
+				return rep, err
+			}
+		}
+		if err := c.DetachVolume(ctx, v.ID, p.InstanceID, false); err != nil {
+			return rep, ec2Err(err)
+		}
+		if err := c.DeleteVolume(ctx, v.ID, map[string]string{TagPool: p.Name}); err != nil {
+			return rep, ec2Err(err)
+		}
+		rep.Deleted = append(rep.Deleted, v.ID)
+	}
+	return rep, nil
+}

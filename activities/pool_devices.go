@@ -1,0 +1,374 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"zcloud/cloud/awsclient"
+	"zcloud/cloud/ec2"
+	"zcloud/config"
+	"zcloud/poolplan"
+	"zcloud/zfsexec"
+)
+
+// Tags zcloud puts on every pool volume. A crashed workflow finds what it
+// created by these (and by ec2.TagClientToken); destroy deletes only
+// volumes whose TagPool matches.
+const (
+	TagPool          = "zcloud:pool"
+	TagSlot          = "zcloud:slot"          // "v1/d2": vdev 1, device 2
+	TagReplaces      = "zcloud:replaces"      // the volume a rolling replace put this one in place of
+	TagModifications = "zcloud:modifications" // recent ModifyVolume starts, for the 4-per-24-h rule
+)
+
+// Error types of pool activities.
+const (
+	ErrTypePoolUnsafe  = "PoolUnsafe"       // a safety check refused the step
+	ErrTypeScrubErrors = "ScrubFoundErrors" // a scrub repaired data or found errors
+	ErrTypeEC2         = "EC2Error"
+)
+
+const nvmePrefix = "nvme-Amazon_Elastic_Block_Store_"
+
+// ebsDevice is where the instance shows volumeID: <device_dir>/nvme-Amazon_Elastic_Block_Store_vol…
+func ebsDevice(p config.Pool, volumeID string) (zfsexec.Device, error) {
+	return zfsexec.ParseDevice(ec2.NVMeDevicePath(volumeID, p.DeviceDir))
+}
+
+// mapperName is the LUKS mapping of volumeID: zc-vol0123….
+func mapperName(volumeID string) (zfsexec.MapperName, error) {
+	return zfsexec.ParseMapperName("zc-" + strings.ReplaceAll(volumeID, "-", ""))
+}
+
+// poolDevice is the device zpool uses for volumeID: the LUKS mapping when
+// LUKS is on, else the by-id path.
+func poolDevice(p config.Pool, volumeID string) (zfsexec.Device, error) {
+	if p.LUKS.Enabled {
+		m, err := mapperName(volumeID)
+		if err != nil {
+			return zfsexec.Device{}, err
+		}
+		return m.Device(), nil
+	}
+	return ebsDevice(p, volumeID)
+}
+
+// importDir is where `zpool import -d` finds the pool's devices.
+func importDir(p config.Pool) zfsexec.Device {
+	dir := p.DeviceDir
+	if p.LUKS.Enabled {
+		dir = "/dev/mapper"
+	}
+	d, _ := zfsexec.ParseDevice(dir)
+	return d
+}
+
+// VolumeIDFromDevice reads the EBS volume id out of a zpool device name:
+// a by-id path (nvme-Amazon_Elastic_Block_Store_vol0abc[-part1]) or a LUKS
+// mapping (zc-vol0abc). The dash AWS puts after "vol" is restored.
+func VolumeIDFromDevice(dev string) (string, bool) {
+	b := path.Base(dev)
+	if i := strings.Index(b, "-part"); i > 0 {
+		b = b[:i]
+	}
+	switch {
+	case strings.HasPrefix(b, nvmePrefix+"vol"):
+		b = strings.TrimPrefix(b, nvmePrefix)
+	case strings.HasPrefix(b, "zc-vol"):
+		b = strings.TrimPrefix(b, "zc-")
+	default:
+		return "", false
+	}
+	rest := strings.TrimPrefix(b, "vol")
+	if rest == "" || strings.Trim(rest, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return "vol-" + rest, true
+}
+
+// ec2Client builds the EBS client for a pool; progress lines of its waiters
+// become heartbeats.
+func (a *Activities) ec2Client(ctx context.Context, p config.Pool, hb *beat) (*ec2.Client, error) {
+	c := p.AWS
+	api, err := awsclient.EC2(ctx, c)
+	if err != nil {
+		return nil, permanent(ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
+	}
+	poll := min(p.PollInterval, 2*time.Second)
+	return ec2.New(api, ec2.Options{PollInterval: poll, OnPoll: func(_ context.Context, progress string) {
+		if hb != nil {
+			hb.set(progress)
+		}
+	}}), nil
+}
+
+// ec2Err turns a permanent *ec2.Error into a non-retryable application
+// error with the EC2 code as its type.
+func ec2Err(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *ec2.Error
+	if errors.As(err, &e) && !e.Retryable() {
+		typ := e.Code
+		if typ == "" {
+			typ = ErrTypeEC2
+		}
+		return permanent(typ, err)
+	}
+	return err
+}
+
+// zpoolOn returns a Zpool over SSH to the pool's target, with its
+// capabilities detected; call close when done.
+func (a *Activities) zpoolOn(ctx context.Context, p config.Pool) (zfsexec.Zpool, zfsexec.Runner, func(), error) {
+	_, r, err := a.target(ctx, p.Target)
+	if err != nil {
+		return zfsexec.Zpool{}, nil, nil, err
+	}
+	caps, err := a.capabilities(ctx, r)
+	if err != nil {
+		r.Close()
+		return zfsexec.Zpool{}, nil, nil, classify(fmt.Errorf("pool %s on %s: detect ZFS: %w", p.Name, p.Target, err))
+	}
+	return zfsexec.Zpool{R: r, Caps: caps}, r, func() { r.Close() }, nil
+}
+
+func poolName(p config.Pool) (zfsexec.Pool, error) {
+	n, err := zfsexec.ParsePool(p.Name)
+	if err != nil {
+		return n, permanent(ErrTypeInvalidName, err)
+	}
+	return n, nil
+}
+
+// poolStatus returns the pool's status, or ok=false if it is not imported.
+func poolStatus(ctx context.Context, zp zfsexec.Zpool, p zfsexec.Pool) (zfsexec.PoolStatus, bool, error) {
+	st, err := zp.Status(ctx, p)
+	if err != nil {
+		var ee *zfsexec.ExitError
+		if errors.As(err, &ee) && ee.Kind == zfsexec.ErrDatasetNotFound {
+			return st, false, nil
+		}
+		return st, false, err
+	}
+	return st, true, nil
+}
+
+// Leaf is one device of a pool's config tree.
+type Leaf struct {
+	Device    string `json:"device"`
+	VolumeID  string `json:"volume_id,omitempty"` // "" for a device that is not an EBS volume
+	State     string `json:"state"`
+	Replacing bool   `json:"replacing,omitempty"` // under a replacing-N vdev
+}
+
+// topVdevs returns each top-level data vdev's leaves, in zpool order
+// (logs, cache and spares are left out).
+func topVdevs(st zfsexec.PoolStatus) [][]Leaf {
+	if len(st.Vdevs) == 0 {
+		return nil
+	}
+	var out [][]Leaf
+	for _, top := range st.Vdevs[0].Children {
+		var leaves []Leaf
+		var walk func(v *zfsexec.Vdev, replacing bool)
+		walk = func(v *zfsexec.Vdev, replacing bool) {
+			if len(v.Children) == 0 {
+				id, _ := VolumeIDFromDevice(v.Name)
+				leaves = append(leaves, Leaf{Device: v.Name, VolumeID: id, State: v.State, Replacing: replacing})
+				return
+			}
+			r := replacing || strings.HasPrefix(v.Name, "replacing")
+			for _, c := range v.Children {
+				walk(c, r)
+			}
+		}
+		walk(top, false)
+		out = append(out, leaves)
+	}
+	return out
+}
+
+// hasVolume reports whether volumeID is a device of the pool (any state).
+func hasVolume(st zfsexec.PoolStatus, volumeID string) bool {
+	for _, vd := range topVdevs(st) {
+		for _, l := range vd {
+			if l.VolumeID == volumeID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resilvering reports a running resilver or a replacing vdev.
+func resilvering(st zfsexec.PoolStatus) bool {
+	if st.Scan.Function == zfsexec.ScanResilver && st.Scan.InProgress() {
+		return true
+	}
+	for _, vd := range topVdevs(st) {
+		for _, l := range vd {
+			if l.Replacing {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// beat heartbeats a Progress every interval while an activity runs, so the
+// server notices a dead worker within the heartbeat timeout and the retry
+// runs elsewhere.
+type beat struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	p    Progress
+	done chan struct{}
+	once sync.Once
+}
+
+func startBeat(ctx context.Context, phase string) *beat {
+	b := &beat{ctx: ctx, p: Progress{Phase: phase}, done: make(chan struct{})}
+	every := 5 * time.Second
+	if activity.IsActivity(ctx) {
+		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+			every = min(max(hb/4, 100*time.Millisecond), 10*time.Second)
+		}
+	}
+	b.record()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				b.record()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *beat) record() {
+	if !activity.IsActivity(b.ctx) {
+		return
+	}
+	b.mu.Lock()
+	p := b.p
+	b.mu.Unlock()
+	activity.RecordHeartbeat(b.ctx, p)
+}
+
+func (b *beat) set(detail string) {
+	b.mu.Lock()
+	b.p.Detail = detail
+	b.mu.Unlock()
+}
+
+func (b *beat) setBytes(n, total int64) {
+	b.mu.Lock()
+	b.p.Bytes, b.p.Total = n, total
+	b.mu.Unlock()
+}
+
+func (b *beat) stop() { b.once.Do(func() { close(b.done) }) }
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Modification history in a tag: "2026-03-01T00:00:00Z=20 …", newest last.
+
+const maxModTagEntries = 8
+
+func parseModTag(volumeID, s string) []poolplan.Modification {
+	var out []poolplan.Modification
+	for _, f := range strings.Fields(s) {
+		ts, size, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, ts)
+		if err != nil {
+			continue
+		}
+		var n int64
+		if _, err := fmt.Sscan(size, &n); err != nil {
+			continue
+		}
+		out = append(out, poolplan.Modification{VolumeID: volumeID, Start: t.UTC(), State: poolplan.ModCompleted, TargetSizeGiB: n})
+	}
+	return out
+}
+
+func formatModTag(ms []poolplan.Modification) string {
+	ms = append([]poolplan.Modification(nil), ms...)
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Start.Before(ms[j].Start) })
+	if len(ms) > maxModTagEntries {
+		ms = ms[len(ms)-maxModTagEntries:]
+	}
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%s=%d", m.Start.UTC().Format(time.RFC3339), m.TargetSizeGiB)
+	}
+	return strings.Join(parts, " ")
+}
+
+// sameModification matches records of one modification made by different
+// clocks (the workflow's and EBS's).
+func sameModification(a, b poolplan.Modification) bool {
+	d := a.Start.Sub(b.Start)
+	return a.VolumeID == b.VolumeID && a.TargetSizeGiB == b.TargetSizeGiB && d < 5*time.Minute && d > -5*time.Minute
+}
+
+// mergeModifications adds b's entries missing from a; an entry present in
+// both takes b's state (EBS's own report wins over the tag).
+func mergeModifications(a, b []poolplan.Modification) []poolplan.Modification {
+	out := append([]poolplan.Modification(nil), a...)
+	for _, m := range b {
+		found := false
+		for i := range out {
+			if sameModification(out[i], m) {
+				out[i].State = m.State
+				found = true
+			}
+		}
+		if !found {
+			out = append(out, m)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// importCandidates lists importable pools in the pool's device directory.
+// zfs-fuse exits 1 without a word when it finds none; that is an empty list.
+func importCandidates(ctx context.Context, zp zfsexec.Zpool, p config.Pool) ([]zfsexec.ImportCandidate, error) {
+	cs, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) && ee.Code == 1 && strings.TrimSpace(ee.Stderr) == "" {
+		return nil, nil
+	}
+	return cs, err
+}

@@ -1,0 +1,687 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"zcloud/cloud/ec2"
+	"zcloud/config"
+	"zcloud/poolplan"
+	"zcloud/zfsexec"
+)
+
+func asLimit(err error, le **ec2.ModifyLimitError) bool { return errors.As(err, le) }
+
+func ec2Code(err error) string {
+	var e *ec2.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// PoolLUKSOpen LUKS-formats the volume's device if it carries no LUKS
+// header yet (only new, blank volumes reach this step) and opens it as
+// /dev/mapper/zc-vol…, unless it is open already. The key is read from the
+// key source here and sent on stdin only.
+func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (string, error) {
+	hb := startBeat(ctx, "luks open "+req.VolumeID)
+	defer hb.stop()
+	if !req.Pool.LUKS.Enabled {
+		return "", permanent(ErrTypeConfig, fmt.Errorf("pool %s does not use LUKS", req.Pool.Name))
+	}
+	dev, err := ebsDevice(req.Pool, req.VolumeID)
+	if err != nil {
+		return "", permanent(ErrTypeInvalidName, err)
+	}
+	m, err := mapperName(req.VolumeID)
+	if err != nil {
+		return "", permanent(ErrTypeInvalidName, err)
+	}
+	_, r, err := a.target(ctx, req.Pool.Target)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	if _, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", m.Device().String()}}); err == nil {
+		return m.Device().String(), nil // already open
+	}
+	key, err := a.Keys.Get(ctx, req.Pool.LUKS.Key)
+	if err != nil {
+		return "", permanent(ErrTypeConfig, fmt.Errorf("pool %s: LUKS key: %w", req.Pool.Name, err))
+	}
+	defer clear(key)
+	cs := zfsexec.Cryptsetup{R: r}
+	isLuks, err := cs.IsLuks(ctx, dev)
+	if err != nil {
+		return "", classify(err)
+	}
+	if !isLuks {
+		hb.set("luksFormat " + dev.String())
+		if err := cs.LuksFormat(ctx, dev, key); err != nil {
+			return "", classify(err)
+		}
+	}
+	hb.set("open " + dev.String())
+	if err := cs.Open(ctx, dev, m, key); err != nil {
+		var ee *zfsexec.ExitError
+		if errors.As(err, &ee) && (ee.Code == 2 || strings.Contains(ee.Stderr, "No key available")) {
+			return "", permanent(ErrTypeKeyIncorrect, fmt.Errorf("LUKS key %q does not open %s", req.Pool.LUKS.Key, dev))
+		}
+		return "", classify(err)
+	}
+	return m.Device().String(), nil
+}
+
+// PoolLUKSClose closes the volume's LUKS mapping if it is open.
+func (a *Activities) PoolLUKSClose(ctx context.Context, req PoolDeviceRequest) error {
+	if !req.Pool.LUKS.Enabled {
+		return nil
+	}
+	m, err := mapperName(req.VolumeID)
+	if err != nil {
+		return permanent(ErrTypeInvalidName, err)
+	}
+	_, r, err := a.target(ctx, req.Pool.Target)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", m.Device().String()}}); err != nil {
+		return nil // not open
+	}
+	return classify(zfsexec.Cryptsetup{R: r}.Close(ctx, m))
+}
+
+// PoolCreateRequest builds the zpool from attached volumes.
+type PoolCreateRequest struct {
+	Pool config.Pool `json:"pool"`
+	// Vdevs lists each vdev's volume ids in order.
+	Vdevs [][]string `json:"vdevs"`
+}
+
+// PoolZpoolCreate runs zpool create with the layout (ashift=12,
+// autoexpand=on). A pool of that name already imported or importable with
+// exactly these devices (an earlier attempt made it) is a success; one with
+// other devices is refused.
+func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest) error {
+	hb := startBeat(ctx, "zpool create")
+	defer hb.stop()
+	p := req.Pool
+	name, err := poolName(p)
+	if err != nil {
+		return err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var want []string
+	var devs []zfsexec.Device
+	for _, vd := range req.Vdevs {
+		for _, id := range vd {
+			want = append(want, id)
+			d, err := poolDevice(p, id)
+			if err != nil {
+				return permanent(ErrTypeInvalidName, err)
+			}
+			devs = append(devs, d)
+		}
+	}
+	same := func(st zfsexec.PoolStatus) error {
+		var got []string
+		for _, vd := range topVdevs(st) {
+			for _, l := range vd {
+				got = append(got, l.VolumeID)
+			}
+		}
+		if !slices.Equal(got, want) {
+			return permanent(ErrTypePoolUnsafe, fmt.Errorf("a pool named %s already exists with devices %v, not the pool's volumes %v", p.Name, got, want))
+		}
+		return nil
+	}
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return classify(err)
+	}
+	if imported {
+		return same(st)
+	}
+	cands, err := importCandidates(ctx, zp, p)
+	if err != nil {
+		return classify(err)
+	}
+	for _, c := range cands {
+		if c.Name == p.Name {
+			return same(c)
+		}
+	}
+	layout := zfsexec.Layout{Redundancy: zfsexec.Redundancy(p.Layout.Redundancy), Width: p.Layout.Width}
+	if err := zp.Create(ctx, name, layout, devs, zfsexec.PoolCreateOptions{Ashift: 12}); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// PoolImport imports the pool from its device directory unless it is
+// imported already; Imported says whether this call imported it.
+func (a *Activities) PoolImport(ctx context.Context, p config.Pool) (bool, error) {
+	hb := startBeat(ctx, "import")
+	defer hb.stop()
+	name, err := poolName(p)
+	if err != nil {
+		return false, err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	_, imported, err := poolStatus(ctx, zp, name)
+	if err != nil || imported {
+		return false, classify(err)
+	}
+	if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
+		var ee *zfsexec.ExitError
+		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") {
+			return false, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
+		}
+		return false, classify(err)
+	}
+	return true, nil
+}
+
+// PoolExport exports the pool if it is imported.
+func (a *Activities) PoolExport(ctx context.Context, p config.Pool) error {
+	hb := startBeat(ctx, "export")
+	defer hb.stop()
+	name, err := poolName(p)
+	if err != nil {
+		return err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, imported, err := poolStatus(ctx, zp, name)
+	if err != nil || !imported {
+		return classify(err)
+	}
+	return classify(zp.Export(ctx, name, false))
+}
+
+// PoolVolume is a pool device backed by an EBS volume.
+type PoolVolume struct {
+	poolplan.Volume
+	Device string `json:"device"`
+	State  string `json:"state"`
+	Slot   string `json:"slot,omitempty"`
+	// Modifications: the volume's recent modifications (its tag, with the
+	// latest one's state from EBS).
+	Modifications []poolplan.Modification `json:"modifications,omitempty"`
+}
+
+// PoolState is what PoolInspect saw.
+type PoolState struct {
+	Name      string         `json:"name"`
+	Health    string         `json:"health"`
+	Healthy   bool           `json:"healthy"`
+	SizeBytes uint64         `json:"size_bytes"`
+	Vdevs     [][]PoolVolume `json:"vdevs"`
+	// Resilvering: a resilver runs or a replacing vdev is left.
+	Resilvering bool `json:"resilvering,omitempty"`
+	// Foreign lists devices that are not EBS volumes (zcloud cannot
+	// replace or grow them).
+	Foreign []string `json:"foreign,omitempty"`
+	Scan    string   `json:"scan,omitempty"`
+}
+
+// Volumes lists every member volume in zpool order.
+func (s PoolState) Volumes() []PoolVolume {
+	var out []PoolVolume
+	for _, vd := range s.Vdevs {
+		out = append(out, vd...)
+	}
+	return out
+}
+
+// PlanVdevs is the vdev list poolplan takes.
+func (s PoolState) PlanVdevs() [][]poolplan.Volume {
+	out := make([][]poolplan.Volume, len(s.Vdevs))
+	for i, vd := range s.Vdevs {
+		for _, v := range vd {
+			out[i] = append(out[i], v.Volume)
+		}
+	}
+	return out
+}
+
+// PoolInspect reads the imported pool's tree (zpool status), maps each
+// device to its EBS volume, and describes the volumes (type, size, recent
+// modifications).
+func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (PoolState, error) {
+	hb := startBeat(ctx, "inspect")
+	defer hb.stop()
+	name, err := poolName(p)
+	if err != nil {
+		return PoolState{}, err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return PoolState{}, err
+	}
+	defer done()
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return PoolState{}, classify(err)
+	}
+	if !imported {
+		return PoolState{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported on %s", p.Name, p.Target))
+	}
+	info, err := zp.List(ctx, name)
+	if err != nil {
+		return PoolState{}, classify(err)
+	}
+	out := PoolState{Name: p.Name, Health: st.State, Healthy: st.Healthy(), SizeBytes: info.Size, Resilvering: resilvering(st), Scan: st.Scan.Raw}
+	c, err := a.ec2Client(ctx, p, hb)
+	if err != nil {
+		return PoolState{}, err
+	}
+	for _, vd := range topVdevs(st) {
+		var row []PoolVolume
+		for _, l := range vd {
+			if l.VolumeID == "" {
+				out.Foreign = append(out.Foreign, l.Device)
+				continue
+			}
+			v, err := c.DescribeVolume(ctx, l.VolumeID)
+			if err != nil {
+				return PoolState{}, ec2Err(err)
+			}
+			pv := PoolVolume{Volume: poolplan.Volume{ID: v.ID, Type: v.Type, SizeGiB: v.SizeGiB}, Device: l.Device, State: l.State, Slot: v.Tags[TagSlot]}
+			hist := parseModTag(v.ID, v.Tags[TagModifications])
+			if m, err := c.LatestModification(ctx, v.ID); err == nil && !m.Start.IsZero() {
+				hist = mergeModifications(hist, []poolplan.Modification{m.Record()})
+			} else if err != nil && !ec2.IsNotFound(err) {
+				return PoolState{}, ec2Err(err)
+			}
+			pv.Modifications = hist
+			row = append(row, pv)
+		}
+		out.Vdevs = append(out.Vdevs, row)
+	}
+	return out, nil
+}
+
+// PoolReplaceRequest names one device swap.
+type PoolReplaceRequest struct {
+	Pool        config.Pool `json:"pool"`
+	OldVolumeID string      `json:"old_volume_id"`
+	NewVolumeID string      `json:"new_volume_id"`
+}
+
+// PoolReplace runs zpool replace old new. If the new device is already in
+// the pool (an earlier attempt ran it), nothing is redone.
+func (a *Activities) PoolReplace(ctx context.Context, req PoolReplaceRequest) error {
+	hb := startBeat(ctx, "zpool replace "+req.OldVolumeID+" "+req.NewVolumeID)
+	defer hb.stop()
+	p := req.Pool
+	name, err := poolName(p)
+	if err != nil {
+		return err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return classify(err)
+	}
+	if !imported {
+		return permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+	}
+	if hasVolume(st, req.NewVolumeID) {
+		return nil // replaced (or replacing) already
+	}
+	if !hasVolume(st, req.OldVolumeID) {
+		return permanent(ErrTypePoolUnsafe, fmt.Errorf("pool %s has neither %s nor %s", p.Name, req.OldVolumeID, req.NewVolumeID))
+	}
+	oldDev, err := a.memberDevice(st, req.OldVolumeID)
+	if err != nil {
+		return err
+	}
+	newDev, err := poolDevice(p, req.NewVolumeID)
+	if err != nil {
+		return permanent(ErrTypeInvalidName, err)
+	}
+	return classify(zp.Replace(ctx, name, oldDev, newDev, false))
+}
+
+// memberDevice is the device name zpool status shows for volumeID, as an
+// argument for zpool (status may print a short name; use the full path
+// when it is one).
+func (a *Activities) memberDevice(st zfsexec.PoolStatus, volumeID string) (zfsexec.Device, error) {
+	for _, vd := range topVdevs(st) {
+		for _, l := range vd {
+			if l.VolumeID != volumeID {
+				continue
+			}
+			name := l.Device
+			if !strings.HasPrefix(name, "/") {
+				name = "/dev/disk/by-id/" + name
+				if strings.HasPrefix(l.Device, "zc-") {
+					name = "/dev/mapper/" + l.Device
+				}
+			}
+			d, err := zfsexec.ParseDevice(name)
+			if err != nil {
+				return d, permanent(ErrTypeInvalidName, err)
+			}
+			return d, nil
+		}
+	}
+	return zfsexec.Device{}, permanent(ErrTypeNotFound, fmt.Errorf("%s is not a device of the pool", volumeID))
+}
+
+// ResilverReport is how a replacement's resilver ended.
+type ResilverReport struct {
+	Resilvered uint64  `json:"resilvered_bytes"`
+	Seconds    float64 `json:"seconds"`
+	Scan       string  `json:"scan"`
+}
+
+// PoolWaitResilver polls zpool status (heartbeating the progress) until no
+// resilver runs and no replacing vdev is left, then checks the new device
+// is an ONLINE member and the old one is gone.
+func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceRequest) (ResilverReport, error) {
+	begin := time.Now()
+	hb := startBeat(ctx, "resilver "+req.NewVolumeID)
+	defer hb.stop()
+	p := req.Pool
+	name, err := poolName(p)
+	if err != nil {
+		return ResilverReport{}, err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return ResilverReport{}, err
+	}
+	defer done()
+	for {
+		st, imported, err := poolStatus(ctx, zp, name)
+		if err != nil {
+			return ResilverReport{}, classify(err)
+		}
+		if !imported {
+			return ResilverReport{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+		}
+		if !hasVolume(st, req.NewVolumeID) {
+			return ResilverReport{}, permanent(ErrTypePoolUnsafe, fmt.Errorf("%s is not a device of pool %s: was zpool replace run?", req.NewVolumeID, p.Name))
+		}
+		if !resilvering(st) {
+			return ResilverReport{Resilvered: st.Scan.Repaired, Seconds: time.Since(begin).Seconds(), Scan: st.Scan.Raw}, nil
+		}
+		hb.set(fmt.Sprintf("%.1f%% done", st.Scan.Percent))
+		hb.setBytes(int64(st.Scan.Repaired), 0)
+		if err := sleepCtx(ctx, p.PollInterval); err != nil {
+			return ResilverReport{}, err
+		}
+	}
+}
+
+// PoolVerifyReplaced checks the pool after a replacement: ONLINE with no
+// errors, no resilver running, the new device an ONLINE member, the old one
+// gone. Only after this does the old volume get detached and deleted.
+func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequest) error {
+	hb := startBeat(ctx, "verify "+req.NewVolumeID)
+	defer hb.stop()
+	p := req.Pool
+	name, err := poolName(p)
+	if err != nil {
+		return err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return classify(err)
+	}
+	var problems []string
+	if !imported {
+		problems = append(problems, "not imported")
+	} else {
+		if !st.Healthy() {
+			problems = append(problems, fmt.Sprintf("pool is %s and not healthy (%s)", st.State, st.Errors))
+		}
+		if resilvering(st) {
+			problems = append(problems, "a resilver is still running")
+		}
+		found := false
+		for _, vd := range topVdevs(st) {
+			for _, l := range vd {
+				if l.VolumeID == req.NewVolumeID {
+					found = l.State == "ONLINE"
+				}
+				if req.OldVolumeID != "" && l.VolumeID == req.OldVolumeID {
+					problems = append(problems, "old device "+req.OldVolumeID+" is still in the pool")
+				}
+			}
+		}
+		if !found {
+			problems = append(problems, "new device "+req.NewVolumeID+" is not an ONLINE member")
+		}
+	}
+	if len(problems) > 0 {
+		return permanent(ErrTypePoolUnsafe, fmt.Errorf("pool %s after replacing %s with %s: %s; the old volume is kept",
+			p.Name, req.OldVolumeID, req.NewVolumeID, strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// PoolExpandRequest grows the pool into its devices' new size.
+type PoolExpandRequest struct {
+	Pool      config.Pool `json:"pool"`
+	VolumeIDs []string    `json:"volume_ids"`
+}
+
+// PoolExpandResult is the pool's size after expanding.
+type PoolExpandResult struct {
+	SizeBytes uint64 `json:"size_bytes"`
+	Method    string `json:"method"`
+}
+
+// PoolExpand makes ZFS use the devices' new size: `zpool online -e` where
+// this ZFS supports it; elsewhere (zfs-fuse) the pool is exported and
+// imported again, which with autoexpand=on reopens the devices at their
+// new size.
+func (a *Activities) PoolExpand(ctx context.Context, req PoolExpandRequest) (PoolExpandResult, error) {
+	hb := startBeat(ctx, "expand")
+	defer hb.stop()
+	p := req.Pool
+	name, err := poolName(p)
+	if err != nil {
+		return PoolExpandResult{}, err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return PoolExpandResult{}, err
+	}
+	defer done()
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return PoolExpandResult{}, classify(err)
+	}
+	if !imported {
+		return PoolExpandResult{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+	}
+	method := "zpool online -e"
+	if zp.Caps.OnlineExpand {
+		var devs []zfsexec.Device
+		for _, id := range req.VolumeIDs {
+			d, err := a.memberDevice(st, id)
+			if err != nil {
+				return PoolExpandResult{}, err
+			}
+			devs = append(devs, d)
+		}
+		if len(devs) > 0 {
+			if err := zp.OnlineExpand(ctx, name, devs...); err != nil {
+				return PoolExpandResult{}, classify(err)
+			}
+		}
+	} else {
+		method = "export and import (autoexpand=on)"
+		if err := zp.Export(ctx, name, false); err != nil {
+			return PoolExpandResult{}, classify(err)
+		}
+		if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
+			return PoolExpandResult{}, classify(err)
+		}
+	}
+	info, err := zp.List(ctx, name)
+	if err != nil {
+		return PoolExpandResult{}, classify(err)
+	}
+	return PoolExpandResult{SizeBytes: info.Size, Method: method}, nil
+}
+
+// ScrubReport is a finished scrub.
+type ScrubReport struct {
+	Pool          string  `json:"pool"`
+	RepairedBytes uint64  `json:"repaired_bytes"`
+	Errors        uint64  `json:"errors"`        // unrecoverable errors the scan reported
+	DeviceErrors  uint64  `json:"device_errors"` // read+write+checksum errors on devices
+	Healthy       bool    `json:"healthy"`
+	Seconds       float64 `json:"seconds"`
+	Scan          string  `json:"scan"`
+	Resumed       bool    `json:"resumed,omitempty"` // a retry found the scrub it started
+}
+
+// Clean is true when the scrub found nothing to repair and no errors.
+func (r ScrubReport) Clean() bool {
+	return r.RepairedBytes == 0 && r.Errors == 0 && r.DeviceErrors == 0 && r.Healthy
+}
+
+// Summary is a one-line description.
+func (r ScrubReport) Summary() string {
+	return fmt.Sprintf("scrub of %s: repaired %d bytes, %d errors, %d device errors, healthy=%t", r.Pool, r.RepairedBytes, r.Errors, r.DeviceErrors, r.Healthy)
+}
+
+type scrubHeartbeat struct {
+	Progress
+	Started bool `json:"started"`
+}
+
+// PoolScrub starts a scrub (or joins one running) and waits for it,
+// heartbeating progress; a retry after a crash finds the scrub it started
+// instead of starting another.
+func (a *Activities) PoolScrub(ctx context.Context, p config.Pool) (ScrubReport, error) {
+	begin := time.Now()
+	name, err := poolName(p)
+	if err != nil {
+		return ScrubReport{}, err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return ScrubReport{}, err
+	}
+	defer done()
+	var prev scrubHeartbeat
+	resumed := activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &prev) == nil && prev.Started
+	st, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return ScrubReport{}, classify(err)
+	}
+	if !imported {
+		return ScrubReport{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+	}
+	if !(st.Scan.Function == zfsexec.ScanScrub && (st.Scan.InProgress() || resumed)) {
+		if resilvering(st) {
+			return ScrubReport{}, fmt.Errorf("pool %s is resilvering; the scrub waits for it", p.Name)
+		}
+		if err := zp.Scrub(ctx, name); err != nil {
+			return ScrubReport{}, classify(err)
+		}
+		resumed = false
+	}
+	tick := time.NewTicker(min(max(activityHeartbeat(ctx)/4, 100*time.Millisecond), 10*time.Second))
+	defer tick.Stop()
+	for {
+		st, _, err = poolStatus(ctx, zp, name)
+		if err != nil {
+			return ScrubReport{}, classify(err)
+		}
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, scrubHeartbeat{Progress: Progress{Phase: "scrub", Detail: fmt.Sprintf("%.1f%% done", st.Scan.Percent)}, Started: true})
+		}
+		if !(st.Scan.Function == zfsexec.ScanScrub && st.Scan.InProgress()) {
+			break
+		}
+		if err := sleepCtx(ctx, min(p.PollInterval, time.Second)); err != nil {
+			return ScrubReport{}, err
+		}
+	}
+	rep := ScrubReport{Pool: p.Name, RepairedBytes: st.Scan.Repaired, Errors: st.Scan.Errors, Healthy: st.Healthy(),
+		Seconds: time.Since(begin).Seconds(), Scan: st.Scan.Raw, Resumed: resumed}
+	st.Walk(func(v *zfsexec.Vdev) { rep.DeviceErrors += v.Read + v.Write + v.Cksum })
+	return rep, nil
+}
+
+func activityHeartbeat(ctx context.Context) time.Duration {
+	if activity.IsActivity(ctx) {
+		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+			return hb
+		}
+	}
+	return 20 * time.Second
+}
+
+// PoolDestroyZpool destroys the zpool (importing it first if it is only
+// importable). A pool that is neither is a success.
+func (a *Activities) PoolDestroyZpool(ctx context.Context, p config.Pool) error {
+	hb := startBeat(ctx, "zpool destroy")
+	defer hb.stop()
+	name, err := poolName(p)
+	if err != nil {
+		return err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, imported, err := poolStatus(ctx, zp, name)
+	if err != nil {
+		return classify(err)
+	}
+	if !imported {
+		cands, err := importCandidates(ctx, zp, p)
+		if err != nil {
+			return classify(err)
+		}
+		found := false
+		for _, c := range cands {
+			found = found || c.Name == p.Name
+		}
+		if !found {
+			return nil
+		}
+		if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
+			return classify(err)
+		}
+	}
+	return classify(zp.Destroy(ctx, name, true))
+}

@@ -1,0 +1,429 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+
+	"zcloud/archive"
+	"zcloud/cloud/objstore"
+	"zcloud/zfsexec"
+)
+
+// RestorePlanRequest plans restoring Dataset@Snapshot from the archive.
+type RestorePlanRequest struct {
+	Dataset  zfsexec.Dataset `json:"dataset"`
+	Snapshot string          `json:"snapshot,omitempty"` // "" = newest archived
+	// Identity is the key name of the private key in the worker's key
+	// source; the key itself never travels.
+	Identity string        `json:"identity"`
+	Tier     objstore.Tier `json:"tier"`
+}
+
+// RestorePlan is the chain to receive and what retrieving it costs.
+type RestorePlan struct {
+	Dataset      string                    `json:"dataset"`
+	Snapshot     string                    `json:"snapshot"` // the chain's last snapshot (short name)
+	Chain        []StreamInfo              `json:"chain"`
+	PlainBytes   int64                     `json:"plain_bytes"`
+	StoredBytes  int64                     `json:"stored_bytes"`
+	NeedsRestore bool                      `json:"needs_restore"` // cold objects: request retrieval and wait
+	Estimates    []archive.RestoreEstimate `json:"estimates"`     // every tier the classes offer
+	Chosen       archive.RestoreEstimate   `json:"chosen"`        // the requested tier
+	FromPrevious bool                      `json:"from_previous,omitempty"`
+}
+
+// PlanArchiveRestore loads the manifest from the store with the operator's
+// private key (read here from the key source, by name) and plans the chain
+// to the snapshot: the full of the newest cycle holding it and every
+// incremental up to it, priced per retrieval tier.
+func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequest) (RestorePlan, error) {
+	p := RestorePlan{Dataset: req.Dataset.String()}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return p, err
+	}
+	ids, err := a.identities(ctx, req.Identity)
+	if err != nil {
+		return p, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	if err != nil {
+		return p, err
+	}
+	p.FromPrevious = m.FromPrevious
+	chain, err := archive.PlanRestore(m, req.Snapshot)
+	if errors.Is(err, archive.ErrNoSnapshot) {
+		return p, permanent(ErrTypeNotFound, err)
+	}
+	if err != nil {
+		return p, archiveErr(err)
+	}
+	for _, s := range chain {
+		p.Chain = append(p.Chain, streamInfo(s))
+		p.PlainBytes += s.PlainSize
+		p.StoredBytes += s.StoredSize
+		if s.Class.NeedsRestore() || a.Config.Archive.Store.Kind == "vault" {
+			p.NeedsRestore = true
+		}
+	}
+	p.Snapshot = chain[len(chain)-1].To.Name
+	p.Estimates = archive.EstimateTiers(chain, a.estimateClass())
+	if p.Chosen, err = archive.Estimate(chain, a.estimateClass(), req.Tier); err != nil {
+		return p, permanent(ErrTypeConfig, fmt.Errorf("tier %s: %v", req.Tier, err))
+	}
+	return p, nil
+}
+
+// RetrievalRequest names objects to make readable.
+type RetrievalRequest struct {
+	Keys []string      `json:"keys"`
+	Tier objstore.Tier `json:"tier"`
+	Days int           `json:"days"`
+}
+
+// RequestArchiveRetrieval asks the store to restore every object (S3
+// RestoreObject, vault archive-retrieval jobs; nothing for readable
+// classes). Idempotent: requests in progress are not repeated.
+func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req RetrievalRequest) error {
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range req.Keys {
+		if err := st.RequestRestore(ctx, k, req.Tier, req.Days); err != nil {
+			return archiveErr(fmt.Errorf("request retrieval of %s: %w", k, err))
+		}
+	}
+	return nil
+}
+
+// Retrieval is how many objects are readable now.
+type Retrieval struct {
+	Ready   int      `json:"ready"`
+	Total   int      `json:"total"`
+	Pending []string `json:"pending,omitempty"` // up to 5 keys still cold
+}
+
+// ArchiveRetrievalStatus is one short poll of the objects' restore status;
+// workflows call it between durable timers (never a sleeping activity).
+func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req RetrievalRequest) (Retrieval, error) {
+	out := Retrieval{Total: len(req.Keys)}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return out, err
+	}
+	for _, k := range req.Keys {
+		rs, err := st.RestoreStatus(ctx, k)
+		if err != nil {
+			return out, archiveErr(fmt.Errorf("restore status of %s: %w", k, err))
+		}
+		if rs.Ready {
+			out.Ready++
+		} else if len(out.Pending) < 5 {
+			out.Pending = append(out.Pending, k)
+		}
+	}
+	return out, nil
+}
+
+// ReceiveRequest restores one stream of a planned chain.
+type ReceiveRequest struct {
+	Dataset  zfsexec.Dataset `json:"dataset"` // the archived dataset (manifest)
+	Cycle    string          `json:"cycle"`
+	StreamID string          `json:"stream_id"`
+	Identity string          `json:"identity"` // key name, see RestorePlanRequest
+	// TargetDataset receives the stream, on Target (a configured target
+	// name, restored over SSH) or on the worker's host when Target is "".
+	TargetDataset zfsexec.Dataset `json:"target_dataset"`
+	Target        string          `json:"target,omitempty"`
+}
+
+// ReceiveReport says what happened to one stream.
+type ReceiveReport struct {
+	StreamID string  `json:"stream_id"`
+	To       string  `json:"to"`
+	Skipped  bool    `json:"skipped,omitempty"` // the target already had it (an earlier attempt)
+	Bytes    int64   `json:"bytes"`
+	Seconds  float64 `json:"seconds"`
+	Attempt  int32   `json:"attempt"`
+}
+
+// ReceiveArchiveStream downloads one stream part by part, verifies each
+// part's SHA-256 against the manifest before its bytes go further,
+// decrypts with the private key (read from the key source) and pipes it
+// into zfs receive, which starts only once verified bytes are in hand. A
+// stream whose `to` snapshot the target already has (by GUID) is skipped,
+// so a retry after any crash resumes at the next stream.
+func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveRequest) (ReceiveReport, error) {
+	begin := time.Now()
+	rep := ReceiveReport{StreamID: req.StreamID, Attempt: activity.GetInfo(ctx).Attempt}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return rep, err
+	}
+	ids, err := a.identities(ctx, req.Identity)
+	if err != nil {
+		return rep, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	if err != nil {
+		return rep, err
+	}
+	s, ok := findStream(m, req.Cycle, req.StreamID)
+	if !ok {
+		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s (deleted by rotation since the plan?)", req.StreamID, req.Cycle, req.Dataset))
+	}
+	rep.To = s.To.Name
+
+	var r zfsexec.Runner = a.Local
+	if req.Target != "" {
+		_, sr, err := a.target(ctx, req.Target)
+		if err != nil {
+			return rep, err
+		}
+		defer sr.Close()
+		r = sr
+	}
+	caps, err := a.capabilities(ctx, r)
+	if err != nil {
+		return rep, classify(err)
+	}
+	z := zfsexec.ZFS{R: r, Caps: caps}
+	log := a.Log.With(zap.String("stream", s.ID), zap.String("target", r.Host()+":"+req.TargetDataset.String()))
+
+	exists, err := z.Exists(ctx, req.TargetDataset)
+	if err != nil {
+		return rep, classify(err)
+	}
+	var have []zfsexec.SnapshotInfo
+	if exists {
+		if have, err = z.ListSnapshots(ctx, req.TargetDataset); err != nil {
+			return rep, classify(err)
+		}
+		if _, ok := snapByGUID(have, s.To.GUID); ok {
+			log.Info("target already has this stream's snapshot: skipped")
+			rep.Skipped = true
+			return rep, nil
+		}
+	}
+	switch s.Kind {
+	case archive.Full:
+		if exists && len(have) == 0 {
+			// What a receive killed moments ago (a crashed worker) leaves
+			// until ZFS cleans it up: retry later, never destroy it here.
+			return rep, fmt.Errorf("target %s exists without snapshots (a full receive aborted moments ago?); retrying", req.TargetDataset)
+		}
+		if exists {
+			return rep, permanent(ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
+				req.TargetDataset, s.To.Name, s.To.GUID))
+		}
+		if err := ensureParent(ctx, z, req.TargetDataset); err != nil {
+			return rep, classify(err)
+		}
+	case archive.Incremental:
+		if _, ok := snapByGUID(have, s.From.GUID); !ok {
+			return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("target %s lacks @%s (guid %d), the base of %s: restore the chain in order",
+				req.TargetDataset, s.From.Name, s.From.GUID, s.ID))
+		}
+	}
+	// -F on incrementals rolls back what mounting changed (atime) since
+	// the previous stream; the chain itself was checked above.
+	argv, err := z.ReceiveArgv(req.TargetDataset, zfsexec.ReceiveOptions{Force: s.Kind == archive.Incremental})
+	if err != nil {
+		return rep, classify(err)
+	}
+	var n atomic.Int64
+	stop := heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n, 2*time.Second)
+	var cw *archive.CmdWriter
+	w := archive.OpenOnWrite(func() (io.WriteCloser, error) {
+		log.Info("verified data in hand: starting zfs receive")
+		cw = archive.CommandWriter(ctx, r, argv)
+		return cw, nil
+	})
+	// Progress is the verified, decrypted bytes zfs receive has taken.
+	_, err = archive.Restore(ctx, archive.RestoreInput{
+		Store: st, Stream: s, Identities: ids, SpoolDir: a.Config.Archive.SpoolDir,
+		VerifyAll: a.Config.Archive.SpoolWholeStream,
+	}, countingWriter{w, &n})
+	if err != nil {
+		stop()
+		if cw != nil {
+			cw.Abort() // zfs receive discards the incomplete stream
+			if s.Kind == archive.Full {
+				waitGone(ctx, z, req.TargetDataset)
+			}
+		}
+		log.Warn("restore of the stream failed; zfs receive was stopped", zap.Bool("receive_started", w.Opened()), zap.Error(err))
+		return rep, archiveErr(err)
+	}
+	err = w.Close()
+	stop()
+	if err != nil {
+		return rep, classify(fmt.Errorf("zfs receive %s: %w", req.TargetDataset, err))
+	}
+	after, err := z.ListSnapshots(ctx, req.TargetDataset)
+	if err != nil {
+		return rep, classify(err)
+	}
+	if _, ok := snapByGUID(after, s.To.GUID); !ok {
+		return rep, fmt.Errorf("zfs receive finished but %s has no snapshot with guid %d (@%s)", req.TargetDataset, s.To.GUID, s.To.Name)
+	}
+	rep.Bytes, rep.Seconds = n.Load(), time.Since(begin).Seconds()
+	log.Info("stream restored", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
+	return rep, nil
+}
+
+// VerifyPlanRequest names a dataset whose archive is checked.
+type VerifyPlanRequest struct {
+	Dataset zfsexec.Dataset `json:"dataset"`
+	// Identity reads the manifest; "" uses archive.host_identity (a drill
+	// needs no private key of the archive recipients: it checks the
+	// stored bytes, which are ciphertext).
+	Identity string `json:"identity,omitempty"`
+}
+
+// VerifyPlan lists every archived stream and the problems HEAD found.
+type VerifyPlan struct {
+	Dataset      string       `json:"dataset"`
+	Streams      []StreamInfo `json:"streams"`
+	StoredBytes  int64        `json:"stored_bytes"`
+	NeedsRestore bool         `json:"needs_restore"`
+	HeadProblems []Finding    `json:"head_problems,omitempty"`
+}
+
+// Finding is one stream that failed a check.
+type Finding struct {
+	StreamID string `json:"stream_id"`
+	Cycle    string `json:"cycle"`
+	Key      string `json:"key"`
+	Kind     string `json:"kind"` // "missing" or "corrupt" or "error"
+	Detail   string `json:"detail"`
+}
+
+func finding(p archive.Problem) Finding {
+	kind := "error"
+	switch {
+	case errors.Is(p.Err, objstore.ErrNotFound):
+		kind = "missing"
+	case errors.Is(p.Err, objstore.ErrCorrupt):
+		kind = "corrupt"
+	}
+	return Finding{StreamID: p.Stream.ID, Cycle: p.Stream.Cycle, Key: p.Stream.Key, Kind: kind, Detail: p.Err.Error()}
+}
+
+// PlanArchiveVerify loads the manifest and checks every stream's object
+// with HEAD (exists, size, SHA-256 where the store keeps it).
+func (a *Activities) PlanArchiveVerify(ctx context.Context, req VerifyPlanRequest) (VerifyPlan, error) {
+	p := VerifyPlan{Dataset: req.Dataset.String()}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return p, err
+	}
+	name := req.Identity
+	if name == "" {
+		name = a.Config.Archive.HostIdentity
+	}
+	ids, err := a.identities(ctx, name)
+	if err != nil {
+		return p, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	if err != nil {
+		return p, err
+	}
+	var all []archive.Stream
+	for _, c := range m.Cycles {
+		for _, s := range c.Streams {
+			all = append(all, s)
+			p.Streams = append(p.Streams, streamInfo(s))
+			p.StoredBytes += s.StoredSize
+			if s.Class.NeedsRestore() || a.Config.Archive.Store.Kind == "vault" {
+				p.NeedsRestore = true
+			}
+		}
+	}
+	for _, pr := range archive.VerifyHead(ctx, st, all) {
+		p.HeadProblems = append(p.HeadProblems, finding(pr))
+	}
+	return p, nil
+}
+
+// VerifyStreamRequest re-reads one stream.
+type VerifyStreamRequest struct {
+	Dataset  zfsexec.Dataset `json:"dataset"`
+	Cycle    string          `json:"cycle"`
+	StreamID string          `json:"stream_id"`
+	Identity string          `json:"identity,omitempty"`
+}
+
+// VerifyStreamReport is one stream's verdict; a damaged or missing object
+// is a finding, not an activity failure, so a drill reports every problem.
+type VerifyStreamReport struct {
+	StreamID string   `json:"stream_id"`
+	OK       bool     `json:"ok"`
+	Finding  *Finding `json:"finding,omitempty"`
+	Bytes    int64    `json:"bytes"`
+}
+
+// VerifyArchiveStream downloads every part of the stream and checks each
+// part's and the whole object's SHA-256 against the manifest (a restore
+// drill; it decrypts nothing, so no private key is needed).
+func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRequest) (VerifyStreamReport, error) {
+	rep := VerifyStreamReport{StreamID: req.StreamID}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return rep, err
+	}
+	name := req.Identity
+	if name == "" {
+		name = a.Config.Archive.HostIdentity
+	}
+	ids, err := a.identities(ctx, name)
+	if err != nil {
+		return rep, err
+	}
+	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	if err != nil {
+		return rep, err
+	}
+	s, ok := findStream(m, req.Cycle, req.StreamID)
+	if !ok {
+		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s", req.StreamID, req.Cycle, req.Dataset))
+	}
+	var n atomic.Int64
+	stop := heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n, 2*time.Second)
+	probs := archive.VerifyData(ctx, countingStore{st, &n}, []archive.Stream{s}, a.Config.Archive.SpoolDir)
+	stop()
+	rep.Bytes = n.Load()
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	for _, p := range probs {
+		f := finding(p)
+		if f.Kind == "error" && !objstore.IsPermanent(p.Err) {
+			return rep, p.Err // transient (network): retry the activity
+		}
+		rep.Finding = &f
+		return rep, nil
+	}
+	rep.OK = true
+	return rep, nil
+}
+
+// waitGone waits (briefly) until an aborted full receive's dataset is gone:
+// zfs-fuse removes it a moment after zfs receive exits.
+func waitGone(ctx context.Context, z zfsexec.ZFS, ds zfsexec.Dataset) {
+	for i := 0; i < 60; i++ {
+		if ok, err := z.Exists(context.WithoutCancel(ctx), ds); err != nil || !ok {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

@@ -1,0 +1,112 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"zcloud/cloud/objstore"
+)
+
+// RequestRestores asks the store to make every stream of chain readable
+// (idempotent: activities may call it again after a crash).
+func RequestRestores(ctx context.Context, st objstore.Store, chain []Stream, tier objstore.Tier, days int) error {
+	for _, s := range chain {
+		if err := st.RequestRestore(ctx, s.Key, tier, days); err != nil {
+			return fmt.Errorf("restore %s: %w", s.Key, err)
+		}
+	}
+	return nil
+}
+
+// RestoresReady counts the chain's streams that are readable now; a
+// workflow polls it between durable timers.
+func RestoresReady(ctx context.Context, st objstore.Store, chain []Stream) (ready int, err error) {
+	for _, s := range chain {
+		rs, err := st.RestoreStatus(ctx, s.Key)
+		if err != nil {
+			return ready, fmt.Errorf("%s: %w", s.Key, err)
+		}
+		if rs.Ready {
+			ready++
+		}
+	}
+	return ready, nil
+}
+
+// Problem is one stream that failed a check.
+type Problem struct {
+	Stream Stream
+	Err    error
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s (%s): %v", p.Stream.Key, p.Stream.ID, p.Err) }
+
+// VerifyHead checks, without reading data, that every stream's object
+// exists with the recorded size and (where the store reports it) SHA-256.
+// Rotation runs it on a new full before deleting the old cycle.
+func VerifyHead(ctx context.Context, st objstore.Store, streams []Stream) []Problem {
+	var out []Problem
+	for _, s := range streams {
+		info, err := st.Head(ctx, s.Key)
+		switch {
+		case err != nil:
+			out = append(out, Problem{s, err})
+		case info.Size != s.StoredSize:
+			out = append(out, Problem{s, &objstore.CorruptError{Key: s.Key, Detail: fmt.Sprintf("size %d, manifest says %d", info.Size, s.StoredSize)}})
+		case info.SHA256 != "" && info.SHA256 != s.StoredSHA256:
+			out = append(out, Problem{s, &objstore.CorruptError{Key: s.Key, Detail: fmt.Sprintf("sha256 %s, manifest says %s", info.SHA256, s.StoredSHA256)}})
+		}
+	}
+	return out
+}
+
+// VerifyData re-reads every part of every stream and checks it against the
+// manifest (a restore drill; needs no private key, and the objects must be
+// readable: restore cold ones first).
+func VerifyData(ctx context.Context, st objstore.Store, streams []Stream, spoolDir string) []Problem {
+	var out []Problem
+	for _, s := range streams {
+		parts := s.Parts
+		if len(parts) == 0 {
+			parts = []objstore.Part{{Number: 1, Size: s.StoredSize, SHA256: s.StoredSHA256}}
+		}
+		ch := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- fetchParts(ctx, RestoreInput{Store: st, Stream: s, SpoolDir: spoolDir}, parts, ch)
+			close(ch)
+		}()
+		drain(ch)
+		if err := <-done; err != nil {
+			out = append(out, Problem{s, err})
+		}
+	}
+	return out
+}
+
+// Orphans lists objects under the dataset's prefix that no stream of the
+// manifest references (an upload whose manifest update never happened, a
+// cycle deleted from the manifest but not the store). Manifests are not
+// orphans.
+func Orphans(ctx context.Context, st objstore.Store, prefix string, m *Manifest) ([]objstore.ObjectInfo, error) {
+	known := map[string]bool{ManifestKey(prefix, m.Dataset): true, PrevManifestKey(prefix, m.Dataset): true}
+	for _, c := range m.Cycles {
+		for _, s := range c.Streams {
+			known[s.Key] = true
+		}
+	}
+	all, err := st.List(ctx, DatasetPrefix(prefix, m.Dataset)+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []objstore.ObjectInfo
+	for _, o := range all {
+		// Child datasets have their own manifests under deeper prefixes.
+		rest := strings.TrimPrefix(o.Key, DatasetPrefix(prefix, m.Dataset)+"/")
+		if !known[o.Key] && strings.Count(rest, "/") == 1 && strings.HasSuffix(rest, ".zfs.age") {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}

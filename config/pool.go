@@ -1,0 +1,207 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"zcloud/cloud/awsclient"
+	"zcloud/poolplan"
+	"zcloud/zfsexec"
+)
+
+// Pool is a ZFS pool built from EBS volumes attached to one EC2 instance
+// (see docs/pools.md). zpool commands run over SSH on Target.
+type Pool struct {
+	// Name is the zpool name; it is also the value of the zcloud:pool tag
+	// on every volume zcloud creates for the pool.
+	Name string `yaml:"name" json:"name"`
+	// Target is a name under targets: the SSH host zpool runs on (the
+	// instance the volumes are attached to).
+	Target string `yaml:"target" json:"target"`
+	// InstanceID and AvailabilityZone of that instance.
+	InstanceID       string `yaml:"instance_id" json:"instance_id"`
+	AvailabilityZone string `yaml:"availability_zone" json:"availability_zone"`
+	// InstanceType, when set, lets validation check the layout against the
+	// instance's EBS attachment limit.
+	InstanceType string `yaml:"instance_type,omitempty" json:"instance_type,omitempty"`
+	// AWS selects the account, region and (for tests) the endpoint.
+	AWS awsclient.Config `yaml:"aws" json:"aws"`
+	// Layout: vdevs × width volumes of one redundancy, and the volumes'
+	// type, size, IOPS and throughput.
+	Layout poolplan.Layout `yaml:"layout" json:"layout"`
+	// Tags are added to every volume (keys starting with zcloud: or aws:
+	// are reserved).
+	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// LUKS formats and opens every volume with a key from the key source.
+	LUKS PoolLUKS `yaml:"luks,omitempty" json:"luks,omitzero"`
+	// DeviceDir is where the instance links NVMe EBS devices by volume id
+	// (default /dev/disk/by-id).
+	DeviceDir string `yaml:"device_dir,omitempty" json:"device_dir,omitempty"`
+	// ParallelVdevs is how many vdevs a rolling replace works on at once
+	// (default 1).
+	ParallelVdevs int `yaml:"parallel_vdevs,omitempty" json:"parallel_vdevs,omitempty"`
+	// ScrubSchedule is a cron expression ("0 3 * * 0") for
+	// `zcloud pool scrub --schedule`; empty: no schedule.
+	ScrubSchedule string `yaml:"scrub_schedule,omitempty" json:"scrub_schedule,omitempty"`
+	// PollInterval between status polls while waiting for a resilver, a
+	// scrub, a device node or a volume modification (default 15s).
+	PollInterval time.Duration `yaml:"poll_interval,omitempty" json:"poll_interval,omitempty"`
+	// HeartbeatTimeout of the pool activities (default 2m): how soon an
+	// activity of a crashed worker is retried elsewhere.
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout,omitempty" json:"heartbeat_timeout,omitempty"`
+}
+
+// PoolLUKS turns on LUKS under ZFS.
+type PoolLUKS struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Key is the key's name in the worker's key source (keys.dir or
+	// keys.command); the key itself never enters the config or a workflow.
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+}
+
+// DefaultDeviceDir is where udev links NVMe EBS devices by volume id.
+const DefaultDeviceDir = "/dev/disk/by-id"
+
+func (p *Pool) applyDefaults() {
+	if p.DeviceDir == "" {
+		p.DeviceDir = DefaultDeviceDir
+	}
+	if p.ParallelVdevs == 0 {
+		p.ParallelVdevs = 1
+	}
+	if p.PollInterval == 0 {
+		p.PollInterval = 15 * time.Second
+	}
+	if p.HeartbeatTimeout == 0 {
+		p.HeartbeatTimeout = 2 * time.Minute
+	}
+	if p.AWS.Region == "" && p.AvailabilityZone != "" {
+		// us-east-1a -> us-east-1
+		p.AWS.Region = strings.TrimRight(p.AvailabilityZone, "abcdefghijklmnopqrstuvwxyz")
+	}
+}
+
+// applyPoolDefaults fills every pool's defaults.
+func (c *Config) applyPoolDefaults() {
+	for i := range c.Pools {
+		c.Pools[i].applyDefaults()
+	}
+}
+
+var (
+	instanceIDRe = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
+	azRe         = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d[a-z]$`)
+	cronFieldRe  = regexp.MustCompile(`^[0-9*/,\-A-Za-z?LW#]+$`)
+)
+
+// Pool returns the pool named name.
+func (c *Config) Pool(name string) (Pool, bool) {
+	for _, p := range c.Pools {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Pool{}, false
+}
+
+// PoolNames lists the configured pools in file order.
+func (c *Config) PoolNames() []string {
+	var n []string
+	for _, p := range c.Pools {
+		n = append(n, p.Name)
+	}
+	return n
+}
+
+func (c *Config) validatePools() error {
+	seen := map[string]bool{}
+	for i, p := range c.Pools {
+		f := fmt.Sprintf("pools[%d]", i)
+		if seen[p.Name] {
+			return fieldErr(f+".name", "pool %q is configured twice", p.Name)
+		}
+		seen[p.Name] = true
+		if err := p.Validate(f, c.Targets); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks one pool; f prefixes field names ("pools[0]").
+func (p Pool) Validate(f string, targets map[string]Target) error {
+	if _, err := zfsexec.ParsePool(p.Name); err != nil {
+		return fieldErr(f+".name", "%v", err)
+	}
+	if p.Target == "" {
+		return fieldErr(f+".target", "required: the name of the target (SSH host) the pool lives on")
+	}
+	if _, ok := targets[p.Target]; !ok {
+		var names []string
+		for k := range targets {
+			names = append(names, k)
+		}
+		return fieldErr(f+".target", "no target named %q (known: %s)", p.Target, strings.Join(names, ", "))
+	}
+	if !instanceIDRe.MatchString(p.InstanceID) {
+		return fieldErr(f+".instance_id", "%q is not an instance id like i-0123456789abcdef0", p.InstanceID)
+	}
+	if !azRe.MatchString(p.AvailabilityZone) {
+		return fieldErr(f+".availability_zone", "%q is not an availability zone like us-east-1a", p.AvailabilityZone)
+	}
+	if p.AWS.Region == "" {
+		return fieldErr(f+".aws.region", "required")
+	}
+	var err error
+	if p.InstanceType != "" {
+		err = p.Layout.ValidateFor(poolplan.Instance{Type: p.InstanceType}, p.ParallelVdevs)
+	} else {
+		err = p.Layout.Validate()
+	}
+	if err != nil {
+		var fe *poolplan.FieldError
+		if errors.As(err, &fe) {
+			return fieldErr(f+"."+fe.Field, "%s", fe.Reason)
+		}
+		return fieldErr(f+".layout", "%v", err)
+	}
+	for k, v := range p.Tags {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "zcloud:") || strings.HasPrefix(lk, "aws:") {
+			return fieldErr(f+".tags."+k, "tag keys starting with zcloud: or aws: are reserved")
+		}
+		if k == "" || len(k) > 128 || len(v) > 256 {
+			return fieldErr(f+".tags."+k, "tag keys are 1-128 characters, values up to 256")
+		}
+	}
+	if p.LUKS.Enabled && p.LUKS.Key == "" {
+		return fieldErr(f+".luks.key", "required when luks.enabled: the key's name in the key source")
+	}
+	if _, err := zfsexec.ParseDevice(p.DeviceDir); err != nil {
+		return fieldErr(f+".device_dir", "%v", err)
+	}
+	if p.ParallelVdevs < 1 || p.ParallelVdevs > max(p.Layout.Vdevs, 1) {
+		return fieldErr(f+".parallel_vdevs", "must be between 1 and the number of vdevs (%d), not %d", p.Layout.Vdevs, p.ParallelVdevs)
+	}
+	if p.ScrubSchedule != "" {
+		fields := strings.Fields(p.ScrubSchedule)
+		if len(fields) != 5 {
+			return fieldErr(f+".scrub_schedule", "%q is not a 5-field cron expression like \"0 3 * * 0\"", p.ScrubSchedule)
+		}
+		for _, x := range fields {
+			if !cronFieldRe.MatchString(x) {
+				return fieldErr(f+".scrub_schedule", "cron field %q is not valid", x)
+			}
+		}
+	}
+	if p.PollInterval < 100*time.Millisecond {
+		return fieldErr(f+".poll_interval", "must be at least 100ms, not %s", p.PollInterval)
+	}
+	if p.HeartbeatTimeout < time.Second {
+		return fieldErr(f+".heartbeat_timeout", "must be at least 1s, not %s", p.HeartbeatTimeout)
+	}
+	return nil
+}

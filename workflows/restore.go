@@ -1,0 +1,317 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"zcloud/activities"
+	"zcloud/cloud/objstore"
+	"zcloud/zfsexec"
+)
+
+// Registered names of the restore-side workflows.
+const (
+	RestoreName = "Restore"
+	VerifyName  = "ArchiveVerify"
+)
+
+// Phases of Restore and ArchiveVerify.
+const (
+	PhasePlanned           = "planned"
+	PhaseRequesting        = "requesting retrieval"
+	PhaseWaitingRetrieval  = "waiting for retrieval"
+	PhaseReceiving         = "receiving"
+	PhaseVerifyingStreams  = "verifying streams"
+	PhaseProblemsFound     = "problems found"
+	restoreMaxStreamTries  = 20
+	defaultRestoreHBTimout = 30 * time.Second
+)
+
+// RestoreWorkflowID names the restore of dataset into target.
+func RestoreWorkflowID(dataset, target, targetDataset string) string {
+	if target == "" {
+		target = "local"
+	}
+	return "restore/" + dataset + "/" + target + ":" + targetDataset
+}
+
+// VerifyWorkflowID names an on-demand drill of dataset.
+func VerifyWorkflowID(dataset string) string { return "archive-verify/" + dataset }
+
+// PollInterval is how often a restore asks whether cold objects are
+// readable yet: about a tenth of the tier's typical wait, so a finished
+// retrieval is noticed soon and a 12-hour wait costs ~50 short polls.
+func PollInterval(tier objstore.Tier) time.Duration {
+	switch tier {
+	case objstore.Expedited:
+		return time.Minute
+	case objstore.Bulk:
+		return time.Hour
+	}
+	return 15 * time.Minute
+}
+
+// RestoreInput says what to restore where.
+type RestoreInput struct {
+	Dataset  string `json:"dataset"`            // the archived dataset
+	Snapshot string `json:"snapshot,omitempty"` // "" = the newest archived
+	// TargetDataset receives the chain (it must not exist yet), on Target
+	// (a configured target, over SSH) or on the worker's host ("").
+	TargetDataset string `json:"target_dataset"`
+	Target        string `json:"target,omitempty"`
+	// Identity is the key name of the private key in the restoring
+	// worker's key source. Only the name travels.
+	Identity string `json:"identity"`
+	Tier     string `json:"tier"`
+	Days     int    `json:"days"` // how long restored copies stay readable
+	// PollInterval between retrieval polls (0: from the tier).
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
+	// PlanOnly stops after planning (zcloud restore plan).
+	PlanOnly         bool          `json:"plan_only,omitempty"`
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+}
+
+// RestoreStatus answers Restore's status query and is its result.
+type RestoreStatus struct {
+	Phase         string                     `json:"phase"`
+	Dataset       string                     `json:"dataset"`
+	TargetDataset string                     `json:"target_dataset"`
+	Target        string                     `json:"target,omitempty"`
+	Tier          string                     `json:"tier"`
+	Plan          *activities.RestorePlan    `json:"plan,omitempty"`
+	Retrieval     *activities.Retrieval      `json:"retrieval,omitempty"`
+	Polls         int                        `json:"polls"`
+	WaitingSince  time.Time                  `json:"waiting_since,omitzero"`
+	NextPoll      time.Time                  `json:"next_poll,omitzero"`
+	Current       string                     `json:"current,omitempty"` // stream being received
+	Received      []activities.ReceiveReport `json:"received,omitempty"`
+	Error         string                     `json:"error,omitempty"`
+}
+
+// Restore recreates Dataset@Snapshot from the archive alone: plan the chain
+// from the manifest in the store (read with the operator's private key),
+// price it per tier, request retrieval of every object, wait durably
+// (timers between short polls: hours in production), then receive the
+// streams in order, each downloaded, verified part by part and decrypted
+// before zfs receive sees a byte. A crash anywhere resumes at the next
+// stream the target lacks.
+func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
+	st := RestoreStatus{Phase: PhasePlanning, Dataset: in.Dataset, TargetDataset: in.TargetDataset, Target: in.Target, Tier: in.Tier}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (RestoreStatus, error) { return st, nil }); err != nil {
+		return st, err
+	}
+	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
+	ds, err := zfsexec.ParseDataset(in.Dataset)
+	if err != nil {
+		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+	}
+	var target zfsexec.Dataset
+	if !in.PlanOnly {
+		if target, err = zfsexec.ParseDataset(in.TargetDataset); err != nil {
+			return st, fail("input", temporal.NewNonRetryableApplicationError("target dataset: "+err.Error(), activities.ErrTypeInvalidName, nil))
+		}
+	}
+	if in.Snapshot != "" {
+		if _, err := ds.Snapshot(in.Snapshot); err != nil {
+			return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		}
+	}
+	tier := objstore.Tier(in.Tier)
+	if tier == "" {
+		tier = objstore.StandardTier
+		st.Tier = string(tier)
+	}
+	days := max(in.Days, 1)
+	quick := workflow.WithActivityOptions(ctx, quickActivity)
+
+	var plan activities.RestorePlan
+	preq := activities.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier}
+	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
+		return st, fail("plan", err)
+	}
+	st.Plan = &plan
+	if in.PlanOnly {
+		st.Phase = PhasePlanned
+		return st, nil
+	}
+	var keys []string
+	for _, s := range plan.Chain {
+		keys = append(keys, s.Key)
+	}
+	if plan.NeedsRestore {
+		poll := in.PollInterval
+		if poll <= 0 {
+			poll = PollInterval(tier)
+		}
+		if err := retrieve(ctx, &st.Phase, &st.Retrieval, &st.Polls, &st.WaitingSince, &st.NextPoll, keys, tier, days, poll); err != nil {
+			return st, fail("retrieval", err)
+		}
+	}
+
+	st.Phase = PhaseReceiving
+	hb := in.HeartbeatTimeout
+	if hb == 0 {
+		hb = defaultRestoreHBTimout
+	}
+	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 72 * time.Hour,
+		HeartbeatTimeout:    hb,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 5 * time.Minute, MaximumAttempts: restoreMaxStreamTries},
+	})
+	for i, s := range plan.Chain {
+		st.Current = fmt.Sprintf("%d/%d %s (@%s)", i+1, len(plan.Chain), s.ID, s.To.Name)
+		req := activities.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: target, Target: in.Target}
+		var rep activities.ReceiveReport
+		if err := workflow.ExecuteActivity(long, acts.ReceiveArchiveStream, req).Get(ctx, &rep); err != nil {
+			return st, fail(fmt.Sprintf("receive %s (@%s)", s.ID, s.To.Name), err)
+		}
+		st.Received = append(st.Received, rep)
+	}
+	st.Current = ""
+	st.Phase = PhaseDone
+	return st, nil
+}
+
+// retrieve requests every object and waits, on durable timers, until all
+// are readable. The state it updates is the caller's status.
+func retrieve(ctx workflow.Context, phase *string, r **activities.Retrieval, polls *int, since, next *time.Time,
+	keys []string, tier objstore.Tier, days int, poll time.Duration) error {
+	quick := workflow.WithActivityOptions(ctx, quickActivity)
+	*phase = PhaseRequesting
+	req := activities.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
+	if err := workflow.ExecuteActivity(quick, acts.RequestArchiveRetrieval, req).Get(ctx, nil); err != nil {
+		return err
+	}
+	*phase = PhaseWaitingRetrieval
+	*since = workflow.Now(ctx)
+	for {
+		var got activities.Retrieval
+		if err := workflow.ExecuteActivity(quick, acts.ArchiveRetrievalStatus, req).Get(ctx, &got); err != nil {
+			return err
+		}
+		*polls++
+		*r = &got
+		if got.Ready == got.Total {
+			*next = time.Time{}
+			return nil
+		}
+		*next = workflow.Now(ctx).Add(poll)
+		if err := workflow.Sleep(ctx, poll); err != nil {
+			return err
+		}
+	}
+}
+
+// VerifyInput is a restore drill of one dataset's archive.
+type VerifyInput struct {
+	Dataset string `json:"dataset"`
+	// Identity reads the manifest ("" = the host identity).
+	Identity         string        `json:"identity,omitempty"`
+	Tier             string        `json:"tier"` // retrieval tier for cold objects
+	Days             int           `json:"days"`
+	PollInterval     time.Duration `json:"poll_interval,omitempty"`
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+}
+
+// VerifyStatus answers ArchiveVerify's status query and is its result.
+type VerifyStatus struct {
+	Phase        string                `json:"phase"`
+	Dataset      string                `json:"dataset"`
+	Streams      int                   `json:"streams"`
+	Checked      int                   `json:"checked"`
+	Bytes        int64                 `json:"bytes"`
+	Retrieval    *activities.Retrieval `json:"retrieval,omitempty"`
+	Polls        int                   `json:"polls"`
+	WaitingSince time.Time             `json:"waiting_since,omitzero"`
+	NextPoll     time.Time             `json:"next_poll,omitzero"`
+	Findings     []activities.Finding  `json:"findings,omitempty"`
+	Error        string                `json:"error,omitempty"`
+}
+
+// ArchiveVerify re-reads every archived object of a dataset and checks it
+// against the manifest (HEAD, then every part's SHA-256 and the whole
+// object's), restoring cold objects first. Every missing or corrupt object
+// is reported; any finding fails the drill so it is noticed.
+func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
+	st := VerifyStatus{Phase: PhasePlanning, Dataset: in.Dataset}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (VerifyStatus, error) { return st, nil }); err != nil {
+		return st, err
+	}
+	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
+	ds, err := zfsexec.ParseDataset(in.Dataset)
+	if err != nil {
+		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+	}
+	tier := objstore.Tier(in.Tier)
+	if tier == "" {
+		tier = objstore.Bulk
+	}
+	quick := workflow.WithActivityOptions(ctx, quickActivity)
+	var plan activities.VerifyPlan
+	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveVerify, activities.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
+		return st, fail("plan", err)
+	}
+	st.Streams = len(plan.Streams)
+	st.Findings = append(st.Findings, plan.HeadProblems...)
+	bad := map[string]bool{}
+	for _, f := range plan.HeadProblems {
+		bad[f.Cycle+"/"+f.StreamID] = true
+	}
+	var todo []activities.StreamInfo
+	var keys []string
+	for _, s := range plan.Streams {
+		if !bad[s.Cycle+"/"+s.ID] {
+			todo = append(todo, s)
+			keys = append(keys, s.Key)
+		}
+	}
+	if plan.NeedsRestore && len(keys) > 0 {
+		poll := in.PollInterval
+		if poll <= 0 {
+			poll = PollInterval(tier)
+		}
+		if err := retrieve(ctx, &st.Phase, &st.Retrieval, &st.Polls, &st.WaitingSince, &st.NextPoll, keys, tier, max(in.Days, 1), poll); err != nil {
+			return st, fail("retrieval", err)
+		}
+	}
+	st.Phase = PhaseVerifyingStreams
+	hb := in.HeartbeatTimeout
+	if hb == 0 {
+		hb = defaultRestoreHBTimout
+	}
+	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 72 * time.Hour,
+		HeartbeatTimeout:    hb,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 5 * time.Minute, MaximumAttempts: restoreMaxStreamTries},
+	})
+	for _, s := range todo {
+		var rep activities.VerifyStreamReport
+		req := activities.VerifyStreamRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity}
+		if err := workflow.ExecuteActivity(long, acts.VerifyArchiveStream, req).Get(ctx, &rep); err != nil {
+			return st, fail("verify "+s.ID, err)
+		}
+		st.Checked++
+		st.Bytes += rep.Bytes
+		if rep.Finding != nil {
+			st.Findings = append(st.Findings, *rep.Finding)
+		}
+	}
+	if len(st.Findings) > 0 {
+		var lines []string
+		for _, f := range st.Findings {
+			lines = append(lines, fmt.Sprintf("%s %s (stream %s): %s", f.Kind, f.Key, f.StreamID, f.Detail))
+		}
+		msg := fmt.Sprintf("%d of %d archived streams of %s failed verification: %s", len(st.Findings), st.Streams, in.Dataset, strings.Join(lines, "; "))
+		err := fail("verify", temporal.NewNonRetryableApplicationError(msg, activities.ErrTypeCorrupt, nil))
+		st.Phase = PhaseProblemsFound
+		return st, err
+	}
+	st.Phase = PhaseDone
+	return st, nil
+}
