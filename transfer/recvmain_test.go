@@ -143,11 +143,12 @@ func TestFlippedBitKillsReceiveCommand(t *testing.T) {
 			ctx := testContext(t, 30*time.Second)
 			sess := newTestSession(t, "")
 			// The proxy damages the first connection only; with several
-			// streams a slow one may never carry 3 MiB, so the late flip
-			// uses one stream to be sure it happens.
-			streams := 4
-			if name == "payload later" {
-				streams = 1
+			// streams a slow one may carry fewer frames than the offset
+			// needs, so the data offsets use one stream to be sure the
+			// flip happens. The handshake flip hits whichever connects first.
+			streams := 1
+			if name == "handshake" {
+				streams = 4
 			}
 			run := startRecvMain(t, ctx, sess, RecvOptions{Command: []string{"sha256sum"}, ReceiveOptions: ReceiveOptions{Streams: streams}})
 			proxy := newCorruptingProxy(t, run.port, at, -1)
@@ -174,9 +175,11 @@ func TestConnectionDroppedMidStreamThenRetry(t *testing.T) {
 	data := randomBytes(t, 12<<20)
 	sess := newTestSession(t, "")
 	out := newHashingWriter()
-	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 4})
+	// One stream, so the damaged connection surely carries the bytes past
+	// the cut (with several, a slow one may take fewer frames).
+	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 1})
 	proxy := newCorruptingProxy(t, port, -1, helloSize+proofSize+2<<20)
-	if _, err := SendToReceiver(ctx, "127.0.0.1", proxy.port(), sess, bytes.NewReader(data), SendOptions{Streams: 4}); err == nil {
+	if _, err := SendToReceiver(ctx, "127.0.0.1", proxy.port(), sess, bytes.NewReader(data), SendOptions{Streams: 1}); err == nil {
 		t.Fatal("sender reported success over a dropped connection")
 	}
 	expectIncomplete(t, res, ErrConnLost)
