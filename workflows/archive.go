@@ -11,7 +11,6 @@ import (
 
 	"zcloud/activities"
 	"zcloud/archive"
-	"zcloud/cloud/objstore"
 	"zcloud/zfsexec"
 )
 
@@ -140,7 +139,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 				MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 		})
 		req := activities.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
-			Raw: in.Raw, Class: objstore.Class(in.Class)}
+			Raw: in.Raw, Class: activities.StorageClass(in.Class)}
 		var rep activities.ArchiveStreamReport
 		if err := workflow.ExecuteActivity(long, acts.ArchiveStream, req).Get(ctx, &rep); err != nil {
 			return st, policyFail(&st.Phase, &st.Error, "upload", err)

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
-	"zcloud/cloud/ec2"
 	"zcloud/config"
 	"zcloud/poolplan"
 )
@@ -232,7 +231,7 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	var firstErr error
 	for _, row := range slots {
 		for _, s := range row {
-			var v ec2.Volume
+			var v activities.Volume
 			if err := futures[s].Get(ctx, &v); err != nil {
 				t.stop(s + "/" + string(poolplan.StepCreate))
 				if firstErr == nil {
@@ -428,7 +427,7 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			t.st.Phase = "replacing"
 			return nil
 		case poolplan.StepCreate:
-			var v ec2.Volume
+			var v activities.Volume
 			if err := workflow.ExecuteActivity(short, a.PoolCreateVolume, activities.PoolVolumeRequest{Pool: p, Slot: step.Slot,
 				Token: clientToken(ctx, step.Slot+"/new"), Spec: step.New, Replaces: oldID}).Get(ctx, &v); err != nil {
 				return err
@@ -632,7 +631,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 				id := vol + "/wait-modification"
 				t.start(id)
 				for {
-					var m ec2.VolumeModification
+					var m activities.VolumeModification
 					if err := workflow.ExecuteActivity(short, a.PoolCheckModification, activities.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, &m); err != nil {
 						return t.fail("modification of "+vol, err)
 					}

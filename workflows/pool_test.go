@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
-	"zcloud/cloud/ec2"
 	"zcloud/config"
 	"zcloud/poolplan"
 )
@@ -81,12 +80,12 @@ func (f *fakePool) mock(env *testsuite.TestWorkflowEnvironment) {
 		f.call("scrub")
 		return f.scrub, nil
 	})
-	env.OnActivity(a.PoolCreateVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolVolumeRequest) (ec2.Volume, error) {
+	env.OnActivity(a.PoolCreateVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolVolumeRequest) (activities.Volume, error) {
 		f.call(r.Slot + "/create")
 		f.mu.Lock()
 		f.created++
 		f.mu.Unlock()
-		return ec2.Volume{ID: "new-" + r.Replaces, SizeGiB: r.Spec.SizeGiB, Type: r.Spec.Type}, nil
+		return activities.Volume{ID: "new-" + r.Replaces, SizeGiB: r.Spec.SizeGiB, Type: r.Spec.Type}, nil
 	})
 	env.OnActivity(a.PoolAttachVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) (activities.PoolAttachResult, error) {
 		f.call("attach " + r.VolumeID)
@@ -148,8 +147,8 @@ func (f *fakePool) mock(env *testsuite.TestWorkflowEnvironment) {
 		}
 		return activities.PoolModifyResult{Modification: poolplan.Modification{VolumeID: r.VolumeID, Start: r.Now, State: poolplan.ModModifying, TargetSizeGiB: r.SizeGiB}}, nil
 	})
-	env.OnActivity(a.PoolCheckModification, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) (ec2.VolumeModification, error) {
-		return ec2.VolumeModification{VolumeID: r.VolumeID, State: poolplan.ModOptimizing, TargetSizeGiB: 20}, nil
+	env.OnActivity(a.PoolCheckModification, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) (activities.VolumeModification, error) {
+		return activities.VolumeModification{VolumeID: r.VolumeID, State: poolplan.ModOptimizing, TargetSizeGiB: 20}, nil
 	})
 }
 

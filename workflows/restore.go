@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
-	"zcloud/cloud/objstore"
 	"zcloud/zfsexec"
 )
 
@@ -45,11 +44,11 @@ func VerifyWorkflowID(dataset string) string { return "archive-verify/" + datase
 // PollInterval is how often a restore asks whether cold objects are
 // readable yet: about a tenth of the tier's typical wait, so a finished
 // retrieval is noticed soon and a 12-hour wait costs ~50 short polls.
-func PollInterval(tier objstore.Tier) time.Duration {
+func PollInterval(tier activities.RetrievalTier) time.Duration {
 	switch tier {
-	case objstore.Expedited:
+	case activities.TierExpedited:
 		return time.Minute
-	case objstore.Bulk:
+	case activities.TierBulk:
 		return time.Hour
 	}
 	return 15 * time.Minute
@@ -120,9 +119,9 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 			return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
 		}
 	}
-	tier := objstore.Tier(in.Tier)
+	tier := activities.RetrievalTier(in.Tier)
 	if tier == "" {
-		tier = objstore.StandardTier
+		tier = activities.TierStandard
 		st.Tier = string(tier)
 	}
 	days := max(in.Days, 1)
@@ -180,7 +179,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 // retrieve requests every object and waits, on durable timers, until all
 // are readable. The state it updates is the caller's status.
 func retrieve(ctx workflow.Context, phase *string, r **activities.Retrieval, polls *int, since, next *time.Time,
-	keys []string, tier objstore.Tier, days int, poll time.Duration) error {
+	keys []string, tier activities.RetrievalTier, days int, poll time.Duration) error {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	*phase = PhaseRequesting
 	req := activities.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
@@ -247,9 +246,9 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	if err != nil {
 		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
 	}
-	tier := objstore.Tier(in.Tier)
+	tier := activities.RetrievalTier(in.Tier)
 	if tier == "" {
-		tier = objstore.Bulk
+		tier = activities.TierBulk
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	var plan activities.VerifyPlan

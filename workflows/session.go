@@ -11,8 +11,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
-	"zcloud/cloud/ec2"
-	"zcloud/cloud/notify"
 	"zcloud/retention"
 )
 
@@ -91,7 +89,7 @@ type SessionResult struct {
 	Status  SessionStatus          `json:"status"`
 	Cost    activities.CostReport  `json:"cost"`
 	Seconds float64                `json:"seconds"`
-	Notice  *ec2.SpotNotice        `json:"last_notice,omitempty"`
+	Notice  *activities.SpotNotice `json:"last_notice,omitempty"`
 	Plan    activities.SessionPlan `json:"plan"`
 }
 
@@ -309,7 +307,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 	defer cancelWatch()
 
 	notice := false
-	if s.inst.Instance.Market == ec2.Spot {
+	if s.inst.Instance.Market == activities.MarketSpot {
 		hb := max(3*s.plan.SpotPollInterval, 30*time.Second)
 		wctx := workflow.WithActivityOptions(watchCtx, workflow.ActivityOptions{
 			StartToCloseTimeout: 48 * time.Hour, HeartbeatTimeout: hb,
@@ -317,7 +315,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 		})
 		f := workflow.ExecuteActivity(wctx, s.a.WatchSpot, activities.SessionStep{Target: s.plan.Target, At: at})
 		workflow.Go(watchCtx, func(gctx workflow.Context) {
-			var n *ec2.SpotNotice
+			var n *activities.SpotNotice
 			if err := f.Get(gctx, &n); err == nil && n != nil {
 				notice = true
 				s.res.Notice = n
@@ -456,7 +454,7 @@ func (s *session) cost(ctx workflow.Context) {
 			end = workflow.Now(ctx)
 		}
 		req.Uses = append(req.Uses, activities.InstanceUse{
-			Instance: ec2.Instance{ID: i.ID, Type: i.Type, Market: ec2.Market(i.Market)},
+			Instance: activities.Instance{ID: i.ID, Type: i.Type, Market: activities.Market(i.Market)},
 			Seconds:  end.Sub(i.Started).Seconds()})
 	}
 	if err := workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), s.a.SessionCost, req).Get(ctx, &s.res.Cost); err != nil {
@@ -472,7 +470,7 @@ func (s *session) notify(ctx workflow.Context, msg string) {
 	if !s.plan.Notify {
 		return
 	}
-	ev := notify.Event{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.State), Body: msg, Severity: notify.Error,
+	ev := activities.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.State), Body: msg, Severity: activities.SeverityError,
 		Fields: map[string]string{"workflow_id": workflow.GetInfo(ctx).WorkflowExecution.ID, "target": s.in.Target}}
 	if s.st.Cost != "" {
 		ev.Body += "\ncost: " + s.st.Cost

@@ -14,8 +14,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
-	"zcloud/cloud/ec2"
-	"zcloud/cloud/notify"
 )
 
 // sessionMocks records the session's activity calls in order.
@@ -54,11 +52,11 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 		n := len(m.launches)
 		m.mu.Unlock()
 		m.add("launch")
-		market, host := ec2.Spot, "spot-host"
+		market, host := activities.MarketSpot, "spot-host"
 		if r.OnDemand || plan.Market != "spot" {
-			market, host = ec2.OnDemand, "od-host"
+			market, host = activities.MarketOnDemand, "od-host"
 		}
-		return activities.SessionInstance{Instance: ec2.Instance{ID: "i-" + string(rune('0'+n)), Type: "t3.micro", Market: market},
+		return activities.SessionInstance{Instance: activities.Instance{ID: "i-" + string(rune('0'+n)), Type: "t3.micro", Market: market},
 			At: activities.TargetAddr{Host: host, HostKey: "ssh-ed25519 AAAA"}}, nil
 	})
 	step := func(name string, err error) func(context.Context, activities.SessionStep) error {
@@ -74,13 +72,13 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 		return nil
 	})
 	env.OnActivity(a.SessionCost, mock.Anything, mock.Anything).Return(activities.CostReport{Line: "1 instance(s), $0.01"}, nil)
-	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e notify.Event) error {
+	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.NotifyEvent) error {
 		m.add("notify")
 		return nil
 	})
 	// The watcher: a notice one minute into the spot instance's transfers.
 	if notice {
-		env.OnActivity(a.WatchSpot, mock.Anything, mock.Anything).After(time.Minute).Return(&ec2.SpotNotice{Action: "terminate"}, nil)
+		env.OnActivity(a.WatchSpot, mock.Anything, mock.Anything).After(time.Minute).Return(&activities.SpotNotice{Action: "terminate"}, nil)
 	} else {
 		env.OnActivity(a.WatchSpot, mock.Anything, mock.Anything).After(48*time.Hour).Return(nil, nil)
 	}
