@@ -107,17 +107,7 @@ func applyPolicies(ctx context.Context, cl client.Client, cfg *config.Config, ou
 			return fmt.Errorf("schedule %s: %w", opts.ID, err)
 		default:
 			if !dryRun {
-				err := h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-					s := in.Description.Schedule
-					s.Spec = &opts.Spec
-					s.Action = opts.Action
-					if s.Policy == nil {
-						s.Policy = &client.SchedulePolicies{}
-					}
-					s.Policy.Overlap = opts.Overlap
-					s.Policy.CatchupWindow = opts.CatchupWindow
-					return &client.ScheduleUpdate{Schedule: &s}, nil
-				}})
+				err := updateSchedule(ctx, h, opts)
 				if err != nil {
 					return fmt.Errorf("update schedule %s: %w", opts.ID, err)
 				}

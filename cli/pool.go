@@ -228,22 +228,17 @@ func scrubSchedule(cmd *cobra.Command, a *app, name string, remove bool) error {
 	if p.ScrubSchedule == "" {
 		return fmt.Errorf("pool %s has no scrub_schedule in %s", name, a.cfgPath)
 	}
-	spec := client.ScheduleSpec{CronExpressions: []string{p.ScrubSchedule}}
-	action := &client.ScheduleWorkflowAction{ID: id, Workflow: workflows.PoolScrubName, Args: []any{workflows.PoolInput{Pool: name}}, TaskQueue: cfg.Temporal.TaskQueue}
+	opts := client.ScheduleOptions{ID: id, Spec: client.ScheduleSpec{CronExpressions: []string{p.ScrubSchedule}},
+		Action:  &client.ScheduleWorkflowAction{ID: id, Workflow: workflows.PoolScrubName, Args: []any{workflows.PoolInput{Pool: name}}, TaskQueue: cfg.Temporal.TaskQueue},
+		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP}
 	if exists {
-		err := h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			s := in.Description.Schedule
-			s.Spec = &spec
-			s.Action = action
-			return &client.ScheduleUpdate{Schedule: &s}, nil
-		}})
-		if err != nil {
+		if err := updateSchedule(ctx, h, opts); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "updated schedule %s: scrub %s at %q\n", id, name, p.ScrubSchedule)
 		return nil
 	}
-	if _, err := sc.Create(ctx, client.ScheduleOptions{ID: id, Spec: spec, Action: action, Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP}); err != nil {
+	if _, err := sc.Create(ctx, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "created schedule %s: scrub %s at %q\n", id, name, p.ScrubSchedule)

@@ -352,17 +352,7 @@ func applySessionSchedules(ctx context.Context, cl client.Client, cfg *config.Co
 			fmt.Fprintf(out, "%s %s\n", verb("create"), what)
 		default:
 			if !dryRun {
-				err := h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-					s := in.Description.Schedule
-					s.Spec = &opts.Spec
-					s.Action = opts.Action
-					if s.Policy == nil {
-						s.Policy = &client.SchedulePolicies{}
-					}
-					s.Policy.Overlap = opts.Overlap
-					s.Policy.CatchupWindow = opts.CatchupWindow
-					return &client.ScheduleUpdate{Schedule: &s}, nil
-				}})
+				err := updateSchedule(ctx, h, opts)
 				if err != nil {
 					return fmt.Errorf("update schedule %s: %w", opts.ID, err)
 				}
