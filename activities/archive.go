@@ -641,19 +641,7 @@ type ManifestSummary struct {
 // identity) and summarizes it.
 func (a *Activities) DescribeArchive(ctx context.Context, req VerifyPlanRequest) (ManifestSummary, error) {
 	out := ManifestSummary{Dataset: req.Dataset.String()}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return out, err
-	}
-	name := req.Identity
-	if name == "" {
-		name = a.Config.Archive.HostIdentity
-	}
-	ids, err := a.identities(ctx, name)
-	if err != nil {
-		return out, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	_, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	var pe interface{ Type() string }
 	if errors.As(err, &pe) && pe.Type() == ErrTypeNoArchive {
 		return out, nil

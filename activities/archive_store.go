@@ -159,6 +159,25 @@ func (a *Activities) streamRecipients() ([]age.Recipient, error) {
 
 // loadManifest reads ds's manifest; missing=true starts a new one. A wrong
 // key and a missing manifest (when !missingOK) are permanent.
+// readManifest opens the store and loads ds's manifest with the named
+// identity, or the host identity when identity is "" (reading the manifest
+// needs no restore key).
+func (a *Activities) readManifest(ctx context.Context, ds zfsexec.Dataset, identity string) (objstore.Store, *archive.Manifest, error) {
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if identity == "" {
+		identity = a.Config.Archive.HostIdentity
+	}
+	ids, err := a.identities(ctx, identity)
+	if err != nil {
+		return st, nil, err
+	}
+	m, err := a.loadManifest(ctx, st, ds, ids, false)
+	return st, m, err
+}
+
 func (a *Activities) loadManifest(ctx context.Context, st objstore.Store, ds zfsexec.Dataset, ids []age.Identity, missingOK bool) (*archive.Manifest, error) {
 	m, err := archive.LoadManifest(ctx, st, a.archivePrefix(), ds, ids...)
 	switch {

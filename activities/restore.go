@@ -322,19 +322,7 @@ func finding(p archive.Problem) Finding {
 // with HEAD (exists, size, SHA-256 where the store keeps it).
 func (a *Activities) PlanArchiveVerify(ctx context.Context, req VerifyPlanRequest) (VerifyPlan, error) {
 	p := VerifyPlan{Dataset: req.Dataset.String()}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return p, err
-	}
-	name := req.Identity
-	if name == "" {
-		name = a.Config.Archive.HostIdentity
-	}
-	ids, err := a.identities(ctx, name)
-	if err != nil {
-		return p, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	st, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	if err != nil {
 		return p, err
 	}
@@ -377,19 +365,7 @@ type VerifyStreamReport struct {
 // drill; it decrypts nothing, so no private key is needed).
 func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRequest) (VerifyStreamReport, error) {
 	rep := VerifyStreamReport{StreamID: req.StreamID}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return rep, err
-	}
-	name := req.Identity
-	if name == "" {
-		name = a.Config.Archive.HostIdentity
-	}
-	ids, err := a.identities(ctx, name)
-	if err != nil {
-		return rep, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	st, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	if err != nil {
 		return rep, err
 	}
