@@ -381,8 +381,9 @@ pools:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// Leave no pool behind, whatever the test did.
-		exec.Command("zpool", "destroy", "-f", pe.pool).Run()
+		// Leave no pool behind, whatever the test did (zfs-fuse may say
+		// "busy" for a moment: DestroyPool retries).
+		testenv.DestroyPool(t, pe.pool)
 	})
 	return pe
 }

@@ -123,7 +123,7 @@ func NewPool(t TB, prefix string, n, sizeMB int, vdevType string) *TestPool {
 	if out, err := exec.Command("zpool", args...).CombinedOutput(); err != nil {
 		t.Fatalf("zpool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	t.Cleanup(func() { destroyPool(t, name) })
+	t.Cleanup(func() { DestroyPool(t, name) })
 	pool, err := zfsexec.ParsePool(name)
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -151,9 +151,10 @@ func MustZFS(t TB, argv ...string) string {
 	return string(out)
 }
 
-// destroyPool retries: zfs-fuse reports "pool is busy" for a moment after a
+// DestroyPool destroys a test pool, retrying: zfs-fuse reports "pool is
+// busy" for a moment after a
 // receive or a mount.
-func destroyPool(t TB, name string) {
+func DestroyPool(t TB, name string) {
 	var out []byte
 	var err error
 	for i := 0; i < 30; i++ {
