@@ -416,67 +416,13 @@ stay in the store.`,
 }
 
 func applyArchiveSchedules(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error {
-	sc := cl.ScheduleClient()
-	verb := func(s string) string {
-		if dryRun {
-			return "would " + s
-		}
-		return s
-	}
-	want := map[string]bool{}
+	var want []desiredSchedule
 	for _, opts := range archiveSchedules(cfg) {
-		want[opts.ID] = true
-		what := fmt.Sprintf("%s: every %s", opts.ID, opts.Spec.Intervals[0].Every)
-		h := sc.GetHandle(ctx, opts.ID)
-		_, err := h.Describe(ctx)
-		var nf *serviceerror.NotFound
-		switch {
-		case errors.As(err, &nf):
-			if !dryRun {
-				if _, err := sc.Create(ctx, opts); err != nil {
-					return fmt.Errorf("create schedule %s: %w", opts.ID, err)
-				}
-			}
-			fmt.Fprintf(out, "%s %s\n", verb("create"), what)
-		case err != nil:
-			return fmt.Errorf("schedule %s: %w", opts.ID, err)
-		default:
-			if !dryRun {
-				err := updateSchedule(ctx, h, opts)
-				if err != nil {
-					return fmt.Errorf("update schedule %s: %w", opts.ID, err)
-				}
-			}
-			fmt.Fprintf(out, "%s %s\n", verb("update"), what)
-		}
+		want = append(want, desiredSchedule{opts, fmt.Sprintf("%s: every %s", opts.ID, opts.Spec.Intervals[0].Every)})
 	}
-	it, err := sc.List(ctx, client.ScheduleListOptions{})
-	if err != nil {
-		return fmt.Errorf("list schedules: %w", err)
-	}
-	var stale []string
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return fmt.Errorf("list schedules: %w", err)
-		}
-		if (strings.HasPrefix(e.ID, workflows.ArchiveScheduleID("")) || strings.HasPrefix(e.ID, workflows.VerifyScheduleID(""))) && !want[e.ID] {
-			stale = append(stale, e.ID)
-		}
-	}
-	slices.Sort(stale)
-	for _, id := range stale {
-		if !dryRun {
-			if err := sc.GetHandle(ctx, id).Delete(ctx); err != nil {
-				var nf *serviceerror.NotFound
-				if !errors.As(err, &nf) {
-					return fmt.Errorf("delete schedule %s: %w", id, err)
-				}
-			}
-		}
-		fmt.Fprintf(out, "%s %s (no longer configured; the archive stays in the store)\n", verb("remove"), id)
-	}
-	return nil
+	return syncSchedules(ctx, cl.ScheduleClient(), want,
+		[]string{workflows.ArchiveScheduleID(""), workflows.VerifyScheduleID("")},
+		"no longer configured; the archive stays in the store", out, dryRun)
 }
 
 func archiveApproveCmd(a *app) *cobra.Command {

@@ -2,6 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"go.temporal.io/api/serviceerror"
 
 	"go.temporal.io/sdk/client"
 )
@@ -21,4 +28,79 @@ func updateSchedule(ctx context.Context, h client.ScheduleHandle, opts client.Sc
 		s.Policy.CatchupWindow = opts.CatchupWindow
 		return &client.ScheduleUpdate{Schedule: &s}, nil
 	}})
+}
+
+// desiredSchedule is one schedule a config wants, with how to describe it.
+type desiredSchedule struct {
+	Opts client.ScheduleOptions
+	What string // e.g. "policy/tank: every 15m"
+}
+
+// syncSchedules makes the server's schedules whose IDs start with one of
+// prefixes match want: creates the missing, updates the existing, deletes
+// the ones no longer wanted (removedNote says what deleting leaves behind),
+// and prints each change; dryRun only prints.
+func syncSchedules(ctx context.Context, sc client.ScheduleClient, want []desiredSchedule, prefixes []string, removedNote string, out io.Writer, dryRun bool) error {
+	verb := func(s string) string {
+		if dryRun {
+			return "would " + s
+		}
+		return s
+	}
+	wanted := map[string]bool{}
+	for _, d := range want {
+		opts := d.Opts
+		wanted[opts.ID] = true
+		h := sc.GetHandle(ctx, opts.ID)
+		_, err := h.Describe(ctx)
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			if !dryRun {
+				if _, err := sc.Create(ctx, opts); err != nil {
+					return fmt.Errorf("create schedule %s: %w", opts.ID, err)
+				}
+			}
+			fmt.Fprintf(out, "%s %s\n", verb("create"), d.What)
+		case err != nil:
+			return fmt.Errorf("schedule %s: %w", opts.ID, err)
+		default:
+			if !dryRun {
+				if err := updateSchedule(ctx, h, opts); err != nil {
+					return fmt.Errorf("update schedule %s: %w", opts.ID, err)
+				}
+			}
+			fmt.Fprintf(out, "%s %s\n", verb("update"), d.What)
+		}
+	}
+	it, err := sc.List(ctx, client.ScheduleListOptions{})
+	if err != nil {
+		return fmt.Errorf("list schedules: %w", err)
+	}
+	var stale []string
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("list schedules: %w", err)
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(e.ID, p) && !wanted[e.ID] {
+				stale = append(stale, e.ID)
+				break
+			}
+		}
+	}
+	slices.Sort(stale)
+	for _, id := range stale {
+		if !dryRun {
+			if err := sc.GetHandle(ctx, id).Delete(ctx); err != nil {
+				var nf *serviceerror.NotFound
+				if !errors.As(err, &nf) {
+					return fmt.Errorf("delete schedule %s: %w", id, err)
+				}
+			}
+		}
+		fmt.Fprintf(out, "%s %s (%s)\n", verb("remove"), id, removedNote)
+	}
+	return nil
 }
