@@ -40,6 +40,7 @@ is killed, so it never sees a partial stream as complete. When stdin closes
 	f.IntVar(&o.PortMax, "port-max", 0, "last port of the range")
 	f.IntVar(&o.Streams, "streams", transfer.DefaultStreams, "parallel connections to expect (must match the sender)")
 	f.IntVar(&o.Window, "window", transfer.DefaultWindow, "frames held for reordering (memory is about window x chunk size)")
+	f.StringVar(&o.Splice, "splice", transfer.SpliceAuto, "hand the stream to the command with vmsplice instead of copying it: auto (for zfs receive and cat, which read their stdin), always, never")
 	c.AddCommand(recv)
 	return c
 }

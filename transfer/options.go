@@ -1,9 +1,6 @@
 package transfer
 
-import (
-	"runtime"
-	"time"
-)
+import "time"
 
 // Defaults, chosen by measurement on loopback (see BENCHMARKS.md, "Transfer").
 const (
@@ -25,7 +22,6 @@ const (
 type SendOptions struct {
 	Streams          int            // parallel TCP connections; must equal the receiver's
 	ChunkSize        int            // plaintext bytes per frame
-	Workers          int            // sealing goroutines (default GOMAXPROCS)
 	BandwidthLimit   int64          // bytes/s of payload, 0 = unlimited
 	Progress         func(Progress) // called every ProgressInterval and once at the end; must not block
 	ProgressInterval time.Duration
@@ -42,9 +38,6 @@ func (o SendOptions) withDefaults() SendOptions {
 	}
 	if o.ChunkSize > maxChunkLimit {
 		o.ChunkSize = maxChunkLimit
-	}
-	if o.Workers <= 0 {
-		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.ProgressInterval <= 0 {
 		o.ProgressInterval = DefaultProgressInterval

@@ -270,17 +270,32 @@ func (r *receiver) readErr(index int, err error) error {
 	return reasonf(ErrConnLost, "stream %d: %v", index, err)
 }
 
+// retainingWriter is an output that may keep referencing the buffers it is
+// given (spliceWriter); it returns the ones that are safe to reuse.
+type retainingWriter interface {
+	writeRetained(b []byte) (reusable [][]byte, err error)
+}
+
 // writeInOrder writes frames to w in sequence order until the stream is complete.
 func (r *receiver) writeInOrder(w io.Writer, progress *atomic.Int64) error {
+	rw, retains := w.(retainingWriter)
 	for {
 		plain, done, err := r.win.nextFrame()
 		if err != nil || done {
 			return err
 		}
-		if _, err := w.Write(plain); err != nil {
-			return fmt.Errorf("%w: %v", ErrOutput, err)
+		if retains {
+			reusable, err := rw.writeRetained(plain)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrOutput, err)
+			}
+			r.win.advanceRetained(len(plain), reusable)
+		} else {
+			if _, err := w.Write(plain); err != nil {
+				return fmt.Errorf("%w: %v", ErrOutput, err)
+			}
+			r.win.advance(len(plain))
 		}
-		r.win.advance(len(plain))
 		progress.Add(int64(len(plain)))
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -21,7 +23,48 @@ type RecvOptions struct {
 	PortMax    int       // last port to try (a range for firewalls); <= PortMin means PortMin only
 	Command    []string  // receive command argv (e.g. zfs receive ...), run without a shell
 	Stderr     io.Writer // the command's stderr; nil means os.Stderr
+	Splice     string    // SpliceAuto (""), SpliceAlways or SpliceNever: see spliceWanted
 	ReceiveOptions
+}
+
+// Splice settings: whether the stream is handed to the command's pipe with
+// vmsplice(2) (no copy) or write(2).
+const (
+	SpliceAuto   = "auto"   // when the command is known to read(2) its stdin: zfs receive, cat
+	SpliceAlways = "always" // the caller vouches that the command reads its stdin
+	SpliceNever  = "never"
+)
+
+// spliceWanted: vmsplice leaves our pages in the pipe, which is only safe when
+// the command copies them out with read(2); a command that spliced them on
+// (pv, tee-like tools) would see later data. So auto trusts only commands
+// known to read: zfs receive (also behind sudo/doas) and cat.
+func spliceWanted(mode string, argv []string) (bool, error) {
+	switch mode {
+	case SpliceNever:
+		return false, nil
+	case SpliceAlways:
+		return true, nil
+	case "", SpliceAuto:
+	default:
+		return false, fmt.Errorf("splice %q: want %s, %s or %s", mode, SpliceAuto, SpliceAlways, SpliceNever)
+	}
+	for len(argv) > 0 && (filepath.Base(argv[0]) == "sudo" || filepath.Base(argv[0]) == "doas") {
+		argv = argv[1:]
+		for len(argv) > 0 && strings.HasPrefix(argv[0], "-") { // sudo -n
+			argv = argv[1:]
+		}
+	}
+	if len(argv) == 0 {
+		return false, nil
+	}
+	switch filepath.Base(argv[0]) {
+	case "cat":
+		return true, nil
+	case "zfs":
+		return len(argv) > 1 && (argv[1] == "receive" || argv[1] == "recv"), nil
+	}
+	return false, nil
 }
 
 // ListeningPrefix starts the one line RecvMain prints on stdout once it listens.
@@ -40,6 +83,10 @@ const ListeningPrefix = "LISTENING "
 func RecvMain(ctx context.Context, opts RecvOptions, stdin io.Reader, stdout io.Writer) error {
 	if len(opts.Command) == 0 {
 		return errors.New("transfer recv: no receive command given")
+	}
+	splice, err := spliceWanted(opts.Splice, opts.Command)
+	if err != nil {
+		return fmt.Errorf("transfer recv: %w", err)
 	}
 	in := bufio.NewReader(stdin)
 	sess, err := ReadSession(in)
@@ -80,7 +127,13 @@ func RecvMain(ctx context.Context, opts RecvOptions, stdin io.Reader, stdout io.
 		}
 	}()
 
-	stats, err := Receive(recvCtx, ln, sess, child.stdin, opts.ReceiveOptions)
+	var out io.Writer = child.stdin
+	if sw := newSpliceWriter(child.stdin); splice && sw != nil {
+		out = sw
+		// The pipe may reference the last buffers until the command has read them.
+		defer sw.release()
+	}
+	stats, err := Receive(recvCtx, ln, sess, out, opts.ReceiveOptions)
 	if err != nil {
 		child.kill() // before its stdin is closed: a killed zfs receive discards the partial stream
 		return err

@@ -88,19 +88,50 @@ func (r *recvMainRun) wait(t *testing.T, limit time.Duration) error {
 }
 
 func TestRecvMainFeedsCommand(t *testing.T) {
-	ctx := testContext(t, 30*time.Second)
-	sess := newTestSession(t, "")
-	run := startRecvMain(t, ctx, sess, RecvOptions{Command: []string{"sha256sum"}, ReceiveOptions: ReceiveOptions{Streams: 4}})
-	data := randomBytes(t, 7<<20+3)
-	if _, err := SendToReceiver(ctx, "127.0.0.1", run.port, sess, bytes.NewReader(data), SendOptions{Streams: 4}); err != nil {
-		t.Fatalf("send: %v", err)
+	for _, splice := range []string{SpliceNever, SpliceAlways} {
+		t.Run(splice, func(t *testing.T) {
+			ctx := testContext(t, 30*time.Second)
+			sess := newTestSession(t, "")
+			run := startRecvMain(t, ctx, sess, RecvOptions{Command: []string{"sha256sum"}, Splice: splice, ReceiveOptions: ReceiveOptions{Streams: 4}})
+			data := randomBytes(t, 37<<20+3) // several pipes' worth, ragged end
+			if _, err := SendToReceiver(ctx, "127.0.0.1", run.port, sess, bytes.NewReader(data), SendOptions{Streams: 4, ChunkSize: 300 << 10}); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if err := run.wait(t, 10*time.Second); err != nil {
+				t.Fatalf("RecvMain: %v", err)
+			}
+			sum := sha256.Sum256(data)
+			if want := hex.EncodeToString(sum[:]); !strings.Contains(run.stdout.String(), want) {
+				t.Fatalf("sha256sum output %q does not contain %s", run.stdout.String(), want)
+			}
+		})
 	}
-	if err := run.wait(t, 10*time.Second); err != nil {
-		t.Fatalf("RecvMain: %v", err)
+}
+
+func TestSpliceOnlyForCommandsThatRead(t *testing.T) {
+	for _, c := range []struct {
+		mode string
+		argv []string
+		want bool
+	}{
+		{"", []string{"zfs", "receive", "-s", "tank/x"}, true},
+		{SpliceAuto, []string{"/usr/sbin/zfs", "recv", "tank/x"}, true},
+		{SpliceAuto, []string{"sudo", "-n", "zfs", "receive", "tank/x"}, true},
+		{SpliceAuto, []string{"cat"}, true},
+		{SpliceAuto, []string{"zfs", "send", "tank/x@s"}, false},
+		{SpliceAuto, []string{"pv"}, false}, // may splice our pages onward
+		{SpliceAuto, []string{"sh", "-c", "zfs receive tank/x"}, false},
+		{SpliceAuto, []string{"sudo"}, false},
+		{SpliceNever, []string{"cat"}, false},
+		{SpliceAlways, []string{"pv"}, true},
+	} {
+		got, err := spliceWanted(c.mode, c.argv)
+		if err != nil || got != c.want {
+			t.Errorf("spliceWanted(%q, %q) = %v, %v; want %v", c.mode, c.argv, got, err, c.want)
+		}
 	}
-	sum := sha256.Sum256(data)
-	if want := hex.EncodeToString(sum[:]); !strings.Contains(run.stdout.String(), want) {
-		t.Fatalf("sha256sum output %q does not contain %s", run.stdout.String(), want)
+	if _, err := spliceWanted("sometimes", []string{"cat"}); err == nil {
+		t.Error("an unknown splice mode was accepted")
 	}
 }
 

@@ -235,14 +235,27 @@ func (w *reorderWindow) nextFrame() (plain []byte, done bool, err error) {
 	return w.slots[w.next], false, nil
 }
 
-// written advances past the frame returned by nextFrame, recycling its buffer.
+// advance moves past the frame returned by nextFrame, recycling its buffer.
 func (w *reorderWindow) advance(n int) {
+	w.advanceRetained(n, [][]byte{w.frameBuf()})
+}
+
+func (w *reorderWindow) frameBuf() []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	buf := w.slots[w.next]
+	return w.slots[w.next]
+}
+
+// advanceRetained moves past the frame returned by nextFrame, whose buffer the
+// output may still hold, and recycles the buffers the output gave back.
+func (w *reorderWindow) advanceRetained(n int, reusable [][]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	delete(w.slots, w.next)
 	delete(w.filled, w.next)
-	w.free = append(w.free, buf[:cap(buf)])
+	for _, buf := range reusable {
+		w.free = append(w.free, buf[:cap(buf)])
+	}
 	w.next++
 	w.written += int64(n)
 	w.checkStuckLocked()

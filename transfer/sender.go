@@ -101,11 +101,12 @@ func closeConns(conns []net.Conn) {
 	}
 }
 
-// sendPipeline: one reader cuts r into chunks, Workers seal them in parallel,
-// and one writer per connection takes sealed frames in sequence order from a
-// shared queue (so each connection carries increasing sequence numbers and a
-// slow connection simply takes fewer frames). A fixed pool of buffers bounds
-// memory and provides backpressure from the network back to r.
+// sendPipeline: every connection has one goroutine that takes the next chunk
+// of r (under a lock, which also assigns its sequence number), seals it in
+// place and writes it. Keeping a chunk on one goroutine from read to write
+// keeps it in that core's cache, and a slow connection simply takes fewer
+// chunks. Each connection carries increasing sequence numbers; memory is one
+// buffer per connection.
 type sendPipeline struct {
 	opts   SendOptions
 	keys   sessionKeys
@@ -113,9 +114,14 @@ type sendPipeline struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	sent        atomic.Int64 // payload bytes written to connections
-	totalBytes  uint64       // set by the reader before it closes ordered
-	totalFrames uint64
+	sent atomic.Int64 // payload bytes written to connections
+
+	inMu    sync.Mutex // guards the input and the fields below
+	in      io.Reader
+	limiter *tokenBucket
+	nextSeq uint64
+	total   uint64 // bytes read so far
+	eof     bool   // clean end of r: nextSeq and total are final
 
 	errOnce sync.Once
 	err     error
@@ -129,137 +135,89 @@ func (p *sendPipeline) fail(err error) {
 	})
 }
 
-type sealJob struct {
-	seq    uint64
-	buf    []byte
-	n      int
-	frame  []byte
-	sealed chan struct{}
-}
-
 func (p *sendPipeline) run(r io.Reader, conns []net.Conn) (Stats, error) {
-	nbuf := 2*p.opts.Workers + 2*len(conns)
-	free := make(chan []byte, nbuf)
-	for range nbuf {
-		free <- make([]byte, headerSize+p.opts.ChunkSize+p.keys.data.Overhead())
-	}
-	work := make(chan *sealJob, nbuf)
-	ordered := make(chan *sealJob, nbuf)
-
+	p.in = r
+	p.limiter = newTokenBucket(p.opts.BandwidthLimit, p.opts.ChunkSize)
 	progress := startProgress(p.opts.Progress, p.opts.ProgressInterval, &p.sent)
 	defer progress.stop()
 
-	go p.read(r, free, work, ordered)
-	var workers sync.WaitGroup
-	for range p.opts.Workers {
-		workers.Add(1)
-		go func() { defer workers.Done(); p.seal(work) }()
-	}
 	var writers sync.WaitGroup
 	for i, c := range conns {
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
-			if err := p.write(c, i, ordered, free); err != nil {
+			if err := p.stream(c, i); err != nil {
 				p.fail(err)
 			}
 		}()
 	}
 	writers.Wait()
-	p.cancel(nil) // stops the workers and, if it waits for a buffer, the reader
-	workers.Wait()
 	progress.stop()
 
 	stats := Stats{Bytes: p.sent.Load()}
 	if p.err != nil {
 		return stats, fmt.Errorf("transfer: send failed after %d bytes: %w", stats.Bytes, p.err)
 	}
-	stats.Frames = p.totalFrames // written before ordered was closed
+	stats.Frames = p.nextSeq
 	return stats, nil
 }
 
-// read cuts r into full chunks. It closes work and ordered only on a clean
-// EOF: on error it cancels instead, so no END frame can claim a partial stream.
-func (p *sendPipeline) read(r io.Reader, free chan []byte, work, ordered chan *sealJob) {
-	limiter := newTokenBucket(p.opts.BandwidthLimit, p.opts.ChunkSize)
-	var seq, total uint64
-	for {
-		var buf []byte
-		select {
-		case buf = <-free:
-		case <-p.ctx.Done():
-			return
-		}
-		n, err := io.ReadFull(r, buf[headerSize:headerSize+p.opts.ChunkSize])
-		if n > 0 {
-			if werr := limiter.wait(p.ctx, n); werr != nil {
-				return
-			}
-			job := &sealJob{seq: seq, buf: buf, n: n, sealed: make(chan struct{})}
-			seq++
-			total += uint64(n)
-			work <- job // both channels hold every buffer, so these never block
-			ordered <- job
-		} else {
-			free <- buf
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			p.totalBytes, p.totalFrames = total, seq
-			close(work)
-			close(ordered)
-			return
-		}
-		if err != nil {
-			p.fail(fmt.Errorf("reading the input stream: %w", err))
-			return
-		}
+// next reads the next chunk into buf. ok is false at the clean end of the
+// input (then the totals are final) and on failure (p.err is set, so no END
+// frame can claim a partial stream).
+func (p *sendPipeline) next(buf []byte) (seq uint64, n int, ok bool) {
+	p.inMu.Lock()
+	defer p.inMu.Unlock()
+	if p.eof || p.ctx.Err() != nil {
+		return 0, 0, false
 	}
+	n, err := io.ReadFull(p.in, buf)
+	if n > 0 {
+		if werr := p.limiter.wait(p.ctx, n); werr != nil {
+			return 0, 0, false
+		}
+		seq = p.nextSeq
+		p.nextSeq++
+		p.total += uint64(n)
+	}
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		p.eof = true
+	case err != nil:
+		p.fail(fmt.Errorf("reading the input stream: %w", err))
+		return 0, 0, false
+	}
+	return seq, n, n > 0
 }
 
-func (p *sendPipeline) seal(work <-chan *sealJob) {
+// stream sends chunks on one connection until the input ends, then its END
+// frame, then waits for the receiver's ack.
+func (p *sendPipeline) stream(conn net.Conn, index int) error {
+	buf := make([]byte, headerSize+p.opts.ChunkSize+p.keys.data.Overhead())
 	for {
-		select {
-		case job, ok := <-work:
-			if !ok {
-				return
-			}
-			job.frame = sealFrame(p.keys.data, job.buf, frameHeader{seq: job.seq, typ: frameData}, job.n)
-			close(job.sealed)
-		case <-p.ctx.Done():
-			return
-		}
-	}
-}
-
-// write sends frames in queue order on one connection, then its END frame,
-// then waits for the receiver's ack.
-func (p *sendPipeline) write(conn net.Conn, index int, ordered <-chan *sealJob, free chan<- []byte) error {
-	for {
-		var job *sealJob
-		var ok bool
-		select {
-		case job, ok = <-ordered:
-		case <-p.ctx.Done():
-			return context.Cause(p.ctx)
-		}
+		seq, n, ok := p.next(buf[headerSize : headerSize+p.opts.ChunkSize])
 		if !ok {
 			break
 		}
-		select {
-		case <-job.sealed:
-		case <-p.ctx.Done():
-			return context.Cause(p.ctx)
-		}
-		if _, err := conn.Write(job.frame); err != nil {
+		frame := sealFrame(p.keys.data, buf, frameHeader{seq: seq, typ: frameData}, n)
+		if _, err := conn.Write(frame); err != nil {
 			return p.connErr(index, err)
 		}
-		p.sent.Add(int64(job.n))
-		free <- job.buf
+		p.sent.Add(int64(n))
+	}
+	p.inMu.Lock()
+	eof, totalBytes, totalFrames := p.eof, p.total, p.nextSeq
+	p.inMu.Unlock()
+	if cause := context.Cause(p.ctx); cause != nil {
+		return cause
+	}
+	if !eof {
+		return errors.New("input stopped without an end") // not reached: next fails first
 	}
 	overhead := p.keys.data.Overhead()
-	buf := make([]byte, headerSize+endPayload+overhead)
-	copy(buf[headerSize:], endMarker(p.totalBytes, p.totalFrames))
-	end := sealFrame(p.keys.data, buf, frameHeader{seq: p.totalFrames, typ: frameEnd, conn: uint16(index)}, endPayload)
+	end := make([]byte, headerSize+endPayload+overhead)
+	copy(end[headerSize:], endMarker(totalBytes, totalFrames))
+	end = sealFrame(p.keys.data, end, frameHeader{seq: totalFrames, typ: frameEnd, conn: uint16(index)}, endPayload)
 	if _, err := conn.Write(end); err != nil {
 		return p.connErr(index, err)
 	}
@@ -271,7 +229,7 @@ func (p *sendPipeline) write(conn net.Conn, index int, ordered <-chan *sealJob, 
 		}
 		return fmt.Errorf("%w (stream %d): %v", ErrNotConfirmed, index, err)
 	}
-	if !hmac.Equal(ack, ackMAC(p.keys, p.sess.id, p.totalBytes, p.totalFrames)) {
+	if !hmac.Equal(ack, ackMAC(p.keys, p.sess.id, totalBytes, totalFrames)) {
 		return fmt.Errorf("%w (stream %d): bad ack", ErrNotConfirmed, index)
 	}
 	return nil

@@ -22,10 +22,10 @@ type config struct {
 	cipher    string
 	chunk     int
 	window    int
-	workers   int
 	only      string
 	mbufMem   string
 	profile   string
+	splice    string
 }
 
 func main() {
@@ -37,9 +37,9 @@ func main() {
 	flag.StringVar(&cfg.cipher, "cipher", "aes-256-gcm", "zcloud cipher: aes-256-gcm or chacha20-poly1305")
 	flag.IntVar(&cfg.chunk, "chunk", 0, "zcloud chunk size in bytes (0 = package default)")
 	flag.IntVar(&cfg.window, "window", 0, "zcloud receiver window in frames (0 = package default)")
-	flag.IntVar(&cfg.workers, "workers", 0, "zcloud sealing workers (0 = GOMAXPROCS)")
 	flag.StringVar(&cfg.only, "only", "zcloud,ssh,mbuffer", "which transports to run, comma separated")
 	flag.StringVar(&cfg.mbufMem, "mbuffer-mem", "64M", "mbuffer -m (buffer memory) on both sides")
+	flag.StringVar(&cfg.splice, "splice", "always", "zcloud receiver output: always (vmsplice into the command's pipe) or never (write)")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of the zcloud send and recv processes to PREFIX.send and PREFIX.recv")
 	flag.StringVar(&role, "role", "", "internal: run as the zcloud send or recv process")
 	var roleArgs roleFlags

@@ -16,8 +16,9 @@ import (
 
 // roleFlags are what the orchestrator passes to its re-executed children.
 type roleFlags struct {
-	port, streams, chunk, window, workers int
-	cpuProfile                            string
+	port, streams, chunk, window int
+	cpuProfile                   string
+	splice                       string
 }
 
 func (f *roleFlags) register() {
@@ -25,7 +26,7 @@ func (f *roleFlags) register() {
 	flag.IntVar(&f.streams, "role-streams", 4, "internal")
 	flag.IntVar(&f.chunk, "role-chunk", 0, "internal")
 	flag.IntVar(&f.window, "role-window", 0, "internal")
-	flag.IntVar(&f.workers, "role-workers", 0, "internal")
+	flag.StringVar(&f.splice, "role-splice", transfer.SpliceAlways, "internal")
 	flag.StringVar(&f.cpuProfile, "role-cpuprofile", "", "internal: write a CPU profile of this role to this path prefix")
 }
 
@@ -50,6 +51,7 @@ func runRole(role string, f roleFlags) error {
 		return transfer.RecvMain(ctx, transfer.RecvOptions{
 			ListenAddr:     "127.0.0.1",
 			Command:        []string{"sh", "-c", "exec cat >/dev/null"},
+			Splice:         f.splice, // sh execs cat, which reads its stdin
 			ReceiveOptions: transfer.ReceiveOptions{Streams: f.streams, Window: f.window},
 		}, os.Stdin, os.Stdout)
 	case "send":
@@ -60,7 +62,7 @@ func runRole(role string, f roleFlags) error {
 			return err
 		}
 		st, err := transfer.SendToReceiver(ctx, "127.0.0.1", f.port, sess, os.Stdin, transfer.SendOptions{
-			Streams: f.streams, ChunkSize: f.chunk, Workers: f.workers,
+			Streams: f.streams, ChunkSize: f.chunk,
 		})
 		if err != nil {
 			return err

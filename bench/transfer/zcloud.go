@@ -22,8 +22,8 @@ func runZcloud(cfg config, size int64) (result, error) {
 		return result{}, err
 	}
 	common := []string{"-role-streams", strconv.Itoa(cfg.streams), "-role-chunk", strconv.Itoa(cfg.chunk),
-		"-role-window", strconv.Itoa(cfg.window), "-role-workers", strconv.Itoa(cfg.workers),
-		"-role-cpuprofile", cfg.profile}
+		"-role-window", strconv.Itoa(cfg.window),
+		"-role-cpuprofile", cfg.profile, "-role-splice", cfg.splice}
 
 	recv := exec.Command(self, append([]string{"-role", "recv"}, common...)...)
 	recv.Stderr = os.Stderr
