@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/transfer"
 	"zcloud/zfsexec"
 )
 
@@ -298,9 +300,13 @@ func ensureParent(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) error {
 	return z.Create(ctx, parent, zfsexec.CreateOptions{Parents: true})
 }
 
-// pipeStream runs send and receive concurrently, joined by a pipe through the
-// meter. The first side to fail is the cause: the other is cancelled (so no
-// half-dead process stays behind) and its consequent error is not reported.
+// pipeStream runs send and receive concurrently, joined by an OS pipe: `zfs
+// send` writes into it directly and the receive side reads 1 MiB at a time
+// (an io.Pipe would add a copying goroutine and 32 KiB handoffs). The first
+// side to fail is the cause: the other is cancelled (so no half-dead process
+// stays behind) and its consequent error is not reported. The reader sees EOF
+// only once the send has exited cleanly, so a failed send can never look
+// like a complete stream.
 func pipeStream(ctx context.Context, m *meter, send func(context.Context, io.Writer) error, recv func(context.Context, io.Reader) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -310,20 +316,44 @@ func pipeStream(ctx context.Context, m *meter, send func(context.Context, io.Wri
 		once.Do(func() { first = fmt.Errorf("%s: %w", side, err) })
 		cancel()
 	}
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("send: pipe: %w", err)
+	}
+	transfer.GrowPipe(pw)
+	in := &sentStream{r: pr, done: make(chan struct{})}
 	go func() {
-		defer close(done)
 		err := send(ctx, pw)
 		if err != nil {
 			fail("send", err)
 		}
-		pw.CloseWithError(err)
+		in.err = err
+		close(in.done)
+		pw.Close() // only now can the reader see EOF
 	}()
-	if err := recv(ctx, m.reader(pr)); err != nil {
+	if err := recv(ctx, m.reader(in)); err != nil {
 		fail("receive", err)
 	}
-	pr.CloseWithError(errors.New("receiver finished"))
-	<-done
+	pr.Close() // a send still writing gets EPIPE and exits
+	<-in.done
 	return first
+}
+
+// sentStream is the read end of the send pipe. EOF is passed on only when
+// the send succeeded; otherwise the reader gets the send's error.
+type sentStream struct {
+	r    *os.File
+	done chan struct{} // closed once err is set
+	err  error
+}
+
+func (s *sentStream) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		<-s.done // the writer end closes only after done
+		if s.err != nil {
+			return n, fmt.Errorf("the send failed: %w", s.err)
+		}
+	}
+	return n, err
 }

@@ -7,15 +7,15 @@ import (
 	"syscall"
 )
 
-// pipeSize is what growPipe asks for: a 1 MiB pipe lets `zfs send`/`zfs
+// pipeSize is what GrowPipe asks for: a 1 MiB pipe lets `zfs send`/`zfs
 // receive` and this process exchange a whole chunk per wakeup instead of 64 KiB.
 const pipeSize = 1 << 20
 
 const fSetPipeSz = 1031 // F_SETPIPE_SZ
 
-// growPipe enlarges f's pipe buffer when f is a pipe; errors are ignored (f may
+// GrowPipe enlarges f's pipe buffer when f is a pipe; errors are ignored (f may
 // be a file or a terminal, or the limit in /proc/sys/fs/pipe-max-size lower).
-func growPipe(f *os.File) {
+func GrowPipe(f *os.File) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return

@@ -7,7 +7,8 @@ import (
 	"syscall"
 )
 
-func growPipe(*os.File) {}
+// GrowPipe enlarges a pipe's buffer where the OS allows it (Linux only).
+func GrowPipe(*os.File) {}
 
 // childProcAttr puts the receive command in its own process group so it can be
 // killed with its children.

@@ -173,7 +173,7 @@ func startReceiveCommand(opts RecvOptions, stdout io.Writer) (*receiveCommand, e
 	if err != nil {
 		return nil, err
 	}
-	growPipe(pw)
+	GrowPipe(pw)
 	cmd := exec.Command(opts.Command[0], opts.Command[1:]...)
 	cmd.Stdin = pr
 	cmd.Stdout = stdout

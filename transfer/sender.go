@@ -43,7 +43,7 @@ func SendToReceiver(ctx context.Context, host string, port int, sess Session, r 
 	defer stopClosing()
 
 	if f, ok := r.(*os.File); ok {
-		growPipe(f) // fewer wakeups reading `zfs send` through a pipe
+		GrowPipe(f) // fewer wakeups reading `zfs send` through a pipe
 	}
 	p := &sendPipeline{opts: opts, keys: keys, sess: sess, ctx: ctx, cancel: cancel}
 	stats, err := p.run(r, conns)

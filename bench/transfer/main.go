@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 )
 
@@ -26,6 +27,7 @@ type config struct {
 	mbufMem   string
 	profile   string
 	splice    string
+	runs      int
 }
 
 func main() {
@@ -37,7 +39,8 @@ func main() {
 	flag.StringVar(&cfg.cipher, "cipher", "aes-256-gcm", "zcloud cipher: aes-256-gcm or chacha20-poly1305")
 	flag.IntVar(&cfg.chunk, "chunk", 0, "zcloud chunk size in bytes (0 = package default)")
 	flag.IntVar(&cfg.window, "window", 0, "zcloud receiver window in frames (0 = package default)")
-	flag.StringVar(&cfg.only, "only", "zcloud,ssh,mbuffer", "which transports to run, comma separated")
+	flag.StringVar(&cfg.only, "only", "zcloud,ssh,mbuffer,mbuffer-pipe", "which transports to run, comma separated (mbuffer-pipe: mbuffer's receiver feeding cat through a pipe, like zfs receive)")
+	flag.IntVar(&cfg.runs, "runs", 3, "runs of each transport, interleaved; the table shows the median")
 	flag.StringVar(&cfg.mbufMem, "mbuffer-mem", "64M", "mbuffer -m (buffer memory) on both sides")
 	flag.StringVar(&cfg.splice, "splice", "always", "zcloud receiver output: always (vmsplice into the command's pipe) or never (write)")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of the zcloud send and recv processes to PREFIX.send and PREFIX.recv")
@@ -71,42 +74,64 @@ func fatal(err error) {
 }
 
 func run(cfg config) error {
-	fmt.Printf("stream %s of incompressible data on 127.0.0.1, %d CPUs (%s/%s), %s\n",
-		humanSize(cfg.size), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel())
-	var results []result
+	fmt.Printf("stream %s of incompressible data on 127.0.0.1, %d CPUs (%s/%s), %s, %d run(s) each, interleaved\n",
+		humanSize(cfg.size), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), cfg.runs)
 	want := func(name string) bool { return strings.Contains(","+cfg.only+",", ","+name+",") }
-	if want("zcloud") {
-		r, err := runZcloud(cfg, cfg.size)
-		if err != nil {
-			return fmt.Errorf("zcloud: %w", err)
-		}
-		results = append(results, r)
+	transports := []struct {
+		name string
+		run  func() (result, error)
+	}{
+		{"zcloud", func() (result, error) { return runZcloud(cfg, cfg.size) }},
+		{"ssh", func() (result, error) { return runSSH(cfg) }},
+		{"mbuffer", func() (result, error) { return runMbuffer(cfg, false) }},
+		{"mbuffer-pipe", func() (result, error) { return runMbuffer(cfg, true) }},
 	}
-	if want("ssh") {
-		r, err := runSSH(cfg)
-		if err != nil {
-			return fmt.Errorf("ssh: %w", err)
+	runs := map[string][]result{}
+	var order []string
+	for i := range cfg.runs {
+		for _, t := range transports {
+			if !want(t.name) {
+				continue
+			}
+			r, err := t.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if i == 0 {
+				order = append(order, t.name)
+			}
+			runs[t.name] = append(runs[t.name], r)
+			if cfg.runs > 1 {
+				fmt.Printf("  run %d %-40s %6.0f MB/s  %.2f CPU s/GiB\n", i+1, r.name, r.mbps(), r.cpuPerGiB())
+			}
 		}
-		results = append(results, r)
 	}
-	if want("mbuffer") {
-		r, err := runMbuffer(cfg)
-		if err != nil {
-			return fmt.Errorf("mbuffer: %w", err)
-		}
-		results = append(results, r)
+	var results []result
+	for _, name := range order {
+		results = append(results, median(runs[name]))
 	}
-	printTable(results)
+	printTable(results, cfg.runs)
 	if want("zcloud") && cfg.smallSize > 0 && cfg.smallSize != cfg.size {
 		small, err := runZcloud(cfg, cfg.smallSize)
 		if err != nil {
 			return fmt.Errorf("zcloud small: %w", err)
 		}
+		big := runs["zcloud"][0]
 		fmt.Printf("\nzcloud receiver peak RSS by stream size (should not grow with it):\n")
 		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(small.bytes), small.recv.rssMiB(), small.send.rssMiB(), small.mbps())
-		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(results[0].bytes), results[0].recv.rssMiB(), results[0].send.rssMiB(), results[0].mbps())
+		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(big.bytes), big.recv.rssMiB(), big.send.rssMiB(), big.mbps())
 	}
 	return nil
+}
+
+// median is the run with the median throughput (the middle one of an odd
+// count, the lower middle of an even one), its min and max attached.
+func median(rs []result) result {
+	sorted := append([]result(nil), rs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].mbps() < sorted[j].mbps() })
+	m := sorted[(len(sorted)-1)/2]
+	m.minMBps, m.maxMBps = sorted[0].mbps(), sorted[len(sorted)-1].mbps()
+	return m
 }
 
 func cpuModel() string {

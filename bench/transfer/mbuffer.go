@@ -10,13 +10,22 @@ import (
 
 // runMbuffer moves the stream with mbuffer's network mode (no encryption):
 // `mbuffer -I port -o /dev/null` receives, `mbuffer -O 127.0.0.1:port` sends.
-func runMbuffer(cfg config) (result, error) {
+// With toPipe the receiver writes to stdout instead, a pipe into `cat
+// >/dev/null` (as `mbuffer -I port | zfs receive` would, and like the zcloud
+// and ssh receivers here).
+func runMbuffer(cfg config, toPipe bool) (result, error) {
 	port, err := freePort()
 	if err != nil {
 		return result{}, err
 	}
 	common := []string{"-q", "-s", "128k", "-m", cfg.mbufMem}
 	recv := exec.Command("mbuffer", append(common, "-I", strconv.Itoa(port), "-o", "/dev/null")...)
+	name := "mbuffer -s 128k -m " + cfg.mbufMem + " (no encryption)"
+	if toPipe {
+		recv = exec.Command("sh", "-c", `exec mbuffer "$@" | cat >/dev/null`, "sh")
+		recv.Args = append(recv.Args, append(common, "-I", strconv.Itoa(port))...)
+		name = "mbuffer ... | cat (no encryption)"
+	}
 	recv.Stderr = os.Stderr
 	if err := recv.Start(); err != nil {
 		return result{}, err
@@ -51,7 +60,7 @@ func runMbuffer(cfg config) (result, error) {
 		return result{}, err
 	}
 	return result{
-		name:    "mbuffer -s 128k -m " + cfg.mbufMem + " (no encryption)",
+		name:    name,
 		bytes:   cfg.size,
 		elapsed: elapsed,
 		send:    usageOf(send, sendRSS),

@@ -34,6 +34,8 @@ type result struct {
 	bytes      int64
 	elapsed    time.Duration
 	send, recv usage
+
+	minMBps, maxMBps float64 // over the runs, when this is their median
 }
 
 func (r result) mbps() float64 { return float64(r.bytes) / r.elapsed.Seconds() / 1e6 }
@@ -42,14 +44,14 @@ func (r result) cpuPerGiB() float64 {
 	return (r.send.cpu + r.recv.cpu).Seconds() / (float64(r.bytes) / (1 << 30))
 }
 
-func printTable(results []result) {
+func printTable(results []result, runs int) {
 	var sshRate, mbufRate float64
 	for _, r := range results {
 		switch {
 		case strings.HasPrefix(r.name, "ssh"):
 			sshRate = r.mbps()
-		case strings.HasPrefix(r.name, "mbuffer"):
-			mbufRate = r.mbps()
+		case strings.HasPrefix(r.name, "mbuffer") && mbufRate == 0:
+			mbufRate = r.mbps() // the first mbuffer row (-o /dev/null) is the reference
 		}
 	}
 	ratio := func(a, b float64) string {
@@ -58,13 +60,21 @@ func printTable(results []result) {
 		}
 		return fmt.Sprintf("%.2fx", a/b)
 	}
-	fmt.Printf("\n| %-38s | %8s | %6s | %9s | %21s | %12s | %12s |\n", "transport", "MB/s", "vs ssh", "vs mbuffer", "CPU s/GiB (send+recv)", "send RSS MiB", "recv RSS MiB")
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|\n", dashes(40), dashes(10), dashes(8), dashes(11), dashes(23), dashes(14), dashes(14))
+	spread := "MB/s"
+	if runs > 1 {
+		spread = fmt.Sprintf("median MB/s of %d (min-max)", runs)
+	}
+	fmt.Printf("\n| %-44s | %-26s | %6s | %10s | %21s | %12s | %12s |\n", "transport", spread, "vs ssh", "vs mbuffer", "CPU s/GiB (send+recv)", "send RSS MiB", "recv RSS MiB")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|\n", dashes(46), dashes(28), dashes(8), dashes(12), dashes(23), dashes(14), dashes(14))
 	for _, r := range results {
 		gib := float64(r.bytes) / (1 << 30)
 		cpu := fmt.Sprintf("%.2f (%.2f+%.2f)", r.cpuPerGiB(), r.send.cpu.Seconds()/gib, r.recv.cpu.Seconds()/gib)
-		fmt.Printf("| %-38s | %8.0f | %6s | %10s | %21s | %12.1f | %12.1f |\n",
-			r.name, r.mbps(), ratio(r.mbps(), sshRate), ratio(r.mbps(), mbufRate), cpu, r.send.rssMiB(), r.recv.rssMiB())
+		rate := fmt.Sprintf("%.0f", r.mbps())
+		if runs > 1 {
+			rate = fmt.Sprintf("%.0f (%.0f-%.0f)", r.mbps(), r.minMBps, r.maxMBps)
+		}
+		fmt.Printf("| %-44s | %-26s | %6s | %10s | %21s | %12.1f | %12.1f |\n",
+			r.name, rate, ratio(r.mbps(), sshRate), ratio(r.mbps(), mbufRate), cpu, r.send.rssMiB(), r.recv.rssMiB())
 	}
 }
 
