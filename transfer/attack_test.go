@@ -200,6 +200,23 @@ func TestProtocolAttacksFailTheStream(t *testing.T) {
 			evil := &rawSender{keys: other}
 			c[0].send(t, evil.dataFrame(0, payload))
 		}},
+		{"replayed keepalive", 1, 0, ErrDuplicate, func(t *testing.T, c []*rawSender) {
+			k := c[0].keepaliveFrame(0, 0)
+			c[0].send(t, c[0].dataFrame(0, payload), k, k)
+		}},
+		{"keepalive for another stream", 2, 0, ErrProtocol, func(t *testing.T, c []*rawSender) {
+			c[0].send(t, c[0].keepaliveFrame(1, 0))
+		}},
+		{"keepalive carrying data", 1, 0, ErrProtocol, func(t *testing.T, c []*rawSender) {
+			f := c[0].dataFrame(0, payload)
+			f[8] = frameKeepalive
+			c[0].send(t, f)
+		}},
+		{"keepalive forged", 1, 0, ErrAuth, func(t *testing.T, c []*rawSender) {
+			k := c[0].keepaliveFrame(0, 0)
+			k[len(k)-1] ^= 1
+			c[0].send(t, k)
+		}},
 		{"oversized frame", 1, 0, ErrProtocol, func(t *testing.T, c []*rawSender) {
 			c[0].send(t, c[0].dataFrame(0, make([]byte, 4096)))
 		}},
@@ -226,4 +243,62 @@ func TestIdleConnectionTimesOut(t *testing.T) {
 	c := dialRaw(t, port, sess, 1, 0, 1024)
 	c.send(t, c.dataFrame(0, []byte("then silence")))
 	expectIncomplete(t, res, ErrTimeout)
+}
+
+// quietReader is `zfs send` pausing: a first part, a long silence, the rest.
+type quietReader struct {
+	first, rest []byte
+	pause       time.Duration
+	paused      bool
+}
+
+func (q *quietReader) Read(p []byte) (int, error) {
+	if len(q.first) > 0 {
+		n := copy(p, q.first)
+		q.first = q.first[n:]
+		return n, nil
+	}
+	if !q.paused {
+		q.paused = true
+		time.Sleep(q.pause)
+	}
+	if len(q.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, q.rest)
+	q.rest = q.rest[n:]
+	return n, nil
+}
+
+// A source quiet for longer than the receiver's idle timeout is carried by
+// keepalives; without them the same silence fails the stream.
+func TestKeepaliveCarriesAQuietSource(t *testing.T) {
+	data := randomBytes(t, 3<<20)
+	for _, c := range []struct {
+		name      string
+		keepalive time.Duration
+		wantErr   bool
+	}{{"keepalives", 100 * time.Millisecond, false}, {"no keepalive in time", time.Hour, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := testContext(t, 30*time.Second)
+			sess := newTestSession(t, "")
+			out := newHashingWriter()
+			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 3, IdleTimeout: 500 * time.Millisecond})
+			in := &quietReader{first: data[:1<<20], rest: data[1<<20:], pause: 1500 * time.Millisecond}
+			_, sendErr := SendToReceiver(ctx, "127.0.0.1", port, sess, in, SendOptions{Streams: 3, ChunkSize: 256 << 10, Keepalive: c.keepalive})
+			r := waitResult(t, res, 10*time.Second)
+			if c.wantErr {
+				if !errors.Is(r.err, ErrTimeout) || sendErr == nil {
+					t.Fatalf("receive = %v, send = %v; want an idle timeout", r.err, sendErr)
+				}
+				return
+			}
+			if sendErr != nil || r.err != nil {
+				t.Fatalf("send = %v, receive = %v", sendErr, r.err)
+			}
+			if out.sum() != sha256.Sum256(data) {
+				t.Fatal("received bytes differ")
+			}
+		})
+	}
 }

@@ -7,8 +7,9 @@ import (
 
 // Frame types (in the header, authenticated, and part of the nonce).
 const (
-	frameData byte = 1
-	frameEnd  byte = 2
+	frameData      byte = 1
+	frameEnd       byte = 2
+	frameKeepalive byte = 3 // empty, per connection: the sender is alive while `zfs send` is quiet
 )
 
 const (
@@ -40,11 +41,12 @@ func parseHeader(b []byte) (h frameHeader, ok bool) {
 	h.typ = b[8]
 	h.conn = binary.BigEndian.Uint16(b[10:12])
 	h.sealedLen = binary.BigEndian.Uint32(b[12:16])
-	return h, b[9] == 0 && (h.typ == frameData || h.typ == frameEnd)
+	return h, b[9] == 0 && (h.typ == frameData || h.typ == frameEnd || h.typ == frameKeepalive)
 }
 
-// nonce is unique per frame under one data key: data frames have distinct
-// sequence numbers, and each connection's END frame has a distinct conn field.
+// nonce is unique per frame under one data key: the type is part of it, data
+// frames have distinct sequence numbers, each connection's END frame has a
+// distinct conn field, and keepalives count per connection.
 func (h frameHeader) nonce(dst []byte) []byte {
 	var n [12]byte
 	n[0] = h.typ

@@ -11,6 +11,7 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultAcceptTimeout    = 60 * time.Second
 	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultKeepalive        = 30 * time.Second // well inside DefaultIdleTimeout
 	DefaultAckTimeout       = 2 * time.Minute
 	DefaultProgressInterval = time.Second
 	// MaxStreams bounds the connections of one transfer (the hello carries
@@ -26,6 +27,7 @@ type SendOptions struct {
 	Progress         func(Progress) // called every ProgressInterval and once at the end; must not block
 	ProgressInterval time.Duration
 	DialTimeout      time.Duration // per connection, dial + handshake
+	Keepalive        time.Duration // an idle connection gets a keepalive frame this often (must be < the receiver's IdleTimeout)
 	AckTimeout       time.Duration // wait for the receiver's final confirmation
 }
 
@@ -45,6 +47,9 @@ func (o SendOptions) withDefaults() SendOptions {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultHandshakeTimeout
 	}
+	if o.Keepalive <= 0 {
+		o.Keepalive = DefaultKeepalive
+	}
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = DefaultAckTimeout
 	}
@@ -59,7 +64,7 @@ type ReceiveOptions struct {
 	MaxChunk         int           // largest chunk size a sender may announce
 	HandshakeTimeout time.Duration // per connection attempt
 	AcceptTimeout    time.Duration // until all Streams authenticated connections are in
-	IdleTimeout      time.Duration // no data on a connection for this long fails the stream
+	IdleTimeout      time.Duration // no frame (data or keepalive) on a connection for this long fails the stream
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 }

@@ -46,6 +46,11 @@ func (s *rawSender) endFrame(index int, totalBytes, frames uint64) []byte {
 	return sealFrame(s.keys.data, buf, frameHeader{seq: frames, typ: frameEnd, conn: uint16(index)}, endPayload)
 }
 
+func (s *rawSender) keepaliveFrame(index int, seq uint64) []byte {
+	buf := make([]byte, headerSize+s.keys.data.Overhead())
+	return sealFrame(s.keys.data, buf, frameHeader{seq: seq, typ: frameKeepalive, conn: uint16(index)}, 0)
+}
+
 func (s *rawSender) send(t *testing.T, frames ...[]byte) {
 	t.Helper()
 	for _, f := range frames {

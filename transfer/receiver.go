@@ -203,7 +203,8 @@ func (r *receiver) readFrames(conn net.Conn, index int) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	overhead := r.keys.data.Overhead()
 	header := make([]byte, headerSize)
-	last := int64(-1) // sequence numbers increase on each connection
+	last := int64(-1)   // sequence numbers increase on each connection
+	lastKA := int64(-1) // and so do its keepalives
 	for {
 		conn.SetReadDeadline(time.Now().Add(r.opts.IdleTimeout))
 		if _, err := io.ReadFull(br, header); err != nil {
@@ -215,6 +216,13 @@ func (r *receiver) readFrames(conn net.Conn, index int) error {
 		}
 		if h.typ == frameEnd {
 			return r.readEnd(br, header, h, index, last, overhead)
+		}
+		if h.typ == frameKeepalive {
+			if err := r.readKeepalive(br, header, h, index, lastKA, overhead); err != nil {
+				return err
+			}
+			lastKA = int64(h.seq)
+			continue
 		}
 		if h.conn != 0 {
 			return reasonf(ErrProtocol, "stream %d: data frame with connection field %d", index, h.conn)
@@ -257,6 +265,25 @@ func (r *receiver) readEnd(br io.Reader, header []byte, h frameHeader, index int
 		return reasonf(ErrProtocol, "stream %d: end marker for %d frames after frame %d", index, totalFrames, last)
 	}
 	return r.win.end(index, totalBytes, totalFrames)
+}
+
+// readKeepalive checks a keepalive: empty, for this connection, authentic,
+// and newer than the last (a replayed one is refused).
+func (r *receiver) readKeepalive(br io.Reader, header []byte, h frameHeader, index int, lastKA int64, overhead int) error {
+	if int(h.conn) != index || int(h.sealedLen) != overhead {
+		return reasonf(ErrProtocol, "stream %d: malformed keepalive", index)
+	}
+	buf := make([]byte, h.sealedLen)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return r.readErr(index, err)
+	}
+	if _, err := openFrame(r.keys.data, header, h, buf); err != nil {
+		return reasonf(ErrAuth, "stream %d: keepalive %d", index, h.seq)
+	}
+	if int64(h.seq) <= lastKA {
+		return reasonf(ErrDuplicate, "stream %d: keepalive %d after keepalive %d", index, h.seq, lastKA)
+	}
+	return nil
 }
 
 func (r *receiver) readErr(index int, err error) error {

@@ -141,17 +141,23 @@ func (p *sendPipeline) run(r io.Reader, conns []net.Conn) (Stats, error) {
 	progress := startProgress(p.opts.Progress, p.opts.ProgressInterval, &p.sent)
 	defer progress.stop()
 
-	var writers sync.WaitGroup
+	cws := make([]*connWriter, len(conns))
 	for i, c := range conns {
+		cws[i] = &connWriter{conn: c, index: i, last: time.Now()}
+	}
+	stopKeepalive := p.keepalive(cws)
+	var writers sync.WaitGroup
+	for _, cw := range cws {
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
-			if err := p.stream(c, i); err != nil {
+			if err := p.stream(cw); err != nil {
 				p.fail(err)
 			}
 		}()
 	}
 	writers.Wait()
+	stopKeepalive()
 	progress.stop()
 
 	stats := Stats{Bytes: p.sent.Load()}
@@ -190,9 +196,76 @@ func (p *sendPipeline) next(buf []byte) (seq uint64, n int, ok bool) {
 	return seq, n, n > 0
 }
 
+// keepalive sends a keepalive frame on every connection that has been quiet
+// for opts.Keepalive (while `zfs send` produces nothing), so the receiver's
+// idle timeout measures a dead sender, not a slow source. It returns a stop func.
+func (p *sendPipeline) keepalive(cws []*connWriter) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(p.opts.Keepalive / 2)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				for _, cw := range cws {
+					if err := cw.keepalive(p.keys, p.opts.Keepalive); err != nil {
+						p.fail(p.connErr(cw.index, err))
+					}
+				}
+			case <-done:
+				return
+			case <-p.ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// connWriter serialises one connection's writes between its stream goroutine
+// and the keepalive ticker.
+type connWriter struct {
+	conn  net.Conn
+	index int
+
+	mu    sync.Mutex
+	last  time.Time // end of the last write
+	ended bool      // END written: nothing may follow it
+	kaSeq uint64    // keepalives sent (their sequence numbers)
+}
+
+func (w *connWriter) write(frame []byte, end bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, err := w.conn.Write(frame)
+	w.last, w.ended = time.Now(), end
+	return err
+}
+
+// keepalive writes an empty authenticated frame if the connection has been
+// quiet for every; one busy writing (or blocked by backpressure) is skipped.
+func (w *connWriter) keepalive(keys sessionKeys, every time.Duration) error {
+	if !w.mu.TryLock() {
+		return nil
+	}
+	defer w.mu.Unlock()
+	if w.ended || time.Since(w.last) < every {
+		return nil
+	}
+	buf := make([]byte, headerSize+keys.data.Overhead())
+	frame := sealFrame(keys.data, buf, frameHeader{seq: w.kaSeq, typ: frameKeepalive, conn: uint16(w.index)}, 0)
+	w.kaSeq++
+	_, err := w.conn.Write(frame)
+	w.last = time.Now()
+	return err
+}
+
 // stream sends chunks on one connection until the input ends, then its END
 // frame, then waits for the receiver's ack.
-func (p *sendPipeline) stream(conn net.Conn, index int) error {
+func (p *sendPipeline) stream(cw *connWriter) error {
+	conn, index := cw.conn, cw.index
 	buf := make([]byte, headerSize+p.opts.ChunkSize+p.keys.data.Overhead())
 	for {
 		seq, n, ok := p.next(buf[headerSize : headerSize+p.opts.ChunkSize])
@@ -200,7 +273,7 @@ func (p *sendPipeline) stream(conn net.Conn, index int) error {
 			break
 		}
 		frame := sealFrame(p.keys.data, buf, frameHeader{seq: seq, typ: frameData}, n)
-		if _, err := conn.Write(frame); err != nil {
+		if err := cw.write(frame, false); err != nil {
 			return p.connErr(index, err)
 		}
 		p.sent.Add(int64(n))
@@ -218,7 +291,7 @@ func (p *sendPipeline) stream(conn net.Conn, index int) error {
 	end := make([]byte, headerSize+endPayload+overhead)
 	copy(end[headerSize:], endMarker(totalBytes, totalFrames))
 	end = sealFrame(p.keys.data, end, frameHeader{seq: totalFrames, typ: frameEnd, conn: uint16(index)}, endPayload)
-	if _, err := conn.Write(end); err != nil {
+	if err := cw.write(end, true); err != nil {
 		return p.connErr(index, err)
 	}
 	conn.SetReadDeadline(time.Now().Add(p.opts.AckTimeout))

@@ -93,5 +93,8 @@ func TestNonceUniquePerFrame(t *testing.T) {
 	}
 	for conn := uint16(0); conn < 100; conn++ {
 		add(frameHeader{seq: 1000, typ: frameEnd, conn: conn})
+		for seq := uint64(0); seq < 20; seq++ {
+			add(frameHeader{seq: seq, typ: frameKeepalive, conn: conn})
+		}
 	}
 }
