@@ -28,6 +28,7 @@ type config struct {
 	profile   string
 	splice    string
 	runs      int
+	floor     bool
 }
 
 func main() {
@@ -40,6 +41,7 @@ func main() {
 	flag.IntVar(&cfg.chunk, "chunk", 0, "zcloud chunk size in bytes (0 = package default)")
 	flag.IntVar(&cfg.window, "window", 0, "zcloud receiver window in frames (0 = package default)")
 	flag.StringVar(&cfg.only, "only", "zcloud,ssh,mbuffer,mbuffer-pipe", "which transports to run, comma separated (mbuffer-pipe: mbuffer's receiver feeding cat through a pipe, like zfs receive)")
+	flag.BoolVar(&cfg.floor, "floor", false, "instead of the comparison, measure each unavoidable step (pipe, TCP, AES-GCM) alone and print the cost floor and throughput ceiling on this machine")
 	flag.IntVar(&cfg.runs, "runs", 3, "runs of each transport, interleaved; the table shows the median")
 	flag.StringVar(&cfg.mbufMem, "mbuffer-mem", "64M", "mbuffer -m (buffer memory) on both sides")
 	flag.StringVar(&cfg.splice, "splice", "always", "zcloud receiver output: always (vmsplice into the command's pipe) or never (write)")
@@ -62,6 +64,12 @@ func main() {
 	}
 	if cfg.smallSize, err = parseSize(small); err != nil {
 		fatal(err)
+	}
+	if cfg.floor {
+		if err := runFloor(cfg); err != nil {
+			fatal(err)
+		}
+		return
 	}
 	if err := run(cfg); err != nil {
 		fatal(err)

@@ -45,6 +45,8 @@ func runRole(role string, f roleFlags) error {
 		defer pprof.StopCPUProfile()
 	}
 	switch role {
+	case "sink":
+		return runSink(f.port)
 	case "recv":
 		// The receive command stands in for `zfs receive`: it reads the
 		// whole stream from a pipe, like `ssh ... 'cat >/dev/null'` below.
