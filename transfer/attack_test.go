@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -300,5 +301,56 @@ func TestKeepaliveCarriesAQuietSource(t *testing.T) {
 				t.Fatal("received bytes differ")
 			}
 		})
+	}
+}
+
+// stalledReader gives some data, then blocks like a quiet `zfs send` until
+// the test ends.
+type stalledReader struct {
+	data    []byte
+	release chan struct{}
+}
+
+func (s *stalledReader) Read(p []byte) (int, error) {
+	if len(s.data) > 0 {
+		n := copy(p, s.data)
+		s.data = s.data[n:]
+		return n, nil
+	}
+	<-s.release
+	return 0, io.ErrClosedPipe
+}
+
+// A receiver that fails while the source is quiet ends the send at once: the
+// sender must not wait for more input (or a keepalive) to notice.
+func TestSenderNoticesAFailedReceiverWhileInputIsQuiet(t *testing.T) {
+	ctx := testContext(t, 30*time.Second)
+	sess := newTestSession(t, "")
+	recvCtx, cancelRecv := context.WithCancel(ctx)
+	port, res := startReceive(t, recvCtx, sess, io.Discard, ReceiveOptions{Streams: 4})
+	in := &stalledReader{data: randomBytes(t, 2<<20), release: make(chan struct{})}
+	t.Cleanup(func() { close(in.release) })
+	sent := make(chan error, 1)
+	go func() {
+		_, err := SendToReceiver(ctx, "127.0.0.1", port, sess, in, SendOptions{Streams: 4, ChunkSize: 256 << 10})
+		sent <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the data is through, the input is quiet
+	cancelRecv()
+	expectIncompleteReason(t, res)
+	select {
+	case err := <-sent:
+		if !errors.Is(err, ErrConnLost) {
+			t.Fatalf("send = %v; want ErrConnLost", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sender still waits on its quiet input 5 s after the receiver failed")
+	}
+}
+
+func expectIncompleteReason(t *testing.T, res <-chan recvResult) {
+	t.Helper()
+	if r := waitResult(t, res, 5*time.Second); !errors.Is(r.err, ErrIncomplete) {
+		t.Fatalf("receive = %v; want incomplete", r.err)
 	}
 }

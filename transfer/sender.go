@@ -101,12 +101,14 @@ func closeConns(conns []net.Conn) {
 	}
 }
 
-// sendPipeline: every connection has one goroutine that takes the next chunk
-// of r (under a lock, which also assigns its sequence number), seals it in
-// place and writes it. Keeping a chunk on one goroutine from read to write
-// keeps it in that core's cache, and a slow connection simply takes fewer
-// chunks. Each connection carries increasing sequence numbers; memory is one
-// buffer per connection.
+// sendPipeline: every connection has one goroutine that asks for the next
+// chunk of r in its own buffer, seals it in place and writes it. Keeping a
+// chunk on one goroutine from read to write keeps it in that core's cache, and
+// a slow connection simply takes fewer chunks. Each connection carries
+// increasing sequence numbers; memory is one buffer per connection. The reads
+// themselves are done, in order, by one reader goroutine that is never waited
+// for: a read blocked in a quiet `zfs send` must not keep a failed transfer
+// from returning (the caller ends that read by killing the send).
 type sendPipeline struct {
 	opts   SendOptions
 	keys   sessionKeys
@@ -116,9 +118,10 @@ type sendPipeline struct {
 
 	sent atomic.Int64 // payload bytes written to connections
 
-	inMu    sync.Mutex // guards the input and the fields below
-	in      io.Reader
+	reads   chan readRequest
+	in      io.Reader // used by the reader goroutine only
 	limiter *tokenBucket
+	inMu    sync.Mutex // guards the fields below
 	nextSeq uint64
 	total   uint64 // bytes read so far
 	eof     bool   // clean end of r: nextSeq and total are final
@@ -138,12 +141,15 @@ func (p *sendPipeline) fail(err error) {
 func (p *sendPipeline) run(r io.Reader, conns []net.Conn) (Stats, error) {
 	p.in = r
 	p.limiter = newTokenBucket(p.opts.BandwidthLimit, p.opts.ChunkSize)
+	p.reads = make(chan readRequest)
+	go p.reader()
 	progress := startProgress(p.opts.Progress, p.opts.ProgressInterval, &p.sent)
 	defer progress.stop()
 
 	cws := make([]*connWriter, len(conns))
 	for i, c := range conns {
-		cws[i] = &connWriter{conn: c, index: i, last: time.Now()}
+		cws[i] = &connWriter{conn: c, index: i, last: time.Now(), ack: make(chan ackResult, 1)}
+		go p.watch(cws[i])
 	}
 	stopKeepalive := p.keepalive(cws)
 	var writers sync.WaitGroup
@@ -168,13 +174,39 @@ func (p *sendPipeline) run(r io.Reader, conns []net.Conn) (Stats, error) {
 	return stats, nil
 }
 
-// next reads the next chunk into buf. ok is false at the clean end of the
-// input (then the totals are final) and on failure (p.err is set, so no END
-// frame can claim a partial stream).
-func (p *sendPipeline) next(buf []byte) (seq uint64, n int, ok bool) {
+type readRequest struct {
+	buf   []byte
+	reply chan readReply // buffered: the reader never blocks on it
+}
+
+type readReply struct {
+	seq uint64
+	n   int
+	ok  bool
+}
+
+// reader serves read requests in arrival order until the input ends or the
+// transfer stops.
+func (p *sendPipeline) reader() {
+	for {
+		select {
+		case req := <-p.reads:
+			seq, n, ok := p.readChunk(req.buf)
+			req.reply <- readReply{seq, n, ok}
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// readChunk reads the next chunk into buf. ok is false at the clean end of
+// the input (then the totals are final) and on failure (p.err is set, so no
+// END frame can claim a partial stream).
+func (p *sendPipeline) readChunk(buf []byte) (seq uint64, n int, ok bool) {
 	p.inMu.Lock()
-	defer p.inMu.Unlock()
-	if p.eof || p.ctx.Err() != nil {
+	eof := p.eof
+	p.inMu.Unlock()
+	if eof || p.ctx.Err() != nil {
 		return 0, 0, false
 	}
 	n, err := io.ReadFull(p.in, buf)
@@ -182,6 +214,10 @@ func (p *sendPipeline) next(buf []byte) (seq uint64, n int, ok bool) {
 		if werr := p.limiter.wait(p.ctx, n); werr != nil {
 			return 0, 0, false
 		}
+	}
+	p.inMu.Lock()
+	defer p.inMu.Unlock()
+	if n > 0 {
 		seq = p.nextSeq
 		p.nextSeq++
 		p.total += uint64(n)
@@ -194,6 +230,23 @@ func (p *sendPipeline) next(buf []byte) (seq uint64, n int, ok bool) {
 		return 0, 0, false
 	}
 	return seq, n, n > 0
+}
+
+// next has the reader fill buf with the next chunk; ok as in readChunk. When
+// the transfer stops it returns at once, leaving buf to a read in progress.
+func (p *sendPipeline) next(buf []byte) (seq uint64, n int, ok bool) {
+	req := readRequest{buf: buf, reply: make(chan readReply, 1)}
+	select {
+	case p.reads <- req:
+	case <-p.ctx.Done():
+		return 0, 0, false
+	}
+	select {
+	case r := <-req.reply:
+		return r.seq, r.n, r.ok
+	case <-p.ctx.Done():
+		return 0, 0, false
+	}
 }
 
 // keepalive sends a keepalive frame on every connection that has been quiet
@@ -234,6 +287,14 @@ type connWriter struct {
 	last  time.Time // end of the last write
 	ended bool      // END written: nothing may follow it
 	kaSeq uint64    // keepalives sent (their sequence numbers)
+
+	ack chan ackResult // from watch
+}
+
+func (w *connWriter) endWritten() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ended
 }
 
 func (w *connWriter) write(frame []byte, end bool) error {
@@ -265,12 +326,12 @@ func (w *connWriter) keepalive(keys sessionKeys, every time.Duration) error {
 // stream sends chunks on one connection until the input ends, then its END
 // frame, then waits for the receiver's ack.
 func (p *sendPipeline) stream(cw *connWriter) error {
-	conn, index := cw.conn, cw.index
+	index := cw.index
 	buf := make([]byte, headerSize+p.opts.ChunkSize+p.keys.data.Overhead())
 	for {
 		seq, n, ok := p.next(buf[headerSize : headerSize+p.opts.ChunkSize])
 		if !ok {
-			break
+			break // buf may still be filled by an abandoned read: not reused
 		}
 		frame := sealFrame(p.keys.data, buf, frameHeader{seq: seq, typ: frameData}, n)
 		if err := cw.write(frame, false); err != nil {
@@ -294,18 +355,42 @@ func (p *sendPipeline) stream(cw *connWriter) error {
 	if err := cw.write(end, true); err != nil {
 		return p.connErr(index, err)
 	}
-	conn.SetReadDeadline(time.Now().Add(p.opts.AckTimeout))
-	ack := make([]byte, proofSize)
-	if _, err := io.ReadFull(conn, ack); err != nil {
-		if p.ctx.Err() != nil {
-			return context.Cause(p.ctx)
-		}
-		return fmt.Errorf("%w (stream %d): %v", ErrNotConfirmed, index, err)
+	timeout := time.NewTimer(p.opts.AckTimeout)
+	defer timeout.Stop()
+	var ack ackResult
+	select {
+	case ack = <-cw.ack:
+	case <-timeout.C:
+		return fmt.Errorf("%w (stream %d): no answer in %v", ErrNotConfirmed, index, p.opts.AckTimeout)
+	case <-p.ctx.Done():
+		return context.Cause(p.ctx)
 	}
-	if !hmac.Equal(ack, ackMAC(p.keys, p.sess.id, totalBytes, totalFrames)) {
+	if ack.err != nil {
+		return fmt.Errorf("%w (stream %d): %v", ErrNotConfirmed, index, ack.err)
+	}
+	if !hmac.Equal(ack.mac, ackMAC(p.keys, p.sess.id, totalBytes, totalFrames)) {
 		return fmt.Errorf("%w (stream %d): bad ack", ErrNotConfirmed, index)
 	}
 	return nil
+}
+
+type ackResult struct {
+	mac []byte
+	err error
+}
+
+// watch reads the one thing the receiver ever sends after the handshake: its
+// final ack. Anything ending the connection before our END frame went out
+// means the receiver gave up (it failed, or was killed), and the transfer
+// fails at once instead of when the next chunk is written, which could be
+// long if `zfs send` is quiet.
+func (p *sendPipeline) watch(cw *connWriter) {
+	mac := make([]byte, proofSize)
+	_, err := io.ReadFull(cw.conn, mac)
+	cw.ack <- ackResult{mac, err}
+	if err != nil && !cw.endWritten() {
+		p.fail(p.connErr(cw.index, fmt.Errorf("the receiver closed the connection: %v", err)))
+	}
 }
 
 func (p *sendPipeline) connErr(index int, err error) error {
