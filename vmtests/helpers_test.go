@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -17,7 +18,19 @@ import (
 	"zcloud/zfsexec"
 )
 
-func TestMain(m *testing.M) { os.Exit(vmhost.Main(m)) }
+// transferGuestPort is where `zcloud transfer recv` listens in the guest; the
+// VM forwards a free host port to it.
+const transferGuestPort = 7100
+
+func TestMain(m *testing.M) {
+	opts := vmhost.DefaultTestOptions()
+	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		opts.Forwards = map[int]int{ln.Addr().(*net.TCPAddr).Port: transferGuestPort}
+		ln.Close()
+	}
+	vmhost.SetTestOptions(opts)
+	os.Exit(vmhost.Main(m))
+}
 
 // host is the VM seen through zfsexec: its SSH runner (pinned host key) and
 // the zfs/zpool/cryptsetup command sets with detected capabilities.
