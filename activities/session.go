@@ -677,7 +677,9 @@ type CostReport struct {
 	Items    []CostItem `json:"items"`
 	Hours    float64    `json:"hours"`
 	TotalUSD float64    `json:"total_usd"`
-	// Line is the human summary, e.g. "2 instances, 0.42 h, $0.0210".
+	// Line is the human summary, e.g. "2 instance(s), 0.420 instance-hours,
+	// $0.0210: ..."; prices and amounts keep three significant digits below
+	// a cent (ec2.FormatUSD), so a cheap spot price never reads $0.0000.
 	Line string `json:"line"`
 }
 
@@ -708,22 +710,14 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 		} else {
 			it.Price, it.USD = p, p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
-			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = %s", it.InstanceID, it.Type, it.Market, it.Hours, p, usd(it.USD)))
+			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = %s", it.InstanceID, it.Type, it.Market, it.Hours, p, ec2.FormatUSD(it.USD)))
 		}
 		rep.Items = append(rep.Items, it)
 	}
-	total := usd(rep.TotalUSD)
+	total := ec2.FormatUSD(rep.TotalUSD)
 	if unknown {
 		total += " + unknown (add the instance type to ec2.prices)"
 	}
 	rep.Line = fmt.Sprintf("%d instance(s), %.3f instance-hours, %s: %s", len(req.Uses), rep.Hours, total, strings.Join(parts, "; "))
 	return rep, nil
-}
-
-// usd formats dollars; sub-cent amounts (short test sessions) keep digits.
-func usd(v float64) string {
-	if v > 0 && v < 0.01 {
-		return fmt.Sprintf("$%.6f", v)
-	}
-	return fmt.Sprintf("$%.4f", v)
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,37 @@ func TestReleaseInstanceCancelsTheSpotRequestOfAnAbandonedLaunch(t *testing.T) {
 	}
 	if after := f.logs.TakeAll(); len(after) != before {
 		t.Errorf("second release did something: %+v", after[before:])
+	}
+}
+
+// The cost line of a session on cheap spot instances keeps the digits of
+// the price and the amount instead of rounding them to $0.0000.
+func TestSessionCostLineKeepsDigitsOfCheapPrices(t *testing.T) {
+	f := newSessionFixture(t)
+	req := CostRequest{Target: "nightly", Uses: []InstanceUse{
+		{Instance: ec2.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2.Spot}, Seconds: 432},
+		{Instance: ec2.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 1800},
+	}}
+	v, err := f.env.ExecuteActivity(f.a.SessionCost, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep CostReport
+	if err := v.Get(&rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cost line: %s", rep.Line)
+	// moto's spot price is $0.00001/h; 0.12 h of it is $0.0000012.
+	for _, want := range []string{
+		"2 instance(s), 0.620 instance-hours, $0.0052: ",
+		"i-0a t3.micro spot 0.120 h × $0.00001/h (spot-history) = $0.0000012",
+		"i-0b t3.micro on-demand 0.500 h × $0.0104/h (on-demand-list) = $0.0052",
+	} {
+		if !strings.Contains(rep.Line, want) {
+			t.Errorf("cost line %q lacks %q", rep.Line, want)
+		}
+	}
+	if strings.Contains(rep.Line, "$0.0000/h") || strings.Contains(rep.Line, "$0.0000 ") {
+		t.Errorf("cost line %q rounds a non-zero price to zero", rep.Line)
 	}
 }
