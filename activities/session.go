@@ -232,8 +232,10 @@ type ReleaseRequest struct {
 	Target     string `json:"target"`
 	InstanceID string `json:"instance_id,omitempty"`
 	// ClientToken (launch-terminate): every live instance launched with it
-	// is terminated too, so a launch that failed after creating an
-	// instance leaves nothing running.
+	// is terminated too, and every spot request made with it that is still
+	// open or active is cancelled (its instance terminated), so a launch
+	// that failed after creating an instance or a spot request leaves
+	// nothing running and nothing to be fulfilled later.
 	ClientToken string `json:"client_token,omitempty"`
 }
 
@@ -262,31 +264,39 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	// failure): a forced detach on later attempts frees the volumes for the
 	// next instance even if the OS does not answer.
 	force := activity.GetInfo(ctx).Attempt > 2
-	ids := []string{}
+	detach := func(ctx context.Context, id string) error {
+		for _, v := range e.Volumes {
+			if err := c.DetachVolume(ctx, v, id, force); err != nil && !ec2.IsNotFound(err) {
+				return err
+			}
+		}
+		return nil
+	}
+	log := a.Log.With(zap.String("target", req.Target))
 	if req.InstanceID != "" {
-		ids = append(ids, req.InstanceID)
+		if err := detach(ctx, req.InstanceID); err != nil {
+			return sessionEC2Err(ErrTypeLaunch, err)
+		}
+		if err := c.Terminate(ctx, req.InstanceID); err != nil {
+			return sessionEC2Err(ErrTypeLaunch, err)
+		}
+		log.Info("terminated", zap.String("instance", req.InstanceID))
 	}
 	if req.ClientToken != "" {
-		found, err := c.FindInstancesByTag(ctx, map[string]string{ec2.TagClientToken: req.ClientToken}, false)
+		// What else the launch made: an instance it never reported (the
+		// launch failed half way), and spot requests still open or active,
+		// with the instance of a request whose instance was never tagged
+		// (the worker died right after RequestSpotInstances).
+		done, err := c.CleanupLaunch(ctx, req.ClientToken, detach)
+		for _, r := range done.CancelledRequests {
+			log.Info("cancelled spot request", zap.String("spot_request", r))
+		}
+		for _, id := range done.Terminated {
+			log.Info("terminated", zap.String("instance", id))
+		}
 		if err != nil {
 			return sessionEC2Err(ErrTypeLaunch, err)
 		}
-		for _, i := range found {
-			if i.ID != req.InstanceID {
-				ids = append(ids, i.ID)
-			}
-		}
-	}
-	for _, id := range ids {
-		for _, v := range e.Volumes {
-			if err := c.DetachVolume(ctx, v, id, force); err != nil && !ec2.IsNotFound(err) {
-				return sessionEC2Err(ErrTypeLaunch, err)
-			}
-		}
-		if err := c.Terminate(ctx, id); err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
-		}
-		a.Log.Info("terminated", zap.String("target", req.Target), zap.String("instance", id))
 	}
 	return nil
 }
@@ -667,7 +677,9 @@ type CostReport struct {
 	Items    []CostItem `json:"items"`
 	Hours    float64    `json:"hours"`
 	TotalUSD float64    `json:"total_usd"`
-	// Line is the human summary, e.g. "2 instances, 0.42 h, $0.0210".
+	// Line is the human summary, e.g. "2 instance(s), 0.420 instance-hours,
+	// $0.0210: ..."; prices and amounts keep three significant digits below
+	// a cent (ec2.FormatUSD), so a cheap spot price never reads $0.0000.
 	Line string `json:"line"`
 }
 
@@ -698,22 +710,14 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 		} else {
 			it.Price, it.USD = p, p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
-			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = %s", it.InstanceID, it.Type, it.Market, it.Hours, p, usd(it.USD)))
+			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = %s", it.InstanceID, it.Type, it.Market, it.Hours, p, ec2.FormatUSD(it.USD)))
 		}
 		rep.Items = append(rep.Items, it)
 	}
-	total := usd(rep.TotalUSD)
+	total := ec2.FormatUSD(rep.TotalUSD)
 	if unknown {
 		total += " + unknown (add the instance type to ec2.prices)"
 	}
 	rep.Line = fmt.Sprintf("%d instance(s), %.3f instance-hours, %s: %s", len(req.Uses), rep.Hours, total, strings.Join(parts, "; "))
 	return rep, nil
-}
-
-// usd formats dollars; sub-cent amounts (short test sessions) keep digits.
-func usd(v float64) string {
-	if v > 0 && v < 0.01 {
-		return fmt.Sprintf("$%.6f", v)
-	}
-	return fmt.Sprintf("$%.4f", v)
 }

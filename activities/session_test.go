@@ -16,11 +16,3 @@ func TestParseSpotPoll(t *testing.T) {
 		}
 	}
 }
-
-func TestUSD(t *testing.T) {
-	for v, want := range map[float64]string{0: "$0.0000", 0.000016: "$0.000016", 1.23456: "$1.2346"} {
-		if got := usd(v); got != want {
-			t.Errorf("usd(%v) = %s, want %s", v, got, want)
-		}
-	}
-}

@@ -84,7 +84,11 @@ func (s LaunchSpec) attempts() []attempt {
 // creation, and a call first looks for a live instance (or open spot
 // request) carrying it. RunInstances and RequestSpotInstances also get a
 // ClientToken derived from it, so AWS itself dedupes a call that was made
-// but whose answer was lost.
+// but whose answer was lost. One token means at most one live instance:
+// before returning, Launch cancels the token's other spot requests that
+// are still open or active and terminates any other instance of the token
+// (what an attempt that died half way may have left), and CleanupLaunch
+// gives everything back when the launch is abandoned.
 func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) {
 	if err := spec.validate(); err != nil {
 		return Instance{}, err
@@ -94,11 +98,14 @@ func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) 
 		return Instance{}, err
 	}
 	if len(existing) > 0 {
-		return existing[0], nil
+		return c.keepOnly(ctx, spec, existing[0])
 	}
 	if spec.Market == Spot {
 		if inst, ok, err := c.resumeSpot(ctx, spec); ok || (err != nil && !IsCapacity(err)) {
-			return inst, err
+			if err != nil {
+				return inst, err
+			}
+			return c.keepOnly(ctx, spec, inst)
 		}
 	}
 	var failures []string
@@ -111,7 +118,7 @@ func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) 
 			inst, err = c.launchOnDemand(ctx, spec, a.typ)
 		}
 		if err == nil {
-			return inst, nil
+			return c.keepOnly(ctx, spec, inst)
 		}
 		if !IsCapacity(err) {
 			return Instance{}, err
@@ -123,6 +130,19 @@ func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) 
 		}
 	}
 	return Instance{}, &Error{Op: "launch", Kind: KindCapacity, Code: "NoCapacity", Message: "every option failed: " + strings.Join(failures, "; ")}
+}
+
+// keepOnly returns inst after cancelling what else spec's token has: spot
+// requests of earlier attempts still open or active, and their instances.
+func (c *Client) keepOnly(ctx context.Context, spec LaunchSpec, inst Instance) (Instance, error) {
+	done, err := c.cleanupLaunch(ctx, spec.ClientToken, inst.ID, nil)
+	if err != nil {
+		return Instance{}, err
+	}
+	if !done.Empty() && c.opts.OnPoll != nil {
+		c.opts.OnPoll(ctx, "launch: kept "+inst.ID+", left behind by an earlier attempt: "+done.String())
+	}
+	return inst, nil
 }
 
 func (c *Client) launchOnDemand(ctx context.Context, spec LaunchSpec, typ string) (Instance, error) {

@@ -3,7 +3,9 @@ package ec2
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -84,5 +86,36 @@ func (c *Client) SpotPrice(ctx context.Context, instanceType, az string) (float6
 	return v, nil
 }
 
-// String formats a price for the session's cost line.
-func (p Price) String() string { return fmt.Sprintf("$%.4f/h (%s)", p.USDPerHour, p.Source) }
+// String formats a price for the session's cost line, e.g.
+// "$0.0104/h (on-demand-list)" or "$0.00001/h (spot-history)".
+func (p Price) String() string { return FormatUSD(p.USDPerHour) + "/h (" + p.Source + ")" }
+
+// FormatUSD formats dollars with meaningful precision: four decimals from
+// a cent up ("$0.1070", "$12.3456"), three significant digits below it
+// ("$0.0035", "$0.00001", "$0.0000123"), so a cheap spot price or a short
+// session's cost never reads as "$0.0000"; zero is "$0.00".
+func FormatUSD(v float64) string {
+	sign := ""
+	if v < 0 {
+		sign, v = "-", -v
+	}
+	switch {
+	case v == 0:
+		return "$0.00"
+	case math.IsInf(v, 0) || math.IsNaN(v):
+		return fmt.Sprintf("$%v", v)
+	case v >= 0.01:
+		return fmt.Sprintf("%s$%.4f", sign, v)
+	}
+	// Three significant digits: as many decimals as put the third one
+	// last, then trailing zeros trimmed down to four decimals.
+	decimals := 2 - int(math.Floor(math.Log10(v)))
+	if decimals > 15 {
+		return sign + "$" + strconv.FormatFloat(v, 'g', 3, 64)
+	}
+	s := strconv.FormatFloat(v, 'f', decimals, 64)
+	for len(s) > len("0.0000") && strings.HasSuffix(s, "0") {
+		s = s[:len(s)-1]
+	}
+	return sign + "$" + s
+}

@@ -20,11 +20,16 @@ func (c *Client) spotRequests(ctx context.Context, token, typ string) ([]types.S
 	if typ != "" {
 		tags[tagInstanceType] = typ
 	}
-	out, err := c.api.DescribeSpotInstanceRequests(ctx, &ec2.DescribeSpotInstanceRequestsInput{Filters: tagFilters(tags)})
-	if err != nil {
-		return nil, classify("describe spot requests", err)
+	in := &ec2.DescribeSpotInstanceRequestsInput{Filters: tagFilters(tags)}
+	var reqs []types.SpotInstanceRequest
+	for p := ec2.NewDescribeSpotInstanceRequestsPaginator(c.api, in); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classify("describe spot requests", err)
+		}
+		reqs = append(reqs, out.SpotInstanceRequests...)
 	}
-	return out.SpotInstanceRequests, nil
+	return reqs, nil
 }
 
 // resumeSpot picks up a spot request a previous, interrupted call made.

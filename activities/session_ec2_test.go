@@ -1,0 +1,175 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sdkec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"zcloud/cloud/awsclient"
+	"zcloud/cloud/ec2"
+	"zcloud/config"
+	"zcloud/internal/testenv"
+)
+
+// sessionFixture is an ec2 target "nightly" on the shared moto_server and
+// the session activities in a Temporal activity environment.
+type sessionFixture struct {
+	t    *testing.T
+	a    *Activities
+	env  *testsuite.TestActivityEnvironment
+	api  *sdkec2.Client
+	c    *ec2.Client
+	logs *observer.ObservedLogs
+}
+
+func newSessionFixture(t *testing.T) *sessionFixture {
+	m := testenv.SharedMoto(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+targets:
+  nightly:
+    kind: ec2
+    ssh: {user: root, identity_file: /nonexistent/id_ed25519}
+    ec2:
+      region: %s
+      endpoint: %q
+      ami: ami-0123456789abcdef0
+      instance_type: t3.micro
+      market: spot
+      spot_max_price: "0.05"
+      pool: backup
+      unlock: {method: none}
+      prices: {t3.micro: 0.0104}
+      poll_interval: 50ms
+replications:
+  - {source: tank/data, target: nightly, target_dataset: backup/data}
+`, m.Region, m.Endpoint)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	f := &sessionFixture{t: t, a: &Activities{Config: cfg, Log: zap.New(core)}, logs: logs}
+	var s testsuite.WorkflowTestSuite
+	f.env = s.NewTestActivityEnvironment()
+	f.env.RegisterActivity(f.a)
+	if f.api, err = awsclient.EC2(context.Background(), awsclient.Config{Region: m.Region, Endpoint: m.Endpoint}); err != nil {
+		t.Fatal(err)
+	}
+	f.c = ec2.New(f.api, ec2.Options{PollInterval: 50 * time.Millisecond})
+	return f
+}
+
+func (f *sessionFixture) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	f.t.Cleanup(cancel)
+	return ctx
+}
+
+// spotRequest makes a spot request tagged the way a launch with token tags
+// its requests, and returns the request and the instance moto gave it.
+func (f *sessionFixture) spotRequest(token string) (reqID, instID string) {
+	f.t.Helper()
+	out, err := f.api.RequestSpotInstances(f.ctx(), &sdkec2.RequestSpotInstancesInput{
+		InstanceCount:       aws.Int32(1),
+		LaunchSpecification: &types.RequestSpotLaunchSpecification{ImageId: aws.String("ami-0123456789abcdef0"), InstanceType: "t3.micro"},
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSpotInstancesRequest,
+			Tags: []types.Tag{{Key: aws.String(ec2.TagClientToken), Value: aws.String(token)}}}},
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r := out.SpotInstanceRequests[0]
+	if aws.ToString(r.InstanceId) == "" {
+		f.t.Fatalf("moto did not fulfil %s", aws.ToString(r.SpotInstanceRequestId))
+	}
+	return aws.ToString(r.SpotInstanceRequestId), aws.ToString(r.InstanceId)
+}
+
+// liveRequest says whether reqID is still open or active.
+func (f *sessionFixture) liveRequest(reqID string) bool {
+	out, err := f.api.DescribeSpotInstanceRequests(f.ctx(), &sdkec2.DescribeSpotInstanceRequestsInput{
+		Filters: []types.Filter{{Name: aws.String("spot-instance-request-id"), Values: []string{reqID}}}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, r := range out.SpotInstanceRequests {
+		if r.State == types.SpotInstanceStateOpen || r.State == types.SpotInstanceStateActive {
+			return true
+		}
+	}
+	return false
+}
+
+// A launch that died between RequestSpotInstances and tagging its instance
+// left a request and an instance that carries no client token: the
+// session's compensation (ReleaseInstance with the launch's token) cancels
+// the request and terminates the instance, and doing it again is a no-op.
+func TestReleaseInstanceCancelsTheSpotRequestOfAnAbandonedLaunch(t *testing.T) {
+	f := newSessionFixture(t)
+	token := testenv.RandomName("zc-")
+	reqID, instID := f.spotRequest(token)
+	req := ReleaseRequest{Target: "nightly", ClientToken: token}
+	if _, err := f.env.ExecuteActivity(f.a.ReleaseInstance, req); err != nil {
+		t.Fatal(err)
+	}
+	if f.liveRequest(reqID) {
+		t.Errorf("spot request %s is still open or active", reqID)
+	}
+	inst, err := f.c.DescribeInstance(f.ctx(), instID)
+	if err != nil || inst.State != ec2.StateTerminated {
+		t.Errorf("instance %s of the request: %s %v, want terminated", instID, inst.State, err)
+	}
+	if n := f.logs.FilterMessage("cancelled spot request").FilterField(zap.String("spot_request", reqID)).Len(); n != 1 {
+		t.Errorf("logged the cancel of %s %d times, want once", reqID, n)
+	}
+	if n := f.logs.FilterMessage("terminated").FilterField(zap.String("instance", instID)).Len(); n != 1 {
+		t.Errorf("logged the termination of %s %d times, want once", instID, n)
+	}
+	before := f.logs.Len()
+	if _, err := f.env.ExecuteActivity(f.a.ReleaseInstance, req); err != nil {
+		t.Fatalf("second release: %v", err)
+	}
+	if after := f.logs.TakeAll(); len(after) != before {
+		t.Errorf("second release did something: %+v", after[before:])
+	}
+}
+
+// The cost line of a session on cheap spot instances keeps the digits of
+// the price and the amount instead of rounding them to $0.0000.
+func TestSessionCostLineKeepsDigitsOfCheapPrices(t *testing.T) {
+	f := newSessionFixture(t)
+	req := CostRequest{Target: "nightly", Uses: []InstanceUse{
+		{Instance: ec2.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2.Spot}, Seconds: 432},
+		{Instance: ec2.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 1800},
+	}}
+	v, err := f.env.ExecuteActivity(f.a.SessionCost, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep CostReport
+	if err := v.Get(&rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cost line: %s", rep.Line)
+	// moto's spot price is $0.00001/h; 0.12 h of it is $0.0000012.
+	for _, want := range []string{
+		"2 instance(s), 0.620 instance-hours, $0.0052: ",
+		"i-0a t3.micro spot 0.120 h × $0.00001/h (spot-history) = $0.0000012",
+		"i-0b t3.micro on-demand 0.500 h × $0.0104/h (on-demand-list) = $0.0052",
+	} {
+		if !strings.Contains(rep.Line, want) {
+			t.Errorf("cost line %q lacks %q", rep.Line, want)
+		}
+	}
+	if strings.Contains(rep.Line, "$0.0000/h") || strings.Contains(rep.Line, "$0.0000 ") {
+		t.Errorf("cost line %q rounds a non-zero price to zero", rep.Line)
+	}
+}
