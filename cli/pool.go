@@ -47,10 +47,17 @@ func startPoolOp(ctx context.Context, cl client.Client, cfg *config.Config, pool
 	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.PoolWorkflowID(pool), TaskQueue: cfg.Temporal.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without this the SDK answers a running id with that run's
+		// handle, and e.g. a scrub would "start" by watching a grow.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, fmt.Errorf("another operation is running on pool %s (workflow %s); watch it with 'zcloud pool status %s'", pool, workflows.PoolWorkflowID(pool), pool)
+		what := "another operation"
+		if d, derr := cl.DescribeWorkflowExecution(ctx, workflows.PoolWorkflowID(pool), ""); derr == nil {
+			what = "a " + d.GetWorkflowExecutionInfo().GetType().GetName()
+		}
+		return nil, fmt.Errorf("%s is running on pool %s (workflow %s; one operation per pool at a time, scheduled scrubs included); watch it with 'zcloud pool status %s' and start this when it has finished", what, pool, workflows.PoolWorkflowID(pool), pool)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s of %s: %w", wf, pool, err)
