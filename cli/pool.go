@@ -182,7 +182,10 @@ imported it. A scrub that repaired anything or found errors fails the
 workflow with its report.
 
 --schedule creates or updates a Temporal Schedule running the scrub on the
-pool's scrub_schedule (cron); --unschedule deletes it.`,
+pool's scrub_schedule (cron); --unschedule deletes it. A scheduled scrub runs
+under the pool's operation id (pool/NAME) like every other pool operation:
+while a grow (or create, destroy) runs there it does nothing and its result
+says "skipped: grow in progress"; a grow is refused while it scrubs.`,
 		Example: "  zcloud pool scrub archive\n  zcloud pool scrub archive --schedule",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -191,6 +194,9 @@ pool's scrub_schedule (cron); --unschedule deletes it.`,
 				return scrubSchedule(cmd, a, name, unschedule)
 			}
 			return runPoolOp(cmd, a, name, workflows.PoolScrubName, workflows.PoolInput{Pool: name}, noWait, func(out io.Writer, r workflows.PoolResult) {
+				if r.Skipped != "" {
+					fmt.Fprintln(out, r.Skipped)
+				}
 				if r.Scrub != nil {
 					fmt.Fprintf(out, "done: %s in %.1fs\n", r.Scrub.Summary(), r.Scrub.Seconds)
 				}
