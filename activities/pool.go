@@ -2,9 +2,14 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
 
 	"zcloud/cloud/ec2"
 	"zcloud/config"
@@ -28,6 +33,42 @@ func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool
 		return p, permanent(ErrTypeConfig, err)
 	}
 	return p, nil
+}
+
+// PoolOperation is what runs (or last ran) under a pool's operation
+// workflow id (the workflows package names it: pool/NAME).
+type PoolOperation struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id,omitempty"`
+	// Type is the workflow type (PoolGrow, PoolScrub, ...); empty when
+	// nothing ever ran under the id.
+	Type    string    `json:"type,omitempty"`
+	Running bool      `json:"running"`
+	Started time.Time `json:"started,omitzero"`
+}
+
+// PoolDescribeOperation describes the latest run under workflowID on the
+// Temporal server the worker is connected to (a strongly consistent read,
+// not a visibility query), so a workflow that could not take a pool's
+// operation id can say what holds it.
+func (a *Activities) PoolDescribeOperation(ctx context.Context, workflowID string) (PoolOperation, error) {
+	op := PoolOperation{WorkflowID: workflowID}
+	desc, err := activity.GetClient(ctx).DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return op, nil
+	}
+	if err != nil {
+		return op, fmt.Errorf("describe workflow %s: %w", workflowID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	op.RunID = info.GetExecution().GetRunId()
+	op.Type = info.GetType().GetName()
+	op.Running = info.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
+	if ts := info.GetStartTime(); ts != nil {
+		op.Started = ts.AsTime()
+	}
+	return op, nil
 }
 
 // PoolVolumeRequest asks for one new volume of the pool.

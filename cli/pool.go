@@ -47,10 +47,17 @@ func startPoolOp(ctx context.Context, cl client.Client, cfg *config.Config, pool
 	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.PoolWorkflowID(pool), TaskQueue: cfg.Temporal.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without this the SDK answers a running id with that run's
+		// handle, and e.g. a scrub would "start" by watching a grow.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, fmt.Errorf("another operation is running on pool %s (workflow %s); watch it with 'zcloud pool status %s'", pool, workflows.PoolWorkflowID(pool), pool)
+		what := "another operation"
+		if d, derr := cl.DescribeWorkflowExecution(ctx, workflows.PoolWorkflowID(pool), ""); derr == nil {
+			what = "a " + d.GetWorkflowExecutionInfo().GetType().GetName()
+		}
+		return nil, fmt.Errorf("%s is running on pool %s (workflow %s; one operation per pool at a time, scheduled scrubs included); watch it with 'zcloud pool status %s' and start this when it has finished", what, pool, workflows.PoolWorkflowID(pool), pool)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s of %s: %w", wf, pool, err)
@@ -175,7 +182,10 @@ imported it. A scrub that repaired anything or found errors fails the
 workflow with its report.
 
 --schedule creates or updates a Temporal Schedule running the scrub on the
-pool's scrub_schedule (cron); --unschedule deletes it.`,
+pool's scrub_schedule (cron); --unschedule deletes it. A scheduled scrub runs
+under the pool's operation id (pool/NAME) like every other pool operation:
+while a grow (or create, destroy) runs there it does nothing and its result
+says "skipped: grow in progress"; a grow is refused while it scrubs.`,
 		Example: "  zcloud pool scrub archive\n  zcloud pool scrub archive --schedule",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -184,6 +194,9 @@ pool's scrub_schedule (cron); --unschedule deletes it.`,
 				return scrubSchedule(cmd, a, name, unschedule)
 			}
 			return runPoolOp(cmd, a, name, workflows.PoolScrubName, workflows.PoolInput{Pool: name}, noWait, func(out io.Writer, r workflows.PoolResult) {
+				if r.Skipped != "" {
+					fmt.Fprintln(out, r.Skipped)
+				}
 				if r.Scrub != nil {
 					fmt.Fprintf(out, "done: %s in %.1fs\n", r.Scrub.Summary(), r.Scrub.Seconds)
 				}

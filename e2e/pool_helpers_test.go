@@ -328,6 +328,8 @@ type poolOpts struct {
 	parallel     int
 	heartbeat    string
 	instanceType string
+	// scrubSchedule, when set, is the pool's scrub_schedule (cron).
+	scrubSchedule string
 }
 
 func newPoolEnv(t *testing.T, o poolOpts) *poolEnv {
@@ -371,6 +373,9 @@ pools:
 `, e.temporal.HostPort, e.temporal.Namespace, e.queue, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,
 		pe.pool, pe.instance, pe.az, pe.seam.moto.Region, pe.seam.srv.URL, o.vdevs, o.width, o.redundancy, o.sizeGiB,
 		pe.seam.devDir, o.parallel, o.heartbeat)
+	if o.scrubSchedule != "" {
+		y += fmt.Sprintf("    scrub_schedule: %q\n", o.scrubSchedule)
+	}
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, y)

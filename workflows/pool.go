@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -24,12 +25,15 @@ const (
 	PoolDestroyName = "PoolDestroy"
 )
 
-// PoolWorkflowID is the id of every on-demand operation on a pool (create,
-// grow, scrub, destroy): one at a time per pool.
+// PoolWorkflowID is the id of every operation on a pool (create, grow,
+// scrub, destroy): one at a time per pool. A scrub started under another
+// id (by the scrub Schedule) runs itself as a child under this one, so
+// Temporal's one-running-workflow-per-id rule keeps scrubs and grows of a
+// pool apart.
 func PoolWorkflowID(pool string) string { return "pool/" + pool }
 
 // PoolScrubScheduleID is the id of a pool's scrub Schedule (and the prefix
-// of the workflow ids it starts).
+// of the workflow ids it starts: the server appends the scheduled time).
 func PoolScrubScheduleID(pool string) string { return "pool-scrub/" + pool }
 
 // Grow modes.
@@ -99,6 +103,11 @@ type PoolResult struct {
 	Scrub      *activities.ScrubReport              `json:"scrub,omitempty"`
 	Destroyed  *activities.PoolDestroyVolumesReport `json:"destroyed,omitempty"`
 	Seconds    float64                              `json:"seconds"`
+	// Skipped says why a scrub started outside the pool's operation id
+	// did nothing ("skipped: grow in progress"); Holder is the operation
+	// that held the id.
+	Skipped string                    `json:"skipped,omitempty"`
+	Holder  *activities.PoolOperation `json:"holder,omitempty"`
 }
 
 // tracker records the plan and the finished steps; the status query reads it.
@@ -701,13 +710,20 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 
 // PoolScrub scrubs the pool (importing it first if needed) and reports
 // repaired bytes and errors; a scrub that found any fails the workflow
-// with that report, so schedules and notifications see it.
+// with that report, so schedules and notifications see it. Started under
+// any id but the pool's operation id (a Schedule's run), it runs as a
+// child under that id or, while another operation (a grow) holds it,
+// skips: see scrubUnderPoolID.
 func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	begin := workflow.Now(ctx)
 	var a *activities.Activities
 	t, err := newTracker(ctx, "scrub", in.Pool)
 	if err != nil {
 		return PoolResult{}, err
+	}
+	if workflow.GetInfo(ctx).WorkflowExecution.ID != PoolWorkflowID(in.Pool) &&
+		workflow.GetVersion(ctx, scrubUnderPoolIDChange, workflow.DefaultVersion, 1) == 1 {
+		return scrubUnderPoolID(ctx, t, in)
 	}
 	p, err := settings(ctx, in.Pool)
 	if err != nil {
@@ -741,6 +757,85 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	}
 	t.st.Phase = "done"
 	return res, nil
+}
+
+// scrubUnderPoolIDChange versions PoolScrub's taking of the pool's
+// operation id (runs started before it scrub directly).
+const scrubUnderPoolIDChange = "pool-scrub-under-pool-id"
+
+// scrubUnderPoolID runs the scrub as a child workflow under the pool's
+// operation id (pool/NAME), the id every grow, create and destroy runs
+// under. Temporal starts at most one running workflow per id, durably and
+// whatever the workers do, so a scrub and a grow of the same pool never
+// overlap: when the id is taken the scrub does nothing and its result
+// says why ("skipped: grow in progress"), and a grow started while the
+// scrub runs is refused (the CLI names the scrub). The holder is
+// described with a strongly consistent DescribeWorkflowExecution; if it
+// finished in between, the start is tried again.
+func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResult, error) {
+	var a *activities.Activities
+	id := PoolWorkflowID(in.Pool)
+	t.plan = []string{id}
+	t.start(id)
+	quick := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: id,
+		// The scrub exports the pool it imported: let it finish even if
+		// this run is terminated.
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	})
+	for attempt := 1; ; attempt++ {
+		t.st.Phase = "starting the scrub as " + id
+		f := workflow.ExecuteChildWorkflow(cctx, PoolScrubName, in)
+		var child workflow.Execution
+		err := f.GetChildWorkflowExecution().Get(ctx, &child)
+		if err == nil {
+			t.st.Phase = "scrubbing as " + id + " run " + child.RunID
+			var res PoolResult
+			if err := f.Get(ctx, &res); err != nil {
+				return res, t.fail(id, err)
+			}
+			t.finish(id)
+			t.st.Scrub = res.Scrub
+			t.st.Phase = "done"
+			return res, nil
+		}
+		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+			return PoolResult{}, t.fail("start "+id, err)
+		}
+		var op activities.PoolOperation
+		if err := workflow.ExecuteActivity(quick, a.PoolDescribeOperation, id).Get(ctx, &op); err != nil {
+			return PoolResult{}, t.fail("describe "+id, err)
+		}
+		if !op.Running && attempt < 3 {
+			continue // it ended in between: take the id now
+		}
+		t.stop(id)
+		reason := "skipped: " + operationName(op.Type) + " in progress"
+		t.st.Phase = reason + " (" + id + " run " + op.RunID + ")"
+		workflow.GetLogger(ctx).Info("scrub skipped", "pool", in.Pool, "reason", reason, "holder", id, "holder_run", op.RunID, "holder_type", op.Type)
+		return PoolResult{Pool: in.Pool, Skipped: reason, Holder: &op}, nil
+	}
+}
+
+// operationName is how a scrub's skip reason names the pool workflow type
+// that holds the pool.
+func operationName(workflowType string) string {
+	switch workflowType {
+	case PoolGrowName:
+		return "grow"
+	case PoolCreateName:
+		return "create"
+	case PoolScrubName:
+		return "scrub"
+	case PoolDestroyName:
+		return "destroy"
+	}
+	return "another operation"
 }
 
 // PoolDestroy destroys the zpool and deletes every volume tagged as the

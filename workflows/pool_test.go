@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -270,5 +273,60 @@ func TestClientTokenIsStableAndShort(t *testing.T) {
 	}
 	if toks[0] != toks[1] || toks[0] == toks[2] || len(toks[0]) > 64 || strings.Contains(toks[0], "/") {
 		t.Fatalf("tokens %v", toks)
+	}
+}
+
+// A scrub started under another id (a Schedule's run) takes the pool's
+// operation id: it runs as a child under pool/NAME.
+func TestPoolScrubFromAScheduleRunsUnderThePoolID(t *testing.T) {
+	env := newEnv(t)
+	f := newFakePool(env, 1, 2, 10)
+	f.mock(env)
+	var scrubbedBy []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "PoolScrub" {
+			scrubbedBy = append(scrubbedBy, info.WorkflowExecution.ID)
+		}
+	})
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PoolScrubScheduleID("tank") + "-2026-05-04T03:00:00Z"})
+	env.ExecuteWorkflow(PoolScrub, PoolInput{Pool: "tank"})
+	var res PoolResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != "" || res.Scrub == nil || !res.Scrub.Clean() {
+		t.Fatalf("result %+v", res)
+	}
+	if !slices.Equal(scrubbedBy, []string{PoolWorkflowID("tank")}) {
+		t.Fatalf("PoolScrub activity run by %v, want once by %s", scrubbedBy, PoolWorkflowID("tank"))
+	}
+}
+
+// While a grow holds pool/NAME, a scheduled scrub does nothing and says so.
+func TestPoolScrubFromAScheduleSkipsWhileAGrowHoldsThePool(t *testing.T) {
+	env := newEnv(t)
+	f := newFakePool(env, 1, 2, 10)
+	f.mock(env)
+	var a *activities.Activities
+	env.OnActivity(a.PoolDescribeOperation, mock.Anything, PoolWorkflowID("tank")).Return(
+		activities.PoolOperation{WorkflowID: PoolWorkflowID("tank"), RunID: "grow-run", Type: PoolGrowName, Running: true}, nil)
+	// The workflow under test stands for the grow: it holds pool/tank and
+	// meanwhile the Schedule's scrub starts.
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PoolWorkflowID("tank")})
+	env.ExecuteWorkflow(func(ctx workflow.Context) (PoolResult, error) {
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: PoolScrubScheduleID("tank") + "-2026-05-04T03:00:00Z"})
+		var r PoolResult
+		err := workflow.ExecuteChildWorkflow(cctx, PoolScrubName, PoolInput{Pool: "tank"}).Get(ctx, &r)
+		return r, err
+	})
+	var res PoolResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != "skipped: grow in progress" || res.Holder == nil || res.Holder.RunID != "grow-run" || res.Scrub != nil {
+		t.Fatalf("result %+v", res)
+	}
+	if len(f.calls) != 0 {
+		t.Fatalf("calls of a skipped scrub: %v", f.calls)
 	}
 }

@@ -5,12 +5,18 @@
 // Root/.zcloud-meta/<key>.json. Writes go to a temp file, are fsynced and
 // renamed into place. Every class is immediately readable, so restores
 // are no-ops.
+//
+// Temporary files are named .zcloud-tmp-* (a name no key can have) and
+// their writer holds an exclusive flock on them until the rename. A write
+// killed midway (SIGKILL, power loss) leaves its temp file behind with the
+// lock gone; Sweep (run by New and, for what it walks past, by List)
+// removes such files once they are older than Options.TempGrace. A temp
+// file whose writer is alive, in this process or another, is never
+// removed: its lock is held.
 package local
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +24,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"zcloud/cloud/objstore"
@@ -29,7 +38,25 @@ import (
 type Options struct {
 	PartSize int64 // bytes per part (checksummed and written in parallel); default 16 MiB
 	Parallel int   // parts written at once; default 2
+	// TempGrace is how old a temporary file (of a write that did not
+	// finish) must be, besides having no live writer, before the store
+	// removes it; default 10 minutes. It covers the instant between a
+	// writer creating its temp file and locking it, and file systems
+	// without flock, where it is the only guard (see Sweep).
+	TempGrace time.Duration
 }
+
+// DefaultTempGrace is Options.TempGrace's default.
+const DefaultTempGrace = 10 * time.Minute
+
+// noLockGrace is how old a temp file must be for Sweep to remove it where
+// the file system cannot tell whether its writer still holds it (no
+// flock support): long past any heartbeat timeout of the upload that
+// wrote it.
+const noLockGrace = 24 * time.Hour
+
+// tempPrefix starts every temporary file's name (data and sidecars).
+const tempPrefix = objstore.ReservedPrefix + "-tmp-"
 
 // Store is a directory-backed objstore.Store.
 type Store struct {
@@ -49,6 +76,9 @@ func New(dir string, opts Options) (*Store, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 2
 	}
+	if opts.TempGrace <= 0 {
+		opts.TempGrace = DefaultTempGrace
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -56,7 +86,10 @@ func New(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(abs, metaDir), 0o700); err != nil {
 		return nil, err
 	}
-	return &Store{root: abs, opts: opts}, nil
+	s := &Store{root: abs, opts: opts}
+	// Best effort: a store on a read-only copy still opens.
+	_, _ = s.Sweep()
+	return s, nil
 }
 
 // Root is the directory holding the objects.
@@ -91,12 +124,15 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return objstore.ObjectInfo{}, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), objstore.ReservedPrefix+"-tmp-*")
+	tmp, err := createTemp(filepath.Dir(dst))
 	if err != nil {
 		return objstore.ObjectInfo{}, err
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	defer tmp.Close()
+	// Close (which drops the lock) only after the rename: until then a
+	// sweeper sees the temp file as in use. The remove is a no-op after
+	// the rename.
+	defer os.Remove(tmp.Name())
+	defer closeTemp(tmp)
 
 	sp := objstore.Splitter{
 		PartSize: s.opts.PartSize,
@@ -114,9 +150,6 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, op
 		return objstore.ObjectInfo{}, objstore.Permanent(fmt.Errorf("put %s: read %d bytes, caller said %d", key, res.Size, size))
 	}
 	if err := tmp.Sync(); err != nil {
-		return objstore.ObjectInfo{}, err
-	}
-	if err := tmp.Close(); err != nil {
 		return objstore.ObjectInfo{}, err
 	}
 	meta := sidecar{Size: res.Size, SHA256: res.SHA256, Class: class, Parts: res.Parts, Metadata: opts.Metadata, Modified: time.Now().UTC()}
@@ -143,24 +176,19 @@ func (s *Store) writeMeta(key string, m sidecar) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp" + randSuffix()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createTemp(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
+	defer os.Remove(f.Name())
+	defer closeTemp(f)
 	if _, err := f.Write(b); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
@@ -243,6 +271,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]objstore.ObjectInfo,
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
+			if strings.HasPrefix(d.Name(), tempPrefix) {
+				_, _ = s.reap(path, true) // never an object; best effort
+			}
 			return nil
 		}
 		if d.IsDir() {
@@ -305,8 +336,119 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func randSuffix() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// inflight holds the temp files this process is writing, so a Sweep in
+// the same process never takes them for dead where flock is emulated with
+// per-process locks (NFS).
+var inflight sync.Map
+
+// createTemp creates a temp file in dir and locks it for the writer.
+func createTemp(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	inflight.Store(f.Name(), true)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil && !lockUnsupported(err) {
+		closeTemp(f)
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// closeTemp closes a temp file (dropping its lock) and forgets it.
+func closeTemp(f *os.File) {
+	f.Close()
+	inflight.Delete(f.Name())
+}
+
+func lockUnsupported(err error) bool {
+	return errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EINVAL)
+}
+
+// legacyMetaTemp matches the sidecar temp files of earlier versions
+// (<key>.json.tmp<12 hex>), written without a lock.
+var legacyMetaTemp = regexp.MustCompile(`\.json\.tmp[0-9a-f]{12}$`)
+
+// Sweep removes the temporary files that writes which never finished
+// (their process was killed) left anywhere under the store, and returns
+// their paths. A temp file is removed only when it is older than
+// Options.TempGrace and no writer holds its lock; where the file system
+// has no flock, only when it is older than a day. Objects, sidecars and
+// every name that is not a temp file's are never touched. New runs it;
+// List removes the stale temp files it walks past.
+func (s *Store) Sweep() ([]string, error) {
+	var removed []string
+	meta := filepath.Join(s.root, metaDir)
+	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // gone while we walked
+			}
+			return err
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		locked := strings.HasPrefix(d.Name(), tempPrefix)
+		legacy := !locked && legacyMetaTemp.MatchString(d.Name()) && strings.HasPrefix(path, meta+string(filepath.Separator))
+		if !locked && !legacy {
+			return nil
+		}
+		ok, err := s.reap(path, locked)
+		if err != nil {
+			return err
+		}
+		if ok {
+			removed = append(removed, path)
+		}
+		return nil
+	})
+	return removed, err
+}
+
+// reap removes the temp file at path if it is stale: older than the
+// grace, not being written by this process, and (locked: written by a
+// writer that flocks it) its lock free, which after a SIGKILL it is.
+func (s *Store) reap(path string, locked bool) (bool, error) {
+	if _, mine := inflight.Load(path); mine {
+		return false, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, nil // not ours to judge (a link, no permission)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false, nil
+	}
+	age := time.Since(fi.ModTime())
+	if age < s.opts.TempGrace {
+		return false, nil
+	}
+	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); {
+	case err == nil:
+	case lockUnsupported(err):
+		if locked && age < noLockGrace {
+			return false, nil
+		}
+	default:
+		return false, nil // EWOULDBLOCK: a live writer holds it
+	}
+	// Still the same file under that name (not renamed and replaced)?
+	cur, err := os.Lstat(path)
+	if err != nil || !os.SameFile(cur, fi) {
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
