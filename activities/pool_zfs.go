@@ -441,7 +441,10 @@ func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceReques
 
 // PoolVerifyReplaced checks the pool after a replacement: ONLINE with no
 // errors, no resilver running, the new device an ONLINE member, the old one
-// gone. Only after this does the old volume get detached and deleted.
+// gone. Only after this does the old volume get detached and deleted. A
+// resilver running now was started by another vdev's replacement (with
+// parallel vdevs a replace restarts the pool-wide resilver): it waits for
+// that to end (heartbeating) instead of failing the grow.
 func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequest) error {
 	hb := startBeat(ctx, "verify "+req.NewVolumeID)
 	defer hb.stop()
@@ -456,6 +459,13 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequ
 	}
 	defer done()
 	st, imported, err := poolStatus(ctx, zp, name)
+	for err == nil && imported && resilvering(st) {
+		hb.set(fmt.Sprintf("waiting for a resilver (%.1f%% done) before verifying", st.Scan.Percent))
+		if err := sleepCtx(ctx, p.PollInterval); err != nil {
+			return err
+		}
+		st, imported, err = poolStatus(ctx, zp, name)
+	}
 	if err != nil {
 		return classify(err)
 	}

@@ -465,7 +465,8 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			t.st.Resilvers[step.Slot] = r.Seconds
 			return nil
 		case poolplan.StepVerifyHealthy:
-			return workflow.ExecuteActivity(short, a.PoolVerifyReplaced, rep).Get(ctx, nil)
+			// long: it may wait out a resilver another vdev's replace started.
+			return workflow.ExecuteActivity(long, a.PoolVerifyReplaced, rep).Get(ctx, nil)
 		case poolplan.StepLUKSCloseOld:
 			return workflow.ExecuteActivity(short, a.PoolLUKSClose, old).Get(ctx, nil)
 		case poolplan.StepDetachOld:
