@@ -679,7 +679,9 @@ type CostReport struct {
 	TotalUSD float64    `json:"total_usd"`
 	// Line is the human summary, e.g. "2 instance(s), 0.420 instance-hours,
 	// $0.0210: ..."; prices and amounts keep three significant digits below
-	// a cent (ec2.FormatUSD), so a cheap spot price never reads $0.0000.
+	// a cent (ec2.FormatUSD), so a cheap spot price never reads $0.0000, and
+	// hours at least three (ec2.FormatHours), with more where needed for
+	// each "H h × $P/h = $A" to multiply out (ec2.Price.CostTerm).
 	Line string `json:"line"`
 }
 
@@ -706,11 +708,11 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 				return CostReport{}, err
 			}
 			it.Error, unknown = err.Error(), true
-			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × unknown price", it.InstanceID, it.Type, it.Market, it.Hours))
+			parts = append(parts, fmt.Sprintf("%s %s %s %s h × unknown price", it.InstanceID, it.Type, it.Market, ec2.FormatHours(it.Hours)))
 		} else {
 			it.Price, it.USD = p, p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
-			parts = append(parts, fmt.Sprintf("%s %s %s %.3f h × %s = %s", it.InstanceID, it.Type, it.Market, it.Hours, p, ec2.FormatUSD(it.USD)))
+			parts = append(parts, fmt.Sprintf("%s %s %s %s", it.InstanceID, it.Type, it.Market, p.CostTerm(it.Hours)))
 		}
 		rep.Items = append(rep.Items, it)
 	}
@@ -718,6 +720,6 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 	if unknown {
 		total += " + unknown (add the instance type to ec2.prices)"
 	}
-	rep.Line = fmt.Sprintf("%d instance(s), %.3f instance-hours, %s: %s", len(req.Uses), rep.Hours, total, strings.Join(parts, "; "))
+	rep.Line = fmt.Sprintf("%d instance(s), %s instance-hours, %s: %s", len(req.Uses), ec2.FormatHours(rep.Hours), total, strings.Join(parts, "; "))
 	return rep, nil
 }

@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +173,52 @@ func TestSessionCostLineKeepsDigitsOfCheapPrices(t *testing.T) {
 	}
 	if strings.Contains(rep.Line, "$0.0000/h") || strings.Contains(rep.Line, "$0.0000 ") {
 		t.Errorf("cost line %q rounds a non-zero price to zero", rep.Line)
+	}
+}
+
+// costTerm is one instance's "H h × $P/h (source) = $A" in a cost line.
+var costTerm = regexp.MustCompile(`([0-9.e+-]+) h × \$([0-9.e+-]+)/h \([a-z-]+\) = \$([0-9.e+-]+)`)
+
+// The cost line of a session with very short uses shows hours that
+// multiply out to the amounts it shows, instead of "0.000 h × ... =
+// $0.00000822".
+func TestSessionCostLineMultipliesOutForShortUses(t *testing.T) {
+	f := newSessionFixture(t)
+	req := CostRequest{Target: "nightly", Uses: []InstanceUse{
+		{Instance: ec2.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 1.2},
+		{Instance: ec2.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 2.846},
+		{Instance: ec2.Instance{ID: "i-0c", Type: "t3.micro", Market: ec2.Spot}, Seconds: 4},
+		{Instance: ec2.Instance{ID: "i-0d", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 434.16},
+	}}
+	v, err := f.env.ExecuteActivity(f.a.SessionCost, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep CostReport
+	if err := v.Get(&rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cost line: %s", rep.Line)
+	for _, want := range []string{
+		"4 instance(s), 0.123 instance-hours, $0.00127: ",
+		"i-0a t3.micro on-demand 0.0003333 h × $0.0104/h (on-demand-list) = $0.00000347",
+		"i-0b t3.micro on-demand 0.0007906 h × $0.0104/h (on-demand-list) = $0.00000822",
+		"i-0c t3.micro spot 0.00111 h × $0.00001/h (spot-history) = $0.0000000111",
+		"i-0d t3.micro on-demand 0.1206 h × $0.0104/h (on-demand-list) = $0.00125",
+	} {
+		if !strings.Contains(rep.Line, want) {
+			t.Errorf("cost line %q lacks %q", rep.Line, want)
+		}
+	}
+	terms := costTerm.FindAllStringSubmatch(rep.Line, -1)
+	if len(terms) != len(req.Uses) {
+		t.Fatalf("cost line %q has %d terms, want %d", rep.Line, len(terms), len(req.Uses))
+	}
+	for _, m := range terms {
+		h, _ := strconv.ParseFloat(m[1], 64)
+		p, _ := strconv.ParseFloat(m[2], 64)
+		if got := ec2.FormatUSD(h * p); got != "$"+m[3] {
+			t.Errorf("%q does not multiply out: %s h × $%s/h = %s", m[0], m[1], m[2], got)
+		}
 	}
 }

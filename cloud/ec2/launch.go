@@ -81,8 +81,8 @@ func (s LaunchSpec) attempts() []attempt {
 // subnet, security group or permissions fail at once with KindPermanent.
 //
 // Idempotency: every instance is tagged with the spec's ClientToken at
-// creation, and a call first looks for a live instance (or open spot
-// request) carrying it. RunInstances and RequestSpotInstances also get a
+// creation, and a call first looks for a live instance (or a spot request
+// still open, or active with a live instance) carrying it. RunInstances and RequestSpotInstances also get a
 // ClientToken derived from it, so AWS itself dedupes a call that was made
 // but whose answer was lost. One token means at most one live instance:
 // before returning, Launch cancels the token's other spot requests that

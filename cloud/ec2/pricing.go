@@ -90,6 +90,64 @@ func (c *Client) SpotPrice(ctx context.Context, instanceType, az string) (float6
 // "$0.0104/h (on-demand-list)" or "$0.00001/h (spot-history)".
 func (p Price) String() string { return FormatUSD(p.USDPerHour) + "/h (" + p.Source + ")" }
 
+// FormatHours formats instance-hours for the cost line: three decimals,
+// or three significant digits where that takes more ("0.500", "12.345",
+// "0.000792"), so a short use never reads "0.000 h".
+func FormatHours(h float64) string { return formatHours(h, 3) }
+
+// formatHours prints h with at least three decimals and at least digits
+// significant digits, trailing zeros past the third decimal trimmed.
+func formatHours(h float64, digits int) string {
+	switch {
+	case h == 0:
+		return "0.000"
+	case math.IsInf(h, 0) || math.IsNaN(h):
+		return fmt.Sprintf("%v", h)
+	}
+	decimals := max(3, digits-1-int(math.Floor(math.Log10(math.Abs(h)))))
+	if decimals > 20 {
+		return strconv.FormatFloat(h, 'g', digits, 64)
+	}
+	s := strconv.FormatFloat(h, 'f', decimals, 64)
+	for strings.HasSuffix(s, "0") && len(s)-strings.IndexByte(s, '.') > 4 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// CostTerm is the cost line's term for running hours at p, e.g.
+// "0.0007906 h × $0.0104/h (on-demand-list) = $0.00000822". The amount is
+// FormatUSD of the cost; the hours get as many digits as make the term
+// multiply out (the hours as printed times the price as printed, formatted
+// by FormatUSD, are the amount as printed): FormatHours's digits where they
+// suffice, more for a use so short or an amount so precise that they do
+// not. A price whose printed form is itself rounded may never multiply
+// out; its hours print as FormatHours does.
+func (p Price) CostTerm(hours float64) string {
+	amount := FormatUSD(p.USDPerHour * hours)
+	hs := FormatHours(hours)
+	if price, ok := parseUSD(FormatUSD(p.USDPerHour)); ok {
+		for digits := 3; digits <= 15; digits++ {
+			s := formatHours(hours, digits)
+			if v, err := strconv.ParseFloat(s, 64); err == nil && FormatUSD(v*price) == amount {
+				hs = s
+				break
+			}
+		}
+	}
+	return hs + " h × " + p.String() + " = " + amount
+}
+
+// parseUSD reads back what FormatUSD printed.
+func parseUSD(s string) (float64, bool) {
+	neg := strings.HasPrefix(s, "-")
+	v, err := strconv.ParseFloat(strings.TrimPrefix(strings.TrimPrefix(s, "-"), "$"), 64)
+	if neg {
+		v = -v
+	}
+	return v, err == nil
+}
+
 // FormatUSD formats dollars with meaningful precision: four decimals from
 // a cent up ("$0.1070", "$12.3456"), three significant digits below it
 // ("$0.0035", "$0.00001", "$0.0000123"), so a cheap spot price or a short

@@ -2,6 +2,9 @@ package ec2
 
 import (
 	"context"
+	"math"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +95,84 @@ func TestSpotPriceFromMotoPrintsItsDigits(t *testing.T) {
 	}
 	if got := (Price{USDPerHour: 0.107, Source: "on-demand-list"}).String(); got != "$0.1070/h (on-demand-list)" {
 		t.Errorf("on-demand price prints as %q", got)
+	}
+}
+
+func TestFormatHours(t *testing.T) {
+	for _, c := range []struct {
+		h    float64
+		want string
+	}{
+		{0, "0.000"},
+		{0.5, "0.500"},
+		{0.12, "0.120"},
+		{1.5, "1.500"},
+		{12.3456, "12.346"},
+		{0.0123456, "0.0123"},
+		{2.846 / 3600, "0.000791"},
+		{1.2 / 3600, "0.000333"},
+		{0.001, "0.001"},
+		{1e-25, "1e-25"},
+	} {
+		if got := FormatHours(c.h); got != c.want {
+			t.Errorf("FormatHours(%v) = %s, want %s", c.h, got, c.want)
+		}
+	}
+}
+
+// costTerm is "H h × $P/h (source) = $A".
+var costTerm = regexp.MustCompile(`^([0-9.e+-]+) h × \$([0-9.e+-]+)/h \(([a-z-]+)\) = \$([0-9.e+-]+)$`)
+
+// multipliesOut checks that a cost term's hours as printed times its price
+// as printed come to its amount as printed, and that hours and amount are
+// the real ones (to the digits shown).
+func multipliesOut(t *testing.T, term string, hours float64, p Price) {
+	t.Helper()
+	m := costTerm.FindStringSubmatch(term)
+	if m == nil {
+		t.Fatalf("%q is not a cost term", term)
+	}
+	h, _ := strconv.ParseFloat(m[1], 64)
+	price, _ := strconv.ParseFloat(m[2], 64)
+	if got := FormatUSD(h * price); got != "$"+m[4] {
+		t.Errorf("%q does not multiply out: %s h × $%s/h = %s", term, m[1], m[2], got)
+	}
+	if want := FormatUSD(p.Cost(time.Duration(hours * float64(time.Hour)))); "$"+m[4] != want {
+		t.Errorf("%q: amount is not the cost %s", term, want)
+	}
+	if math.Abs(h-hours) > 0.0005 && math.Abs(h-hours) > 0.005*hours {
+		t.Errorf("%q: hours are not %v", term, hours)
+	}
+}
+
+func TestCostTermMultipliesOut(t *testing.T) {
+	for _, c := range []struct {
+		seconds float64
+		usd     float64
+		want    string
+	}{
+		// "0.001 h × $0.0104/h = $0.00000822" did not multiply out.
+		{2.846, 0.0104, "0.0007906 h × $0.0104/h (on-demand-list) = $0.00000822"},
+		{1.2, 0.0104, "0.0003333 h × $0.0104/h (on-demand-list) = $0.00000347"},
+		{432, 0.00001, "0.120 h × $0.00001/h (on-demand-list) = $0.0000012"},
+		{1800, 0.0104, "0.500 h × $0.0104/h (on-demand-list) = $0.0052"},
+		{0.292 * 3600, 0.107, "0.292 h × $0.1070/h (on-demand-list) = $0.0312"},
+		{0.1204 * 3600, 0.107, "0.1204 h × $0.1070/h (on-demand-list) = $0.0129"},
+		{0, 0.107, "0.000 h × $0.1070/h (on-demand-list) = $0.00"},
+	} {
+		p := Price{USDPerHour: c.usd, Source: "on-demand-list"}
+		h := c.seconds / 3600
+		got := p.CostTerm(h)
+		if got != c.want {
+			t.Errorf("CostTerm(%v s at %v) = %q, want %q", c.seconds, c.usd, got, c.want)
+		}
+		multipliesOut(t, got, h, p)
+	}
+	// Every use, short or long, at cheap and dear prices.
+	for _, usd := range []float64{0.00001, 0.0035, 0.0104, 0.0416, 0.107, 1.234, 3.06, 32.77} {
+		p := Price{USDPerHour: usd, Source: "spot-history"}
+		for s := 0.5; s < 200*3600; s = s*1.07 + 0.37 {
+			multipliesOut(t, p.CostTerm(s/3600), s/3600, p)
+		}
 	}
 }

@@ -32,19 +32,71 @@ func (c *Client) spotRequests(ctx context.Context, token, typ string) ([]types.S
 	return reqs, nil
 }
 
-// resumeSpot picks up a spot request a previous, interrupted call made.
+// resumeSpot picks up a spot request a previous, interrupted call made:
+// one still open, or active with a live instance. An active request whose
+// instance is gone (terminated, shutting down, or not to be found) is not
+// adopted: EC2 keeps a one-time request "active" for a while after its
+// instance was interrupted or terminated by a compensation (moto keeps it
+// so for good), and adopting it would hand the caller a dead instance that
+// never runs. Such a request is cancelled, so no later call weighs it
+// again, and the search goes on; with none left, Launch makes a fresh one.
 func (c *Client) resumeSpot(ctx context.Context, spec LaunchSpec) (Instance, bool, error) {
 	reqs, err := c.spotRequests(ctx, spec.ClientToken, "")
 	if err != nil {
 		return Instance{}, false, err
 	}
 	for _, r := range reqs {
-		if r.State == types.SpotInstanceStateOpen || r.State == types.SpotInstanceStateActive {
-			inst, err := c.awaitSpot(ctx, spec, aws.ToString(r.SpotInstanceRequestId))
-			return inst, err == nil, err
+		if r.State != types.SpotInstanceStateOpen && r.State != types.SpotInstanceStateActive {
+			continue
 		}
+		reqID := aws.ToString(r.SpotInstanceRequestId)
+		if id := aws.ToString(r.InstanceId); id != "" {
+			state, gone, err := c.instanceGone(ctx, id)
+			if err != nil {
+				return Instance{}, false, err
+			}
+			if gone {
+				if _, err := c.cancelSpot(ctx, reqID); err != nil {
+					return Instance{}, false, err
+				}
+				if c.opts.OnPoll != nil {
+					c.opts.OnPoll(ctx, fmt.Sprintf("launch: not resuming spot request %s: its instance %s is %s; cancelled it", reqID, id, state))
+				}
+				continue
+			}
+		}
+		inst, err := c.awaitSpot(ctx, spec, reqID)
+		return inst, err == nil, err
 	}
 	return Instance{}, false, nil
+}
+
+// instanceGone says whether the instance id (named by a spot request) can
+// no longer run: terminated, shutting down, or not found. A just-launched
+// instance can be invisible for a moment, so not found counts only once it
+// stayed so for SpotFulfilmentTimeout; a terminated one stays visible for
+// about an hour. state is the instance's state, or "not found".
+func (c *Client) instanceGone(ctx context.Context, id string) (state string, gone bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, c.opts.SpotFulfilmentTimeout)
+	defer cancel()
+	err = c.poll(wctx, id+" visible", func(ctx context.Context) (bool, string, error) {
+		inst, err := c.DescribeInstance(ctx, id)
+		if IsNotFound(err) {
+			return false, "not visible yet", nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+		state = inst.State
+		return true, state, nil
+	})
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return "not found", true, nil
+		}
+		return "", false, err
+	}
+	return state, state == StateTerminated || state == StateShuttingDown, nil
 }
 
 func (c *Client) launchSpot(ctx context.Context, spec LaunchSpec, typ string) (Instance, error) {
