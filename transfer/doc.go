@@ -8,8 +8,11 @@
 //	receiver -> sender    challenge: 32 random bytes
 //	sender   -> receiver  proof: HMAC(handshake key, "sender", hello, challenge)
 //	receiver -> sender    proof: HMAC(handshake key, "receiver", hello, challenge)
-//	sender   -> receiver  data frames..., then one END frame
+//	sender   -> receiver  data and keepalive frames..., then one END frame
 //	receiver -> sender    ack: HMAC(handshake key, "ack", session id, totals)
+//
+// The ack is the only thing a receiver sends after the handshake, so a sender
+// that sees its connection end before its END frame knows the receiver gave up.
 //
 // A frame is a 16-byte header (sequence, type, connection, length) followed by
 // the AEAD-sealed payload. The header is the associated data and the nonce is
@@ -18,7 +21,13 @@
 // Sequence numbers are global across connections; each connection carries them
 // in increasing order. Every connection ends with its own authenticated END
 // frame carrying the stream's total length and frame count, so truncation of any
-// connection is detected.
+// connection is detected. Keepalive frames are empty, per connection, counted
+// per connection (their own nonce domain), and sent only on a connection quiet
+// for SendOptions.Keepalive; they keep a receiver's idle timeout about a dead
+// sender rather than a quiet `zfs send`.
+//
+// On Linux the receiver hands the plaintext to the receive command's pipe with
+// vmsplice(2) (see spliceWriter) when the command is known to read its stdin.
 //
 // Keys: the 32-byte session key never travels on the wire; HKDF-SHA256 (salt =
 // session id) derives a handshake key and a data key bound to the cipher name.
