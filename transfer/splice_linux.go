@@ -62,12 +62,11 @@ func (s *spliceWriter) writeRetained(b []byte) ([][]byte, error) {
 	if len(b) == 0 {
 		return [][]byte{b}, nil
 	}
-	capacity := s.pipeSize()
-	if s.copying || capacity <= 0 || capacity > maxRetainedPipe {
+	if capacity := s.pipeSize(); s.copying || capacity <= 0 || capacity > maxRetainedPipe {
 		if _, err := s.Write(b); err != nil {
 			return nil, err
 		}
-		return s.releasable(capacity, b), nil
+		return s.releasable(b), nil
 	}
 	n, err := s.vmsplice(b)
 	s.written += int64(n)
@@ -81,16 +80,20 @@ func (s *spliceWriter) writeRetained(b []byte) ([][]byte, error) {
 		return s.writeRetained(b)
 	}
 	s.retained = append(s.retained, retainedBuf{b, s.written})
-	return s.releasable(capacity, nil), nil
+	return s.releasable(nil), nil
 }
 
-// releasable pops the retained buffers with at least capacity bytes written
-// after them, plus extra (a buffer that was copied, not spliced).
-func (s *spliceWriter) releasable(capacity int, extra []byte) [][]byte {
+// releasable pops the retained buffers with at least a pipe's capacity of
+// bytes written after them, plus extra (a buffer that was copied, not
+// spliced). The capacity is read now, after the writes: the pipe may have
+// grown while they blocked, and it never holds more than its capacity now,
+// so anything older than the last capacity bytes has been read.
+func (s *spliceWriter) releasable(extra []byte) [][]byte {
 	var out [][]byte
 	if extra != nil {
 		out = append(out, extra)
 	}
+	capacity := s.pipeSize()
 	if capacity <= 0 {
 		return out // unknown size: keep everything until release
 	}
