@@ -340,10 +340,10 @@ func pipeStream(ctx context.Context, m *meter, send func(context.Context, io.Wri
 	return first
 }
 
-// blockingPipe is os.Pipe without the runtime poller. Through epoll, a
-// reader faster than `zfs send` wakes for every write and reads a few KiB at
-// a time; a blocking read waits in the kernel and takes what has piled up
-// (on the test machine 0.39 against 0.55-0.72 CPU s/GiB with a 1 MiB pipe).
+// blockingPipe is os.Pipe without the runtime poller. Through epoll a reader
+// faster than `zfs send` is woken, parked and woken again for small reads; a
+// blocking read sleeps in the kernel and takes all that is there when it
+// wakes (on the test machine 0.39 against 0.55-0.72 CPU s/GiB, 1 MiB pipe).
 // A read blocked in it ends when the send exits and the write end closes.
 func blockingPipe() (r, w *os.File, err error) {
 	var p [2]int
