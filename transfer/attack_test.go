@@ -272,7 +272,8 @@ func (q *quietReader) Read(p []byte) (int, error) {
 }
 
 // A source quiet for longer than the receiver's idle timeout is carried by
-// keepalives; without them the same silence fails the stream.
+// keepalives (every 100 ms here, against a 1 s timeout: margin for a loaded
+// machine); without them the same silence fails the stream.
 func TestKeepaliveCarriesAQuietSource(t *testing.T) {
 	data := randomBytes(t, 3<<20)
 	for _, c := range []struct {
@@ -284,8 +285,8 @@ func TestKeepaliveCarriesAQuietSource(t *testing.T) {
 			ctx := testContext(t, 30*time.Second)
 			sess := newTestSession(t, "")
 			out := newHashingWriter()
-			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 3, IdleTimeout: 500 * time.Millisecond})
-			in := &quietReader{first: data[:1<<20], rest: data[1<<20:], pause: 1500 * time.Millisecond}
+			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 3, IdleTimeout: time.Second})
+			in := &quietReader{first: data[:1<<20], rest: data[1<<20:], pause: 2500 * time.Millisecond}
 			_, sendErr := SendToReceiver(ctx, "127.0.0.1", port, sess, in, SendOptions{Streams: 3, ChunkSize: 256 << 10, Keepalive: c.keepalive})
 			r := waitResult(t, res, 10*time.Second)
 			if c.wantErr {
