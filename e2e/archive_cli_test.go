@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap/zaptest"
 
@@ -106,6 +107,16 @@ archive:
 	if runErr == nil || !strings.Contains(runErr.Error(), ds) || !strings.Contains(runErr.Error(), activities.ErrTypeNotFound) {
 		t.Fatalf("archive of a missing dataset: %v", runErr)
 	}
+	// The tick that started it: the archive run's parent.
+	first, err := cl.GetWorkflowHistory(ctx, workflows.ArchiveWorkflowID(ds), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := first.GetWorkflowExecutionStartedEventAttributes().GetParentWorkflowExecution()
+	if parent.GetWorkflowId() == "" {
+		t.Fatalf("archive run has no parent tick: %v", first)
+	}
+	replayAndRecord(t, cl, parent.GetWorkflowId(), parent.GetRunId(), "archive-tick")
 
 	out, err = zc("archive", "status", ds)
 	if err != nil || !strings.Contains(out, "manifest: none yet") || !strings.Contains(out, "last run archive/"+ds+": failed") ||

@@ -73,6 +73,12 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 			}
 		}
 		w.assertChain(t, want[:i+1]...)
+		switch i {
+		case 0:
+			e.replayHistory(id, "archive-full")
+		case 1:
+			e.replayHistory(id, "archive-incremental")
+		}
 	}
 	// Nothing new: the run is skipped.
 	st, id, err := w.archive(w.input())
@@ -81,6 +87,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	}
 	ids = append(ids, id)
 	t.Logf("skipped: %s", st.Plan.Reason)
+	e.replayHistory(id, "archive-skip")
 
 	wantSums := treeSums(t, w.dir)
 	wantGUIDs := archSnapGUIDs(t, w.ds.String())
@@ -157,6 +164,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	if got := archSnapGUIDs(t, target); fmt.Sprint(got) != fmt.Sprint(wantGUIDs) {
 		t.Fatalf("restored snapshots %v, want %v", got, wantGUIDs)
 	}
+	e.replayHistory(run.GetID(), "restore-glacier")
 	e.archAssertNoSecrets(ids, w.owner, w.host)
 }
 

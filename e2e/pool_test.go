@@ -108,7 +108,12 @@ func TestPoolCreateGrowByRollingReplaceAndDestroy(t *testing.T) {
 	pe.startWorker(pe.cfg)
 
 	begin := time.Now()
-	res := pe.run(workflows.PoolCreateName, workflows.PoolInput{Pool: pe.pool}, 3*time.Minute)
+	create := pe.start(workflows.PoolCreateName, workflows.PoolInput{Pool: pe.pool})
+	var res workflows.PoolResult
+	if err := create.Get(pe.ctx(3*time.Minute), &res); err != nil {
+		t.Fatalf("%s: %v", workflows.PoolCreateName, err)
+	}
+	pe.replayHistory(create.GetID(), "pool-create")
 	t.Logf("PoolCreate: %d steps in %.1fs", res.Steps, time.Since(begin).Seconds())
 	old := pe.checkPoolVolumes(2, 3, 1)
 	if len(res.Volumes) != 6 {
@@ -143,6 +148,7 @@ func TestPoolCreateGrowByRollingReplaceAndDestroy(t *testing.T) {
 	if st.Scrub == nil || !st.Scrub.Clean() {
 		t.Fatalf("scrub before replacing: %+v", st.Scrub)
 	}
+	pe.replayHistory(run.GetID(), "pool-grow-rolling-replace")
 	repl := pe.checkPoolVolumes(2, 3, 2)
 	for slot, v := range repl {
 		if old[slot] == v {

@@ -384,6 +384,7 @@ func TestSessionLaunchesUnlocksReplicatesAndTerminates(t *testing.T) {
 	if v := s.volume(vol); v.State != ec2.VolumeAvailable || len(v.Attachments) != 0 {
 		t.Errorf("volume %s after the session: %+v, want detached", vol, v)
 	}
+	s.replayHistory(run.GetID(), "session-nightly")
 
 	// The pool key: never in the history, the logs, process arguments, or
 	// any file on the "instance" (this host's temp and home directories,

@@ -106,7 +106,7 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 		for _, reg := range All() {
 			r.RegisterWorkflowWithOptions(reg.Fn, workflow.RegisterOptions{Name: reg.Name})
 		}
-		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+		if _, err := replayRecorded(t, r, filepath.Base(f)); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
