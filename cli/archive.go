@@ -471,17 +471,7 @@ before the timeout, deletes nothing.`,
 			if planID == "" {
 				planID = st.Deletion.ID
 			}
-			h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ApproveDeletionUpdate,
-				Args: []any{workflows.Approval{Approve: !reject, By: by, PlanID: planID}}, WaitForStage: client.WorkflowUpdateStageCompleted})
-			if err != nil {
-				return fmt.Errorf("%s: %w", id, err)
-			}
-			var res string
-			if err := h.Get(ctx, &res); err != nil {
-				return fmt.Errorf("%s: %w", id, err)
-			}
-			fmt.Fprintln(out, res)
-			return nil
+			return sendApproval(ctx, cl, out, id, workflows.ApproveDeletionUpdate, workflows.Approval{Approve: !reject, By: by, PlanID: planID})
 		},
 	}
 	c.Flags().BoolVar(&reject, "reject", false, "reject: nothing is deleted")

@@ -272,24 +272,30 @@ applies to a plan its sender did not see.`,
 			if planID == "" {
 				planID = st.Report.ID
 			}
-			ap := workflows.Approval{Approve: !reject, By: by, PlanID: planID}
-			h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.ApproveUpdate,
-				Args: []any{ap}, WaitForStage: client.WorkflowUpdateStageCompleted})
-			if err != nil {
-				return fmt.Errorf("%s: %w", id, err)
-			}
-			var res string
-			if err := h.Get(ctx, &res); err != nil {
-				return fmt.Errorf("%s: %w", id, err)
-			}
-			fmt.Fprintln(out, res)
-			return nil
+			return sendApproval(ctx, cl, out, id, workflows.ApproveUpdate, workflows.Approval{Approve: !reject, By: by, PlanID: planID})
 		},
 	}
 	c.Flags().BoolVar(&reject, "reject", false, "reject the plan: nothing is destroyed")
 	c.Flags().StringVar(&planID, "plan", "", "the plan ID you reviewed (default: the plan waiting now)")
 	c.Flags().StringVar(&by, "by", defaultBy(), "who decides, recorded in the workflow history")
 	return c
+}
+
+// sendApproval sends an approval (or rejection) Update to a workflow waiting
+// for one (a prune, a cycle's deletion), waits until it is applied and prints
+// the workflow's answer.
+func sendApproval(ctx context.Context, cl client.Client, out io.Writer, id, update string, ap workflows.Approval) error {
+	h, err := cl.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: update,
+		Args: []any{ap}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	var res string
+	if err := h.Get(ctx, &res); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	fmt.Fprintln(out, res)
+	return nil
 }
 
 func policyStatusCmd(a *app) *cobra.Command {
