@@ -142,6 +142,17 @@ func (a *Activities) zpoolOn(ctx context.Context, p config.Pool) (zfsexec.Zpool,
 	return zfsexec.Zpool{R: r, Caps: caps}, r, func() { r.Close() }, nil
 }
 
+// openPool validates the pool's name and returns the zpool commands on its
+// host; done closes the connection.
+func (a *Activities) openPool(ctx context.Context, p config.Pool) (zfsexec.Zpool, zfsexec.Pool, func(), error) {
+	name, err := poolName(p)
+	if err != nil {
+		return zfsexec.Zpool{}, name, nil, err
+	}
+	zp, _, done, err := a.zpoolOn(ctx, p)
+	return zp, name, done, err
+}
+
 func poolName(p config.Pool) (zfsexec.Pool, error) {
 	n, err := zfsexec.ParsePool(p.Name)
 	if err != nil {

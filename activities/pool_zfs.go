@@ -114,11 +114,7 @@ func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest)
 	hb := startBeat(ctx, "zpool create")
 	defer hb.stop()
 	p := req.Pool
-	name, err := poolName(p)
-	if err != nil {
-		return err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -175,11 +171,7 @@ func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest)
 func (a *Activities) PoolImport(ctx context.Context, p config.Pool) (bool, error) {
 	hb := startBeat(ctx, "import")
 	defer hb.stop()
-	name, err := poolName(p)
-	if err != nil {
-		return false, err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return false, err
 	}
@@ -202,11 +194,7 @@ func (a *Activities) PoolImport(ctx context.Context, p config.Pool) (bool, error
 func (a *Activities) PoolExport(ctx context.Context, p config.Pool) error {
 	hb := startBeat(ctx, "export")
 	defer hb.stop()
-	name, err := poolName(p)
-	if err != nil {
-		return err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -270,11 +258,7 @@ func (s PoolState) PlanVdevs() [][]poolplan.Volume {
 func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (PoolState, error) {
 	hb := startBeat(ctx, "inspect")
 	defer hb.stop()
-	name, err := poolName(p)
-	if err != nil {
-		return PoolState{}, err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return PoolState{}, err
 	}
@@ -334,11 +318,7 @@ func (a *Activities) PoolReplace(ctx context.Context, req PoolReplaceRequest) er
 	hb := startBeat(ctx, "zpool replace "+req.OldVolumeID+" "+req.NewVolumeID)
 	defer hb.stop()
 	p := req.Pool
-	name, err := poolName(p)
-	if err != nil {
-		return err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -408,11 +388,7 @@ func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceReques
 	hb := startBeat(ctx, "resilver "+req.NewVolumeID)
 	defer hb.stop()
 	p := req.Pool
-	name, err := poolName(p)
-	if err != nil {
-		return ResilverReport{}, err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return ResilverReport{}, err
 	}
@@ -449,11 +425,7 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequ
 	hb := startBeat(ctx, "verify "+req.NewVolumeID)
 	defer hb.stop()
 	p := req.Pool
-	name, err := poolName(p)
-	if err != nil {
-		return err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -521,11 +493,7 @@ func (a *Activities) PoolExpand(ctx context.Context, req PoolExpandRequest) (Poo
 	hb := startBeat(ctx, "expand")
 	defer hb.stop()
 	p := req.Pool
-	name, err := poolName(p)
-	if err != nil {
-		return PoolExpandResult{}, err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return PoolExpandResult{}, err
 	}
@@ -600,11 +568,7 @@ type scrubHeartbeat struct {
 // instead of starting another.
 func (a *Activities) PoolScrub(ctx context.Context, p config.Pool) (ScrubReport, error) {
 	begin := time.Now()
-	name, err := poolName(p)
-	if err != nil {
-		return ScrubReport{}, err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return ScrubReport{}, err
 	}
@@ -664,11 +628,7 @@ func activityHeartbeat(ctx context.Context) time.Duration {
 func (a *Activities) PoolDestroyZpool(ctx context.Context, p config.Pool) error {
 	hb := startBeat(ctx, "zpool destroy")
 	defer hb.stop()
-	name, err := poolName(p)
-	if err != nil {
-		return err
-	}
-	zp, _, done, err := a.zpoolOn(ctx, p)
+	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
 		return err
 	}
