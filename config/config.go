@@ -83,7 +83,8 @@ type Target struct {
 	SSH  SSH    `yaml:"ssh"`
 	// Transport: "parallel" (zcloud's encrypted parallel stream) or "ssh".
 	Transport string `yaml:"transport"`
-	// Streams is the number of parallel TCP connections.
+	// Streams fixes the number of parallel TCP connections; 0 (the default)
+	// lets the sender choose: it opens more while throughput grows, up to 16.
 	Streams int `yaml:"streams"`
 	// ReceiverPath is where the zcloud receiver binary lives on the target.
 	ReceiverPath string `yaml:"receiver_path"`
@@ -190,9 +191,6 @@ func (c *Config) applyDefaults() {
 		if t.Transport == "" {
 			t.Transport = "parallel"
 		}
-		if t.Streams == 0 {
-			t.Streams = 4
-		}
 		if t.ReceiverPath == "" {
 			t.ReceiverPath = "/usr/local/lib/zcloud/zcloud"
 		}
@@ -287,8 +285,8 @@ func (t Target) validate(f string) error {
 	default:
 		return fieldErr(f+".transport", "must be ssh or parallel, not %q", t.Transport)
 	}
-	if t.Streams < 1 || t.Streams > 64 {
-		return fieldErr(f+".streams", "must be between 1 and 64, not %d", t.Streams)
+	if t.Streams < 0 || t.Streams > 64 {
+		return fieldErr(f+".streams", "must be between 1 and 64, or 0 for automatic, not %d", t.Streams)
 	}
 	if t.Kind == "static" && t.SSH.Host == "" {
 		return fieldErr(f+".ssh.host", "required for a static target")
