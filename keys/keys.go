@@ -25,11 +25,20 @@ var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // ErrNotFound: no key by that name.
 var ErrNotFound = errors.New("key not found")
 
+// ValidName refuses a key name Get would refuse: 1-128 letters, digits,
+// '_', '.', '-', starting with a letter or digit.
+func ValidName(name string) error {
+	if !keyName.MatchString(name) {
+		return fmt.Errorf("key name %q: only letters, digits, '_', '.', '-' (1-128, starting with a letter or digit)", name)
+	}
+	return nil
+}
+
 // Get returns the named key's bytes. Files must not be readable by group or
 // others: a key file with loose permissions is refused, not silently used.
 func (s Source) Get(ctx context.Context, name string) ([]byte, error) {
-	if !keyName.MatchString(name) {
-		return nil, fmt.Errorf("key name %q: only letters, digits, '_', '.', '-'", name)
+	if err := ValidName(name); err != nil {
+		return nil, err
 	}
 	if len(s.Command) > 0 {
 		// The helper's stdin is empty and its error output is counted, never
