@@ -191,6 +191,18 @@ func assertSameTree(t *testing.T, want, got string) {
 	}
 }
 
+// newReplayer replays recorded histories with the SDK's 1 s deadlock
+// detector off: on a loaded machine a correct workflow can be descheduled
+// that long (TMPRL1101).
+func newReplayer(t *testing.T) worker.WorkflowReplayer {
+	t.Helper()
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableDeadlockDetection: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func workflowRegisterOptions(name string) workflow.RegisterOptions {
 	return workflow.RegisterOptions{Name: name}
 }

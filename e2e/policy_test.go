@@ -15,7 +15,6 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -428,7 +427,7 @@ func assertNoneDestroyed(t *testing.T, before, now []string) {
 // histories there (that is how workflows/testdata was recorded).
 func replayHistories(t *testing.T, cl client.Client, id string, runs ...string) {
 	t.Helper()
-	rep := worker.NewWorkflowReplayer()
+	rep := newReplayer(t)
 	workflows.Register(rep)
 	for _, run := range runs {
 		h := &historypb.History{}
