@@ -43,6 +43,8 @@ type Options struct {
 	// SwapBelowMiB: an instance with less memory gets a swap file of SwapMiB
 	// at SwapFile (0 disables swap). Never on ZFS: a swap file there is not
 	// supported, and swap on a zvol can deadlock under memory pressure.
+	// A block device as SwapFile (an instance-store disk) is used whole if
+	// it is blank or already swap.
 	SwapBelowMiB int
 	SwapMiB      int
 	SwapFile     string
@@ -217,6 +219,17 @@ elif grep -q "^$SWAP_FILE[[:space:]]" /proc/swaps; then
 	log "swap $SWAP_FILE already on"
 elif active_swap; then
 	log "swap already on: $(tail -n +2 /proc/swaps | cut -d' ' -f1 | tr '\n' ' ')"
+elif [ -b "$SWAP_FILE" ]; then
+	# A whole device (an instance-store disk): only a blank one, or one that
+	# already holds swap, so a pool's volume is never formatted.
+	sig=$(blkid -p -o value -s TYPE "$SWAP_FILE" 2>/dev/null)
+	case $sig in
+	'') mkswap "$SWAP_FILE" >/dev/null || fail "mkswap $SWAP_FILE failed" ;;
+	swap) ;;
+	*) fail "$SWAP_FILE holds $sig, not swap: refusing to format it" ;;
+	esac
+	swapon "$SWAP_FILE" || fail "swapon $SWAP_FILE failed"
+	log "swap on device $SWAP_FILE (memory $mem_mib MiB)"
 else
 	dir=$(dirname "$SWAP_FILE")
 	fs=$(stat -f -c %T "$dir" 2>/dev/null) || fail "cannot stat $dir"
