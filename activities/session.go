@@ -19,6 +19,7 @@ import (
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/keys"
 	"zcloud/zfsexec"
 )
 
@@ -462,7 +463,7 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 			}
 		}
 		if err := z.LoadKey(ctx, ds, bytes.NewReader(key)); err != nil {
-			return unlockErr(err)
+			return unlockErr(withoutKey(err, key))
 		}
 	case "luks":
 		cs := zfsexec.Cryptsetup{R: r}
@@ -478,11 +479,12 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 				return permanent(ErrTypeInvalidName, err)
 			}
 			if err := cs.Open(ctx, dev, name, key); err != nil {
-				return unlockErr(err)
+				return unlockErr(withoutKey(err, key))
 			}
 		}
 	case "command":
 		if _, err := r.Run(ctx, zfsexec.Cmd{Argv: u.Command, Stdin: bytes.NewReader(key)}); err != nil {
+			err = withoutKey(err, key)
 			var ee *zfsexec.ExitError
 			if errors.As(err, &ee) {
 				return permanent(ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
@@ -494,6 +496,17 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 	}
 	a.Log.Info("unlocked", zap.String("target", req.Target), zap.String("method", u.Method))
 	return nil
+}
+
+// withoutKey withholds every line of a failed command's error output that
+// carries the key it was given on stdin (a command may echo its input),
+// before the error can reach a log or the workflow history.
+func withoutKey(err error, key []byte) error {
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) {
+		ee.Stderr = keys.Redact(ee.Stderr, key)
+	}
+	return err
 }
 
 // unlockErr: a refused key is permanent; cryptsetup says so with exit 2.
