@@ -97,8 +97,7 @@ func VolumeIDFromDevice(dev string) (string, bool) {
 // ec2Client builds the EBS client for a pool; progress lines of its waiters
 // become heartbeats.
 func (a *Activities) ec2Client(ctx context.Context, p config.Pool, hb *beat) (*ec2.Client, error) {
-	c := p.AWS
-	api, err := awsclient.EC2(ctx, c)
+	api, err := awsclient.EC2(ctx, awsclient.Config(p.AWS))
 	if err != nil {
 		return nil, permanent(ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"zcloud/cloud/awsclient"
 	"zcloud/poolplan"
 	"zcloud/zfsexec"
 )
@@ -28,7 +27,7 @@ type Pool struct {
 	// instance's EBS attachment limit.
 	InstanceType string `yaml:"instance_type,omitempty" json:"instance_type,omitempty"`
 	// AWS selects the account, region and (for tests) the endpoint.
-	AWS awsclient.Config `yaml:"aws" json:"aws"`
+	AWS AWS `yaml:"aws" json:"aws"`
 	// Layout: vdevs × width volumes of one redundancy, and the volumes'
 	// type, size, IOPS and throughput.
 	Layout poolplan.Layout `yaml:"layout" json:"layout"`
@@ -204,4 +203,24 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 		return fieldErr(f+".heartbeat_timeout", "must be at least 1s, not %s", p.HeartbeatTimeout)
 	}
 	return nil
+}
+
+// AWS selects the AWS account, region and endpoint. It is the settings
+// shape only: cloud/awsclient turns it into clients (awsclient.Config has
+// the same fields), so config imports no AWS SDK. The zero value plus a
+// Region uses the SDK's default credential chain against real AWS.
+type AWS struct {
+	Region string `yaml:"region" json:"region"`
+	// Endpoint overrides every service's endpoint (BaseEndpoint), e.g. a
+	// moto_server URL in tests. Empty means the real AWS endpoints.
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// Profile picks a shared-config profile for the default chain.
+	Profile string `yaml:"profile,omitempty" json:"profile,omitempty"`
+	// Static credentials, for tests; when AccessKeyID is empty the default
+	// chain (env, shared files, instance role...) is used.
+	AccessKeyID     string `yaml:"-" json:"-"`
+	SecretAccessKey string `yaml:"-" json:"-"`
+	SessionToken    string `yaml:"-" json:"-"`
+	// MaxAttempts bounds the SDK's own retries per call (0: SDK default).
+	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
 }

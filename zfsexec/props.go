@@ -13,15 +13,15 @@ type PropName string
 // ParsePropName accepts [a-z0-9:._-]+ not starting with '-'.
 func ParsePropName(s string) (PropName, error) {
 	if s == "" || len(s) > 256 {
-		return "", &InvalidNameError{"property", s, "must be 1..256 characters"}
+		return "", &InvalidNameError{Kind: "property", Name: s, Reason: "must be 1..256 characters"}
 	}
 	if s[0] == '-' {
-		return "", &InvalidNameError{"property", s, "may not start with '-'"}
+		return "", &InvalidNameError{Kind: "property", Name: s, Reason: "may not start with '-'"}
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' || c == '.' || c == '_' || c == '-') {
-			return "", &InvalidNameError{"property", s, fmt.Sprintf("character %q is not allowed (a-z 0-9 : . _ - only)", c)}
+			return "", &InvalidNameError{Kind: "property", Name: s, Reason: fmt.Sprintf("character %q is not allowed (a-z 0-9 : . _ - only)", c)}
 		}
 	}
 	return PropName(s), nil
@@ -41,11 +41,11 @@ func MustPropName(s string) PropName {
 // the value always travels inside one "name=value" argv element.
 func ParsePropValue(name PropName, v string) (string, error) {
 	if len(v) > 8192 {
-		return "", &InvalidNameError{"property value", string(name), "longer than 8192 bytes"}
+		return "", &InvalidNameError{Kind: "property value", Name: string(name), Reason: "longer than 8192 bytes"}
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f {
-			return "", &InvalidNameError{"property value", string(name), fmt.Sprintf("control character %q is not allowed", r)}
+			return "", &InvalidNameError{Kind: "property value", Name: string(name), Reason: fmt.Sprintf("control character %q is not allowed", r)}
 		}
 	}
 	return v, nil
