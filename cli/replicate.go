@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"zcloud/workflows"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func replicateCmd(a *app) *cobra.Command {
@@ -97,7 +97,7 @@ Without arguments, replicates every entry under 'replications:' in the config.`,
 
 // parseReplicateArgs validates the user's names once, here at the edge.
 func parseReplicateArgs(source, to string, raw bool) (workflows.ReplicateInput, error) {
-	src, err := zfsexec.ParseDataset(source)
+	src, err := zfsname.ParseDataset(source)
 	if err != nil {
 		return workflows.ReplicateInput{}, err
 	}
@@ -105,7 +105,7 @@ func parseReplicateArgs(source, to string, raw bool) (workflows.ReplicateInput, 
 	if !ok || target == "" || ds == "" {
 		return workflows.ReplicateInput{}, fmt.Errorf("--to must be TARGET:DATASET, got %q", to)
 	}
-	dst, err := zfsexec.ParseDataset(ds)
+	dst, err := zfsname.ParseDataset(ds)
 	if err != nil {
 		return workflows.ReplicateInput{}, err
 	}

@@ -9,7 +9,7 @@ import (
 	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Archive defaults a user may leave out.
@@ -320,7 +320,7 @@ func (a Archive) validate() error {
 	seen := map[string]int{}
 	for i, d := range a.Datasets {
 		df := fmt.Sprintf("%s.datasets[%d]", f, i)
-		ds, err := zfsexec.ParseDataset(d.Dataset)
+		ds, err := zfsname.ParseDataset(d.Dataset)
 		if err != nil {
 			return fieldErr(df+".dataset", "%v", err)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Config is the whole file.
@@ -248,13 +248,13 @@ func (c *Config) Validate() error {
 	}
 	for i, r := range c.Replications {
 		f := fmt.Sprintf("replications[%d]", i)
-		if _, err := zfsexec.ParseDataset(r.Source); err != nil {
+		if _, err := zfsname.ParseDataset(r.Source); err != nil {
 			return fieldErr(f+".source", "%v", err)
 		}
 		if _, ok := c.Targets[r.Target]; !ok {
 			return fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", "))
 		}
-		if _, err := zfsexec.ParseDataset(r.TargetDataset); err != nil {
+		if _, err := zfsname.ParseDataset(r.TargetDataset); err != nil {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"zcloud/poolplan"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Pool is a ZFS pool built from EBS volumes attached to one EC2 instance
@@ -132,7 +132,7 @@ func (c *Config) validatePools() error {
 
 // Validate checks one pool; f prefixes field names ("pools[0]").
 func (p Pool) Validate(f string, targets map[string]Target) error {
-	if _, err := zfsexec.ParsePool(p.Name); err != nil {
+	if _, err := zfsname.ParsePool(p.Name); err != nil {
 		return fieldErr(f+".name", "%v", err)
 	}
 	if p.Target == "" {
@@ -179,7 +179,7 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 	if p.LUKS.Enabled && p.LUKS.Key == "" {
 		return fieldErr(f+".luks.key", "required when luks.enabled: the key's name in the key source")
 	}
-	if _, err := zfsexec.ParseDevice(p.DeviceDir); err != nil {
+	if _, err := zfsname.ParseDevice(p.DeviceDir); err != nil {
 		return fieldErr(f+".device_dir", "%v", err)
 	}
 	if p.ParallelVdevs < 1 || p.ParallelVdevs > max(p.Layout.Vdevs, 1) {

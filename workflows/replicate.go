@@ -7,9 +7,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // ReplicateName is the registered name of Replicate.
@@ -42,10 +42,10 @@ type ReplicateInput struct {
 
 // ReplicateResult says what happened.
 type ReplicateResult struct {
-	Snapshot string                 `json:"snapshot"`
-	Target   activities.TargetCheck `json:"target"`
-	Send     activities.SendReport  `json:"send"`
-	Seconds  float64                `json:"seconds"`
+	Snapshot string               `json:"snapshot"`
+	Target   contract.TargetCheck `json:"target"`
+	Send     contract.SendReport  `json:"send"`
+	Seconds  float64              `json:"seconds"`
 }
 
 // ReplicateStatus answers the "status" query.
@@ -69,21 +69,20 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		return ReplicateResult{}, err
 	}
 	if in.Target == "" {
-		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", activities.ErrTypeConfig, nil)
+		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", contract.ErrTypeConfig, nil)
 	}
-	source, err := zfsexec.ParseDataset(in.Source)
+	source, err := zfsname.ParseDataset(in.Source)
 	if err != nil {
-		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
+		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
 	}
-	targetDS, err := zfsexec.ParseDataset(in.TargetDataset)
+	targetDS, err := zfsname.ParseDataset(in.TargetDataset)
 	if err != nil {
-		return ReplicateResult{}, fail(&status, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
+		return ReplicateResult{}, fail(&status, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
 	}
 	prefix := in.SnapshotPrefix
 	if prefix == "" {
 		prefix = retention.DefaultPrefix
 	}
-	var a *activities.Activities
 	var res ReplicateResult
 
 	status.Phase = "checking target"
@@ -91,12 +90,12 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
 	})
-	at := activities.TargetAddr{Host: in.TargetHost, HostKey: in.TargetHostKey}
+	at := contract.TargetAddr{Host: in.TargetHost, HostKey: in.TargetHostKey}
 	var check workflow.Future
-	if at == (activities.TargetAddr{}) {
-		check = workflow.ExecuteActivity(quick, a.CheckTarget, in.Target)
+	if at == (contract.TargetAddr{}) {
+		check = workflow.ExecuteActivity(quick, contract.CheckTarget, in.Target)
 	} else {
-		check = workflow.ExecuteActivity(quick, a.CheckTargetAt, activities.CheckRequest{Target: in.Target, At: at})
+		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at})
 	}
 	if err := check.Get(ctx, &res.Target); err != nil {
 		return res, fail(&status, "check target", err)
@@ -109,10 +108,10 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	}
 	snap, err := source.Snapshot(snapName)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err)
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err)
 	}
 	status.Snapshot, res.Snapshot = snap.String(), snap.String()
-	if err := workflow.ExecuteActivity(quick, a.TakeSnapshot, activities.SnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.TakeSnapshot, contract.SnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
 		return res, fail(&status, "snapshot", err)
 	}
 
@@ -130,14 +129,14 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 	})
-	req := activities.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw, At: at}
-	if err := workflow.ExecuteActivity(long, a.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
+	req := contract.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw, At: at}
+	if err := workflow.ExecuteActivity(long, contract.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
 		return res, fail(&status, "send", err)
 	}
 
 	status.Phase = "hold"
-	hold := activities.HoldRequest{Snapshot: snap, Tag: "zcloud-" + in.Target}
-	if err := workflow.ExecuteActivity(quick, a.HoldBase, hold).Get(ctx, nil); err != nil {
+	hold := contract.HoldRequest{Snapshot: snap, Tag: "zcloud-" + in.Target}
+	if err := workflow.ExecuteActivity(quick, contract.HoldBase, hold).Get(ctx, nil); err != nil {
 		return res, fail(&status, "hold", err)
 	}
 	status.Phase = "done"

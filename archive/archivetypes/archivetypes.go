@@ -6,6 +6,7 @@ package archivetypes
 import (
 	"fmt"
 	"time"
+
 	"zcloud/cloud/objstore"
 )
 
