@@ -114,6 +114,7 @@ const (
 	ErrTypeLaunch         = contract.ErrTypeLaunch
 	ErrTypeSSHReady       = contract.ErrTypeSSHReady
 	ErrTypeUnlock         = contract.ErrTypeUnlock
+	ErrTypeBootstrap      = contract.ErrTypeBootstrap
 	MarketSpot            = contract.MarketSpot
 	MarketOnDemand        = contract.MarketOnDemand
 	TierExpedited         = contract.TierExpedited

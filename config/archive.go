@@ -344,17 +344,16 @@ func (a Archive) validate() error {
 	return nil
 }
 
-func keyNameOK(s string) bool {
-	if s == "" || len(s) > 128 || s[0] == '.' || s[0] == '-' || s[0] == '_' {
-		return false
+func keyNameOK(s string) bool { return ValidKeyName(s) == nil }
+
+// ValidKeyName refuses a key name the worker's key source (package keys)
+// would refuse: 1-128 letters, digits, '_', '.', '-', starting with a
+// letter or digit.
+func ValidKeyName(name string) error {
+	if !keyName.MatchString(name) {
+		return fmt.Errorf("key name %q: only letters, digits, '_', '.', '-' (1-128, starting with a letter or digit)", name)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 // ArchiveDatasetFor returns dataset's archive settings.

@@ -34,5 +34,8 @@ const (
 const (
 	ErrTypeLaunch   = "LaunchFailed"
 	ErrTypeSSHReady = "SSHNotReady"
-	ErrTypeUnlock   = "UnlockFailed"
+	// ErrTypeBootstrap: the instance's bootstrap script failed or never
+	// finished.
+	ErrTypeBootstrap = "BootstrapFailed"
+	ErrTypeUnlock    = "UnlockFailed"
 )

@@ -14,6 +14,11 @@ type RestorePlanRequest struct {
 	// source; the key itself never travels.
 	Identity string        `json:"identity"`
 	Tier     objstore.Tier `json:"tier"`
+	// TargetDataset (on Target, "" = this host), when set, is checked
+	// before anything is retrieved: a restore never receives over an
+	// existing dataset that holds no snapshot of the chain.
+	TargetDataset zfsname.Dataset `json:"target_dataset,omitzero"`
+	Target        string          `json:"target,omitempty"`
 }
 
 // RestorePlan is the chain to receive and what retrieving it costs.

@@ -2,7 +2,6 @@ package contract
 
 import (
 	"time"
-
 	"zcloud/cloud/ec2/ec2types"
 )
 

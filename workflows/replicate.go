@@ -42,10 +42,10 @@ type ReplicateInput struct {
 
 // ReplicateResult says what happened.
 type ReplicateResult struct {
-	Snapshot string               `json:"snapshot"`
+	Snapshot string                 `json:"snapshot"`
 	Target   contract.TargetCheck `json:"target"`
 	Send     contract.SendReport  `json:"send"`
-	Seconds  float64              `json:"seconds"`
+	Seconds  float64                `json:"seconds"`
 }
 
 // ReplicateStatus answers the "status" query.
@@ -53,6 +53,13 @@ type ReplicateStatus struct {
 	Phase    string `json:"phase"`
 	Snapshot string `json:"snapshot,omitempty"`
 	Error    string `json:"error,omitempty"`
+}
+
+// ReplicateWorkflowID names the replication of source to targetDataset on
+// target: each of the three makes the job, so two target datasets of one
+// source never share an id.
+func ReplicateWorkflowID(source, target, targetDataset string) string {
+	return "replicate/" + source + "/" + target + ":" + targetDataset
 }
 
 // StatusQuery is the query name every zcloud workflow answers.
@@ -71,6 +78,11 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	if in.Target == "" {
 		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", contract.ErrTypeConfig, nil)
 	}
+	if _, err := zfsname.ParseHoldTag(HoldTag(in.Target)); err != nil {
+		// Refused before anything is sent: the hold after the send would
+		// fail and leave the next incremental base unprotected.
+		return ReplicateResult{}, fail(&status, "target", temporal.NewNonRetryableApplicationError("target name "+err.Error(), contract.ErrTypeInvalidName, nil))
+	}
 	source, err := zfsname.ParseDataset(in.Source)
 	if err != nil {
 		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
@@ -82,6 +94,20 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	prefix := in.SnapshotPrefix
 	if prefix == "" {
 		prefix = retention.DefaultPrefix
+	}
+	// The snapshot name (fixed length) must fit ZFS's 255 bytes on both
+	// sides: refused before anything runs, not retried at zfs receive.
+	probe := in.Snapshot
+	if probe == "" {
+		probe = retention.SnapshotName(prefix, begin)
+	}
+	for _, d := range []struct {
+		what string
+		ds   zfsname.Dataset
+	}{{"source", source}, {"target dataset", targetDS}} {
+		if _, err := d.ds.Snapshot(probe); err != nil {
+			return ReplicateResult{}, fail(&status, d.what, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
+		}
 	}
 	var res ReplicateResult
 
@@ -135,7 +161,7 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	}
 
 	status.Phase = "hold"
-	hold := contract.HoldRequest{Snapshot: snap, Tag: "zcloud-" + in.Target}
+	hold := contract.HoldRequest{Snapshot: snap, Tag: HoldTag(in.Target)}
 	if err := workflow.ExecuteActivity(quick, contract.HoldBase, hold).Get(ctx, nil); err != nil {
 		return res, fail(&status, "hold", err)
 	}
@@ -143,6 +169,9 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	return res, nil
 }
+
+// HoldTag is the hold that keeps target's next incremental base on the source.
+func HoldTag(target string) string { return "zcloud-" + target }
 
 // fail records the error for the status query and returns it as one flat
 // application error "step: message" keeping the cause's type, so the

@@ -76,19 +76,19 @@ type RestoreInput struct {
 
 // RestoreStatus answers Restore's status query and is its result.
 type RestoreStatus struct {
-	Phase         string                   `json:"phase"`
-	Dataset       string                   `json:"dataset"`
-	TargetDataset string                   `json:"target_dataset"`
-	Target        string                   `json:"target,omitempty"`
-	Tier          string                   `json:"tier"`
+	Phase         string                     `json:"phase"`
+	Dataset       string                     `json:"dataset"`
+	TargetDataset string                     `json:"target_dataset"`
+	Target        string                     `json:"target,omitempty"`
+	Tier          string                     `json:"tier"`
 	Plan          *contract.RestorePlan    `json:"plan,omitempty"`
 	Retrieval     *contract.Retrieval      `json:"retrieval,omitempty"`
-	Polls         int                      `json:"polls"`
-	WaitingSince  time.Time                `json:"waiting_since,omitzero"`
-	NextPoll      time.Time                `json:"next_poll,omitzero"`
-	Current       string                   `json:"current,omitempty"` // stream being received
+	Polls         int                        `json:"polls"`
+	WaitingSince  time.Time                  `json:"waiting_since,omitzero"`
+	NextPoll      time.Time                  `json:"next_poll,omitzero"`
+	Current       string                     `json:"current,omitempty"` // stream being received
 	Received      []contract.ReceiveReport `json:"received,omitempty"`
-	Error         string                   `json:"error,omitempty"`
+	Error         string                     `json:"error,omitempty"`
 }
 
 // Restore recreates Dataset@Snapshot from the archive alone: plan the chain
@@ -128,7 +128,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan contract.RestorePlan
-	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier}
+	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
 	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
@@ -219,17 +219,17 @@ type VerifyInput struct {
 
 // VerifyStatus answers ArchiveVerify's status query and is its result.
 type VerifyStatus struct {
-	Phase        string              `json:"phase"`
-	Dataset      string              `json:"dataset"`
-	Streams      int                 `json:"streams"`
-	Checked      int                 `json:"checked"`
-	Bytes        int64               `json:"bytes"`
+	Phase        string                `json:"phase"`
+	Dataset      string                `json:"dataset"`
+	Streams      int                   `json:"streams"`
+	Checked      int                   `json:"checked"`
+	Bytes        int64                 `json:"bytes"`
 	Retrieval    *contract.Retrieval `json:"retrieval,omitempty"`
-	Polls        int                 `json:"polls"`
-	WaitingSince time.Time           `json:"waiting_since,omitzero"`
-	NextPoll     time.Time           `json:"next_poll,omitzero"`
+	Polls        int                   `json:"polls"`
+	WaitingSince time.Time             `json:"waiting_since,omitzero"`
+	NextPoll     time.Time             `json:"next_poll,omitzero"`
 	Findings     []contract.Finding  `json:"findings,omitempty"`
-	Error        string              `json:"error,omitempty"`
+	Error        string                `json:"error,omitempty"`
 }
 
 // ArchiveVerify re-reads every archived object of a dataset and checks it

@@ -14,6 +14,7 @@ type (
 	MapperName       = zfsname.MapperName
 	HoldTag          = zfsname.HoldTag
 	ResumeToken      = zfsname.ResumeToken
+	PropName         = zfsname.PropName
 )
 
 var (
@@ -28,4 +29,6 @@ var (
 	ParseMapperName  = zfsname.ParseMapperName
 	ParseHoldTag     = zfsname.ParseHoldTag
 	ParseResumeToken = zfsname.ParseResumeToken
+	ParsePropName    = zfsname.ParsePropName
+	ParsePropValue   = zfsname.ParsePropValue
 )

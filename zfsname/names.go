@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ZFS limits a full name (pool/fs@snap) to 255 bytes (ZFS_MAX_DATASET_NAME_LEN - 1).
@@ -50,7 +51,7 @@ func checkComponent(kind, full, comp string) error {
 	}
 	for i := 0; i < len(comp); i++ {
 		if !validComponentChar(comp[i]) {
-			return &InvalidNameError{kind, full, fmt.Sprintf("character %q is not allowed (letters, digits, - _ . : only)", comp[i])}
+			return &InvalidNameError{kind, full, "character " + charAt(comp, i) + " is not allowed (letters, digits, - _ . : only)"}
 		}
 	}
 	return nil
@@ -366,7 +367,7 @@ func ParseDevice(s string) (Device, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(validComponentChar(c) || c == '/' || c == '+' || c == '=') {
-			return Device{}, &InvalidNameError{Kind: "device", Name: s, Reason: fmt.Sprintf("character %q is not allowed", c)}
+			return Device{}, &InvalidNameError{Kind: "device", Name: s, Reason: "character " + charAt(s, i) + " is not allowed"}
 		}
 	}
 	if strings.Contains(s, "/../") || strings.HasSuffix(s, "/..") {
@@ -409,7 +410,7 @@ func ParseMapperName(s string) (MapperName, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-') {
-			return "", &InvalidNameError{Kind: "mapper", Name: s, Reason: fmt.Sprintf("character %q is not allowed", c)}
+			return "", &InvalidNameError{Kind: "mapper", Name: s, Reason: "character " + charAt(s, i) + " is not allowed"}
 		}
 	}
 	return MapperName(s), nil
@@ -432,7 +433,7 @@ func ParseHoldTag(s string) (HoldTag, error) {
 	}
 	for i := 0; i < len(s); i++ {
 		if !validComponentChar(s[i]) {
-			return "", &InvalidNameError{Kind: "hold tag", Name: s, Reason: fmt.Sprintf("character %q is not allowed (letters, digits, - _ . : only)", s[i])}
+			return "", &InvalidNameError{Kind: "hold tag", Name: s, Reason: "character " + charAt(s, i) + " is not allowed (letters, digits, - _ . : only)"}
 		}
 	}
 	return HoldTag(s), nil
@@ -449,8 +450,55 @@ func ParseResumeToken(s string) (ResumeToken, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-') {
-			return "", &InvalidNameError{Kind: "resume token", Name: s, Reason: fmt.Sprintf("character %q is not allowed", c)}
+			return "", &InvalidNameError{Kind: "resume token", Name: s, Reason: "character " + charAt(s, i) + " is not allowed"}
 		}
 	}
 	return ResumeToken(s), nil
+}
+
+// PropName is a validated ZFS property name ("compression", "user:tag",
+// "feature@async_destroy" is not accepted here: pool features are read, not set).
+type PropName string
+
+// ParsePropName accepts [a-z0-9:._-]+ not starting with '-'.
+func ParsePropName(s string) (PropName, error) {
+	if s == "" || len(s) > 256 {
+		return "", &InvalidNameError{"property", s, "must be 1..256 characters"}
+	}
+	if s[0] == '-' {
+		return "", &InvalidNameError{"property", s, "may not start with '-'"}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' || c == '.' || c == '_' || c == '-') {
+			return "", &InvalidNameError{"property", s, "character " + charAt(s, i) + " is not allowed (a-z 0-9 : . _ - only)"}
+		}
+	}
+	return PropName(s), nil
+}
+
+// ParsePropValue refuses values that would corrupt one-line-per-record
+// output: control characters (newline, tab, NUL). Everything else is safe:
+// the value always travels inside one "name=value" argv element.
+func ParsePropValue(name PropName, v string) (string, error) {
+	if len(v) > 8192 {
+		return "", &InvalidNameError{"property value", string(name), "longer than 8192 bytes"}
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return "", &InvalidNameError{"property value", string(name), fmt.Sprintf("control character %q is not allowed", r)}
+		}
+	}
+	return v, nil
+}
+
+// charAt quotes the character starting at byte i of s for an error message:
+// the whole UTF-8 character ('é' in "données"), not its first byte ('Ã'), or
+// the byte in hex when s is not valid UTF-8 there.
+func charAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf(`'\x%02x'`, s[i])
+	}
+	return fmt.Sprintf("%q", r)
 }
