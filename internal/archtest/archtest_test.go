@@ -24,6 +24,7 @@ var pure = map[string]bool{
 	"zcloud/cloud/objstore":       true, // the storage interface and its decorators only
 	"zcloud/cloud/ec2/ec2types":   true,
 	"zcloud/archive/archivetypes": true,
+	"zcloud/bootstrap":            true, // renders the first-boot script text
 }
 
 // forbidden are third-party or standard packages whose presence means I/O.
