@@ -157,15 +157,6 @@ func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 	return s.res, nil
 }
 
-// stepError is a failed step: "step: cause", keeping the cause's type.
-func stepError(step string, err error) error {
-	if temporal.IsCanceledError(err) {
-		return err
-	}
-	msg, typ := rootCause(err)
-	return temporal.NewNonRetryableApplicationError(step+": "+msg, typ, nil)
-}
-
 func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Duration, attempts int32) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: startToClose,
@@ -178,7 +169,7 @@ func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Durati
 func (s *session) run(ctx workflow.Context) error {
 	quick := s.opts(ctx, 2*time.Minute, 0, 3)
 	if err := workflow.ExecuteActivity(quick, contract.PlanSession, s.in.Target).Get(ctx, &s.plan); err != nil {
-		return stepError("plan", err)
+		return failStep(nil, nil, "plan", err)
 	}
 	s.res.Plan = s.plan
 	prefix := s.in.SnapshotPrefix
@@ -244,7 +235,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	if s.plan.Mode == "start-stop" {
 		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.StartInstance, s.plan.Target)
 		if err := f.Get(ctx, &inst); err != nil {
-			return stepError("start instance", err)
+			return failStep(nil, nil, "start instance", err)
 		}
 	} else {
 		onDemand := s.plan.Market == "spot" && s.st.Interruptions >= s.plan.SpotInterruptions
@@ -252,7 +243,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		s.token = req.ClientToken
 		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.LaunchInstance, req)
 		if err := f.Get(ctx, &inst); err != nil {
-			return stepError("launch", err)
+			return failStep(nil, nil, "launch", err)
 		}
 	}
 	s.inst = &inst
@@ -265,14 +256,14 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	s.st.State = StateWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
 	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
-		return stepError(fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
+		return failStep(nil, nil, fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
 	}
 	onHost := s.opts(ctx, 5*time.Minute, 0, 5)
 	unlock := func() error {
 		s.st.State = StateUnlocking
 		s.unlocked = true // from here on, lock is part of the teardown
 		if err := workflow.ExecuteActivity(onHost, contract.Unlock, step).Get(ctx, nil); err != nil {
-			return stepError("unlock", err)
+			return failStep(nil, nil, "unlock", err)
 		}
 		return nil
 	}
@@ -286,7 +277,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	s.st.State = StateImporting
 	s.imported = true
 	if err := workflow.ExecuteActivity(onHost, contract.ImportPool, step).Get(ctx, nil); err != nil {
-		return stepError("import pool", err)
+		return failStep(nil, nil, "import pool", err)
 	}
 	if s.plan.UnlockMethod == "zfs" {
 		return unlock()
@@ -407,7 +398,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 	var first error
 	note := func(step string, err error) {
 		if err != nil && first == nil {
-			first = stepError(step, err)
+			first = failStep(nil, nil, step, err)
 		}
 	}
 	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At}
