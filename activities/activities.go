@@ -40,6 +40,9 @@ type Activities struct {
 	// HostKeyGen, when set, replaces ec2.GenerateHostKey for launched
 	// instances (tests inject the key their sshd serves; see session.go).
 	HostKeyGen func() (ec2.HostKey, error)
+	// StagingAfterFile, when set, is the staging engine's gate after each
+	// file (tests stop a run in the middle with it).
+	StagingAfterFile func(n int) error
 
 	capsMu sync.Mutex
 	caps   map[string]zfsexec.Capabilities

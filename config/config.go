@@ -35,6 +35,8 @@ type Config struct {
 	Policies []Policy `yaml:"policies"`
 	Archive  Archive  `yaml:"archive"` // cold archive and restore (archive.go)
 	Notify   Notify   `yaml:"notify"`  // where session failures are reported (see ec2.go)
+	// Staging are file-level encrypted staging jobs (staging.go).
+	Staging []Staging `yaml:"staging"`
 }
 
 // Temporal says how to reach the Temporal server.
@@ -202,6 +204,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyPoolDefaults()
 	c.Archive.applyDefaults()
+	c.applyStagingDefaults()
 }
 
 // FieldError names the offending field.
@@ -262,6 +265,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Notify.validate(); err != nil {
+		return err
+	}
+	if err := c.validateStaging(); err != nil {
 		return err
 	}
 	return c.validatePolicies()
