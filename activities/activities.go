@@ -51,7 +51,7 @@ type Activities struct {
 // New returns activities with a local runner.
 func New(cfg *config.Config, log *zap.Logger) *Activities {
 	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
-		ReceiverBinary: cfg.ReceiverBinary}
+		ReceiverBinary: cfg.ReceiverBinary, StagingAfterFile: stagingKillGate()}
 }
 
 // Error types that workflows and operators see. Permanent ones are

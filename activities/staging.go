@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -228,4 +230,61 @@ func (a *Activities) SnapshotStaging(ctx context.Context, req StagingSnapshotReq
 		return classify(err)
 	}
 	return nil
+}
+
+// RunStagingHere runs the Staging workflow's steps in this process, without
+// Temporal (`zcloud staging run --local`): plan, stage, snapshot the
+// staging dataset, hold the staged snapshot. Each step is the activity the
+// workflow runs, so a rerun after a crash resumes the same way.
+func (a *Activities) RunStagingHere(ctx context.Context, source, dataset string) (StagingPlan, *StagingReport, error) {
+	src, err := zfsexec.ParseDataset(source)
+	if err != nil {
+		return StagingPlan{}, nil, err
+	}
+	dst, err := zfsexec.ParseDataset(dataset)
+	if err != nil {
+		return StagingPlan{}, nil, err
+	}
+	plan, err := a.PlanStaging(ctx, StagingPlanRequest{Source: src, Dataset: dst})
+	if err != nil {
+		return plan, nil, err
+	}
+	var rep *StagingReport
+	if plan.Action != StagingSkip {
+		r, err := a.StageSnapshot(ctx, StageRequest{Source: src, Dataset: dst, Action: plan.Action, From: plan.From, To: plan.To})
+		if err != nil {
+			return plan, &r, err
+		}
+		rep = &r
+	}
+	snap, err := dst.Snapshot(plan.To)
+	if err != nil {
+		return plan, rep, err
+	}
+	if err := a.SnapshotStaging(ctx, StagingSnapshotRequest{Snapshot: snap}); err != nil {
+		return plan, rep, err
+	}
+	base, err := src.Snapshot(plan.To)
+	if err != nil {
+		return plan, rep, err
+	}
+	return plan, rep, a.HoldBase(ctx, HoldRequest{Snapshot: base, Tag: StagingHoldTag})
+}
+
+// StagingKillEnv names the test-only gate: set to N, the process SIGKILLs
+// itself once the staging engine finished its N-th file in this process
+// (acceptance tests kill a worker in the middle of a run with it).
+const StagingKillEnv = "ZCLOUD_TEST_STAGING_KILL_AFTER"
+
+func stagingKillGate() func(int) error {
+	n, err := strconv.Atoi(os.Getenv(StagingKillEnv))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	return func(i int) error {
+		if i >= n {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		return nil
+	}
 }
