@@ -232,11 +232,12 @@ func (a *Activities) SnapshotStaging(ctx context.Context, req StagingSnapshotReq
 	return nil
 }
 
-// RunStagingHere runs the Staging workflow's steps in this process, without
+// RunStagingHere (a function: every Activities method is registered as an
+// activity) runs the Staging workflow's steps in this process, without
 // Temporal (`zcloud staging run --local`): plan, stage, snapshot the
 // staging dataset, hold the staged snapshot. Each step is the activity the
 // workflow runs, so a rerun after a crash resumes the same way.
-func (a *Activities) RunStagingHere(ctx context.Context, source, dataset string) (StagingPlan, *StagingReport, error) {
+func RunStagingHere(ctx context.Context, a *Activities, source, dataset string) (StagingPlan, *StagingReport, error) {
 	src, err := zfsexec.ParseDataset(source)
 	if err != nil {
 		return StagingPlan{}, nil, err

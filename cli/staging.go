@@ -92,7 +92,7 @@ that owns the pool).`,
 			if local {
 				acts := activities.New(cfg, a.logger())
 				for _, j := range jobs {
-					plan, rep, err := acts.RunStagingHere(ctx, j.Source, j.Dataset)
+					plan, rep, err := activities.RunStagingHere(ctx, acts, j.Source, j.Dataset)
 					st := workflows.StagingStatus{Phase: workflows.PhaseDone, Source: j.Source, Plan: &plan, Report: rep}
 					if err != nil {
 						st.Phase, st.Error = workflows.PhaseFailed, err.Error()
