@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -18,6 +16,10 @@ import (
 	"zcloud/staging"
 	"zcloud/zfsexec"
 )
+
+// StagingGatePoint is the test gate passed after each staged file (count:
+// files staged by this attempt).
+const StagingGatePoint = "staging-file"
 
 // StagingHoldTag holds the last staged snapshot on the source: the next
 // incremental's `zfs diff` base.
@@ -154,15 +156,12 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 		return StagingReport{}, fmt.Errorf("staging: snapshot %s is not readable at %s: %w", to, snapDir, err)
 	}
 	var files atomic.Int64
-	gate := a.StagingAfterFile
 	s := &staging.Stager{Source: snapDir, Dir: dstMount, Options: staging.Options{
 		Recipients: rcpts, Parallel: job.Parallel,
 		AfterFile: func(n int) error {
 			files.Store(int64(n))
-			if gate != nil {
-				return gate(n)
-			}
-			return nil
+			// Test-only: acceptance tests kill the worker here.
+			return a.Gate.Pass(ctx, StagingGatePoint, int64(n))
 		},
 	}}
 	stop := heartbeatFiles(ctx, &files)
@@ -270,22 +269,4 @@ func RunStagingHere(ctx context.Context, a *Activities, source, dataset string) 
 		return plan, rep, err
 	}
 	return plan, rep, a.HoldBase(ctx, HoldRequest{Snapshot: base, Tag: StagingHoldTag})
-}
-
-// StagingKillEnv names the test-only gate: set to N, the process SIGKILLs
-// itself once the staging engine finished its N-th file in this process
-// (acceptance tests kill a worker in the middle of a run with it).
-const StagingKillEnv = "ZCLOUD_TEST_STAGING_KILL_AFTER"
-
-func stagingKillGate() func(int) error {
-	n, err := strconv.Atoi(os.Getenv(StagingKillEnv))
-	if err != nil || n <= 0 {
-		return nil
-	}
-	return func(i int) error {
-		if i >= n {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-		return nil
-	}
 }

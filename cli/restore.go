@@ -258,6 +258,9 @@ func printRestoreStatus(out io.Writer, st workflows.RestoreStatus) {
 		}
 		fmt.Fprintln(out)
 	}
+	if st.PollFailures > 0 {
+		fmt.Fprintf(out, "  status polls: %d failed, retried with backoff (last: %s)\n", st.PollFailures, st.LastPollError)
+	}
 	for _, r := range st.Received {
 		what := fmt.Sprintf("received %s in %.1fs", humanBytes(r.Bytes), r.Seconds)
 		if r.Skipped {

@@ -52,6 +52,7 @@ func testFullThenIncremental(t *testing.T, transport string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := time.Now() // the snapshot was named before this
 	if !res.Send.Full || res.Send.Bytes == 0 || res.Send.Transport != transport {
 		t.Fatalf("first run should send a full stream: %+v", res.Send)
 	}
@@ -66,7 +67,7 @@ func testFullThenIncremental(t *testing.T, transport string) {
 	if err := os.Remove(filepath.Join(srcDir, "d1/e1/f1.bin")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // snapshot names have one-second resolution
+	waitNextSecond(t, before) // snapshot names have one-second resolution
 	res2, id2, err := e.replicateRun(in)
 	if err != nil {
 		t.Fatal(err)
