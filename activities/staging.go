@@ -13,54 +13,39 @@ import (
 	"filippo.io/age"
 	"go.temporal.io/sdk/activity"
 
+	"zcloud/contract"
 	"zcloud/staging"
 	"zcloud/zfsexec"
 )
 
-// StagingGatePoint is the test gate passed after each staged file (count:
-// files staged by this attempt).
-const StagingGatePoint = "staging-file"
-
-// StagingHoldTag holds the last staged snapshot on the source: the next
-// incremental's `zfs diff` base.
-const StagingHoldTag = "zcloud-staging"
-
-// What a staging run does.
-const (
-	StagingFull        = "full"
-	StagingIncremental = "incremental"
-	StagingSkip        = "skip"
+// The staging contract (package contract), named here for brevity.
+type (
+	StagingPlanRequest     = contract.StagingPlanRequest
+	StagingPlan            = contract.StagingPlan
+	StageRequest           = contract.StageRequest
+	StagingSnapshotRequest = contract.StagingSnapshotRequest
+	StagingReport          = contract.StagingReport
 )
 
-// StagingReport is what StageSnapshot did (the staging package's report).
-type StagingReport = staging.Report
+const (
+	StagingGatePoint   = contract.StagingGatePoint
+	StagingHoldTag     = contract.StagingHoldTag
+	StagingFull        = contract.StagingFull
+	StagingIncremental = contract.StagingIncremental
+	StagingSkip        = contract.StagingSkip
+)
 
-// StagingPlanRequest names a configured staging job.
-type StagingPlanRequest struct {
-	Source  zfsexec.Dataset `json:"source"`
-	Dataset zfsexec.Dataset `json:"dataset"` // the staging dataset
-}
-
-// StagingPlan is the next staging run.
-type StagingPlan struct {
-	Action string `json:"action"`         // StagingFull, StagingIncremental or StagingSkip
-	From   string `json:"from,omitempty"` // incremental base (what the copy holds)
-	To     string `json:"to,omitempty"`   // the source's newest snapshot
-	Note   string `json:"note,omitempty"`
-}
-
-// StageRequest is one staging run's work.
-type StageRequest struct {
-	Source  zfsexec.Dataset `json:"source"`
-	Dataset zfsexec.Dataset `json:"dataset"`
-	Action  string          `json:"action"`
-	From    string          `json:"from,omitempty"`
-	To      string          `json:"to"`
-}
-
-// StagingSnapshotRequest snapshots the staging dataset after a run.
-type StagingSnapshotRequest struct {
-	Snapshot zfsexec.Snapshot `json:"snapshot"`
+// stagingReport converts the engine's report to the contract's.
+func stagingReport(r staging.Report) StagingReport {
+	probs := func(ps []staging.Problem) []contract.StagingProblem {
+		var out []contract.StagingProblem
+		for _, p := range ps {
+			out = append(out, contract.StagingProblem{Path: p.Path, Reason: p.Reason})
+		}
+		return out
+	}
+	return StagingReport{Snapshot: r.Snapshot, Already: r.Already, Files: r.Files, Symlinks: r.Symlinks, Dirs: r.Dirs,
+		Removed: r.Removed, Moved: r.Moved, Bytes: r.Bytes, Skipped: probs(r.Skipped), Failed: probs(r.Failed)}
 }
 
 // mountpoint is where d is mounted; staging needs a mounted filesystem.
@@ -166,7 +151,7 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	}}
 	stop := heartbeatFiles(ctx, &files)
 	defer stop()
-	var rep StagingReport
+	var rep staging.Report
 	switch req.Action {
 	case StagingFull:
 		rep, err = s.Full(ctx, req.To)
@@ -188,9 +173,9 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 		return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging: unknown action %q", req.Action))
 	}
 	if errors.Is(err, staging.ErrNotBase) {
-		return rep, permanent(ErrTypeConfig, err)
+		return stagingReport(rep), permanent(ErrTypeConfig, err)
 	}
-	return rep, err
+	return stagingReport(rep), err
 }
 
 // heartbeatFiles heartbeats the count of staged files every 10 s (inside

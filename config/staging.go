@@ -7,7 +7,7 @@ import (
 
 	"filippo.io/age"
 
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Staging is one file-level encrypted staging job (docs/staging.md): every
@@ -41,11 +41,11 @@ func (c *Config) validateStaging() error {
 	seen := map[string]bool{}
 	for i, s := range c.Staging {
 		f := fmt.Sprintf("staging[%d]", i)
-		src, err := zfsexec.ParseDataset(s.Source)
+		src, err := zfsname.ParseDataset(s.Source)
 		if err != nil {
 			return fieldErr(f+".source", "%v", err)
 		}
-		dst, err := zfsexec.ParseDataset(s.Dataset)
+		dst, err := zfsname.ParseDataset(s.Dataset)
 		if err != nil {
 			return fieldErr(f+".dataset", "%v", err)
 		}

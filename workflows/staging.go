@@ -6,8 +6,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
-	"zcloud/zfsexec"
+	"zcloud/contract"
+	"zcloud/zfsname"
 )
 
 // StagingName is the registered name of the Staging workflow.
@@ -37,11 +37,11 @@ type StagingInput struct {
 
 // StagingStatus answers Staging's status query and is its result.
 type StagingStatus struct {
-	Phase  string                    `json:"phase"`
-	Source string                    `json:"source"`
-	Plan   *activities.StagingPlan   `json:"plan,omitempty"`
-	Report *activities.StagingReport `json:"report,omitempty"`
-	Error  string                    `json:"error,omitempty"`
+	Phase  string                  `json:"phase"`
+	Source string                  `json:"source"`
+	Plan   *contract.StagingPlan   `json:"plan,omitempty"`
+	Report *contract.StagingReport `json:"report,omitempty"`
+	Error  string                  `json:"error,omitempty"`
 }
 
 // Staging brings a source's staging copy up to its newest snapshot: every
@@ -56,24 +56,24 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 		return st, err
 	}
 	bad := func(err error) error {
-		return policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
-	src, err := zfsexec.ParseDataset(in.Source)
+	src, err := zfsname.ParseDataset(in.Source)
 	if err != nil {
 		return st, bad(err)
 	}
-	dst, err := zfsexec.ParseDataset(in.Dataset)
+	dst, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
 		return st, bad(err)
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
-	var plan activities.StagingPlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanStaging, activities.StagingPlanRequest{Source: src, Dataset: dst}).Get(ctx, &plan); err != nil {
+	var plan contract.StagingPlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanStaging, contract.StagingPlanRequest{Source: src, Dataset: dst}).Get(ctx, &plan); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
-	if plan.Action != activities.StagingSkip {
-		req := activities.StageRequest{Source: src, Dataset: dst, Action: plan.Action, From: plan.From, To: plan.To}
+	if plan.Action != contract.StagingSkip {
+		req := contract.StageRequest{Source: src, Dataset: dst, Action: plan.Action, From: plan.From, To: plan.To}
 		if err := stage(ctx, in, &st, req); err != nil {
 			return st, err
 		}
@@ -85,7 +85,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 	if err != nil {
 		return st, bad(err)
 	}
-	if err := workflow.ExecuteActivity(quick, acts.SnapshotStaging, activities.StagingSnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.SnapshotStaging, contract.StagingSnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "snapshot staging", err)
 	}
 
@@ -94,7 +94,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 	if err != nil {
 		return st, bad(err)
 	}
-	if err := workflow.ExecuteActivity(quick, acts.HoldBase, activities.HoldRequest{Snapshot: base, Tag: activities.StagingHoldTag}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.HoldBase, contract.HoldRequest{Snapshot: base, Tag: contract.StagingHoldTag}).Get(ctx, nil); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "hold", err)
 	}
 	st.Phase = PhaseDone
@@ -103,7 +103,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 
 // stage runs the staging activity: long, heartbeating, retried (a retry
 // resumes from the staging copy's journal).
-func stage(ctx workflow.Context, in StagingInput, st *StagingStatus, req activities.StageRequest) error {
+func stage(ctx workflow.Context, in StagingInput, st *StagingStatus, req contract.StageRequest) error {
 	st.Phase = PhaseStaging
 	hb := in.HeartbeatTimeout
 	if hb == 0 {
@@ -115,8 +115,8 @@ func stage(ctx workflow.Context, in StagingInput, st *StagingStatus, req activit
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 10},
 	})
-	var rep activities.StagingReport
-	if err := workflow.ExecuteActivity(long, acts.StageSnapshot, req).Get(ctx, &rep); err != nil {
+	var rep contract.StagingReport
+	if err := workflow.ExecuteActivity(long, contract.StageSnapshot, req).Get(ctx, &rep); err != nil {
 		return policyFail(&st.Phase, &st.Error, "stage", err)
 	}
 	st.Report = &rep
