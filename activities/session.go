@@ -64,6 +64,9 @@ type PlannedReplication struct {
 	Source        string `json:"source"`
 	TargetDataset string `json:"target_dataset"`
 	Raw           bool   `json:"raw"`
+	// AllowPlaintext: allow_plaintext_on_target (an encrypted source sent
+	// decrypted).
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 }
 
 func (a *Activities) ec2Target(name string) (config.Target, *config.EC2, error) {
@@ -92,7 +95,8 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 		p.SSHTimeout += e.Bootstrap.Timeout
 	}
 	for _, r := range a.Config.ReplicationsTo(target) {
-		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw})
+		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
+			AllowPlaintext: r.AllowPlaintextOnTarget})
 	}
 	if len(p.Replications) == 0 {
 		return p, permanent(ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))
