@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -268,11 +267,11 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 
 	// Progress is the (encrypted) bytes the store has taken, not what zfs
 	// send has produced: the pipeline buffers run ahead of a slow link.
-	var n atomic.Int64
-	stop := heartbeatBytes(ctx, "upload", id, total, &n, 2*time.Second)
+	n := a.newCounter(ctx, "upload")
+	stop := heartbeatBytes(ctx, "upload", id, total, &n.Int64, 2*time.Second)
 	src := archive.CommandReader(ctx, a.Local, argv)
 	res, err := archive.Upload(ctx, archive.UploadInput{
-		Store: countingStore{st, &n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
+		Store: countingStore{st, n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
 		Metadata: map[string]string{"zcloud-stream": id},
 	})
 	src.Close()

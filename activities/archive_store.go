@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -306,7 +305,7 @@ func previousProgress(ctx context.Context) (Progress, bool) {
 // (activities heartbeat them).
 type countingStore struct {
 	objstore.Store
-	n *atomic.Int64
+	n *counter
 }
 
 func (c countingStore) Put(ctx context.Context, key string, r io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
@@ -323,23 +322,27 @@ func (c countingStore) Get(ctx context.Context, key string, rng objstore.Range) 
 
 type countingReader struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n *counter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(k))
+	if gerr := c.n.add(k); gerr != nil && err == nil {
+		err = gerr
+	}
 	return k, err
 }
 
 // countingWriter counts the bytes written through it.
 type countingWriter struct {
 	w io.Writer
-	n *atomic.Int64
+	n *counter
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
 	k, err := c.w.Write(p)
-	c.n.Add(int64(k))
+	if gerr := c.n.add(k); gerr != nil && err == nil {
+		err = gerr
+	}
 	return k, err
 }

@@ -388,6 +388,9 @@ func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceReques
 	begin := time.Now()
 	hb := startBeat(ctx, "resilver "+req.NewVolumeID)
 	defer hb.stop()
+	if err := a.Gate.Reached(ctx, "resilver-wait"); err != nil { // test-only
+		return ResilverReport{}, err
+	}
 	p := req.Pool
 	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {

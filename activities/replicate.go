@@ -193,7 +193,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	}
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
-	m := newMeter(tcfg.BandwidthLimit)
+	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
 	stop := m.heartbeat(ctx, "send", total, 2*time.Second)
 	err = pipeStream(ctx, m,
 		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -253,8 +252,8 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	if err != nil {
 		return rep, classify(err)
 	}
-	var n atomic.Int64
-	stop := heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n, 2*time.Second)
+	n := a.newCounter(ctx, "restore")
+	stop := heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n.Int64, 2*time.Second)
 	var cw *archive.CmdWriter
 	w := archive.OpenOnWrite(func() (io.WriteCloser, error) {
 		log.Info("verified data in hand: starting zfs receive")
@@ -265,7 +264,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	_, err = archive.Restore(ctx, archive.RestoreInput{
 		Store: st, Stream: s, Identities: ids, SpoolDir: a.Config.Archive.SpoolDir,
 		VerifyAll: a.Config.Archive.SpoolWholeStream,
-	}, countingWriter{w, &n})
+	}, countingWriter{w, n})
 	if err != nil {
 		stop()
 		if cw != nil {
@@ -387,9 +386,9 @@ func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRe
 	if !ok {
 		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s", req.StreamID, req.Cycle, req.Dataset))
 	}
-	var n atomic.Int64
-	stop := heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n, 2*time.Second)
-	probs := archive.VerifyData(ctx, countingStore{st, &n}, []archive.Stream{s}, a.Config.Archive.SpoolDir)
+	n := a.newCounter(ctx, "verify")
+	stop := heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n.Int64, 2*time.Second)
+	probs := archive.VerifyData(ctx, countingStore{st, n}, []archive.Stream{s}, a.Config.Archive.SpoolDir)
 	stop()
 	rep.Bytes = n.Load()
 	if ctx.Err() != nil {

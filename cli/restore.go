@@ -119,15 +119,12 @@ costs (retrieval requests + per-GB retrieval; egress if downloaded outside AWS).
 		Example: "  zcloud restore plan tank/data --identity owner\n  zcloud restore plan tank/data@zcloud_20260101T000000Z --tier Bulk",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			var in workflows.RestoreInput
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) (err error) { in, err = f.input(cfg, args[0], true); return err })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			in, err := f.input(cfg, args[0], true)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := fmt.Sprintf("restore-plan/%s/%s", in.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
@@ -203,15 +200,12 @@ The target dataset must not exist.`,
 		Example: "  zcloud restore run tank/data --to tank/restored --identity owner --tier Bulk\n  zcloud restore run tank/data@zcloud_20260101T000000Z --to backup1:pool/data",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			var in workflows.RestoreInput
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) (err error) { in, err = f.input(cfg, args[0], false); return err })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			in, err := f.input(cfg, args[0], false)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := workflows.RestoreWorkflowID(in.Dataset, in.Target, in.TargetDataset)
@@ -257,6 +251,9 @@ func printRestoreStatus(out io.Writer, st workflows.RestoreStatus) {
 			fmt.Fprintf(out, ", next poll %s", st.NextPoll.Local().Format("15:04:05"))
 		}
 		fmt.Fprintln(out)
+	}
+	if st.PollFailures > 0 {
+		fmt.Fprintf(out, "  status polls: %d failed, retried with backoff (last: %s)\n", st.PollFailures, st.LastPollError)
 	}
 	for _, r := range st.Received {
 		what := fmt.Sprintf("received %s in %.1fs", humanBytes(r.Bytes), r.Seconds)

@@ -61,14 +61,11 @@ watching; the session keeps running (cancel it in the Web UI or with
 		Example: "  zcloud session run nightly\n  zcloud session run nightly --no-wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) error { return sessionTarget(cfg, a.cfgPath, args[0]) })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			if err := sessionTarget(cfg, a.cfgPath, args[0]); err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

@@ -20,6 +20,7 @@ const (
 	DefaultMaxDeleteCycles   = 1
 	DefaultArchiveSchedule   = 24 * time.Hour
 	DefaultArchivePrefix     = "zcloud"
+	DefaultArchiveDir        = "/var/lib/zcloud/archive" // kind local
 	DefaultRestoreDays       = 3
 	DefaultArchivePartSize   = 16 << 20
 	DefaultArchiveParallel   = 4
@@ -170,6 +171,9 @@ func (a *Archive) applyDefaults() {
 	s := &a.Store
 	if s.Kind == "" {
 		s.Kind = "local"
+	}
+	if s.Kind == "local" && s.Dir == "" {
+		s.Dir = DefaultArchiveDir
 	}
 	if s.Prefix == "" {
 		s.Prefix = DefaultArchivePrefix

@@ -145,10 +145,12 @@ func retentionFieldErr(f string, err error) error {
 
 // validatePolicies checks each policy and that no two govern the same snapshots.
 func (c *Config) validatePolicies() error {
+	var errs Errors
 	for i, p := range c.Policies {
-		if err := p.validate(fmt.Sprintf("policies[%d]", i)); err != nil {
-			return err
-		}
+		errs.add(p.validate(fmt.Sprintf("policies[%d]", i)))
+	}
+	if len(errs) > 0 {
+		return errs.err()
 	}
 	for i, p := range c.Policies {
 		di := zfsexec.MustDataset(p.Dataset)

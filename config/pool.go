@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,18 +118,18 @@ func (c *Config) PoolNames() []string {
 }
 
 func (c *Config) validatePools() error {
+	var errs Errors
 	seen := map[string]bool{}
 	for i, p := range c.Pools {
 		f := fmt.Sprintf("pools[%d]", i)
 		if seen[p.Name] {
-			return fieldErr(f+".name", "pool %q is configured twice", p.Name)
+			errs.add(fieldErr(f+".name", "pool %q is configured twice", p.Name))
+			continue
 		}
 		seen[p.Name] = true
-		if err := p.Validate(f, c.Targets); err != nil {
-			return err
-		}
+		errs.add(p.Validate(f, c.Targets))
 	}
-	return nil
+	return errs.err()
 }
 
 // Validate checks one pool; f prefixes field names ("pools[0]").
@@ -144,6 +145,7 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 		for k := range targets {
 			names = append(names, k)
 		}
+		slices.Sort(names)
 		return fieldErr(f+".target", "no target named %q (known: %s)", p.Target, strings.Join(names, ", "))
 	}
 	if !instanceIDRe.MatchString(p.InstanceID) {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -76,19 +77,16 @@ type RestoreInput struct {
 
 // RestoreStatus answers Restore's status query and is its result.
 type RestoreStatus struct {
-	Phase         string                     `json:"phase"`
-	Dataset       string                     `json:"dataset"`
-	TargetDataset string                     `json:"target_dataset"`
-	Target        string                     `json:"target,omitempty"`
-	Tier          string                     `json:"tier"`
-	Plan          *activities.RestorePlan    `json:"plan,omitempty"`
-	Retrieval     *activities.Retrieval      `json:"retrieval,omitempty"`
-	Polls         int                        `json:"polls"`
-	WaitingSince  time.Time                  `json:"waiting_since,omitzero"`
-	NextPoll      time.Time                  `json:"next_poll,omitzero"`
-	Current       string                     `json:"current,omitempty"` // stream being received
-	Received      []activities.ReceiveReport `json:"received,omitempty"`
-	Error         string                     `json:"error,omitempty"`
+	Phase         string                  `json:"phase"`
+	Dataset       string                  `json:"dataset"`
+	TargetDataset string                  `json:"target_dataset"`
+	Target        string                  `json:"target,omitempty"`
+	Tier          string                  `json:"tier"`
+	Plan          *activities.RestorePlan `json:"plan,omitempty"`
+	RetrievalWait
+	Current  string                     `json:"current,omitempty"` // stream being received
+	Received []activities.ReceiveReport `json:"received,omitempty"`
+	Error    string                     `json:"error,omitempty"`
 }
 
 // Restore recreates Dataset@Snapshot from the archive alone: plan the chain
@@ -146,7 +144,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 		if poll <= 0 {
 			poll = PollInterval(tier)
 		}
-		if err := retrieve(ctx, &st.Phase, &st.Retrieval, &st.Polls, &st.WaitingSince, &st.NextPoll, keys, tier, days, poll); err != nil {
+		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, days, poll); err != nil {
 			return st, fail("retrieval", err)
 		}
 	}
@@ -176,9 +174,29 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	return st, nil
 }
 
+// RetrievalWait is the state of a durable wait for cold objects, part of
+// Restore's and ArchiveVerify's status.
+type RetrievalWait struct {
+	Retrieval    *activities.Retrieval `json:"retrieval,omitempty"`
+	Polls        int                   `json:"polls"`
+	WaitingSince time.Time             `json:"waiting_since,omitzero"`
+	NextPoll     time.Time             `json:"next_poll,omitzero"`
+	// PollFailures counts status polls that failed for a reason retrying
+	// can fix (network, S3 trouble); the wait goes on through them.
+	PollFailures  int    `json:"poll_failures,omitempty"`
+	LastPollError string `json:"last_poll_error,omitempty"`
+}
+
+// retrievalPollRetries: from this version a failed status poll no longer
+// ends a wait that may have lasted hours; only a permanent error does.
+const retrievalPollRetries = "retrieval-poll-retries"
+
 // retrieve requests every object and waits, on durable timers, until all
-// are readable. The state it updates is the caller's status.
-func retrieve(ctx workflow.Context, phase *string, r **activities.Retrieval, polls *int, since, next *time.Time,
+// are readable. A poll that fails for a retryable reason is tried again
+// after a backoff (from a minute, doubling, up to the poll interval) for as
+// long as the wait lasts; a permanent error (object missing, access denied)
+// or a cancellation ends it. w is the caller's status.
+func retrieve(ctx workflow.Context, phase *string, w *RetrievalWait,
 	keys []string, tier activities.RetrievalTier, days int, poll time.Duration) error {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	*phase = PhaseRequesting
@@ -187,23 +205,43 @@ func retrieve(ctx workflow.Context, phase *string, r **activities.Retrieval, pol
 		return err
 	}
 	*phase = PhaseWaitingRetrieval
-	*since = workflow.Now(ctx)
+	w.WaitingSince = workflow.Now(ctx)
+	survive := workflow.GetVersion(ctx, retrievalPollRetries, workflow.DefaultVersion, 1) == 1
+	firstBackoff := min(poll, time.Minute)
+	backoff := firstBackoff
 	for {
 		var got activities.Retrieval
 		if err := workflow.ExecuteActivity(quick, acts.ArchiveRetrievalStatus, req).Get(ctx, &got); err != nil {
-			return err
+			if !survive || isPermanent(err) || temporal.IsCanceledError(err) || ctx.Err() != nil {
+				return err
+			}
+			w.PollFailures++
+			w.LastPollError, _ = rootCause(err)
+			w.NextPoll = workflow.Now(ctx).Add(backoff)
+			if err := workflow.Sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, max(poll, firstBackoff))
+			continue
 		}
-		*polls++
-		*r = &got
+		backoff = firstBackoff
+		w.Polls++
+		w.Retrieval = &got
 		if got.Ready == got.Total {
-			*next = time.Time{}
+			w.NextPoll = time.Time{}
 			return nil
 		}
-		*next = workflow.Now(ctx).Add(poll)
+		w.NextPoll = workflow.Now(ctx).Add(poll)
 		if err := workflow.Sleep(ctx, poll); err != nil {
 			return err
 		}
 	}
+}
+
+// isPermanent: an activity error that retrying cannot fix.
+func isPermanent(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.NonRetryable()
 }
 
 // VerifyInput is a restore drill of one dataset's archive.
@@ -219,17 +257,14 @@ type VerifyInput struct {
 
 // VerifyStatus answers ArchiveVerify's status query and is its result.
 type VerifyStatus struct {
-	Phase        string                `json:"phase"`
-	Dataset      string                `json:"dataset"`
-	Streams      int                   `json:"streams"`
-	Checked      int                   `json:"checked"`
-	Bytes        int64                 `json:"bytes"`
-	Retrieval    *activities.Retrieval `json:"retrieval,omitempty"`
-	Polls        int                   `json:"polls"`
-	WaitingSince time.Time             `json:"waiting_since,omitzero"`
-	NextPoll     time.Time             `json:"next_poll,omitzero"`
-	Findings     []activities.Finding  `json:"findings,omitempty"`
-	Error        string                `json:"error,omitempty"`
+	Phase   string `json:"phase"`
+	Dataset string `json:"dataset"`
+	Streams int    `json:"streams"`
+	Checked int    `json:"checked"`
+	Bytes   int64  `json:"bytes"`
+	RetrievalWait
+	Findings []activities.Finding `json:"findings,omitempty"`
+	Error    string               `json:"error,omitempty"`
 }
 
 // ArchiveVerify re-reads every archived object of a dataset and checks it
@@ -274,7 +309,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 		if poll <= 0 {
 			poll = PollInterval(tier)
 		}
-		if err := retrieve(ctx, &st.Phase, &st.Retrieval, &st.Polls, &st.WaitingSince, &st.NextPoll, keys, tier, max(in.Days, 1), poll); err != nil {
+		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, max(in.Days, 1), poll); err != nil {
 			return st, fail("retrieval", err)
 		}
 	}
