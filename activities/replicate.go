@@ -17,27 +17,11 @@ import (
 	"zcloud/zfsexec"
 )
 
-// TargetCheck is what CheckTarget learned.
-type TargetCheck struct {
-	Target     string `json:"target"`
-	Host       string `json:"host"`
-	SourceZFS  string `json:"source_zfs"`
-	TargetZFS  string `json:"target_zfs"`
-	CanResume  bool   `json:"can_resume"`
-	CanRawSend bool   `json:"can_raw_send"`
-}
-
 // CheckTarget connects to the target (verifying its host key) and detects
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
 func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
 	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
-}
-
-// CheckRequest names a target and, for a session's instance, where it is.
-type CheckRequest struct {
-	Target string     `json:"target"`
-	At     TargetAddr `json:"at,omitzero"`
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
@@ -68,12 +52,6 @@ func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (Targe
 		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
 }
 
-// SnapshotRequest names a snapshot to take.
-type SnapshotRequest struct {
-	Snapshot  zfsexec.Snapshot `json:"snapshot"`
-	Recursive bool             `json:"recursive"`
-}
-
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
@@ -95,45 +73,6 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 	}
 	return nil
 }
-
-// SendRequest asks to bring TargetDataset on Target up to Snapshot.
-type SendRequest struct {
-	Source        zfsexec.Dataset  `json:"source"`
-	Snapshot      zfsexec.Snapshot `json:"snapshot"`
-	Target        string           `json:"target"`
-	TargetDataset zfsexec.Dataset  `json:"target_dataset"`
-	Raw           bool             `json:"raw"`
-	// AllowPlaintext lets a natively encrypted source go non-raw (the
-	// target then stores plaintext); without it such a source is sent raw.
-	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
-	// At, when set, is where the target is now (an EC2 session's
-	// instance: its address and injected host key).
-	At TargetAddr `json:"at,omitzero"`
-}
-
-// SendReport says what was sent.
-type SendReport struct {
-	Full        bool    `json:"full"`
-	From        string  `json:"from,omitempty"`
-	To          string  `json:"to"`
-	Bytes       int64   `json:"bytes"`
-	Resumed     bool    `json:"resumed"`
-	AlreadyDone bool    `json:"already_done"`
-	Seconds     float64 `json:"seconds"`
-	Transport   string  `json:"transport"`
-	// Mode says what the target stores: "raw" (the source's ciphertext;
-	// the target never has the key), "plaintext" (an encrypted source sent
-	// decrypted, allowed by allow_plaintext_on_target) or "plain" (the
-	// source is not encrypted).
-	Mode string `json:"mode,omitempty"`
-}
-
-// Send modes (SendReport.Mode).
-const (
-	ModeRaw       = "raw"
-	ModePlaintext = "plaintext"
-	ModePlain     = "plain"
-)
 
 // SendSnapshots sends whatever the target lacks up to req.Snapshot: a full
 // stream the first time, an incremental (-I) from the newest common snapshot

@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/workflows"
 )
 
@@ -190,7 +190,7 @@ func childProgress(ctx context.Context, cl client.Client, id string) string {
 	dc := converter.GetDefaultDataConverter()
 	for _, pa := range desc.GetPendingActivities() {
 		if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
-			var p activities.Progress
+			var p contract.Progress
 			if dc.FromPayload(hd.GetPayloads()[len(hd.GetPayloads())-1], &p) == nil && p.Phase != "" {
 				return formatProgress(p)
 			}

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Config is the whole file.
@@ -354,7 +354,7 @@ func (t Target) validate(f string) error {
 	if !strings.HasPrefix(t.ReceiverPath, "/") {
 		return fieldErr(f+".receiver_path", "must be absolute")
 	}
-	if _, err := zfsexec.ParseDevice(t.ReceiverPath); err != nil {
+	if _, err := zfsname.ParseDevice(t.ReceiverPath); err != nil {
 		// It is run over SSH: no shell metacharacters.
 		return fieldErr(f+".receiver_path", "%v", err)
 	}
@@ -388,7 +388,7 @@ func ValidTargetName(name string) error {
 // snapshot names still fit ZFS's 255 bytes once appended, so a name that
 // is valid alone is refused here rather than failing at zfs receive.
 func CheckSnapshotFits(dataset string) error {
-	ds, err := zfsexec.ParseDataset(dataset)
+	ds, err := zfsname.ParseDataset(dataset)
 	if err != nil {
 		return err
 	}

@@ -349,4 +349,8 @@ func TestSnapshotPolicyNotDueTakesNoSnapshotButPrunes(t *testing.T) {
 	}
 }
 
+// acts is a nil activities receiver: tests mock and register activities by
+// method value; the workflows schedule them by their contract names.
+var acts *activities.Activities
+
 func registerAs(name string) workflow.RegisterOptions { return workflow.RegisterOptions{Name: name} }
