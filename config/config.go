@@ -116,8 +116,12 @@ type Replication struct {
 	Source        string `yaml:"source"`
 	Target        string `yaml:"target"`
 	TargetDataset string `yaml:"target_dataset"`
-	// Raw sends natively encrypted datasets without decrypting (zfs send -w).
+	// Raw sends without decrypting (zfs send -w). A natively encrypted
+	// source is sent raw anyway unless AllowPlaintextOnTarget.
 	Raw bool `yaml:"raw"`
+	// AllowPlaintextOnTarget sends a natively encrypted source decrypted,
+	// so the target stores (and can read) plaintext. Off by default.
+	AllowPlaintextOnTarget bool `yaml:"allow_plaintext_on_target"`
 }
 
 // Defaults for everything a user may leave out.
@@ -290,6 +294,9 @@ func (c *Config) Validate() error {
 			errs.add(fieldErr(f+".target", "required: the name of a target under targets: (known: %s)", strings.Join(c.TargetNames(), ", ")))
 		} else if _, ok := c.Targets[r.Target]; !ok {
 			errs.add(fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", ")))
+		}
+		if r.Raw && r.AllowPlaintextOnTarget {
+			return fieldErr(f+".allow_plaintext_on_target", "contradicts raw: true (a raw send stores the source's ciphertext)")
 		}
 		if err := CheckSnapshotFits(r.TargetDataset); err != nil {
 			errs.add(fieldErr(f+".target_dataset", "%v", err))
