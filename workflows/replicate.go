@@ -23,6 +23,9 @@ type ReplicateInput struct {
 	Target        string `json:"target"` // a target name from the config
 	TargetDataset string `json:"target_dataset"`
 	Raw           bool   `json:"raw"`
+	// AllowPlaintext: a natively encrypted source may be sent decrypted
+	// (allow_plaintext_on_target); otherwise it is sent raw.
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 	// SnapshotPrefix names the snapshot taken for this run (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
 	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
@@ -51,7 +54,10 @@ type ReplicateResult struct {
 type ReplicateStatus struct {
 	Phase    string `json:"phase"`
 	Snapshot string `json:"snapshot,omitempty"`
-	Error    string `json:"error,omitempty"`
+	// Mode is what the target stores after the send: raw, plaintext or plain
+	// (activities.SendReport.Mode).
+	Mode  string `json:"mode,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // ReplicateWorkflowID names the replication of source to targetDataset on
@@ -154,10 +160,12 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 	})
-	req := contract.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw, At: at}
+	req := contract.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw,
+		AllowPlaintext: in.AllowPlaintext, At: at}
 	if err := workflow.ExecuteActivity(long, contract.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
 		return res, failStep(&status.Phase, &status.Error, "send", err)
 	}
+	status.Mode = res.Send.Mode
 
 	status.Phase = "hold"
 	hold := contract.HoldRequest{Snapshot: snap, Tag: HoldTag(in.Target)}

@@ -336,7 +336,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 			// before exporting the pool under it.
 			WaitForCancellation: true,
 		})
-		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw,
+		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw, AllowPlaintext: r.AllowPlaintext,
 			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetHost: at.Host, TargetHostKey: at.HostKey}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
 		workflow.Go(repCtx, func(gctx workflow.Context) {
