@@ -62,21 +62,6 @@ func New(cfg *config.Config, log *zap.Logger) *Activities {
 		ReceiverBinary: cfg.ReceiverBinary, Gate: testgate.FromEnv(), Live: &progress.Board{}}
 }
 
-// Error types that workflows and operators see. Permanent ones are
-// non-retryable: retrying cannot change the outcome.
-const (
-	ErrTypeInvalidName    = "InvalidName"
-	ErrTypeNotFound       = "NotFound"
-	ErrTypeHostKey        = "HostKeyMismatch"
-	ErrTypeUnreachable    = "TargetUnreachable"
-	ErrTypeConfig         = "ConfigError"
-	ErrTypeStreamMismatch = "StreamMismatch"
-	ErrTypeKeyIncorrect   = "KeyIncorrect"
-	ErrTypeNoSpace        = "NoSpace"
-	ErrTypeUnsupported    = "Unsupported"
-	ErrTypeTargetModified = "TargetModified"
-)
-
 // permanent wraps err as a non-retryable application error of errType.
 // The message carries the whole story; no cause is attached, so operators
 // read it once instead of a chain of wrappers.

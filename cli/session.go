@@ -59,14 +59,11 @@ watching; the session keeps running (cancel it in the Web UI or with
 		Example: "  zcloud session run nightly\n  zcloud session run nightly --no-wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) error { return sessionTarget(cfg, a.cfgPath, args[0]) })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			if err := sessionTarget(cfg, a.cfgPath, args[0]); err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -197,7 +194,7 @@ func childProgress(ctx context.Context, cl client.Client, id string) string {
 }
 
 func printSession(out io.Writer, st workflows.SessionStatus, progress func(childID string) string) {
-	fmt.Fprintf(out, "  state: %s", st.State)
+	fmt.Fprintf(out, "  phase: %s", st.Phase)
 	if st.Interruptions > 0 {
 		fmt.Fprintf(out, " (%d spot interruption(s))", st.Interruptions)
 	}

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/progress"
 	"zcloud/workflows"
 )
@@ -58,8 +58,6 @@ func progressLine(ctx context.Context, cl client.Client, id, runID string) strin
 		var st map[string]any
 		if v.Get(&st) == nil {
 			if p, ok := st["phase"].(string); ok {
-				parts = append(parts, p)
-			} else if p, ok := st["state"].(string); ok { // a Session
 				parts = append(parts, p)
 			}
 			children = runningChildren(st)
@@ -119,7 +117,7 @@ func activityProgress(ctx context.Context, pa *workflow.PendingActivityInfo) str
 		return ""
 	}
 	dc := converter.GetDefaultDataConverter()
-	var p activities.Progress
+	var p contract.Progress
 	if err := dc.FromPayload(hd.GetPayloads()[len(hd.GetPayloads())-1], &p); err != nil || p.Phase == "" {
 		var raw json.RawMessage
 		if dc.FromPayload(hd.GetPayloads()[0], &raw) == nil {
@@ -142,10 +140,10 @@ func activityProgress(ctx context.Context, pa *workflow.PendingActivityInfo) str
 // formatLive is a live snapshot: bytes, share of the estimate, rate over
 // the last seconds and the time left.
 func formatLive(p progress.Snapshot) string {
-	return formatProgress(activities.Progress{Phase: p.Phase, Bytes: p.Bytes, Total: p.Total, BytesPerSec: p.BytesPerSec, Detail: p.Detail})
+	return formatProgress(contract.Progress{Phase: p.Phase, Bytes: p.Bytes, Total: p.Total, BytesPerSec: p.BytesPerSec, Detail: p.Detail})
 }
 
-func formatProgress(p activities.Progress) string {
+func formatProgress(p contract.Progress) string {
 	s := p.Phase + " " + humanBytes(p.Bytes)
 	if p.Total > 0 {
 		s += fmt.Sprintf(" of %s (%.0f%%)", humanBytes(p.Total), 100*float64(p.Bytes)/float64(p.Total))
