@@ -17,27 +17,11 @@ import (
 	"zcloud/zfsexec"
 )
 
-// TargetCheck is what CheckTarget learned.
-type TargetCheck struct {
-	Target     string `json:"target"`
-	Host       string `json:"host"`
-	SourceZFS  string `json:"source_zfs"`
-	TargetZFS  string `json:"target_zfs"`
-	CanResume  bool   `json:"can_resume"`
-	CanRawSend bool   `json:"can_raw_send"`
-}
-
 // CheckTarget connects to the target (verifying its host key) and detects
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
 func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
 	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
-}
-
-// CheckRequest names a target and, for a session's instance, where it is.
-type CheckRequest struct {
-	Target string     `json:"target"`
-	At     TargetAddr `json:"at,omitzero"`
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
@@ -68,12 +52,6 @@ func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (Targe
 		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
 }
 
-// SnapshotRequest names a snapshot to take.
-type SnapshotRequest struct {
-	Snapshot  zfsexec.Snapshot `json:"snapshot"`
-	Recursive bool             `json:"recursive"`
-}
-
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
@@ -94,30 +72,6 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 		return classify(err)
 	}
 	return nil
-}
-
-// SendRequest asks to bring TargetDataset on Target up to Snapshot.
-type SendRequest struct {
-	Source        zfsexec.Dataset  `json:"source"`
-	Snapshot      zfsexec.Snapshot `json:"snapshot"`
-	Target        string           `json:"target"`
-	TargetDataset zfsexec.Dataset  `json:"target_dataset"`
-	Raw           bool             `json:"raw"`
-	// At, when set, is where the target is now (an EC2 session's
-	// instance: its address and injected host key).
-	At TargetAddr `json:"at,omitzero"`
-}
-
-// SendReport says what was sent.
-type SendReport struct {
-	Full        bool    `json:"full"`
-	From        string  `json:"from,omitempty"`
-	To          string  `json:"to"`
-	Bytes       int64   `json:"bytes"`
-	Resumed     bool    `json:"resumed"`
-	AlreadyDone bool    `json:"already_done"`
-	Seconds     float64 `json:"seconds"`
-	Transport   string  `json:"transport"`
 }
 
 // SendSnapshots sends whatever the target lacks up to req.Snapshot: a full
@@ -144,6 +98,14 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	dst := zfsexec.ZFS{R: r, Caps: dstCaps}
 	log := a.Log.With(zap.String("source", req.Source.String()), zap.String("target", req.Target+":"+req.TargetDataset.String()))
 
+	mode, err := sendMode(ctx, src, dst, req)
+	if err != nil {
+		return SendReport{}, err
+	}
+	if mode == ModePlaintext {
+		log.Warn("sending a natively encrypted dataset decrypted: the target stores plaintext (allow_plaintext_on_target)")
+	}
+	req.Raw = mode == ModeRaw
 	plan, err := planSend(ctx, src, dst, req)
 	if errors.Is(err, zfsexec.ErrStreamMismatch) {
 		// No snapshot in common: retrying cannot change that.
@@ -152,7 +114,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	if err != nil {
 		return SendReport{}, classify(err)
 	}
-	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport}
+	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
 		return rep, nil
@@ -171,7 +133,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
-	stop := m.heartbeat(ctx, "send", total, 2*time.Second)
+	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
 	err = pipeStream(ctx, m,
 		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
@@ -189,11 +151,18 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	rep.Seconds = time.Since(begin).Seconds()
 	a.Metrics.SendDone(req.Target, tcfg.Transport, rep.Bytes, time.Since(begin), err)
 	if err != nil {
-		if errors.Is(err, zfsexec.ErrResumeTokenPresent) || errors.Is(err, zfsexec.ErrStreamMismatch) && rep.Resumed {
-			// A stale token: discard the partial state so the next attempt
-			// sends afresh from the newest common snapshot.
-			log.Warn("discarding partial receive state", zap.Error(err))
-			_ = dst.AbortReceive(ctx, req.TargetDataset)
+		if staleResume(err, rep.Resumed) {
+			// The target's partial state cannot be resumed (its snapshot is
+			// gone on the source, or the state itself is): discard it and
+			// send afresh from the newest common snapshot.
+			log.Warn("resume state is stale: discarding it (zfs receive -A) and sending afresh", zap.Error(err))
+			if aerr := dst.AbortReceive(ctx, req.TargetDataset); aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) {
+				return rep, classify(aerr)
+			}
+			if rep.Resumed {
+				// No token is left, so this plans a plain send (once).
+				return a.SendSnapshots(ctx, req)
+			}
 		}
 		return rep, classify(err)
 	}
@@ -215,6 +184,45 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 		}
 	}
 	return rep, nil
+}
+
+// sendMode decides how req's source is sent. A natively encrypted source
+// goes raw (zfs send -w), so the target stores ciphertext and never needs
+// the key, unless req.AllowPlaintext; a target that cannot receive raw
+// streams is then refused, never silently sent plaintext.
+func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (string, error) {
+	encrypted := false
+	if src.Caps.NativeEncryption {
+		enc, err := src.GetOne(ctx, req.Source, "encryption")
+		if err != nil {
+			return "", classify(err)
+		}
+		encrypted = enc != "off" && enc != "-" && enc != ""
+	}
+	switch {
+	case !encrypted && req.Raw:
+		return ModeRaw, nil
+	case !encrypted:
+		return ModePlain, nil
+	case req.AllowPlaintext && !req.Raw:
+		return ModePlaintext, nil
+	case !dst.Caps.RawSend:
+		return "", permanent(ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
+			req.Source, req.Target, req.Target, dst.Caps.Impl))
+	}
+	return ModeRaw, nil
+}
+
+// staleResume says err means the target's partial receive state is of no
+// use: a resume whose token went stale (OpenZFS's messages, captured in
+// zfsexec/testdata/openzfs-2.3.2/resume-capture.txt), or a plain stream
+// refused because partial state is in the way.
+func staleResume(err error, resumed bool) bool {
+	if errors.Is(err, zfsexec.ErrResumeTokenPresent) {
+		return true
+	}
+	return resumed && (errors.Is(err, zfsexec.ErrResumeTokenStale) || errors.Is(err, zfsexec.ErrNoResumeState) ||
+		errors.Is(err, zfsexec.ErrStreamMismatch))
 }
 
 type sendPlan struct {

@@ -121,6 +121,7 @@ func TestReplicateFailsClearly(t *testing.T) {
 		{"hostile source name", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/a;touch /tmp/zcloud-pwned" }, "", 0, activities.ErrTypeInvalidName, "not allowed"},
 		{"hostile target name", func(in *workflows.ReplicateInput) { in.TargetDataset = "$(touch /tmp/zcloud-pwned)" }, "", 0, activities.ErrTypeInvalidName, "invalid dataset name"},
 		{"unknown target", func(in *workflows.ReplicateInput) { in.Target = "nosuch" }, "", 0, activities.ErrTypeConfig, "no target named"},
+		{"missing target pool", func(in *workflows.ReplicateInput) { in.TargetDataset = "nosuchpool/data" }, "", 0, activities.ErrTypeNotFound, "pool nosuchpool does not exist"},
 		{"wrong host key", nil, wrongKey.HostKey, 0, activities.ErrTypeHostKey, "host key"},
 		{"unreachable", nil, "", testenv.FreePort(), activities.ErrTypeUnreachable, "unreachable"},
 	}
@@ -153,8 +154,12 @@ func TestReplicateFailsClearly(t *testing.T) {
 				}
 				return
 			}
+			begin := time.Now()
 			_, err := e.replicate(in)
 			checkErr(t, err, tc.wantType, tc.wantMsg)
+			if time.Since(begin) > 60*time.Second {
+				t.Errorf("took %s: the error should end the workflow at once", time.Since(begin))
+			}
 		})
 	}
 	if _, err := os.Stat("/tmp/zcloud-pwned"); err == nil {
