@@ -57,6 +57,8 @@ type (
 	RetrievalRequest         = contract.RetrievalRequest
 	Retrieval                = contract.Retrieval
 	ReceiveRequest           = contract.ReceiveRequest
+	DrillReport              = contract.DrillReport
+	DrillScratchRequest      = contract.DrillScratchRequest
 	ReceiveReport            = contract.ReceiveReport
 	VerifyPlanRequest        = contract.VerifyPlanRequest
 	VerifyPlan               = contract.VerifyPlan

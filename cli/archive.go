@@ -297,8 +297,8 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 }
 
 func archiveVerifyCmd(a *app) *cobra.Command {
-	var identity, tier string
-	var noWait bool
+	var identity, tier, scratch string
+	var noWait, deep bool
 	c := &cobra.Command{
 		Use:   "verify DATASET",
 		Short: "Restore drill: re-read every archived object and check its checksums; report what is missing or corrupt",
@@ -308,8 +308,14 @@ checked with HEAD (exists, size, SHA-256), cold objects are restored first
 then every part is downloaded and its SHA-256, and the whole object's, compared
 with the manifest. Nothing is decrypted, so no private key is needed. Every
 missing or corrupt object is named; any finding fails the drill.
+With --deep (and --identity naming the archive's private key in the worker's
+key source, copied there for the drill only), the newest chain is also
+decrypted and zfs-received into a scratch dataset on the worker's host
+(--scratch, its name starting with zcloud-drill), its snapshots checked, and
+the scratch destroyed; the report (chain, bytes, duration, result) is kept in
+the store under <prefix>/<dataset>/drills/.
 'zcloud archive schedule' runs drills every archive.verify_schedule.`,
-		Example: "  zcloud archive verify tank/data",
+		Example: "  zcloud archive verify tank/data\n  zcloud archive verify tank/data --deep --identity owner --scratch tank/zcloud-drill",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dss, cfg, err := a.archivedDatasets(args)
@@ -328,6 +334,12 @@ missing or corrupt object is named; any finding fails the drill.
 			if tier != "" {
 				in.Tier = tier
 			}
+			if deep {
+				if identity == "" || scratch == "" {
+					return fmt.Errorf("--deep needs --identity (the archive's private key name) and --scratch (a dataset named zcloud-drill...)")
+				}
+				in.Deep, in.Scratch = true, scratch
+			}
 			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.VerifyWorkflowID(in.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.VerifyName, in)
 			if err != nil {
@@ -343,12 +355,17 @@ missing or corrupt object is named; any finding fails the drill.
 				return err
 			}
 			fmt.Fprintf(out, "done: %d of %d streams re-read and checked (%s), no problems\n", st.Checked, st.Streams, humanBytes(st.Bytes))
+			if d := st.Drill; d != nil {
+				fmt.Fprintf(out, "deep drill: %s: chain %s, %s received into %s in %.1fs\n", d.Result, strings.Join(d.Chain, " "), humanBytes(d.Bytes), d.Scratch, d.Seconds)
+			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&identity, "identity", "", "key name that reads the manifest (default: archive.host_identity)")
 	c.Flags().StringVar(&tier, "tier", "", "retrieval tier for cold objects (default: archive.verify_tier)")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
+	c.Flags().BoolVar(&deep, "deep", false, "also decrypt with --identity and zfs receive the newest chain into --scratch, check, destroy")
+	c.Flags().StringVar(&scratch, "scratch", "", "deep drill: scratch dataset on the worker's host (name starts with zcloud-drill; destroyed)")
 	return c
 }
 

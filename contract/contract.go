@@ -58,6 +58,8 @@ const (
 	ReceiveArchiveStream    = "ReceiveArchiveStream"
 	PlanArchiveVerify       = "PlanArchiveVerify"
 	VerifyArchiveStream     = "VerifyArchiveStream"
+	ClearDrillScratch       = "ClearDrillScratch"
+	FinishDeepDrill         = "FinishDeepDrill"
 	PlanSession             = "PlanSession"
 	LaunchInstance          = "LaunchInstance"
 	StartInstance           = "StartInstance"
@@ -121,6 +123,8 @@ func Names() []string {
 		ReceiveArchiveStream,
 		PlanArchiveVerify,
 		VerifyArchiveStream,
+		ClearDrillScratch,
+		FinishDeepDrill,
 		PlanSession,
 		LaunchInstance,
 		StartInstance,

@@ -1,6 +1,8 @@
 package contract
 
 import (
+	"time"
+
 	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 	"zcloud/zfsname"
@@ -112,4 +114,32 @@ type VerifyStreamReport struct {
 	OK       bool     `json:"ok"`
 	Finding  *Finding `json:"finding,omitempty"`
 	Bytes    int64    `json:"bytes"`
+}
+
+// DrillScratchPrefix starts the last component of every deep drill's
+// scratch dataset: a drill destroys its scratch, so it refuses a name that
+// could be real data.
+const DrillScratchPrefix = "zcloud-drill"
+
+// DrillReport is what a deep drill did: the chain it received into scratch,
+// how many bytes, how long, and the result. It is kept in the store
+// (DrillReportKey) and is part of ArchiveVerify's status.
+type DrillReport struct {
+	Dataset  string    `json:"dataset"`
+	Scratch  string    `json:"scratch"`
+	Identity string    `json:"identity"` // the private key's name (never the key)
+	Chain    []string  `json:"chain"`    // stream id @snapshot, in order
+	Bytes    int64     `json:"bytes"`    // plain bytes received
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Passed   bool      `json:"passed"`
+	Result   string    `json:"result"` // "passed", or what failed
+}
+
+// DrillScratchRequest names a deep drill's scratch dataset on the worker's
+// host; Expect lists the snapshot GUIDs the received chain must have.
+type DrillScratchRequest struct {
+	Scratch zfsname.Dataset `json:"scratch"`
+	Expect  []uint64        `json:"expect,omitempty"`
+	Report  *DrillReport    `json:"report,omitempty"` // saved to the store when set
 }

@@ -253,6 +253,11 @@ type VerifyInput struct {
 	Days             int           `json:"days"`
 	PollInterval     time.Duration `json:"poll_interval,omitempty"`
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// Deep also decrypts with Identity (then the archive's private key, by
+	// name) and zfs-receives the newest chain into Scratch on the worker's
+	// host, checks it and destroys it.
+	Deep    bool   `json:"deep,omitempty"`
+	Scratch string `json:"scratch,omitempty"` // its last component starts with zcloud-drill
 }
 
 // VerifyStatus answers ArchiveVerify's status query and is its result.
@@ -263,8 +268,9 @@ type VerifyStatus struct {
 	Checked int    `json:"checked"`
 	Bytes   int64  `json:"bytes"`
 	RetrievalWait
-	Findings []contract.Finding `json:"findings,omitempty"`
-	Error    string             `json:"error,omitempty"`
+	Findings []contract.Finding    `json:"findings,omitempty"`
+	Drill    *contract.DrillReport `json:"drill,omitempty"` // a deep drill's report
+	Error    string                `json:"error,omitempty"`
 }
 
 // ArchiveVerify re-reads every archived object of a dataset and checks it
@@ -287,8 +293,12 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	var plan contract.VerifyPlan
+	keyNote := ""
+	if in.Identity != "" {
+		keyNote = fmt.Sprintf(" with private key %q", in.Identity)
+	}
 	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
-		return st, fail("plan", err)
+		return st, fail("plan"+keyNote, err)
 	}
 	st.Streams = len(plan.Streams)
 	st.Findings = append(st.Findings, plan.HeadProblems...)
@@ -346,6 +356,77 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 		st.Phase = PhaseProblemsFound
 		return st, err
 	}
+	if in.Deep {
+		if err := deepDrill(ctx, &st, in, ds, tier, long); err != nil {
+			return st, fail("deep drill"+keyNote, err)
+		}
+	}
 	st.Phase = PhaseDone
 	return st, nil
+}
+
+// PhaseDeepDrill: receiving the chain into the drill's scratch dataset.
+const PhaseDeepDrill = "deep drill: receiving into scratch"
+
+// deepDrill receives the newest chain into the scratch dataset (download,
+// verify, decrypt with the private key named by in.Identity, zfs receive),
+// checks the snapshots, destroys the scratch and keeps the report in the
+// store, failed or not. The objects were made readable by the caller.
+func deepDrill(ctx workflow.Context, st *VerifyStatus, in VerifyInput, ds zfsname.Dataset, tier contract.RetrievalTier, long workflow.Context) error {
+	scratch, err := zfsname.ParseDataset(in.Scratch)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("drill scratch: "+err.Error(), contract.ErrTypeInvalidName, nil)
+	}
+	st.Phase = PhaseDeepDrill
+	quick := workflow.WithActivityOptions(ctx, quickActivity)
+	sreq := contract.DrillScratchRequest{Scratch: scratch}
+	if err := workflow.ExecuteActivity(quick, contract.ClearDrillScratch, sreq).Get(ctx, nil); err != nil {
+		return err
+	}
+	rep := contract.DrillReport{Dataset: in.Dataset, Scratch: in.Scratch, Identity: in.Identity, Started: workflow.Now(ctx)}
+	err = func() error {
+		var plan contract.RestorePlan
+		preq := contract.RestorePlanRequest{Dataset: ds, Identity: in.Identity, Tier: tier, TargetDataset: scratch}
+		if err := workflow.ExecuteActivity(quick, contract.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
+			return err
+		}
+		for _, s := range plan.Chain {
+			rep.Chain = append(rep.Chain, s.ID+"@"+s.To.Name)
+			sreq.Expect = append(sreq.Expect, s.To.GUID)
+		}
+		for _, s := range plan.Chain {
+			req := contract.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: scratch}
+			var r contract.ReceiveReport
+			if err := workflow.ExecuteActivity(long, contract.ReceiveArchiveStream, req).Get(ctx, &r); err != nil {
+				return fmt.Errorf("stream %s (@%s): %w", s.ID, s.To.Name, err)
+			}
+			rep.Bytes += r.Bytes
+		}
+		return nil
+	}()
+	rep.Seconds = workflow.Now(ctx).Sub(rep.Started).Seconds()
+	rep.Passed, rep.Result = err == nil, "passed"
+	if err != nil {
+		msg, _ := rootCause(err)
+		rep.Result = msg
+	}
+	// Clean up and report even when cancelled or failed.
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	sreq.Report = &rep
+	var final contract.DrillReport
+	ferr := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, quickActivity), contract.FinishDeepDrill, sreq).Get(dctx, &final)
+	if ferr == nil {
+		rep = final
+	}
+	st.Drill = &rep
+	switch {
+	case err != nil:
+		return err
+	case ferr != nil:
+		return ferr
+	case !rep.Passed:
+		return temporal.NewNonRetryableApplicationError(rep.Result, contract.ErrTypeBrokenChain, nil)
+	}
+	return nil
 }

@@ -1,0 +1,103 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"zcloud/archive"
+	"zcloud/cloud/objstore"
+	"zcloud/contract"
+	"zcloud/zfsexec"
+)
+
+// DrillReportKey is where a drill's report is kept in the store.
+func DrillReportKey(prefix string, ds zfsexec.Dataset, started time.Time) string {
+	return path.Join(archive.DatasetPrefix(prefix, ds), "drills", started.UTC().Format("20060102T150405Z")+".json")
+}
+
+// ClearDrillScratch destroys a deep drill's scratch dataset if it exists
+// (left by an earlier drill that crashed), so a drill never passes on
+// snapshots it did not receive itself.
+func (a *Activities) ClearDrillScratch(ctx context.Context, req DrillScratchRequest) error {
+	z, err := a.drillScratch(ctx, req.Scratch)
+	if err != nil {
+		return err
+	}
+	exists, err := z.Exists(ctx, req.Scratch)
+	if err != nil || !exists {
+		return classify(err)
+	}
+	return classify(z.DestroyDataset(ctx, req.Scratch, true))
+}
+
+// FinishDeepDrill checks that the scratch dataset holds exactly the
+// chain's snapshots (by GUID), destroys it, and saves the report (with the
+// check's result) in the store. It returns the final report.
+func (a *Activities) FinishDeepDrill(ctx context.Context, req DrillScratchRequest) (DrillReport, error) {
+	var rep DrillReport
+	if req.Report != nil {
+		rep = *req.Report
+	}
+	z, err := a.drillScratch(ctx, req.Scratch)
+	if err != nil {
+		return rep, err
+	}
+	exists, err := z.Exists(ctx, req.Scratch)
+	if err != nil {
+		return rep, classify(err)
+	}
+	if exists {
+		if rep.Passed {
+			have, err := z.ListSnapshots(ctx, req.Scratch)
+			if err != nil {
+				return rep, classify(err)
+			}
+			for _, g := range req.Expect {
+				if _, ok := snapByGUID(have, g); !ok {
+					rep.Passed, rep.Result = false, fmt.Sprintf("the received scratch %s lacks the snapshot with GUID %d", req.Scratch, g)
+					break
+				}
+			}
+		}
+		if err := z.DestroyDataset(ctx, req.Scratch, true); err != nil {
+			return rep, classify(err)
+		}
+	} else if rep.Passed {
+		rep.Passed, rep.Result = false, fmt.Sprintf("scratch %s does not exist after the receive", req.Scratch)
+	}
+	if req.Report == nil {
+		return rep, nil
+	}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		return rep, err
+	}
+	ds, err := zfsexec.ParseDataset(rep.Dataset)
+	if err != nil {
+		return rep, permanent(ErrTypeInvalidName, err)
+	}
+	b, err := json.MarshalIndent(rep, "", " ")
+	if err != nil {
+		return rep, err
+	}
+	if _, err := st.Put(ctx, DrillReportKey(a.archivePrefix(), ds, rep.Started), bytes.NewReader(b), int64(len(b)), objstore.PutOptions{}); err != nil {
+		return rep, archiveErr(fmt.Errorf("saving the drill report: %w", err))
+	}
+	return rep, nil
+}
+
+func (a *Activities) drillScratch(ctx context.Context, ds zfsexec.Dataset) (zfsexec.ZFS, error) {
+	if !strings.HasPrefix(path.Base(ds.String()), contract.DrillScratchPrefix) || !strings.Contains(ds.String(), "/") {
+		return zfsexec.ZFS{}, permanent(ErrTypeInvalidName, fmt.Errorf("drill scratch %s: its name must start with %s (a drill destroys it)", ds, contract.DrillScratchPrefix))
+	}
+	caps, err := a.capabilities(ctx, a.Local)
+	if err != nil {
+		return zfsexec.ZFS{}, classify(err)
+	}
+	return zfsexec.ZFS{R: a.Local, Caps: caps}, nil
+}
