@@ -173,7 +173,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 			return rep, permanent(ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
 				req.TargetDataset, s.To.Name, s.To.GUID))
 		}
-		if err := ensureParent(ctx, z, req.TargetDataset); err != nil {
+		if err := z.EnsureParent(ctx, req.TargetDataset); err != nil {
 			return rep, classify(err)
 		}
 	case archive.Incremental:
