@@ -130,7 +130,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
-	stop := m.heartbeat(ctx, "send", total, 2*time.Second)
+	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
 	err = pipeStream(ctx, m,
 		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
