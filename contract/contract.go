@@ -22,7 +22,6 @@ const (
 	DeleteArchiveCycles     = "DeleteArchiveCycles"
 	DescribeArchive         = "DescribeArchive"
 	HoldBase                = "HoldBase"
-	ListPolicySnapshots     = "ListPolicySnapshots"
 	SnapshotDue             = "SnapshotDue"
 	PlanPrune               = "PlanPrune"
 	DestroySnapshots        = "DestroySnapshots"
@@ -34,7 +33,6 @@ const (
 	PoolDeleteVolume        = "PoolDeleteVolume"
 	PoolModifyVolume        = "PoolModifyVolume"
 	PoolCheckModification   = "PoolCheckModification"
-	PoolVolumes             = "PoolVolumes"
 	PoolDestroyVolumes      = "PoolDestroyVolumes"
 	PoolLUKSOpen            = "PoolLUKSOpen"
 	PoolLUKSClose           = "PoolLUKSClose"
@@ -85,7 +83,6 @@ func Names() []string {
 		DeleteArchiveCycles,
 		DescribeArchive,
 		HoldBase,
-		ListPolicySnapshots,
 		SnapshotDue,
 		PlanPrune,
 		DestroySnapshots,
@@ -97,7 +94,6 @@ func Names() []string {
 		PoolDeleteVolume,
 		PoolModifyVolume,
 		PoolCheckModification,
-		PoolVolumes,
 		PoolDestroyVolumes,
 		PoolLUKSOpen,
 		PoolLUKSClose,
