@@ -295,23 +295,6 @@ func (s *sessEnv) assertNoneRunning(m *testenv.Moto, want int) []ec2.Instance {
 	return found
 }
 
-// waitSend waits until some dataset's send moved at least n bytes.
-func (s *sessEnv) waitSend(id string, n int64) {
-	s.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		for _, d := range s.status(id).Datasets {
-			if d.State == "running" && d.ChildID != "" && s.sendProgress(d.ChildID) >= n {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no send progress; status %+v", s.status(id))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func (s *sessEnv) assertReplicated() {
 	s.t.Helper()
 	s.importInstancePool()
@@ -366,7 +349,7 @@ func TestSessionLaunchesUnlocksReplicatesAndTerminates(t *testing.T) {
 	}
 	t.Logf("session took %s; cost: %s", time.Since(begin).Round(time.Millisecond), res.Status.Cost)
 	st := res.Status
-	if st.State != workflows.StateDone || len(st.Instances) != 1 || st.Instances[0].Released.IsZero() {
+	if st.Phase != workflows.PhaseDone || len(st.Instances) != 1 || st.Instances[0].Released.IsZero() {
 		t.Fatalf("status %+v", st)
 	}
 	for _, d := range st.Datasets {
@@ -599,7 +582,7 @@ func TestSessionReceiveFailureStillExportsAndTerminates(t *testing.T) {
 		t.Errorf("error %q", ae.Error())
 	}
 	st := s.status(run.GetID())
-	if st.State != workflows.StateFailed || st.Datasets[1].State != "done" {
+	if st.Phase != workflows.PhaseFailed || st.Datasets[1].State != "done" {
 		t.Errorf("status %+v", st)
 	}
 	if s.instancePoolImported() {
@@ -612,11 +595,12 @@ func TestSessionReceiveFailureStillExportsAndTerminates(t *testing.T) {
 
 func TestSessionCancelledMidTransferCompensates(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 384 << 10})
+	s.sessionConfig(sessOpts{})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
+	s.holdAt("send", 256<<10) // the cancel comes mid-transfer
 	run := s.startSession()
-	s.waitSend(run.GetID(), 256<<10)
+	s.waitHeld("send")
 	if err := s.client.CancelWorkflow(s.ctx(10*time.Second), run.GetID(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -651,6 +635,7 @@ func (s *sessEnv) startSessionWorkerProcess() *exec.Cmd {
 	}
 	cmd := exec.Command(bin, "--config", s.cfgPath, "--ssh-addr", fmt.Sprintf("127.0.0.1:%d", s.sshPort),
 		"--host-key-file", filepath.Join(s.sshd.Dir, "host_ed25519"), "--host-key-pub", s.sshd.HostKey)
+	s.gateEnv(cmd)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -662,11 +647,12 @@ func (s *sessEnv) startSessionWorkerProcess() *exec.Cmd {
 
 func TestSessionResumesAfterWorkerIsKilled(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 384 << 10})
+	s.sessionConfig(sessOpts{})
 	s.exportInstancePool()
+	s.holdAt("send", 512<<10) // the kill comes mid-transfer
 	w1 := s.startSessionWorkerProcess()
 	run := s.startSession()
-	s.waitSend(run.GetID(), 512<<10)
+	s.waitHeld("send")
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -687,13 +673,20 @@ func TestSessionResumesAfterWorkerIsKilled(t *testing.T) {
 func TestSessionSpotInterruptionMovesToReplacement(t *testing.T) {
 	s := newSessEnv(t)
 	imdsPort := testenv.FreePort()
-	s.sessionConfig(sessOpts{bwlimit: 384 << 10, market: "spot", spotK: 1, imds: fmt.Sprintf("http://127.0.0.1:%d", imdsPort)})
+	s.sessionConfig(sessOpts{market: "spot", spotK: 1, imds: fmt.Sprintf("http://127.0.0.1:%d", imdsPort)})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
+	s.holdAt("send", 256<<10)
 	run := s.startSession()
-	s.waitSend(run.GetID(), 256<<10)
+	s.waitHeld("send")
 	// The notice appears now, in the middle of the transfer (IMDSv2 only).
+	// The held send ends when the session cancels it; releasing the gate
+	// only once the session counted the interruption keeps it mid-transfer.
 	testenv.StartIMDSMockAt(t, imdsPort, "spot", "-I")
+	waitFor(t, 2*time.Minute, "the session to count the interruption", func() bool {
+		return s.status(run.GetID()).Interruptions >= 1
+	})
+	s.release("send")
 	var res workflows.SessionResult
 	if err := run.Get(s.ctx(5*time.Minute), &res); err != nil {
 		t.Fatalf("session: %v\n%s", err, tail(s.logs.String(), 4000))
@@ -764,13 +757,13 @@ func TestSessionCLIScheduleRunStatus(t *testing.T) {
 
 	out := zc("session", "run", "nightly")
 	t.Logf("zcloud session run:\n%s", out)
-	for _, want := range []string{"  replicating", "state: done", "dataset: " + s.src.Pool.String() + "/data1", "(full,", "cost: 1 instance(s)", "instance: i-"} {
+	for _, want := range []string{"  replicating", "phase: done", "dataset: " + s.src.Pool.String() + "/data1", "(full,", "cost: 1 instance(s)", "instance: i-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("session run output lacks %q", want)
 		}
 	}
 	out = zc("session", "status", "nightly")
-	if !strings.Contains(out, "session session/nightly") || !strings.Contains(out, "state: done") || !strings.Contains(out, "Completed") {
+	if !strings.Contains(out, "session session/nightly") || !strings.Contains(out, "phase: done") || !strings.Contains(out, "Completed") {
 		t.Errorf("session status:\n%s", out)
 	}
 	if out := zc("session", "schedule", "--delete"); !strings.Contains(out, "delete session/nightly") {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"zcloud/activities"
@@ -42,7 +43,7 @@ func (c *calls) get(name string) int {
 
 func newArchiveEnv(t *testing.T, plan activities.ArchivePlan, check activities.CycleCheck, del activities.DeletionPlan) (*testsuite.TestWorkflowEnvironment, *calls) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Archive, registerAs(ArchiveName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
@@ -250,7 +251,7 @@ func restorePlan(needsRestore bool) activities.RestorePlan {
 // until every object is readable, then receives the chain in order.
 func TestRestoreWaitsDurablyThenReceivesInOrder(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Restore, registerAs(RestoreName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
@@ -303,7 +304,7 @@ func TestRestoreWaitsDurablyThenReceivesInOrder(t *testing.T) {
 
 func TestRestorePlanOnlyReceivesNothing(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Restore, registerAs(RestoreName))
 	env.RegisterActivity(acts)
 	env.OnActivity(acts.PlanArchiveRestore, mock.Anything, mock.Anything).Return(restorePlan(true), nil)
@@ -326,7 +327,7 @@ func TestRestoreRefusesBadNamesBeforeAnyActivity(t *testing.T) {
 		{Dataset: "tank/data", Snapshot: "a b", TargetDataset: "tank/x", Identity: "owner"},
 	} {
 		var s testsuite.WorkflowTestSuite
-		env := s.NewTestWorkflowEnvironment()
+		env := newTestEnv(&s)
 		env.RegisterWorkflowWithOptions(Restore, registerAs(RestoreName))
 		env.RegisterActivity(acts)
 		env.ExecuteWorkflow(RestoreName, in)
@@ -338,7 +339,7 @@ func TestRestoreRefusesBadNamesBeforeAnyActivity(t *testing.T) {
 
 func TestVerifyReportsEveryFindingAndFails(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(ArchiveVerify, registerAs(VerifyName))
 	env.RegisterActivity(acts)
 	plan := activities.VerifyPlan{Dataset: "tank/data", Streams: restorePlan(false).Chain,
@@ -360,5 +361,24 @@ func TestVerifyReportsEveryFindingAndFails(t *testing.T) {
 	// The missing object is not re-read; the others all are.
 	if strings.Join(verified, ",") != "full-1,incr-1-2" {
 		t.Fatalf("verified %v", verified)
+	}
+}
+
+// An archive cancelled while its deletion plan waits for approval ends as
+// cancelled (not failed) and deletes nothing.
+func TestArchiveCancelledEndsCancelled(t *testing.T) {
+	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
+	env.ExecuteWorkflow(ArchiveName, archiveIn())
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("a cancelled archive ended with %v, want a cancellation", err)
+	}
+	var st ArchiveStatus
+	v, err := env.QueryWorkflow(StatusQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Get(&st); err != nil || st.Phase != PhaseCancelled || c.get("delete") != 0 {
+		t.Fatalf("after the cancellation: %+v (%v), %d deletes", st, err, c.get("delete"))
 	}
 }

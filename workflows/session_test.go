@@ -98,7 +98,7 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 
 func newSessionEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterActivity(&activities.Activities{})
 	env.RegisterWorkflowWithOptions(Session, workflow.RegisterOptions{Name: SessionName})
 	return env
@@ -124,7 +124,7 @@ func TestSessionRunsStepsInOrderAndReleases(t *testing.T) {
 	if strings.Contains(got, "notify") {
 		t.Error("a good session notified")
 	}
-	if res.Status.State != StateDone || res.Status.Cost == "" || len(res.Status.Datasets) != 2 || res.Status.Datasets[0].State != "done" {
+	if res.Status.Phase != PhaseDone || res.Status.Cost == "" || len(res.Status.Datasets) != 2 || res.Status.Datasets[0].State != "done" {
 		t.Errorf("result %+v", res.Status)
 	}
 }
