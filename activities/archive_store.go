@@ -21,14 +21,6 @@ import (
 	"zcloud/zfsexec"
 )
 
-// Error types of the archive activities (besides the common ones).
-const (
-	ErrTypeCorrupt       = "Corrupt"
-	ErrTypeBrokenChain   = "BrokenChain"
-	ErrTypeNoArchive     = "NoArchive"
-	ErrTypeObjectMissing = "ObjectMissing"
-)
-
 // archiveStore builds the configured object store, wrapped in retries and
 // the bandwidth limit. It is cheap; activities build it per call.
 func (a *Activities) archiveStore(ctx context.Context) (objstore.Store, error) {
@@ -253,24 +245,6 @@ func archiveErr(err error) error {
 		return permanent(ErrTypeConfig, err)
 	}
 	return err
-}
-
-// StreamInfo is an archived stream as workflows see it: everything but the
-// part list, which stays in the manifest in the store (payloads stay small
-// whatever the stream's size).
-type StreamInfo struct {
-	ID         string          `json:"id"`
-	Cycle      string          `json:"cycle"`
-	Kind       archive.Kind    `json:"kind"`
-	From       archive.SnapRef `json:"from,omitzero"`
-	To         archive.SnapRef `json:"to"`
-	Raw        bool            `json:"raw,omitempty"`
-	Key        string          `json:"key"`
-	Class      objstore.Class  `json:"class"`
-	PlainSize  int64           `json:"plain_size"`
-	StoredSize int64           `json:"stored_size"`
-	Parts      int             `json:"parts"`
-	Uploaded   time.Time       `json:"uploaded"`
 }
 
 func streamInfo(s archive.Stream) StreamInfo {

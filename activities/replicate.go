@@ -13,31 +13,16 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/replication"
 	"zcloud/transfer"
 	"zcloud/zfsexec"
 )
-
-// TargetCheck is what CheckTarget learned.
-type TargetCheck struct {
-	Target     string `json:"target"`
-	Host       string `json:"host"`
-	SourceZFS  string `json:"source_zfs"`
-	TargetZFS  string `json:"target_zfs"`
-	CanResume  bool   `json:"can_resume"`
-	CanRawSend bool   `json:"can_raw_send"`
-}
 
 // CheckTarget connects to the target (verifying its host key) and detects
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
 func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
 	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
-}
-
-// CheckRequest names a target and, for a session's instance, where it is.
-type CheckRequest struct {
-	Target string     `json:"target"`
-	At     TargetAddr `json:"at,omitzero"`
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
@@ -68,12 +53,6 @@ func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (Targe
 		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
 }
 
-// SnapshotRequest names a snapshot to take.
-type SnapshotRequest struct {
-	Snapshot  zfsexec.Snapshot `json:"snapshot"`
-	Recursive bool             `json:"recursive"`
-}
-
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
@@ -94,30 +73,6 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 		return classify(err)
 	}
 	return nil
-}
-
-// SendRequest asks to bring TargetDataset on Target up to Snapshot.
-type SendRequest struct {
-	Source        zfsexec.Dataset  `json:"source"`
-	Snapshot      zfsexec.Snapshot `json:"snapshot"`
-	Target        string           `json:"target"`
-	TargetDataset zfsexec.Dataset  `json:"target_dataset"`
-	Raw           bool             `json:"raw"`
-	// At, when set, is where the target is now (an EC2 session's
-	// instance: its address and injected host key).
-	At TargetAddr `json:"at,omitzero"`
-}
-
-// SendReport says what was sent.
-type SendReport struct {
-	Full        bool    `json:"full"`
-	From        string  `json:"from,omitempty"`
-	To          string  `json:"to"`
-	Bytes       int64   `json:"bytes"`
-	Resumed     bool    `json:"resumed"`
-	AlreadyDone bool    `json:"already_done"`
-	Seconds     float64 `json:"seconds"`
-	Transport   string  `json:"transport"`
 }
 
 // SendSnapshots sends whatever the target lacks up to req.Snapshot: a full
@@ -144,15 +99,19 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	dst := zfsexec.ZFS{R: r, Caps: dstCaps}
 	log := a.Log.With(zap.String("source", req.Source.String()), zap.String("target", req.Target+":"+req.TargetDataset.String()))
 
-	plan, err := planSend(ctx, src, dst, req)
-	if errors.Is(err, zfsexec.ErrStreamMismatch) {
-		// No snapshot in common: retrying cannot change that.
-		return SendReport{}, permanent(ErrTypeStreamMismatch, err)
-	}
+	mode, err := sendMode(ctx, src, dst, req)
 	if err != nil {
-		return SendReport{}, classify(err)
+		return SendReport{}, err
 	}
-	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport}
+	if mode == ModePlaintext {
+		log.Warn("sending a natively encrypted dataset decrypted: the target stores plaintext (allow_plaintext_on_target)")
+	}
+	req.Raw = mode == ModeRaw
+	plan, err := planSend(ctx, src, dst, req)
+	if err != nil {
+		return SendReport{}, err
+	}
+	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
 		return rep, nil
@@ -160,7 +119,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	rep.Full, rep.Resumed = plan.opts.From.IsZero() && plan.opts.ResumeToken == "", plan.opts.ResumeToken != ""
 	rep.From = plan.opts.From.String()
 	if rep.Full {
-		if err := ensureParent(ctx, dst, req.TargetDataset); err != nil {
+		if err := dst.EnsureParent(ctx, req.TargetDataset); err != nil {
 			return rep, classify(err)
 		}
 	}
@@ -171,7 +130,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
-	stop := m.heartbeat(ctx, "send", total, 2*time.Second)
+	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
 	err = pipeStream(ctx, m,
 		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
@@ -189,11 +148,18 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	rep.Seconds = time.Since(begin).Seconds()
 	a.Metrics.SendDone(req.Target, tcfg.Transport, rep.Bytes, time.Since(begin), err)
 	if err != nil {
-		if errors.Is(err, zfsexec.ErrResumeTokenPresent) || errors.Is(err, zfsexec.ErrStreamMismatch) && rep.Resumed {
-			// A stale token: discard the partial state so the next attempt
-			// sends afresh from the newest common snapshot.
-			log.Warn("discarding partial receive state", zap.Error(err))
-			_ = dst.AbortReceive(ctx, req.TargetDataset)
+		if staleResume(err, rep.Resumed) {
+			// The target's partial state cannot be resumed (its snapshot is
+			// gone on the source, or the state itself is): discard it and
+			// send afresh from the newest common snapshot.
+			log.Warn("resume state is stale: discarding it (zfs receive -A) and sending afresh", zap.Error(err))
+			if aerr := dst.AbortReceive(ctx, req.TargetDataset); aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) {
+				return rep, classify(aerr)
+			}
+			if rep.Resumed {
+				// No token is left, so this plans a plain send (once).
+				return a.SendSnapshots(ctx, req)
+			}
 		}
 		return rep, classify(err)
 	}
@@ -217,96 +183,121 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	return rep, nil
 }
 
+// sendMode decides how req's source is sent. A natively encrypted source
+// goes raw (zfs send -w), so the target stores ciphertext and never needs
+// the key, unless req.AllowPlaintext; a target that cannot receive raw
+// streams is then refused, never silently sent plaintext.
+func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (string, error) {
+	encrypted := false
+	if src.Caps.NativeEncryption {
+		enc, err := src.GetOne(ctx, req.Source, "encryption")
+		if err != nil {
+			return "", classify(err)
+		}
+		encrypted = enc != "off" && enc != "-" && enc != ""
+	}
+	switch {
+	case !encrypted && req.Raw:
+		return ModeRaw, nil
+	case !encrypted:
+		return ModePlain, nil
+	case req.AllowPlaintext && !req.Raw:
+		return ModePlaintext, nil
+	case !dst.Caps.RawSend:
+		return "", permanent(ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
+			req.Source, req.Target, req.Target, dst.Caps.Impl))
+	}
+	return ModeRaw, nil
+}
+
+// staleResume says err means the target's partial receive state is of no
+// use: a resume whose token went stale (OpenZFS's messages, captured in
+// zfsexec/testdata/openzfs-2.3.2/resume-capture.txt), or a plain stream
+// refused because partial state is in the way.
+func staleResume(err error, resumed bool) bool {
+	if errors.Is(err, zfsexec.ErrResumeTokenPresent) {
+		return true
+	}
+	return resumed && (errors.Is(err, zfsexec.ErrResumeTokenStale) || errors.Is(err, zfsexec.ErrNoResumeState) ||
+		errors.Is(err, zfsexec.ErrStreamMismatch))
+}
+
 type sendPlan struct {
 	alreadyDone bool
 	opts        zfsexec.SendOptions
 	recv        zfsexec.ReceiveOptions
 }
 
-// planSend compares both sides by GUID.
+// planSend lists both sides and lets replication.PlanSend decide; a
+// conflict (nothing in common, diverged, target newer, no such snapshot)
+// is permanent: retrying cannot change it.
 func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendPlan, error) {
+	in := replication.Input{Source: req.Source, To: req.Snapshot.Name(), Target: req.TargetDataset}
 	srcSnaps, err := src.ListSnapshots(ctx, req.Source)
+	if err != nil {
+		return sendPlan{}, classify(err)
+	}
+	in.SourceSnaps = planned(srcSnaps)
+	if in.TargetExists, err = dst.Exists(ctx, req.TargetDataset); err != nil {
+		return sendPlan{}, classify(err)
+	}
+	if in.TargetExists && dst.Caps.ResumableReceive {
+		tok, err := dst.ResumeToken(ctx, req.TargetDataset)
+		if err != nil {
+			return sendPlan{}, classify(err)
+		}
+		in.ResumeToken = string(tok)
+	}
+	if in.TargetExists && in.ResumeToken == "" {
+		dstSnaps, err := dst.ListSnapshots(ctx, req.TargetDataset)
+		if err != nil {
+			return sendPlan{}, classify(err)
+		}
+		in.TargetSnaps = planned(dstSnaps)
+	}
+	p, err := replication.PlanSend(in)
+	var conflict *replication.Conflict
+	if errors.As(err, &conflict) {
+		typ := ErrTypeStreamMismatch
+		switch conflict.Kind {
+		case replication.MissingSnapshot:
+			typ = ErrTypeNotFound
+		case replication.Diverged:
+			typ = ErrTypeTargetModified
+		}
+		return sendPlan{}, permanent(typ, err)
+	}
 	if err != nil {
 		return sendPlan{}, err
 	}
-	var to *zfsexec.SnapshotInfo
-	for i := range srcSnaps {
-		if srcSnaps[i].Snapshot == req.Snapshot {
-			to = &srcSnaps[i]
-		}
-	}
-	if to == nil {
-		return sendPlan{}, &zfsexec.ExitError{Host: src.R.Host(), Argv: []string{"zfs", "list", req.Snapshot.String()},
-			Code: 1, Stderr: fmt.Sprintf("snapshot %s does not exist", req.Snapshot), Kind: zfsexec.ErrDatasetNotFound}
-	}
 	plan := sendPlan{opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
-
-	exists, err := dst.Exists(ctx, req.TargetDataset)
-	if err != nil {
-		return plan, err
-	}
-	if dst.Caps.ResumableReceive && exists {
-		tok, err := dst.ResumeToken(ctx, req.TargetDataset)
+	switch p.Kind {
+	case replication.UpToDate:
+		plan.alreadyDone = true
+	case replication.Resume:
+		plan.opts = zfsexec.SendOptions{ResumeToken: zfsexec.ResumeToken(p.ResumeToken)}
+	case replication.Incremental:
+		from, err := req.Source.Snapshot(p.From.Name)
 		if err != nil {
-			return plan, err
+			return plan, classify(err)
 		}
-		if tok != "" {
-			plan.opts = zfsexec.SendOptions{ResumeToken: tok}
-			return plan, nil
-		}
+		plan.opts.From = zfsexec.FromSnapshot(from)
+		plan.opts.Intermediates = true
+		// -F rolls back changes made on the target since the common
+		// snapshot (atime, a stray file); newer snapshots there are a
+		// conflict the planner already refused.
+		plan.recv.Force = true
 	}
-	if !exists {
-		return plan, nil // full stream
-	}
-	dstSnaps, err := dst.ListSnapshots(ctx, req.TargetDataset)
-	if err != nil {
-		return plan, err
-	}
-	byGUID := map[uint64]zfsexec.SnapshotInfo{}
-	for _, s := range srcSnaps {
-		byGUID[s.GUID] = s
-	}
-	for i := len(dstSnaps) - 1; i >= 0; i-- {
-		if dstSnaps[i].GUID == to.GUID {
-			plan.alreadyDone = true
-			return plan, nil
-		}
-		if common, ok := byGUID[dstSnaps[i].GUID]; ok {
-			if common.CreateTXG > to.CreateTXG {
-				return plan, fmt.Errorf("target %s already has %s, newer than %s", req.TargetDataset, common.Snapshot.Name(), to.Snapshot.Name())
-			}
-			plan.opts.From = zfsexec.FromSnapshot(common.Snapshot)
-			plan.opts.Intermediates = true
-			// -F rolls back changes made on the target since the common
-			// snapshot (atime, a stray file); it cannot destroy newer
-			// snapshots because the stream would not apply then.
-			plan.recv.Force = true
-			return plan, nil
-		}
-	}
-	return plan, &zfsexec.ExitError{Host: dst.R.Host(), Argv: []string{"zfs", "receive", req.TargetDataset.String()}, Code: 1,
-		Stderr: fmt.Sprintf("target dataset %s exists but shares no snapshot with %s: refusing to overwrite it (destroy or rename it to start over)", req.TargetDataset, req.Source),
-		Kind:   zfsexec.ErrStreamMismatch}
+	return plan, nil
 }
 
-// ensureParent creates the target dataset's parent (zfs receive needs it).
-// A missing pool is a permanent error that names it: zfs create would say
-// only "missing dataset name", and retrying cannot create a pool.
-func ensureParent(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) error {
-	root := d.Pool().Root()
-	if exists, err := z.Exists(ctx, root); err != nil {
-		return err
-	} else if !exists {
-		return permanent(ErrTypeNotFound, fmt.Errorf("pool %s does not exist on %s (target dataset %s): create or import it, or name another dataset", root, z.R.Host(), d))
+// planned is what the planner needs of listed snapshots.
+func planned(list []zfsexec.SnapshotInfo) []replication.Snapshot {
+	out := make([]replication.Snapshot, len(list))
+	for i, s := range list {
+		out[i] = replication.Snapshot{Name: s.Snapshot.Name(), GUID: s.GUID, CreateTXG: s.CreateTXG}
 	}
-	parent, ok := d.Parent()
-	if !ok {
-		return nil
-	}
-	if exists, err := z.Exists(ctx, parent); err != nil || exists {
-		return err
-	}
-	return z.Create(ctx, parent, zfsexec.CreateOptions{Parents: true})
+	return out
 }
 
 // pipeStream runs send and receive concurrently, joined by an OS pipe: `zfs

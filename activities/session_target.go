@@ -10,17 +10,6 @@ import (
 	"zcloud/zfsexec"
 )
 
-// TargetAddr overrides where a configured target is reached: a session's
-// instance gets its address at launch and its host key injected then. Both
-// empty means the config's ssh.host and host key. A host key given here is
-// a public key (not secret) and replaces the config's pinning; with neither
-// (an ec2 target before launch) the SSH runner refuses to connect rather
-// than trust an unknown key.
-type TargetAddr struct {
-	Host    string `json:"host,omitempty"`
-	HostKey string `json:"host_key,omitempty"`
-}
-
 func (a *Activities) targetAt(ctx context.Context, name string, at TargetAddr) (config.Target, *zfsexec.SSH, error) {
 	t, ok := a.Config.Targets[name]
 	if !ok {

@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/workflows"
 )
 
@@ -36,7 +36,7 @@ type OverviewDataset struct {
 
 // OverviewCopy is one tier of a dataset with the job that feeds it.
 type OverviewCopy struct {
-	activities.CatalogTier
+	contract.CatalogTier
 	// AgeSeconds is now minus the newest snapshot's creation; absent when
 	// the copy holds no snapshot.
 	AgeSeconds *float64  `json:"age_seconds,omitempty"`
@@ -75,7 +75,7 @@ func buildOverview(ctx context.Context, cl client.Client, cfg *config.Config, no
 	if err != nil {
 		return ov, fmt.Errorf("start catalog: %w", err)
 	}
-	var cat []activities.CatalogDataset
+	var cat []contract.CatalogDataset
 	if err := run.Get(ctx, &cat); err != nil {
 		return ov, fmt.Errorf("catalog (is a worker running on task queue %s?): %w", cfg.Temporal.TaskQueue, err)
 	}
@@ -108,7 +108,7 @@ func buildOverview(ctx context.Context, cl client.Client, cfg *config.Config, no
 // jobFor names the workflow that feeds a copy: a replica of a static
 // target its Replicate, of an ec2 target the target's Session, the archive
 // the dataset's Archive.
-func jobFor(cfg *config.Config, dataset string, t activities.CatalogTier) string {
+func jobFor(cfg *config.Config, dataset string, t contract.CatalogTier) string {
 	switch t.Tier {
 	case "replica":
 		if tc, ok := cfg.Targets[t.Target]; ok && tc.Kind == "ec2" {

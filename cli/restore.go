@@ -12,10 +12,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/workflows"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func restoreCmd(a *app) *cobra.Command {
@@ -51,7 +51,7 @@ func (f *restoreFlags) add(c *cobra.Command, withTarget bool) {
 // input validates the arguments once, here at the edge.
 func (f *restoreFlags) input(cfg *config.Config, arg string, planOnly bool) (workflows.RestoreInput, error) {
 	dsName, snap, _ := strings.Cut(arg, "@")
-	ds, err := zfsexec.ParseDataset(dsName)
+	ds, err := zfsname.ParseDataset(dsName)
 	if err != nil {
 		return workflows.RestoreInput{}, err
 	}
@@ -92,7 +92,7 @@ func (f *restoreFlags) input(cfg *config.Config, arg string, planOnly bool) (wor
 	if !ok {
 		target, tds = "", f.to
 	}
-	dst, err := zfsexec.ParseDataset(tds)
+	dst, err := zfsname.ParseDataset(tds)
 	if err != nil {
 		return in, fmt.Errorf("--to: %w", err)
 	}
@@ -152,7 +152,7 @@ costs (retrieval requests + per-GB retrieval; egress if downloaded outside AWS).
 	return c
 }
 
-func printRestorePlan(out io.Writer, p *activities.RestorePlan) {
+func printRestorePlan(out io.Writer, p *contract.RestorePlan) {
 	if p == nil {
 		return
 	}
@@ -281,7 +281,7 @@ func restoreStatusCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if !strings.HasPrefix(id, "restore/") {
-				ds, err := zfsexec.ParseDataset(id)
+				ds, err := zfsname.ParseDataset(id)
 				if err != nil {
 					return fmt.Errorf("want a restore/... workflow ID or a dataset: %w", err)
 				}
@@ -323,7 +323,7 @@ func printRestoreWorkflow(ctx context.Context, cl client.Client, out io.Writer, 
 		return err
 	}
 	printRestoreStatus(out, st)
-	for _, l := range pendingActivities(desc) {
+	for _, l := range pendingActivities(ctx, desc) {
 		fmt.Fprintf(out, "  activity: %s\n", l)
 	}
 	return nil

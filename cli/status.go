@@ -68,7 +68,7 @@ activities' progress, and for a finished one its end, duration, bytes or error.`
 					fmt.Fprintf(out, "  status: %s\n", b)
 				}
 			}
-			for _, l := range pendingActivities(desc) {
+			for _, l := range pendingActivities(ctx, desc) {
 				fmt.Fprintf(out, "  activity: %s\n", l)
 			}
 			if info.GetCloseTime() != nil {

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
-	"zcloud/archive"
-	"zcloud/zfsexec"
+	"zcloud/archive/archivetypes"
+	"zcloud/contract"
+	"zcloud/zfsname"
 )
 
 // Registered names of the archive workflows and the deletion approval.
@@ -60,22 +60,22 @@ type ArchiveInput struct {
 	MaxDeleteCycles int           `json:"max_delete_cycles"`
 	MaxDeleteBytes  int64         `json:"max_delete_bytes"`
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
-	// HeartbeatTimeout of the upload (default 30s); tests shorten it.
+	// HeartbeatTimeout of the upload (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
 // ArchiveStatus answers Archive's status query and is its result.
 type ArchiveStatus struct {
-	Phase    string                          `json:"phase"`
-	Dataset  string                          `json:"dataset"`
-	Plan     *activities.ArchivePlan         `json:"plan,omitempty"`
-	Stream   *activities.ArchiveStreamReport `json:"stream,omitempty"`
-	Check    *activities.CycleCheck          `json:"check,omitempty"`
-	Deletion *activities.DeletionPlan        `json:"deletion,omitempty"`
-	Deadline time.Time                       `json:"deadline,omitzero"` // of a waiting approval
-	Decision *Approval                       `json:"decision,omitempty"`
-	Deleted  *activities.DeletionReport      `json:"deleted,omitempty"`
-	Error    string                          `json:"error,omitempty"`
+	Phase    string                        `json:"phase"`
+	Dataset  string                        `json:"dataset"`
+	Plan     *contract.ArchivePlan         `json:"plan,omitempty"`
+	Stream   *contract.ArchiveStreamReport `json:"stream,omitempty"`
+	Check    *contract.CycleCheck          `json:"check,omitempty"`
+	Deletion *contract.DeletionPlan        `json:"deletion,omitempty"`
+	Deadline time.Time                     `json:"deadline,omitzero"` // of a waiting approval
+	Decision *Approval                     `json:"decision,omitempty"`
+	Deleted  *contract.DeletionReport      `json:"deleted,omitempty"`
+	Error    string                        `json:"error,omitempty"`
 }
 
 // Archive archives one dataset: a full stream when no chain exists or the
@@ -90,47 +90,41 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ArchiveStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	var decision *Approval
-	err := workflow.SetUpdateHandlerWithOptions(ctx, ApproveDeletionUpdate,
-		func(ctx workflow.Context, ap Approval) (string, error) {
-			decision = &ap
+	gate, err := newApprovalGate(ctx, ApproveDeletionUpdate,
+		"approve or reject the deletion of old archive cycles: {approve, by, plan_id}",
+		"deletion plan", in.Dataset, "zcloud archive status", &st.Phase,
+		func(ap Approval) string {
 			st.Decision = &ap
 			if ap.Approve {
-				return fmt.Sprintf("approved deletion plan %s: deleting %d cycles", ap.PlanID, len(st.Deletion.Delete)), nil
+				return fmt.Sprintf("approved deletion plan %s: deleting %d cycles", ap.PlanID, len(st.Deletion.Delete))
 			}
-			return fmt.Sprintf("rejected deletion plan %s: nothing will be deleted", ap.PlanID), nil
-		},
-		workflow.UpdateHandlerOptions{
-			Validator: func(ctx workflow.Context, ap Approval) error {
-				return validateDeletionApproval(st, decision, ap)
-			},
-			Description: "approve or reject the deletion of old archive cycles: {approve, by, plan_id}",
+			return fmt.Sprintf("rejected deletion plan %s: nothing will be deleted", ap.PlanID)
 		})
 	if err != nil {
 		return st, err
 	}
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
 	if in.Cycle <= 0 {
-		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError("cycle period must be positive", activities.ErrTypeConfig, nil))
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError("cycle period must be positive", contract.ErrTypeConfig, nil))
 	}
 	now := workflow.Now(ctx)
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
-	var plan activities.ArchivePlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchive, activities.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "plan", err)
+	var plan contract.ArchivePlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
 	cycle, verified := plan.CurrentCycle, plan.CurrentVerified
 
-	if plan.Action != activities.ArchiveSkip {
+	if plan.Action != contract.ArchiveSkip {
 		st.Phase = PhaseUploading
 		hb := in.HeartbeatTimeout
 		if hb == 0 {
-			hb = 30 * time.Second
+			hb = streamHeartbeatTimeout
 		}
 		long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 72 * time.Hour,
@@ -138,23 +132,23 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 				MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 		})
-		req := activities.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
-			Raw: in.Raw, Class: activities.StorageClass(in.Class)}
-		var rep activities.ArchiveStreamReport
-		if err := workflow.ExecuteActivity(long, acts.ArchiveStream, req).Get(ctx, &rep); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "upload", err)
+		req := contract.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
+			Raw: in.Raw, Class: contract.StorageClass(in.Class)}
+		var rep contract.ArchiveStreamReport
+		if err := workflow.ExecuteActivity(long, contract.ArchiveStream, req).Get(ctx, &rep); err != nil {
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "upload", err)
 		}
 		st.Stream = &rep
 
 		st.Phase = PhaseHolding
 		snap, err := ds.Snapshot(plan.To.Name)
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "hold", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "hold", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
-		if err := workflow.ExecuteActivity(quick, acts.HoldBase, activities.HoldRequest{Snapshot: snap, Tag: activities.ArchiveHoldTag}).Get(ctx, nil); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "hold", err)
+		if err := workflow.ExecuteActivity(quick, contract.HoldBase, contract.HoldRequest{Snapshot: snap, Tag: contract.ArchiveHoldTag}).Get(ctx, nil); err != nil {
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "hold", err)
 		}
-		if plan.Kind == archive.Full {
+		if plan.Kind == archivetypes.Full {
 			cycle, verified = plan.Cycle, false
 		}
 	}
@@ -164,27 +158,27 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	}
 	if !verified {
 		st.Phase = PhaseVerifyingCycle
-		req := activities.CycleCheckRequest{Dataset: ds, Cycle: cycle, SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller}
-		var chk activities.CycleCheck
-		if err := workflow.ExecuteActivity(quick, acts.CheckArchiveCycle, req).Get(ctx, &chk); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "verify cycle", err)
+		req := contract.CycleCheckRequest{Dataset: ds, Cycle: cycle, SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller}
+		var chk contract.CycleCheck
+		if err := workflow.ExecuteActivity(quick, contract.CheckArchiveCycle, req).Get(ctx, &chk); err != nil {
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "verify cycle", err)
 		}
 		st.Check = &chk
 		switch {
 		case len(chk.Problems) > 0:
-			return st, policyFail(&st.Phase, &st.Error, "verify cycle", temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), activities.ErrTypeCorrupt, nil))
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "verify cycle", temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), contract.ErrTypeCorrupt, nil))
 		case chk.Sanity != "":
-			return st, policyFail(&st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
 				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller)", "SanityCheckFailed", nil))
 		}
 	}
 
 	st.Phase = PhasePlanningDeletion
-	dreq := activities.DeletionPlanRequest{Dataset: ds, Now: now, Force: in.Force, MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}
-	var dp activities.DeletionPlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveDeletion, dreq).Get(ctx, &dp); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "plan deletion", err)
+	dreq := contract.DeletionPlanRequest{Dataset: ds, Now: now, Force: in.Force, MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}
+	var dp contract.DeletionPlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveDeletion, dreq).Get(ctx, &dp); err != nil {
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan deletion", err)
 	}
 	st.Deletion = &dp
 	if len(dp.Delete) == 0 {
@@ -192,23 +186,12 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 		return st, nil
 	}
 	if dp.NeedsApproval {
-		timeout := in.ApprovalTimeout
-		if timeout <= 0 {
-			timeout = DefaultApprovalTimeout
-		}
-		st.Phase = PhaseAwaitingApproval
-		st.Deadline = workflow.Now(ctx).Add(timeout)
-		workflow.GetLogger(ctx).Info("archive deletion waits for approval", "dataset", in.Dataset, "plan", dp.ID, "verdict", dp.Verdict)
-		decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return decision != nil })
+		workflow.GetLogger(ctx).Info("archive deletion over the limits", "dataset", in.Dataset, "plan", dp.ID, "verdict", dp.Verdict)
+		ok, err := gate.wait(ctx, dp.ID, in.ApprovalTimeout, &st.Deadline)
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "await approval", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "await approval", err)
 		}
-		switch {
-		case !decided:
-			st.Phase = PhaseTimedOut
-			return st, nil
-		case !decision.Approve:
-			st.Phase = PhaseRejected
+		if !ok {
 			return st, nil
 		}
 	}
@@ -222,33 +205,14 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	for _, c := range dp.Delete {
 		ids = append(ids, c.ID)
 	}
-	var rep activities.DeletionReport
-	req := activities.DeleteCyclesRequest{Dataset: ds, PlanID: dp.ID, Cycles: ids, Now: now, Force: in.Force}
-	if err := workflow.ExecuteActivity(del, acts.DeleteArchiveCycles, req).Get(ctx, &rep); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "delete", err)
+	var rep contract.DeletionReport
+	req := contract.DeleteCyclesRequest{Dataset: ds, PlanID: dp.ID, Cycles: ids, Now: now, Force: in.Force}
+	if err := workflow.ExecuteActivity(del, contract.DeleteArchiveCycles, req).Get(ctx, &rep); err != nil {
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "delete", err)
 	}
 	st.Deleted = &rep
 	st.Phase = PhaseDone
 	return st, nil
-}
-
-// validateDeletionApproval refuses an update that cannot apply to the
-// deletion plan waiting now. It only reads state.
-func validateDeletionApproval(st ArchiveStatus, decision *Approval, ap Approval) error {
-	if st.Phase != PhaseAwaitingApproval || st.Deletion == nil {
-		return fmt.Errorf("no deletion of %s is waiting for approval (phase: %s)", st.Dataset, st.Phase)
-	}
-	if decision != nil {
-		return fmt.Errorf("deletion plan %s was already decided by %s", st.Deletion.ID, decision.By)
-	}
-	if ap.PlanID != st.Deletion.ID {
-		return fmt.Errorf("plan %q is not the deletion plan waiting for approval (%s): look at it with 'zcloud archive status %s' and approve that one",
-			ap.PlanID, st.Deletion.ID, st.Dataset)
-	}
-	if strings.TrimSpace(ap.By) == "" {
-		return fmt.Errorf("say who decides: 'by' is empty")
-	}
-	return nil
 }
 
 // ArchiveDescribeName only reads a dataset's manifest (zcloud archive status).
@@ -256,13 +220,13 @@ const ArchiveDescribeName = "ArchiveDescribe"
 
 // ArchiveDescribe summarizes the manifest in the store, read on the worker
 // with the host identity (the CLI host has no keys).
-func ArchiveDescribe(ctx workflow.Context, dataset string) (activities.ManifestSummary, error) {
-	ds, err := zfsexec.ParseDataset(dataset)
+func ArchiveDescribe(ctx workflow.Context, dataset string) (contract.ManifestSummary, error) {
+	ds, err := zfsname.ParseDataset(dataset)
 	if err != nil {
-		return activities.ManifestSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil)
+		return contract.ManifestSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil)
 	}
-	var out activities.ManifestSummary
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), acts.DescribeArchive, activities.VerifyPlanRequest{Dataset: ds}).Get(ctx, &out)
+	var out contract.ManifestSummary
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.DescribeArchive, contract.VerifyPlanRequest{Dataset: ds}).Get(ctx, &out)
 	if err != nil {
 		msg, typ := rootCause(err)
 		return out, temporal.NewNonRetryableApplicationError("describe: "+msg, typ, nil)
@@ -301,9 +265,9 @@ const CatalogName = "Catalog"
 // Catalog reads, on the worker, the newest snapshot of every configured
 // dataset on the source, its replicas and the archive: the CLI host has
 // neither the pools nor the keys.
-func Catalog(ctx workflow.Context) ([]activities.CatalogDataset, error) {
-	var out []activities.CatalogDataset
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), acts.Catalog).Get(ctx, &out)
+func Catalog(ctx workflow.Context) ([]contract.CatalogDataset, error) {
+	var out []contract.CatalogDataset
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.Catalog).Get(ctx, &out)
 	if err != nil {
 		msg, typ := rootCause(err)
 		return out, temporal.NewNonRetryableApplicationError("catalog: "+msg, typ, nil)

@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
-	"zcloud/zfsexec"
+	"zcloud/contract"
+	"zcloud/zfsname"
 )
 
 // Registered names of the restore-side workflows.
@@ -28,7 +28,7 @@ const (
 	PhaseVerifyingStreams  = "verifying streams"
 	PhaseProblemsFound     = "problems found"
 	restoreMaxStreamTries  = 20
-	defaultRestoreHBTimout = 30 * time.Second
+	defaultRestoreHBTimout = streamHeartbeatTimeout
 )
 
 // RestoreWorkflowID names the restore of dataset into target.
@@ -45,11 +45,11 @@ func VerifyWorkflowID(dataset string) string { return "archive-verify/" + datase
 // PollInterval is how often a restore asks whether cold objects are
 // readable yet: about a tenth of the tier's typical wait, so a finished
 // retrieval is noticed soon and a 12-hour wait costs ~50 short polls.
-func PollInterval(tier activities.RetrievalTier) time.Duration {
+func PollInterval(tier contract.RetrievalTier) time.Duration {
 	switch tier {
-	case activities.TierExpedited:
+	case contract.TierExpedited:
 		return time.Minute
-	case activities.TierBulk:
+	case contract.TierBulk:
 		return time.Hour
 	}
 	return 15 * time.Minute
@@ -77,16 +77,16 @@ type RestoreInput struct {
 
 // RestoreStatus answers Restore's status query and is its result.
 type RestoreStatus struct {
-	Phase         string                  `json:"phase"`
-	Dataset       string                  `json:"dataset"`
-	TargetDataset string                  `json:"target_dataset"`
-	Target        string                  `json:"target,omitempty"`
-	Tier          string                  `json:"tier"`
-	Plan          *activities.RestorePlan `json:"plan,omitempty"`
+	Phase         string                `json:"phase"`
+	Dataset       string                `json:"dataset"`
+	TargetDataset string                `json:"target_dataset"`
+	Target        string                `json:"target,omitempty"`
+	Tier          string                `json:"tier"`
+	Plan          *contract.RestorePlan `json:"plan,omitempty"`
 	RetrievalWait
-	Current  string                     `json:"current,omitempty"` // stream being received
-	Received []activities.ReceiveReport `json:"received,omitempty"`
-	Error    string                     `json:"error,omitempty"`
+	Current  string                   `json:"current,omitempty"` // stream being received
+	Received []contract.ReceiveReport `json:"received,omitempty"`
+	Error    string                   `json:"error,omitempty"`
 }
 
 // Restore recreates Dataset@Snapshot from the archive alone: plan the chain
@@ -101,33 +101,33 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (RestoreStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+	fail := func(step string, err error) error { return failStepVersioned(ctx, &st.Phase, &st.Error, step, err) }
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
-	var target zfsexec.Dataset
+	var target zfsname.Dataset
 	if !in.PlanOnly {
-		if target, err = zfsexec.ParseDataset(in.TargetDataset); err != nil {
-			return st, fail("input", temporal.NewNonRetryableApplicationError("target dataset: "+err.Error(), activities.ErrTypeInvalidName, nil))
+		if target, err = zfsname.ParseDataset(in.TargetDataset); err != nil {
+			return st, fail("input", temporal.NewNonRetryableApplicationError("target dataset: "+err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 	}
 	if in.Snapshot != "" {
 		if _, err := ds.Snapshot(in.Snapshot); err != nil {
-			return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+			return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 	}
-	tier := activities.RetrievalTier(in.Tier)
+	tier := contract.RetrievalTier(in.Tier)
 	if tier == "" {
-		tier = activities.TierStandard
+		tier = contract.TierStandard
 		st.Tier = string(tier)
 	}
 	days := max(in.Days, 1)
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
-	var plan activities.RestorePlan
-	preq := activities.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
+	var plan contract.RestorePlan
+	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
 	st.Plan = &plan
@@ -162,9 +162,9 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	})
 	for i, s := range plan.Chain {
 		st.Current = fmt.Sprintf("%d/%d %s (@%s)", i+1, len(plan.Chain), s.ID, s.To.Name)
-		req := activities.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: target, Target: in.Target}
-		var rep activities.ReceiveReport
-		if err := workflow.ExecuteActivity(long, acts.ReceiveArchiveStream, req).Get(ctx, &rep); err != nil {
+		req := contract.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: target, Target: in.Target}
+		var rep contract.ReceiveReport
+		if err := workflow.ExecuteActivity(long, contract.ReceiveArchiveStream, req).Get(ctx, &rep); err != nil {
 			return st, fail(fmt.Sprintf("receive %s (@%s)", s.ID, s.To.Name), err)
 		}
 		st.Received = append(st.Received, rep)
@@ -177,10 +177,10 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 // RetrievalWait is the state of a durable wait for cold objects, part of
 // Restore's and ArchiveVerify's status.
 type RetrievalWait struct {
-	Retrieval    *activities.Retrieval `json:"retrieval,omitempty"`
-	Polls        int                   `json:"polls"`
-	WaitingSince time.Time             `json:"waiting_since,omitzero"`
-	NextPoll     time.Time             `json:"next_poll,omitzero"`
+	Retrieval    *contract.Retrieval `json:"retrieval,omitempty"`
+	Polls        int                 `json:"polls"`
+	WaitingSince time.Time           `json:"waiting_since,omitzero"`
+	NextPoll     time.Time           `json:"next_poll,omitzero"`
 	// PollFailures counts status polls that failed for a reason retrying
 	// can fix (network, S3 trouble); the wait goes on through them.
 	PollFailures  int    `json:"poll_failures,omitempty"`
@@ -197,11 +197,11 @@ const retrievalPollRetries = "retrieval-poll-retries"
 // long as the wait lasts; a permanent error (object missing, access denied)
 // or a cancellation ends it. w is the caller's status.
 func retrieve(ctx workflow.Context, phase *string, w *RetrievalWait,
-	keys []string, tier activities.RetrievalTier, days int, poll time.Duration) error {
+	keys []string, tier contract.RetrievalTier, days int, poll time.Duration) error {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	*phase = PhaseRequesting
-	req := activities.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
-	if err := workflow.ExecuteActivity(quick, acts.RequestArchiveRetrieval, req).Get(ctx, nil); err != nil {
+	req := contract.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
+	if err := workflow.ExecuteActivity(quick, contract.RequestArchiveRetrieval, req).Get(ctx, nil); err != nil {
 		return err
 	}
 	*phase = PhaseWaitingRetrieval
@@ -210,8 +210,8 @@ func retrieve(ctx workflow.Context, phase *string, w *RetrievalWait,
 	firstBackoff := min(poll, time.Minute)
 	backoff := firstBackoff
 	for {
-		var got activities.Retrieval
-		if err := workflow.ExecuteActivity(quick, acts.ArchiveRetrievalStatus, req).Get(ctx, &got); err != nil {
+		var got contract.Retrieval
+		if err := workflow.ExecuteActivity(quick, contract.ArchiveRetrievalStatus, req).Get(ctx, &got); err != nil {
 			if !survive || isPermanent(err) || temporal.IsCanceledError(err) || ctx.Err() != nil {
 				return err
 			}
@@ -263,8 +263,8 @@ type VerifyStatus struct {
 	Checked int    `json:"checked"`
 	Bytes   int64  `json:"bytes"`
 	RetrievalWait
-	Findings []activities.Finding `json:"findings,omitempty"`
-	Error    string               `json:"error,omitempty"`
+	Findings []contract.Finding `json:"findings,omitempty"`
+	Error    string             `json:"error,omitempty"`
 }
 
 // ArchiveVerify re-reads every archived object of a dataset and checks it
@@ -276,18 +276,18 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (VerifyStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+	fail := func(step string, err error) error { return failStepVersioned(ctx, &st.Phase, &st.Error, step, err) }
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
-	tier := activities.RetrievalTier(in.Tier)
+	tier := contract.RetrievalTier(in.Tier)
 	if tier == "" {
-		tier = activities.TierBulk
+		tier = contract.TierBulk
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
-	var plan activities.VerifyPlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveVerify, activities.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
+	var plan contract.VerifyPlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
 	st.Streams = len(plan.Streams)
@@ -296,7 +296,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	for _, f := range plan.HeadProblems {
 		bad[f.Cycle+"/"+f.StreamID] = true
 	}
-	var todo []activities.StreamInfo
+	var todo []contract.StreamInfo
 	var keys []string
 	for _, s := range plan.Streams {
 		if !bad[s.Cycle+"/"+s.ID] {
@@ -325,9 +325,9 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: restoreMaxStreamTries},
 	})
 	for _, s := range todo {
-		var rep activities.VerifyStreamReport
-		req := activities.VerifyStreamRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity}
-		if err := workflow.ExecuteActivity(long, acts.VerifyArchiveStream, req).Get(ctx, &rep); err != nil {
+		var rep contract.VerifyStreamReport
+		req := contract.VerifyStreamRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity}
+		if err := workflow.ExecuteActivity(long, contract.VerifyArchiveStream, req).Get(ctx, &rep); err != nil {
 			return st, fail("verify "+s.ID, err)
 		}
 		st.Checked++
@@ -342,7 +342,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 			lines = append(lines, fmt.Sprintf("%s %s (stream %s): %s", f.Kind, f.Key, f.StreamID, f.Detail))
 		}
 		msg := fmt.Sprintf("%d of %d archived streams of %s failed verification: %s", len(st.Findings), st.Streams, in.Dataset, strings.Join(lines, "; "))
-		err := fail("verify", temporal.NewNonRetryableApplicationError(msg, activities.ErrTypeCorrupt, nil))
+		err := fail("verify", temporal.NewNonRetryableApplicationError(msg, contract.ErrTypeCorrupt, nil))
 		st.Phase = PhaseProblemsFound
 		return st, err
 	}

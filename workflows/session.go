@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/retention"
 )
 
@@ -24,25 +24,22 @@ type SessionInput struct {
 	Target string `json:"target"`
 	// SnapshotPrefix names the snapshots this session takes (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
-	// HeartbeatTimeout for the sends (default 20s); tests shorten it.
+	// HeartbeatTimeout for the sends (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 }
 
-// Session states reported by the status query.
+// Phases of a session (besides the shared PhasePlanning, PhaseDone,
+// PhaseFailed, PhaseCancelled).
 const (
-	StatePlanning    = "planning"
-	StateLaunching   = "launching"
-	StateWaitingSSH  = "waiting-ssh"
-	StateUnlocking   = "unlocking"
-	StateImporting   = "importing"
-	StateReplicating = "replicating"
-	StateInterrupted = "interrupted"
-	StateExporting   = "exporting"
-	StateLocking     = "locking"
-	StateReleasing   = "releasing"
-	StateDone        = "done"
-	StateFailed      = "failed"
-	StateCancelled   = "cancelled"
+	PhaseLaunching   = "launching"
+	PhaseWaitingSSH  = "waiting-ssh"
+	PhaseUnlocking   = "unlocking"
+	PhaseImporting   = "importing"
+	PhaseReplicating = "replicating"
+	PhaseInterrupted = "interrupted"
+	PhaseExporting   = "exporting"
+	PhaseLocking     = "locking"
+	PhaseReleasing   = "releasing"
 )
 
 // DatasetProgress is one replication's state in the session.
@@ -75,7 +72,7 @@ type SessionInstanceInfo struct {
 // SessionStatus answers the status query.
 type SessionStatus struct {
 	Target        string                `json:"target"`
-	State         string                `json:"state"`
+	Phase         string                `json:"phase"`
 	Snapshot      string                `json:"snapshot,omitempty"`
 	Instances     []SessionInstanceInfo `json:"instances,omitempty"`
 	Interruptions int                   `json:"interruptions"`
@@ -86,26 +83,25 @@ type SessionStatus struct {
 
 // SessionResult is the session's outcome.
 type SessionResult struct {
-	Status  SessionStatus          `json:"status"`
-	Cost    activities.CostReport  `json:"cost"`
-	Seconds float64                `json:"seconds"`
-	Notice  *activities.SpotNotice `json:"last_notice,omitempty"`
-	Plan    activities.SessionPlan `json:"plan"`
+	Status  SessionStatus        `json:"status"`
+	Cost    contract.CostReport  `json:"cost"`
+	Seconds float64              `json:"seconds"`
+	Notice  *contract.SpotNotice `json:"last_notice,omitempty"`
+	Plan    contract.SessionPlan `json:"plan"`
 }
 
 // session is one run's state; its methods are workflow code.
 type session struct {
 	in   SessionInput
-	plan activities.SessionPlan
+	plan contract.SessionPlan
 	st   SessionStatus
 	res  SessionResult
-	a    *activities.Activities
 
 	// What is held now, for the teardown and the compensations. token is
 	// the current launch's client token: a launch that failed half way
 	// may have made an instance the workflow never heard of.
 	token    string
-	inst     *activities.SessionInstance
+	inst     *contract.SessionInstance
 	instIdx  int
 	unlocked bool
 	imported bool
@@ -120,13 +116,13 @@ type session struct {
 // the instance is given back, and a replacement continues the same
 // snapshots; after K interruptions replacements are on demand.
 func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
-	s := &session{in: in, st: SessionStatus{Target: in.Target, State: StatePlanning}}
+	s := &session{in: in, st: SessionStatus{Target: in.Target, Phase: PhasePlanning}}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (SessionStatus, error) { return s.st, nil }); err != nil {
 		return SessionResult{}, err
 	}
 	begin := workflow.Now(ctx)
 	if in.Target == "" {
-		return SessionResult{}, temporal.NewNonRetryableApplicationError("a target is required", activities.ErrTypeConfig, nil)
+		return SessionResult{}, temporal.NewNonRetryableApplicationError("a target is required", contract.ErrTypeConfig, nil)
 	}
 	err := s.run(ctx)
 
@@ -141,30 +137,21 @@ func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 	s.res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	switch {
 	case cancelled:
-		s.st.State = StateCancelled
+		s.st.Phase = PhaseCancelled
 		s.st.Error = "cancelled"
 		s.notify(dctx, "cancelled")
 		s.res.Status = s.st
 		return s.res, temporal.NewCanceledError()
 	case err != nil:
 		msg, typ := rootCause(err)
-		s.st.State, s.st.Error = StateFailed, msg
+		s.st.Phase, s.st.Error = PhaseFailed, msg
 		s.notify(dctx, msg)
 		s.res.Status = s.st
 		return s.res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("session %s: %s", in.Target, msg), typ, nil)
 	}
-	s.st.State = StateDone
+	s.st.Phase = PhaseDone
 	s.res.Status = s.st
 	return s.res, nil
-}
-
-// stepError is a failed step: "step: cause", keeping the cause's type.
-func stepError(step string, err error) error {
-	if temporal.IsCanceledError(err) {
-		return err
-	}
-	msg, typ := rootCause(err)
-	return temporal.NewNonRetryableApplicationError(step+": "+msg, typ, nil)
 }
 
 func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Duration, attempts int32) workflow.Context {
@@ -178,8 +165,8 @@ func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Durati
 
 func (s *session) run(ctx workflow.Context) error {
 	quick := s.opts(ctx, 2*time.Minute, 0, 3)
-	if err := workflow.ExecuteActivity(quick, s.a.PlanSession, s.in.Target).Get(ctx, &s.plan); err != nil {
-		return stepError("plan", err)
+	if err := workflow.ExecuteActivity(quick, contract.PlanSession, s.in.Target).Get(ctx, &s.plan); err != nil {
+		return failStep(nil, nil, "plan", err)
 	}
 	s.res.Plan = s.plan
 	prefix := s.in.SnapshotPrefix
@@ -208,7 +195,7 @@ func (s *session) run(ctx workflow.Context) error {
 		// a replacement.
 		s.st.Interruptions++
 		s.st.Instances[s.instIdx].Interrupted = true
-		s.st.State = StateInterrupted
+		s.st.Phase = PhaseInterrupted
 		if err := s.teardown(ctx, true); err != nil {
 			return err
 		}
@@ -240,20 +227,20 @@ func sessionClientToken(ctx workflow.Context, gen int, onDemand bool) string {
 
 // acquire gets a running, reachable, unlocked instance with the pool imported.
 func (s *session) acquire(ctx workflow.Context, gen int) error {
-	s.st.State = StateLaunching
-	var inst activities.SessionInstance
+	s.st.Phase = PhaseLaunching
+	var inst contract.SessionInstance
 	if s.plan.Mode == "start-stop" {
-		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), s.a.StartInstance, s.plan.Target)
+		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.StartInstance, s.plan.Target)
 		if err := f.Get(ctx, &inst); err != nil {
-			return stepError("start instance", err)
+			return failStep(nil, nil, "start instance", err)
 		}
 	} else {
 		onDemand := s.plan.Market == "spot" && s.st.Interruptions >= s.plan.SpotInterruptions
-		req := activities.LaunchRequest{Target: s.plan.Target, ClientToken: sessionClientToken(ctx, gen, onDemand), OnDemand: onDemand}
+		req := contract.LaunchRequest{Target: s.plan.Target, ClientToken: sessionClientToken(ctx, gen, onDemand), OnDemand: onDemand}
 		s.token = req.ClientToken
-		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), s.a.LaunchInstance, req)
+		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.LaunchInstance, req)
 		if err := f.Get(ctx, &inst); err != nil {
-			return stepError("launch", err)
+			return failStep(nil, nil, "launch", err)
 		}
 	}
 	s.inst = &inst
@@ -262,18 +249,18 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		Market: string(inst.Instance.Market), Host: inst.At.Host, Started: workflow.Now(ctx)})
 	s.res.Status.Instances = s.st.Instances
 
-	step := activities.SessionStep{Target: s.plan.Target, At: inst.At}
-	s.st.State = StateWaitingSSH
+	step := contract.SessionStep{Target: s.plan.Target, At: inst.At}
+	s.st.Phase = PhaseWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
-	if err := workflow.ExecuteActivity(wait, s.a.WaitSSH, step).Get(ctx, nil); err != nil {
-		return stepError(fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
+	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
+		return failStep(nil, nil, fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
 	}
 	onHost := s.opts(ctx, 5*time.Minute, 0, 5)
 	unlock := func() error {
-		s.st.State = StateUnlocking
+		s.st.Phase = PhaseUnlocking
 		s.unlocked = true // from here on, lock is part of the teardown
-		if err := workflow.ExecuteActivity(onHost, s.a.Unlock, step).Get(ctx, nil); err != nil {
-			return stepError("unlock", err)
+		if err := workflow.ExecuteActivity(onHost, contract.Unlock, step).Get(ctx, nil); err != nil {
+			return failStep(nil, nil, "unlock", err)
 		}
 		return nil
 	}
@@ -284,10 +271,10 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 			return err
 		}
 	}
-	s.st.State = StateImporting
+	s.st.Phase = PhaseImporting
 	s.imported = true
-	if err := workflow.ExecuteActivity(onHost, s.a.ImportPool, step).Get(ctx, nil); err != nil {
-		return stepError("import pool", err)
+	if err := workflow.ExecuteActivity(onHost, contract.ImportPool, step).Get(ctx, nil); err != nil {
+		return failStep(nil, nil, "import pool", err)
 	}
 	if s.plan.UnlockMethod == "zfs" {
 		return unlock()
@@ -299,7 +286,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 // Parallelism at a time, with the spot watcher beside them. It returns
 // interrupted when a spot notice cancelled them.
 func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool, err error) {
-	s.st.State = StateReplicating
+	s.st.Phase = PhaseReplicating
 	at := s.inst.At
 	repCtx, cancelReps := workflow.WithCancel(ctx)
 	defer cancelReps()
@@ -307,15 +294,15 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 	defer cancelWatch()
 
 	notice := false
-	if s.inst.Instance.Market == activities.MarketSpot {
+	if s.inst.Instance.Market == contract.MarketSpot {
 		hb := max(3*s.plan.SpotPollInterval, 30*time.Second)
 		wctx := workflow.WithActivityOptions(watchCtx, workflow.ActivityOptions{
 			StartToCloseTimeout: 48 * time.Hour, HeartbeatTimeout: hb,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumInterval: 30 * time.Second},
 		})
-		f := workflow.ExecuteActivity(wctx, s.a.WatchSpot, activities.SessionStep{Target: s.plan.Target, At: at})
+		f := workflow.ExecuteActivity(wctx, contract.WatchSpot, contract.SessionStep{Target: s.plan.Target, At: at})
 		workflow.Go(watchCtx, func(gctx workflow.Context) {
-			var n *activities.SpotNotice
+			var n *contract.SpotNotice
 			if err := f.Get(gctx, &n); err == nil && n != nil {
 				notice = true
 				s.res.Notice = n
@@ -349,7 +336,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 			// before exporting the pool under it.
 			WaitForCancellation: true,
 		})
-		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw,
+		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw, AllowPlaintext: r.AllowPlaintext,
 			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetHost: at.Host, TargetHostKey: at.HostKey}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
 		workflow.Go(repCtx, func(gctx workflow.Context) {
@@ -381,7 +368,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 	return notice, nil
 }
 
-func sendKind(s activities.SendReport) string {
+func sendKind(s contract.SendReport) string {
 	switch {
 	case s.AlreadyDone:
 		return "up to date"
@@ -403,38 +390,38 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 			return nil
 		}
 		// The launch failed: terminate whatever it may have made.
-		s.inst, s.instIdx = &activities.SessionInstance{}, -1
+		s.inst, s.instIdx = &contract.SessionInstance{}, -1
 	}
 	var first error
 	note := func(step string, err error) {
 		if err != nil && first == nil {
-			first = stepError(step, err)
+			first = failStep(nil, nil, step, err)
 		}
 	}
-	step := activities.SessionStep{Target: s.plan.Target, At: s.inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At}
 	attempts := int32(6)
 	if quick {
 		attempts = 4
 	}
 	onHost := s.opts(ctx, 3*time.Minute, 0, attempts)
 	if s.imported {
-		s.st.State = StateExporting
-		note("export pool", workflow.ExecuteActivity(onHost, s.a.ExportPool, step).Get(ctx, nil))
+		s.st.Phase = PhaseExporting
+		note("export pool", workflow.ExecuteActivity(onHost, contract.ExportPool, step).Get(ctx, nil))
 		s.imported = false
 	}
 	if s.unlocked {
-		s.st.State = StateLocking
-		note("lock", workflow.ExecuteActivity(onHost, s.a.Lock, step).Get(ctx, nil))
+		s.st.Phase = PhaseLocking
+		note("lock", workflow.ExecuteActivity(onHost, contract.Lock, step).Get(ctx, nil))
 		s.unlocked = false
 	}
-	s.st.State = StateReleasing
+	s.st.Phase = PhaseReleasing
 	// Releasing must succeed: retried for up to an hour.
 	release := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute, ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
-	req := activities.ReleaseRequest{Target: s.plan.Target, InstanceID: s.inst.Instance.ID, ClientToken: s.token}
-	note("release instance "+s.inst.Instance.ID, workflow.ExecuteActivity(release, s.a.ReleaseInstance, req).Get(ctx, nil))
+	req := contract.ReleaseRequest{Target: s.plan.Target, InstanceID: s.inst.Instance.ID, ClientToken: s.token}
+	note("release instance "+s.inst.Instance.ID, workflow.ExecuteActivity(release, contract.ReleaseInstance, req).Get(ctx, nil))
 	if s.instIdx >= 0 {
 		s.st.Instances[s.instIdx].Released = workflow.Now(ctx)
 	}
@@ -447,17 +434,17 @@ func (s *session) cost(ctx workflow.Context) {
 	if len(s.st.Instances) == 0 {
 		return
 	}
-	req := activities.CostRequest{Target: s.plan.Target}
+	req := contract.CostRequest{Target: s.plan.Target}
 	for _, i := range s.st.Instances {
 		end := i.Released
 		if end.IsZero() {
 			end = workflow.Now(ctx)
 		}
-		req.Uses = append(req.Uses, activities.InstanceUse{
-			Instance: activities.Instance{ID: i.ID, Type: i.Type, Market: activities.Market(i.Market)},
+		req.Uses = append(req.Uses, contract.InstanceUse{
+			Instance: contract.Instance{ID: i.ID, Type: i.Type, Market: contract.Market(i.Market)},
 			Seconds:  end.Sub(i.Started).Seconds()})
 	}
-	if err := workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), s.a.SessionCost, req).Get(ctx, &s.res.Cost); err != nil {
+	if err := workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), contract.SessionCost, req).Get(ctx, &s.res.Cost); err != nil {
 		msg, _ := rootCause(err)
 		s.st.Cost = "unknown: " + msg
 		return
@@ -470,10 +457,10 @@ func (s *session) notify(ctx workflow.Context, msg string) {
 	if !s.plan.Notify {
 		return
 	}
-	ev := activities.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.State), Body: msg, Severity: activities.SeverityError,
+	ev := contract.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.Phase), Body: msg, Severity: contract.SeverityError,
 		Fields: map[string]string{"workflow_id": workflow.GetInfo(ctx).WorkflowExecution.ID, "target": s.in.Target}}
 	if s.st.Cost != "" {
 		ev.Body += "\ncost: " + s.st.Cost
 	}
-	_ = workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), s.a.Notify, ev).Get(ctx, nil)
+	_ = workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), contract.Notify, ev).Get(ctx, nil)
 }
