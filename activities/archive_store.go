@@ -105,6 +105,9 @@ func (a *Activities) identities(ctx context.Context, names ...string) ([]age.Ide
 		if name == "" {
 			return nil, permanent(ErrTypeConfig, errors.New("no identity key name given (archive.host_identity / restore --identity)"))
 		}
+		if err := a.allowIdentity(name); err != nil {
+			return nil, err
+		}
 		b, err := a.Keys.Get(ctx, name)
 		if errors.Is(err, keys.ErrNotFound) {
 			return nil, permanent(ErrTypeConfig, fmt.Errorf("age identity %q is not in this worker's key source (keys.dir / keys.command): %w", name, err))

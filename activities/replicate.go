@@ -34,16 +34,26 @@ func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetChec
 	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
 }
 
-// CheckRequest names a target and, for a session's instance, where it is.
+// CheckRequest names a target and, for a session's instance, which one.
+// With Source set it also checks, before connecting, that the config
+// replicates Source to TargetDataset there.
 type CheckRequest struct {
-	Target string     `json:"target"`
-	At     TargetAddr `json:"at,omitzero"`
+	Target        string     `json:"target"`
+	At            TargetAddr `json:"at,omitzero"`
+	Source        string     `json:"source,omitempty"`
+	TargetDataset string     `json:"target_dataset,omitempty"`
+	Raw           bool       `json:"raw,omitempty"`
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
 // session's instance).
 func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
 	target := req.Target
+	if req.Source != "" {
+		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw); err != nil {
+			return TargetCheck{}, err
+		}
+	}
 	_, r, err := a.targetAt(ctx, target, req.At)
 	if err != nil {
 		return TargetCheck{}, err
@@ -77,6 +87,9 @@ type SnapshotRequest struct {
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
+	if err := a.allowSnapshot(req.Snapshot.Dataset().String()); err != nil {
+		return err
+	}
 	z := zfsexec.ZFS{R: a.Local}
 	exists, err := z.Exists(ctx, req.Snapshot.Dataset())
 	if err != nil {
@@ -127,6 +140,9 @@ type SendReport struct {
 // exactly what is still missing.
 func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
 	begin := time.Now()
+	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw); err != nil {
+		return SendReport{}, err
+	}
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
 		return SendReport{}, err

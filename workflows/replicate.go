@@ -29,9 +29,14 @@ type ReplicateInput struct {
 	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
 	// to the server every 0.8 of it); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
-	// TargetHost and TargetHostKey, when set, override the target's
-	// ssh.host and pinned host key: a Session passes its instance's
-	// address and the public host key injected at launch.
+	// TargetInstance is the instance of an ec2 target a Session launched
+	// (or started). The worker finds its address and host key itself
+	// (activities.TargetAddr); a static target has none.
+	TargetInstance string `json:"target_instance,omitempty"`
+	// TargetHost and TargetHostKey are refused by the worker unless they
+	// are exactly what it found itself: an address or a host key never
+	// comes from a workflow input (docs/security.md). Kept so old
+	// histories decode.
 	TargetHost    string `json:"target_host,omitempty"`
 	TargetHostKey string `json:"target_host_key,omitempty"`
 	// Snapshot, when set, is the snapshot name (after '@') to take or, if
@@ -91,9 +96,14 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
 	})
-	at := activities.TargetAddr{Host: in.TargetHost, HostKey: in.TargetHostKey}
+	at := activities.TargetAddr{Instance: in.TargetInstance, Host: in.TargetHost, HostKey: in.TargetHostKey}
 	var check workflow.Future
-	if at == (activities.TargetAddr{}) {
+	if workflow.GetVersion(ctx, "authorize-replication", workflow.DefaultVersion, 1) >= 1 {
+		// The worker checks the whole request against its config before
+		// it connects anywhere, so a forged input fails here.
+		check = workflow.ExecuteActivity(quick, a.CheckTargetAt, activities.CheckRequest{Target: in.Target, At: at,
+			Source: source.String(), TargetDataset: targetDS.String(), Raw: in.Raw})
+	} else if at == (activities.TargetAddr{}) {
 		check = workflow.ExecuteActivity(quick, a.CheckTarget, in.Target)
 	} else {
 		check = workflow.ExecuteActivity(quick, a.CheckTargetAt, activities.CheckRequest{Target: in.Target, At: at})

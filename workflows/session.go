@@ -350,7 +350,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 			WaitForCancellation: true,
 		})
 		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw,
-			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetHost: at.Host, TargetHostKey: at.HostKey}
+			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetInstance: at.Instance}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
 		workflow.Go(repCtx, func(gctx workflow.Context) {
 			defer func() { running-- }()
