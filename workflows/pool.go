@@ -45,6 +45,8 @@ const (
 // PoolInput names a configured pool.
 type PoolInput struct {
 	Pool string `json:"pool"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolGrowInput grows a pool to volumes of SizeGiB.
@@ -62,12 +64,16 @@ type PoolGrowInput struct {
 	ParallelVdevs int `json:"parallel_vdevs,omitempty"`
 	// History adds modifications the volumes' tags do not hold.
 	History []poolplan.Modification `json:"history,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolDestroyInput must repeat the pool's name in Confirm.
 type PoolDestroyInput struct {
 	Pool    string `json:"pool"`
 	Confirm string `json:"confirm"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolStatus answers the status query of every pool workflow.
@@ -197,6 +203,9 @@ func badInput(msg string, args ...any) error {
 // optionally LUKS-formats and opens them, runs zpool create with the
 // layout and exports the pool.
 func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolCreateName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	var a *activities.Activities
 	t, err := newTracker(ctx, "create", in.Pool)
@@ -329,6 +338,9 @@ func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) e
 // PoolGrow grows every volume of the pool to SizeGiB, in place or by
 // rolling replace.
 func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolGrowName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "grow "+in.Mode, in.Pool)
 	if err != nil {
@@ -716,6 +728,9 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 // child under that id or, while another operation (a grow) holds it,
 // skips: see scrubUnderPoolID.
 func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolScrubName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	var a *activities.Activities
 	t, err := newTracker(ctx, "scrub", in.Pool)
@@ -842,6 +857,9 @@ func operationName(workflowType string) string {
 // PoolDestroy destroys the zpool and deletes every volume tagged as the
 // pool's, only when Confirm repeats the pool's name.
 func PoolDestroy(ctx workflow.Context, in PoolDestroyInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolDestroyName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	var a *activities.Activities
 	t, err := newTracker(ctx, "destroy", in.Pool)

@@ -43,6 +43,8 @@ type ReplicateInput struct {
 	// it exists, reuse: a Session's replacement instance continues the
 	// same snapshot after a spot interruption.
 	Snapshot string `json:"snapshot,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // ReplicateResult says what happened.
@@ -68,6 +70,9 @@ const StatusQuery = "status"
 // ZFS allows. The new snapshot is held on the source for this target (it is
 // the next incremental base) and the previous base released.
 func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error) {
+	if err := in.fields.refuse(ReplicateName); err != nil {
+		return ReplicateResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	status := ReplicateStatus{Phase: "starting"}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ReplicateStatus, error) { return status, nil }); err != nil {

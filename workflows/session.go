@@ -26,6 +26,8 @@ type SessionInput struct {
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
 	// HeartbeatTimeout for the sends (default 20s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // Session states reported by the status query.
@@ -120,6 +122,9 @@ type session struct {
 // the instance is given back, and a replacement continues the same
 // snapshots; after K interruptions replacements are on demand.
 func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
+	if err := in.fields.refuse(SessionName); err != nil {
+		return SessionResult{}, err
+	}
 	s := &session{in: in, st: SessionStatus{Target: in.Target, State: StatePlanning}}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (SessionStatus, error) { return s.st, nil }); err != nil {
 		return SessionResult{}, err
