@@ -83,8 +83,8 @@ func TestLaunchRecordIsTheWorkersOwn(t *testing.T) {
 	for name, i := range map[string]ec2.Instance{
 		"another host key": forged(func(m map[string]string) { m[TagHostKey] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBB" }),
 		"another target":   forged(func(m map[string]string) { m[TagTarget] = "other" }),
-		"no record":         forged(func(m map[string]string) { delete(m, TagLaunch) }),
-		"another token":     forged(func(m map[string]string) { m[TagLaunch] = strings.Replace(rec, "zc-token", "zc-other", 1) }),
+		"no record":        forged(func(m map[string]string) { delete(m, TagLaunch) }),
+		"another token":    forged(func(m map[string]string) { m[TagLaunch] = strings.Replace(rec, "zc-token", "zc-other", 1) }),
 	} {
 		if _, err := launchedBy(t1, "nightly", i); err == nil {
 			t.Errorf("%s: accepted", name)
