@@ -166,12 +166,15 @@ func (a *Activities) streamRecipients() ([]age.Recipient, error) {
 // identity, or the host identity when identity is "" (reading the manifest
 // needs no restore key).
 func (a *Activities) readManifest(ctx context.Context, ds zfsexec.Dataset, identity string) (objstore.Store, *archive.Manifest, error) {
+	if identity == "" {
+		identity = a.Config.Archive.HostIdentity
+	}
+	if err := a.allowIdentity(identity); err != nil {
+		return nil, nil, err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return nil, nil, err
-	}
-	if identity == "" {
-		identity = a.Config.Archive.HostIdentity
 	}
 	ids, err := a.identities(ctx, identity)
 	if err != nil {
