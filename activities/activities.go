@@ -6,6 +6,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 
 	"go.temporal.io/sdk/temporal"
@@ -81,7 +82,18 @@ func classify(err error) error {
 	}
 	var hk *zfsexec.HostKeyMismatchError
 	var ee *zfsexec.ExitError
+	var ae *temporal.ApplicationError
 	switch {
+	case errors.As(err, &ae) && err != error(ae):
+		// The SDK reads only the outermost error: a permanent error
+		// wrapped with context ("receive: ...") would turn retryable and be
+		// retried for hours. Keep its type and non-retryable flag, with the
+		// whole message.
+		if ae.NonRetryable() {
+			msg := strings.Replace(err.Error(), ae.Error(), ae.Message(), 1)
+			return temporal.NewNonRetryableApplicationError(msg, ae.Type(), nil)
+		}
+		return err
 	case zfsexec.IsInvalidName(err):
 		return permanent(ErrTypeInvalidName, err)
 	case errors.As(err, &hk):

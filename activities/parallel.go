@@ -18,7 +18,8 @@ import (
 // encrypted parallel stream: it installs the receiver on the target if
 // needed, starts `zcloud transfer recv -- <recvArgv>` there over SSH with a
 // fresh session key on its stdin (never argv, logs or payloads), learns the
-// port, and streams r to it over tcfg.Streams connections. It returns when
+// port, and streams r to it over tcfg.Streams connections (0: as many as
+// help, see transfer.SendOptions). It returns when
 // the remote receive command has finished.
 func (a *Activities) receiveParallel(ctx context.Context, r *zfsexec.SSH, tcfg config.Target, recvArgv []string, rd io.Reader) error {
 	if err := a.ensureReceiver(ctx, r, tcfg.ReceiverPath); err != nil {

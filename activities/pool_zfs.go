@@ -65,11 +65,12 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 	if !isLuks {
 		hb.set("luksFormat " + dev.String())
 		if err := cs.LuksFormat(ctx, dev, key); err != nil {
-			return "", classify(err)
+			return "", classify(withoutKey(err, key))
 		}
 	}
 	hb.set("open " + dev.String())
 	if err := cs.Open(ctx, dev, m, key); err != nil {
+		err = withoutKey(err, key)
 		var ee *zfsexec.ExitError
 		if errors.As(err, &ee) && (ee.Code == 2 || strings.Contains(ee.Stderr, "No key available")) {
 			return "", permanent(ErrTypeKeyIncorrect, fmt.Errorf("LUKS key %q does not open %s", req.Pool.LUKS.Key, dev))

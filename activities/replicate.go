@@ -306,7 +306,15 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendP
 }
 
 // ensureParent creates the target dataset's parent (zfs receive needs it).
+// A missing pool is a permanent error that names it: zfs create would say
+// only "missing dataset name", and retrying cannot create a pool.
 func ensureParent(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) error {
+	root := d.Pool().Root()
+	if exists, err := z.Exists(ctx, root); err != nil {
+		return err
+	} else if !exists {
+		return permanent(ErrTypeNotFound, fmt.Errorf("pool %s does not exist on %s (target dataset %s): create or import it, or name another dataset", root, z.R.Host(), d))
+	}
 	parent, ok := d.Parent()
 	if !ok {
 		return nil

@@ -24,6 +24,11 @@ type RestorePlanRequest struct {
 	// source; the key itself never travels.
 	Identity string        `json:"identity"`
 	Tier     objstore.Tier `json:"tier"`
+	// TargetDataset (on Target, "" = this host), when set, is checked
+	// before anything is retrieved: a restore never receives over an
+	// existing dataset that holds no snapshot of the chain.
+	TargetDataset zfsexec.Dataset `json:"target_dataset,omitzero"`
+	Target        string          `json:"target,omitempty"`
 }
 
 // RestorePlan is the chain to receive and what retrieving it costs.
@@ -61,6 +66,11 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequ
 		return p, err
 	}
 	p.FromPrevious = m.FromPrevious
+	if !req.TargetDataset.IsZero() {
+		if err := a.checkRestoreTarget(ctx, req.Target, req.TargetDataset); err != nil {
+			return p, err
+		}
+	}
 	chain, err := archive.PlanRestore(m, req.Snapshot)
 	if errors.Is(err, archive.ErrNoSnapshot) {
 		return p, permanent(ErrTypeNotFound, err)
@@ -227,6 +237,10 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	switch s.Kind {
 	case archive.Full:
 		if exists && len(have) == 0 {
+			if rep.Attempt <= 1 {
+				// Not ours: no earlier attempt of this receive left it.
+				return rep, permanent(ErrTypeTargetModified, errTargetWithoutSnapshots(req.TargetDataset))
+			}
 			// What a receive killed moments ago (a crashed worker) leaves
 			// until ZFS cleans it up: retry later, never destroy it here.
 			return rep, fmt.Errorf("target %s exists without snapshots (a full receive aborted moments ago?); retrying", req.TargetDataset)
@@ -413,4 +427,37 @@ func waitGone(ctx context.Context, z zfsexec.ZFS, ds zfsexec.Dataset) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// checkRestoreTarget refuses, before anything is retrieved, a target
+// dataset that exists without snapshots: a restore never receives over a
+// dataset it did not create (one holding snapshots of the chain is an
+// earlier restore's, which the receive resumes).
+func (a *Activities) checkRestoreTarget(ctx context.Context, target string, ds zfsexec.Dataset) error {
+	var r zfsexec.Runner = a.Local
+	if target != "" {
+		_, sr, err := a.target(ctx, target)
+		if err != nil {
+			return err
+		}
+		defer sr.Close()
+		r = sr
+	}
+	z := zfsexec.ZFS{R: r}
+	exists, err := z.Exists(ctx, ds)
+	if err != nil || !exists {
+		return classify(err)
+	}
+	have, err := z.ListSnapshots(ctx, ds)
+	if err != nil {
+		return classify(err)
+	}
+	if len(have) == 0 {
+		return permanent(ErrTypeTargetModified, errTargetWithoutSnapshots(ds))
+	}
+	return nil
+}
+
+func errTargetWithoutSnapshots(ds zfsexec.Dataset) error {
+	return fmt.Errorf("target %s already exists and holds no snapshot: a restore needs a new dataset (give another --to, or destroy %s)", ds, ds)
 }

@@ -11,12 +11,15 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 
+	"zcloud/bootstrap"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/keys"
 	"zcloud/zfsexec"
 )
 
@@ -28,7 +31,10 @@ import (
 const (
 	ErrTypeLaunch   = "LaunchFailed"
 	ErrTypeSSHReady = "SSHNotReady"
-	ErrTypeUnlock   = "UnlockFailed"
+	// ErrTypeBootstrap: the instance's bootstrap script failed or never
+	// finished.
+	ErrTypeBootstrap = "BootstrapFailed"
+	ErrTypeUnlock    = "UnlockFailed"
 )
 
 // TagHostKey is the instance tag holding the public host key injected in
@@ -81,6 +87,10 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 		SpotInterruptions: e.SpotInterruptions, Parallelism: e.Parallelism, Pool: e.Pool, UnlockMethod: e.Unlock.Method,
 		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
 		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
+	if waitsBootstrap(e) {
+		// WaitSSH also waits for the instance's bootstrap script.
+		p.SSHTimeout += e.Bootstrap.Timeout
+	}
 	for _, r := range a.Config.ReplicationsTo(target) {
 		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw})
 	}
@@ -160,10 +170,9 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	if err != nil {
 		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
 	}
-	userData, err := ec2.CloudInit{HostKey: hk,
-		AuthorizedKeys: []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))}}.UserData()
+	userData, err := launchUserData(e, hk, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))))
 	if err != nil {
-		return SessionInstance{}, err
+		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
 	}
 	tags := maps.Clone(e.Tags)
 	if tags == nil {
@@ -204,6 +213,21 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
 	}
 	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}, nil
+}
+
+// launchUserData is a launched instance's cloud-config: the pinned host
+// key, the worker's SSH key, and the bootstrap script run at first boot.
+func launchUserData(e *config.EC2, hk ec2.HostKey, authorizedKey string) (string, error) {
+	ci := ec2.CloudInit{HostKey: hk, AuthorizedKeys: []string{authorizedKey}}
+	if !e.Bootstrap.Skip {
+		script, err := bootstrap.Script(e.Bootstrap.Options(e.Unlock.Method == "luks"))
+		if err != nil {
+			return "", err
+		}
+		ci.Files = []ec2.File{{Path: bootstrap.InstallPath, Mode: "0755", Content: script}}
+		ci.RunCmd = [][]string{{bootstrap.InstallPath}}
+	}
+	return ci.UserData()
 }
 
 // StartInstance starts the configured existing instance (mode start-stop)
@@ -327,8 +351,16 @@ type SessionStep struct {
 	At     TargetAddr `json:"at"`
 }
 
+// waitsBootstrap says whether a session's instance runs the bootstrap
+// script (a launched one, unless the target skips it).
+func waitsBootstrap(e *config.EC2) bool {
+	return e.Mode == config.ModeLaunchTerminate && !e.Bootstrap.Skip
+}
+
 // WaitSSH waits until the instance answers SSH with the pinned host key,
-// up to the target's ssh_timeout. A different host key is refused at once.
+// up to the target's ssh_timeout, and then (a launched instance) until its
+// bootstrap script has finished, up to bootstrap.timeout more. A different
+// host key, or a bootstrap that failed, is refused at once.
 func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
@@ -342,6 +374,15 @@ func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
 			return err
 		}
 		_, err = r.Run(ctx, zfsexec.Cmd{Argv: []string{"true"}})
+		if err == nil && waitsBootstrap(e) {
+			err = waitBootstrap(ctx, r, e.Bootstrap.Timeout)
+			var ae *temporal.ApplicationError
+			if err == nil || errors.As(err, &ae) || ctx.Err() != nil {
+				r.Close()
+				return err
+			}
+			// The connection broke (the instance rebooted?): wait for SSH again.
+		}
 		host := r.Host()
 		r.Close()
 		var hk *zfsexec.HostKeyMismatchError
@@ -362,6 +403,35 @@ func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(min(2*time.Second, e.SSHTimeout/4)):
+		}
+	}
+}
+
+// waitBootstrap polls the bootstrap script's status file on the instance
+// until it says ok (done) or failed (a permanent error with its reason).
+func waitBootstrap(ctx context.Context, r zfsexec.Runner, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for try := 1; ; try++ {
+		// cat fails while the file is missing: the script still runs.
+		res, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"cat", bootstrap.StatusPath}})
+		status := strings.TrimSpace(string(res.Stdout))
+		var ee *zfsexec.ExitError
+		switch {
+		case err == nil && status == "ok":
+			return nil
+		case err == nil && status != "":
+			return permanent(ErrTypeBootstrap, fmt.Errorf("%s: the instance's bootstrap %s (its log is in the instance's console output / cloud-init log)", r.Host(), status))
+		case err != nil && !errors.As(err, &ee):
+			return err // the connection broke
+		}
+		activity.RecordHeartbeat(ctx, Progress{Phase: "wait-bootstrap", Detail: fmt.Sprintf("try %d: %s not written yet", try, bootstrap.StatusPath)})
+		if time.Now().After(deadline) {
+			return permanent(ErrTypeBootstrap, fmt.Errorf("%s: bootstrap not finished after %s (raise bootstrap.timeout, or prepare the image: docs/target-image.md)", r.Host(), timeout))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
 		}
 	}
 }
@@ -413,7 +483,7 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 			}
 		}
 		if err := z.LoadKey(ctx, ds, bytes.NewReader(key)); err != nil {
-			return unlockErr(err)
+			return unlockErr(withoutKey(err, key))
 		}
 	case "luks":
 		cs := zfsexec.Cryptsetup{R: r}
@@ -429,11 +499,12 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 				return permanent(ErrTypeInvalidName, err)
 			}
 			if err := cs.Open(ctx, dev, name, key); err != nil {
-				return unlockErr(err)
+				return unlockErr(withoutKey(err, key))
 			}
 		}
 	case "command":
 		if _, err := r.Run(ctx, zfsexec.Cmd{Argv: u.Command, Stdin: bytes.NewReader(key)}); err != nil {
+			err = withoutKey(err, key)
 			var ee *zfsexec.ExitError
 			if errors.As(err, &ee) {
 				return permanent(ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
@@ -445,6 +516,17 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 	}
 	a.Log.Info("unlocked", zap.String("target", req.Target), zap.String("method", u.Method))
 	return nil
+}
+
+// withoutKey withholds every line of a failed command's error output that
+// carries the key it was given on stdin (a command may echo its input),
+// before the error can reach a log or the workflow history.
+func withoutKey(err error, key []byte) error {
+	var ee *zfsexec.ExitError
+	if errors.As(err, &ee) {
+		ee.Stderr = keys.Redact(ee.Stderr, key)
+	}
+	return err
 }
 
 // unlockErr: a refused key is permanent; cryptsetup says so with exit 2.

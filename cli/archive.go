@@ -19,6 +19,7 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/keys"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
 )
@@ -497,6 +498,10 @@ the restoring worker's key source then, and name it with --identity).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
+			if err := keys.ValidName(name); err != nil {
+				// The name is how --identity and archive.host_identity find it.
+				return err
+			}
 			if outPath == "" {
 				cfg, err := a.config()
 				if err != nil {
@@ -504,9 +509,6 @@ the restoring worker's key source then, and name it with --identity).`,
 				}
 				if cfg.Keys.Dir == "" {
 					return fmt.Errorf("give --out, or set keys.dir in %s", a.cfgPath)
-				}
-				if strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
-					return fmt.Errorf("key name %q: no path separators", name)
 				}
 				outPath = filepath.Join(cfg.Keys.Dir, name)
 			}

@@ -8,8 +8,8 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"zcloud/config"
 	"zcloud/workflows"
-	"zcloud/zfsexec"
 )
 
 func replicateCmd(a *app) *cobra.Command {
@@ -28,11 +28,10 @@ Without arguments, replicates every entry under 'replications:' in the config.`,
 		Example: "  zcloud replicate tank/data --to backup1:backup/data",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			cfg, err := a.config()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
 			var inputs []workflows.ReplicateInput
 			if len(args) == 1 {
 				in, err := parseReplicateArgs(args[0], to, raw)
@@ -54,11 +53,16 @@ Without arguments, replicates every entry under 'replications:' in the config.`,
 					return fmt.Errorf("nothing to replicate: give SOURCE --to TARGET:DATASET or list replications in %s", a.cfgPath)
 				}
 			}
+			cl, _, err := a.client() // arguments checked first: no connection for a typo
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
 			out := cmd.OutOrStdout()
 			for _, in := range inputs {
-				id := "replicate/" + in.Source + "/" + in.Target
+				id := workflows.ReplicateWorkflowID(in.Source, in.Target, in.TargetDataset)
 				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 					ID: id, TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
@@ -95,19 +99,21 @@ Without arguments, replicates every entry under 'replications:' in the config.`,
 	return c
 }
 
-// parseReplicateArgs validates the user's names once, here at the edge.
+// parseReplicateArgs validates the user's names once, here at the edge,
+// including that the snapshot names zcloud appends still fit.
 func parseReplicateArgs(source, to string, raw bool) (workflows.ReplicateInput, error) {
-	src, err := zfsexec.ParseDataset(source)
-	if err != nil {
+	if err := config.CheckSnapshotFits(source); err != nil {
 		return workflows.ReplicateInput{}, err
 	}
 	target, ds, ok := strings.Cut(to, ":")
 	if !ok || target == "" || ds == "" {
 		return workflows.ReplicateInput{}, fmt.Errorf("--to must be TARGET:DATASET, got %q", to)
 	}
-	dst, err := zfsexec.ParseDataset(ds)
-	if err != nil {
-		return workflows.ReplicateInput{}, err
+	if err := config.ValidTargetName(target); err != nil {
+		return workflows.ReplicateInput{}, fmt.Errorf("--to: %w", err)
 	}
-	return workflows.ReplicateInput{Source: src.String(), Target: target, TargetDataset: dst.String(), Raw: raw}, nil
+	if err := config.CheckSnapshotFits(ds); err != nil {
+		return workflows.ReplicateInput{}, fmt.Errorf("--to: %w", err)
+	}
+	return workflows.ReplicateInput{Source: source, Target: target, TargetDataset: ds, Raw: raw}, nil
 }

@@ -11,7 +11,7 @@ func statusCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:     "status WORKFLOW_ID",
 		Short:   "Show a workflow's state, its status query and pending activities' progress",
-		Example: `  zcloud status replicate/tank/data/backup1`,
+		Example: `  zcloud status replicate/tank/data/backup1:backup/data`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, _, err := a.client()

@@ -9,6 +9,7 @@ import (
 	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 
+	"zcloud/keys"
 	"zcloud/zfsexec"
 )
 
@@ -344,18 +345,7 @@ func (a Archive) validate() error {
 	return nil
 }
 
-func keyNameOK(s string) bool {
-	if s == "" || len(s) > 128 || s[0] == '.' || s[0] == '-' || s[0] == '_' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func keyNameOK(s string) bool { return keys.ValidName(s) == nil }
 
 // ArchiveDatasetFor returns dataset's archive settings.
 func (c *Config) ArchiveDatasetFor(dataset string) (ArchiveDataset, bool) {

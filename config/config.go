@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"zcloud/retention"
 	"zcloud/zfsexec"
 )
 
@@ -81,7 +83,8 @@ type Target struct {
 	SSH  SSH    `yaml:"ssh"`
 	// Transport: "parallel" (zcloud's encrypted parallel stream) or "ssh".
 	Transport string `yaml:"transport"`
-	// Streams is the number of parallel TCP connections.
+	// Streams fixes the number of parallel TCP connections; 0 (the default)
+	// lets the sender choose: it opens more while throughput grows, up to 16.
 	Streams int `yaml:"streams"`
 	// ReceiverPath is where the zcloud receiver binary lives on the target.
 	ReceiverPath string `yaml:"receiver_path"`
@@ -188,9 +191,6 @@ func (c *Config) applyDefaults() {
 		if t.Transport == "" {
 			t.Transport = "parallel"
 		}
-		if t.Streams == 0 {
-			t.Streams = 4
-		}
 		if t.ReceiverPath == "" {
 			t.ReceiverPath = "/usr/local/lib/zcloud/zcloud"
 		}
@@ -237,8 +237,12 @@ func (c *Config) Validate() error {
 	if err := c.validatePools(); err != nil {
 		return err
 	}
-	for name, t := range c.Targets {
+	for _, name := range c.TargetNames() {
+		t := c.Targets[name]
 		f := "targets." + name
+		if err := ValidTargetName(name); err != nil {
+			return fieldErr(f, "%v", err)
+		}
 		if err := t.validate(f); err != nil {
 			return err
 		}
@@ -248,13 +252,16 @@ func (c *Config) Validate() error {
 	}
 	for i, r := range c.Replications {
 		f := fmt.Sprintf("replications[%d]", i)
-		if _, err := zfsexec.ParseDataset(r.Source); err != nil {
+		if err := CheckSnapshotFits(r.Source); err != nil {
 			return fieldErr(f+".source", "%v", err)
+		}
+		if r.Target == "" {
+			return fieldErr(f+".target", "required: the name of a target under targets: (known: %s)", strings.Join(c.TargetNames(), ", "))
 		}
 		if _, ok := c.Targets[r.Target]; !ok {
 			return fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", "))
 		}
-		if _, err := zfsexec.ParseDataset(r.TargetDataset); err != nil {
+		if err := CheckSnapshotFits(r.TargetDataset); err != nil {
 			return fieldErr(f+".target_dataset", "%v", err)
 		}
 	}
@@ -278,8 +285,8 @@ func (t Target) validate(f string) error {
 	default:
 		return fieldErr(f+".transport", "must be ssh or parallel, not %q", t.Transport)
 	}
-	if t.Streams < 1 || t.Streams > 64 {
-		return fieldErr(f+".streams", "must be between 1 and 64, not %d", t.Streams)
+	if t.Streams < 0 || t.Streams > 64 {
+		return fieldErr(f+".streams", "must be between 1 and 64, or 0 for automatic, not %d", t.Streams)
 	}
 	if t.Kind == "static" && t.SSH.Host == "" {
 		return fieldErr(f+".ssh.host", "required for a static target")
@@ -301,6 +308,10 @@ func (t Target) validate(f string) error {
 	if !strings.HasPrefix(t.ReceiverPath, "/") {
 		return fieldErr(f+".receiver_path", "must be absolute")
 	}
+	if _, err := zfsexec.ParseDevice(t.ReceiverPath); err != nil {
+		// It is run over SSH: no shell metacharacters.
+		return fieldErr(f+".receiver_path", "%v", err)
+	}
 	switch t.Cipher {
 	case "", "aes-256-gcm", "chacha20-poly1305":
 	default:
@@ -313,6 +324,30 @@ func (t Target) validate(f string) error {
 		return fieldErr(f+".bandwidth_limit", "must not be negative")
 	}
 	return nil
+}
+
+// targetNameRe: a target name becomes the hold tag zcloud-NAME on the
+// source and part of workflow ids, and TARGET:DATASET splits at the colon.
+var targetNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// ValidTargetName refuses a target name that could not be used in a hold tag.
+func ValidTargetName(name string) error {
+	if !targetNameRe.MatchString(name) {
+		return fmt.Errorf("target name %q: 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit (it names the hold zcloud-NAME)", name)
+	}
+	return nil
+}
+
+// CheckSnapshotFits validates a dataset name and checks that zcloud's
+// snapshot names still fit ZFS's 255 bytes once appended, so a name that
+// is valid alone is refused here rather than failing at zfs receive.
+func CheckSnapshotFits(dataset string) error {
+	ds, err := zfsexec.ParseDataset(dataset)
+	if err != nil {
+		return err
+	}
+	_, err = ds.Snapshot(retention.SnapshotName(retention.DefaultPrefix, time.Time{}))
+	return err
 }
 
 // TargetNames lists target names, sorted.

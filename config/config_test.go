@@ -67,3 +67,30 @@ func TestEnvironmentOverridesTemporal(t *testing.T) {
 		t.Fatalf("env not applied: %+v", c.Temporal)
 	}
 }
+
+// Bad input found at `config check`, not after the data was sent.
+func TestBadInputRefusedAtCheck(t *testing.T) {
+	target := func(name, extra string) string {
+		return "targets:\n  '" + name + "':\n    ssh: {host: h, identity_file: /k, host_key: k}\n" + extra
+	}
+	long := "backup/" + strings.Repeat("d", 240) // valid alone, too long with @zcloud_<time>
+	cases := []struct{ yaml, field, want string }{
+		{target("bad name", ""), "targets.bad name", "zcloud-NAME"},
+		{target("a:b", ""), "targets.a:b", "target name"},
+		{target("b", "    receiver_path: /usr/local/bin/zcloud;id\n"), "targets.b.receiver_path", "';'"},
+		{target("b", "    receiver_path: /opt/$(id)/zcloud\n"), "targets.b.receiver_path", "'$'"},
+		{target("b", "replications: [{source: tank/a, target: b, target_dataset: "+long+"}]\n"), "replications[0].target_dataset", "longer than 255"},
+		{target("b", "replications: [{source: tank/a, target_dataset: x/y}]\n"), "replications[0].target", "required"},
+		{target("b", "replications: [{source: tank/données, target: b, target_dataset: x/y}]\n"), "replications[0].source", "'é'"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.yaml))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want error naming %s with %q", tc.yaml, err, tc.field, tc.want)
+		}
+	}
+	if err := CheckSnapshotFits("backup/" + strings.Repeat("d", 200)); err != nil {
+		t.Errorf("a name that fits refused: %v", err)
+	}
+}

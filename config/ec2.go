@@ -39,6 +39,8 @@ type EC2 struct {
 	// SpotInterruptions is how many spot interruptions a session accepts
 	// before its replacement instances are launched on demand (default 2).
 	SpotInterruptions int `yaml:"spot_interruptions"`
+	// Bootstrap is the first-boot script of a launched instance.
+	Bootstrap TargetBootstrap `yaml:"bootstrap"`
 	// Volumes (EBS volume ids holding the pool) are attached to a launched
 	// instance after it runs and detached before it is terminated.
 	Volumes []string `yaml:"volumes"`
@@ -115,6 +117,9 @@ const (
 func (e *EC2) applyDefaults() {
 	if e.Mode == "" {
 		e.Mode = ModeLaunchTerminate
+	}
+	if e.Mode == ModeLaunchTerminate {
+		e.Bootstrap.applyDefaults()
 	}
 	if e.Market == "" {
 		e.Market = MarketOnDemand
@@ -196,6 +201,9 @@ func (t Target) validateEC2(f string) error {
 		if t.SSH.HostKey != "" || t.SSH.KnownHostsFile != "" {
 			return fieldErr(f+".mode", "a launched instance gets a fresh host key injected at launch: leave ssh.host_key and ssh.known_hosts_file empty")
 		}
+		if err := e.Bootstrap.validate(f + ".bootstrap"); err != nil {
+			return err
+		}
 	case ModeStartStop:
 		if err := checkID(f+".instance_id", "i", e.InstanceID); err != nil {
 			return err
@@ -205,6 +213,9 @@ func (t Target) validateEC2(f string) error {
 		}
 		if e.Market == MarketSpot {
 			return fieldErr(f+".market", "start-stop uses an existing instance; market applies to launch-terminate")
+		}
+		if e.Bootstrap != (TargetBootstrap{}) {
+			return fieldErr(f+".bootstrap", "only for mode: launch-terminate (prepare an existing instance as docs/target-image.md describes)")
 		}
 	default:
 		return fieldErr(f+".mode", "must be launch-terminate or start-stop, not %q", e.Mode)

@@ -64,6 +64,7 @@ type sessOpts struct {
 	volumes        []string // EBS volumes attached to the launched instance
 	startStop      string   // mode start-stop of this instance (host key pinned in ssh:)
 	webhook        string   // notify.webhook.url
+	keyCommand     string   // keys.command instead of keys.dir
 }
 
 func newSessEnv(t *testing.T) *sessEnv {
@@ -151,7 +152,9 @@ func (s *sessEnv) sessionConfig(o sessOpts) *config.Config {
 			s.t.Fatal(err)
 		}
 	}
-	launch := fmt.Sprintf("ami: %s\n      instance_type: t3.micro", o.ami)
+	// The "instance" is this machine's sshd, not a fresh image: no bootstrap
+	// script runs there (vmtests runs it in the OpenZFS VM).
+	launch := fmt.Sprintf("ami: %s\n      instance_type: t3.micro\n      bootstrap: {skip: true}", o.ami)
 	sshExtra := ""
 	if o.startStop != "" {
 		launch = "mode: start-stop\n      instance_id: " + o.startStop
@@ -162,6 +165,10 @@ func (s *sessEnv) sessionConfig(o sessOpts) *config.Config {
 	}
 	if len(o.volumes) > 0 {
 		launch += "\n      volumes: [" + strings.Join(o.volumes, ", ") + "]"
+	}
+	keysCfg := fmt.Sprintf("{dir: %q}", s.keyDir)
+	if o.keyCommand != "" {
+		keysCfg = fmt.Sprintf("{command: [%q]}", o.keyCommand)
 	}
 	notifyCfg := ""
 	if o.webhook != "" {
@@ -176,7 +183,7 @@ func (s *sessEnv) sessionConfig(o sessOpts) *config.Config {
 temporal: {address: %q, namespace: %q, task_queue: %q}
 log: {level: debug}
 receiver_binary: %q
-keys: {dir: %q}
+keys: %s
 %s
 targets:
   nightly:
@@ -205,7 +212,7 @@ targets:
 replications:
   - {source: %s/data1, target: nightly, target_dataset: %s/backup/data1}
   - {source: %s/data2, target: nightly, target_dataset: %s/backup/data2}
-`, s.temporal.HostPort, s.temporal.Namespace, s.queue, bin, s.keyDir, notifyCfg, o.bwlimit, filepath.Join(s.t.TempDir(), "bin", "zcloud"),
+`, s.temporal.HostPort, s.temporal.Namespace, s.queue, bin, keysCfg, notifyCfg, o.bwlimit, filepath.Join(s.t.TempDir(), "bin", "zcloud"),
 		sshExtra, s.sshd.User, s.sshd.ClientKeyPath, s.moto.Endpoint, launch, s.tag, o.market, spot, pool, s.dst.Dir, s.unlock, want,
 		o.imds, o.sshTimeout, s.src.Pool, pool, s.src.Pool, pool)
 	cfg, err := config.Parse([]byte(y))

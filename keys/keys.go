@@ -25,18 +25,32 @@ var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // ErrNotFound: no key by that name.
 var ErrNotFound = errors.New("key not found")
 
+// ValidName refuses a key name Get would refuse: 1-128 letters, digits,
+// '_', '.', '-', starting with a letter or digit.
+func ValidName(name string) error {
+	if !keyName.MatchString(name) {
+		return fmt.Errorf("key name %q: only letters, digits, '_', '.', '-' (1-128, starting with a letter or digit)", name)
+	}
+	return nil
+}
+
 // Get returns the named key's bytes. Files must not be readable by group or
 // others: a key file with loose permissions is refused, not silently used.
 func (s Source) Get(ctx context.Context, name string) ([]byte, error) {
-	if !keyName.MatchString(name) {
-		return nil, fmt.Errorf("key name %q: only letters, digits, '_', '.', '-'", name)
+	if err := ValidName(name); err != nil {
+		return nil, err
 	}
 	if len(s.Command) > 0 {
-		var out, errb bytes.Buffer
+		// The helper's stdin is empty and its error output is counted, never
+		// kept: a helper may print the key there (or echo whatever it was
+		// given), and this error ends up in logs and workflow history.
+		var out bytes.Buffer
+		var errLen countWriter
 		cmd := exec.CommandContext(ctx, s.Command[0], append(s.Command[1:], name)...)
-		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.Stdout, cmd.Stderr = &out, &errLen
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("key command for %q: %v: %s", name, err, bytes.TrimSpace(errb.Bytes()))
+			clear(out.Bytes())
+			return nil, fmt.Errorf("key command %s for key %q: %v (its error output, %d bytes, is not shown: it may carry the key; run the command by hand to read it)", s.Command[0], name, err, int64(errLen))
 		}
 		return bytes.TrimRight(out.Bytes(), "\n"), nil
 	}
@@ -59,4 +73,12 @@ func (s Source) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(b, "\n"), nil
+}
+
+// countWriter counts and discards what is written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -170,7 +171,7 @@ func TestProtocolAttacksFailTheStream(t *testing.T) {
 		{"replayed frame on another stream", 2, 0, ErrDuplicate, func(t *testing.T, c []*rawSender) {
 			f := c[0].dataFrame(0, payload)
 			c[0].send(t, f)
-			time.Sleep(50 * time.Millisecond)
+			c[0].awaitReceived(t, 0, 1) // the receiver holds it: what follows is the replay
 			c[1].send(t, f)
 		}},
 		{"reordered within a stream", 1, 0, ErrDuplicate, func(t *testing.T, c []*rawSender) {
@@ -225,7 +226,8 @@ func TestProtocolAttacksFailTheStream(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := newHashingWriter()
-			sess, port, res := receiveRaw(t, ReceiveOptions{Streams: tc.streams, Window: tc.window, IdleTimeout: 20 * time.Second}, out)
+			// A lane that breaks may come back; these attacks never do.
+			sess, port, res := receiveRaw(t, ReceiveOptions{Window: tc.window, IdleTimeout: 20 * time.Second, ReconnectTimeout: 200 * time.Millisecond}, out)
 			conns := make([]*rawSender, tc.streams)
 			for i := range conns {
 				conns[i] = dialRaw(t, port, sess, tc.streams, i, 1024)
@@ -306,9 +308,10 @@ func TestKeepaliveCarriesAQuietSource(t *testing.T) {
 }
 
 // stalledReader gives some data, then blocks like a quiet `zfs send` until
-// the test ends.
+// the test ends; quiet is closed when it starts blocking.
 type stalledReader struct {
 	data    []byte
+	quiet   chan struct{}
 	release chan struct{}
 }
 
@@ -318,6 +321,7 @@ func (s *stalledReader) Read(p []byte) (int, error) {
 		s.data = s.data[n:]
 		return n, nil
 	}
+	close(s.quiet)
 	<-s.release
 	return 0, io.ErrClosedPipe
 }
@@ -329,20 +333,20 @@ func TestSenderNoticesAFailedReceiverWhileInputIsQuiet(t *testing.T) {
 	sess := newTestSession(t, "")
 	recvCtx, cancelRecv := context.WithCancel(ctx)
 	port, res := startReceive(t, recvCtx, sess, io.Discard, ReceiveOptions{Streams: 4})
-	in := &stalledReader{data: randomBytes(t, 2<<20), release: make(chan struct{})}
+	in := &stalledReader{data: randomBytes(t, 2<<20), quiet: make(chan struct{}), release: make(chan struct{})}
 	t.Cleanup(func() { close(in.release) })
 	sent := make(chan error, 1)
 	go func() {
 		_, err := SendToReceiver(ctx, "127.0.0.1", port, sess, in, SendOptions{Streams: 4, ChunkSize: 256 << 10})
 		sent <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // the data is through, the input is quiet
+	<-in.quiet // every chunk was taken; the sender now waits on its input
 	cancelRecv()
 	expectIncompleteReason(t, res)
 	select {
 	case err := <-sent:
-		if !errors.Is(err, ErrConnLost) {
-			t.Fatalf("send = %v; want ErrConnLost", err)
+		if !errors.Is(err, ErrConnLost) || !strings.Contains(err.Error(), "gave up") {
+			t.Fatalf("send = %v; want ErrConnLost: the receiver gave up", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the sender still waits on its quiet input 5 s after the receiver failed")

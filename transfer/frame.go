@@ -10,6 +10,7 @@ const (
 	frameData      byte = 1
 	frameEnd       byte = 2
 	frameKeepalive byte = 3 // empty, per connection: the sender is alive while `zfs send` is quiet
+	frameAbort     byte = 4 // empty, per lane: the sender gave up, do not wait for it to reconnect
 )
 
 const (
@@ -41,12 +42,13 @@ func parseHeader(b []byte) (h frameHeader, ok bool) {
 	h.typ = b[8]
 	h.conn = binary.BigEndian.Uint16(b[10:12])
 	h.sealedLen = binary.BigEndian.Uint32(b[12:16])
-	return h, b[9] == 0 && (h.typ == frameData || h.typ == frameEnd || h.typ == frameKeepalive)
+	return h, b[9] == 0 && (h.typ >= frameData && h.typ <= frameAbort)
 }
 
 // nonce is unique per frame under one data key: the type is part of it, data
-// frames have distinct sequence numbers, each connection's END frame has a
-// distinct conn field, and keepalives count per connection.
+// frames have distinct sequence numbers, each lane's END and abort frames have
+// a distinct conn field (a resent END is the same frame), and keepalives
+// count per lane.
 func (h frameHeader) nonce(dst []byte) []byte {
 	var n [12]byte
 	n[0] = h.typ

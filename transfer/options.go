@@ -4,9 +4,17 @@ import "time"
 
 // Defaults, chosen by measurement on loopback (see BENCHMARKS.md, "Transfer").
 const (
-	DefaultStreams          = 4
-	DefaultChunkSize        = 1 << 20
-	DefaultWindow           = 32
+	// DefaultStreams is where a sender with automatic streams starts (the
+	// loopback optimum); it adds connections while throughput grows, up to
+	// DefaultMaxStreams.
+	DefaultStreams    = 4
+	DefaultMaxStreams = 16
+	DefaultChunkSize  = 1 << 20
+	DefaultWindow     = 32
+	// DefaultSendWindow bounds the frames a sender holds until the receiver
+	// has acknowledged them (to send them again after a reconnection): the
+	// sender's memory bound, and its flow control.
+	DefaultSendWindow       = 64
 	DefaultMaxChunk         = 4 << 20
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultAcceptTimeout    = 60 * time.Second
@@ -14,6 +22,13 @@ const (
 	DefaultKeepalive        = 30 * time.Second // well inside DefaultIdleTimeout
 	DefaultAckTimeout       = 2 * time.Minute
 	DefaultProgressInterval = time.Second
+	// A broken connection is re-dialled DefaultReconnectAttempts times,
+	// waiting DefaultReconnectBackoff, doubling up to 5 s, between attempts;
+	// the receiver waits DefaultReconnectTimeout for it (more than the
+	// sender's attempts can take with their dial timeouts).
+	DefaultReconnectAttempts = 6
+	DefaultReconnectBackoff  = 250 * time.Millisecond
+	DefaultReconnectTimeout  = 2 * time.Minute
 	// MaxStreams bounds the connections of one transfer (the hello carries
 	// the count in 16 bits; far fewer are ever useful).
 	MaxStreams = 256
@@ -21,19 +36,38 @@ const (
 
 // SendOptions tune the sender. Zero values take the defaults.
 type SendOptions struct {
-	Streams          int            // parallel TCP connections; must equal the receiver's
-	ChunkSize        int            // plaintext bytes per frame
-	BandwidthLimit   int64          // bytes/s of payload, 0 = unlimited
-	Progress         func(Progress) // called every ProgressInterval and once at the end; must not block
-	ProgressInterval time.Duration
-	DialTimeout      time.Duration // per connection, dial + handshake
-	Keepalive        time.Duration // an idle connection gets a keepalive frame this often (must be < the receiver's IdleTimeout)
-	AckTimeout       time.Duration // wait for the receiver's final confirmation
+	// Streams fixes the number of parallel TCP connections; 0 chooses it:
+	// start with DefaultStreams and add one while throughput grows, up to
+	// MaxStreams.
+	Streams           int
+	MaxStreams        int            // cap for automatic streams (0: DefaultMaxStreams)
+	SendWindow        int            // frames held until acknowledged (0: DefaultSendWindow)
+	ReconnectAttempts int            // re-dials of a broken connection before the send fails (0: default, <0: none)
+	ReconnectBackoff  time.Duration  // first wait between re-dials (doubles, at most 5 s)
+	ChunkSize         int            // plaintext bytes per frame
+	BandwidthLimit    int64          // bytes/s of payload, 0 = unlimited
+	Progress          func(Progress) // called every ProgressInterval and once at the end; must not block
+	ProgressInterval  time.Duration
+	DialTimeout       time.Duration // per connection, dial + handshake
+	Keepalive         time.Duration // an idle connection gets a keepalive frame this often (must be < the receiver's IdleTimeout)
+	AckTimeout        time.Duration // wait for the receiver's final confirmation
 }
 
 func (o SendOptions) withDefaults() SendOptions {
-	if o.Streams <= 0 {
-		o.Streams = DefaultStreams
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
+	if o.Streams > 0 {
+		o.MaxStreams = o.Streams
+	}
+	if o.SendWindow <= 0 {
+		o.SendWindow = DefaultSendWindow
+	}
+	if o.ReconnectAttempts == 0 {
+		o.ReconnectAttempts = DefaultReconnectAttempts
+	}
+	if o.ReconnectBackoff <= 0 {
+		o.ReconnectBackoff = DefaultReconnectBackoff
 	}
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = DefaultChunkSize
@@ -57,9 +91,10 @@ func (o SendOptions) withDefaults() SendOptions {
 }
 
 // ReceiveOptions tune the receiver. Zero values take the defaults. Receiver
-// memory is bounded by about Window × chunk size (+64 KiB per stream).
+// memory is bounded by about Window × chunk size (+64 KiB per connection).
 type ReceiveOptions struct {
-	Streams          int           // connections expected; must equal the sender's
+	Streams          int           // most connections (lanes) a sender may open (0: MaxStreams)
+	ReconnectTimeout time.Duration // a lost lane must be re-established within this
 	Window           int           // frames held for reordering (backpressure beyond it)
 	MaxChunk         int           // largest chunk size a sender may announce
 	HandshakeTimeout time.Duration // per connection attempt
@@ -71,7 +106,10 @@ type ReceiveOptions struct {
 
 func (o ReceiveOptions) withDefaults() ReceiveOptions {
 	if o.Streams <= 0 {
-		o.Streams = DefaultStreams
+		o.Streams = MaxStreams
+	}
+	if o.ReconnectTimeout <= 0 {
+		o.ReconnectTimeout = DefaultReconnectTimeout
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
@@ -103,4 +141,14 @@ type Stats struct {
 	Frames   uint64        // data frames
 	Duration time.Duration // from first connection to the end
 	Rejected int           // connections dropped for failing the handshake (receiver)
+	Streams  int           // lanes (parallel connections) used
+	// Reconnects: broken connections re-established (sender: successful
+	// re-dials; receiver: lanes that came back).
+	Reconnects int
+	// WindowStalls (receiver): times a connection had to stop reading
+	// because its next frame was a whole window ahead of the next frame to
+	// write. SendStalls (sender): times a connection waited for the
+	// receiver to acknowledge frames before it could send another.
+	WindowStalls int64
+	SendStalls   int64
 }

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"io"
 	"net"
 	"strconv"
 	"testing"
@@ -27,7 +28,7 @@ func dialRaw(t *testing.T, port int, sess Session, streams, index, chunk int) *r
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	h := hello{cipher: cipherIDs[sess.cipher], streams: uint16(streams), index: uint16(index), chunk: uint32(chunk), session: sess.id}
-	if err := clientHandshake(conn, keys, h); err != nil {
+	if _, err := clientHandshake(conn, keys, h); err != nil {
 		t.Fatalf("raw handshake: %v", err)
 	}
 	conn.SetDeadline(time.Time{})
@@ -56,6 +57,23 @@ func (s *rawSender) send(t *testing.T, frames ...[]byte) {
 	for _, f := range frames {
 		if _, err := s.conn.Write(f); err != nil {
 			t.Logf("raw write: %v (receiver already closed)", err)
+			return
+		}
+	}
+}
+
+// awaitReceived reads the receiver's messages on this connection until it
+// acknowledges holding the frames of lane index before sequence next.
+func (s *rawSender) awaitReceived(t *testing.T, index uint16, next uint64) {
+	t.Helper()
+	s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer s.conn.SetReadDeadline(time.Time{})
+	msg := make([]byte, reverseSize)
+	for {
+		if _, err := io.ReadFull(s.conn, msg); err != nil {
+			t.Fatalf("waiting for the receiver's ack of frame %d: %v", next-1, err)
+		}
+		if msg[0] == revReceived && beUint64(msg[8:16]) >= next {
 			return
 		}
 	}

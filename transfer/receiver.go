@@ -16,11 +16,15 @@ import (
 // flood of strangers cannot exhaust memory.
 const maxPendingHandshakes = 64
 
-// Receive accepts opts.Streams authenticated connections on ln (strangers and
-// wrong keys are dropped without affecting the transfer), reassembles the
-// frames in order and writes the plaintext to w. It closes ln once every
-// stream is in. It returns nil only when every frame and every connection's
-// end marker was verified and written; any other outcome is an
+// Receive accepts authenticated connections on ln (strangers and wrong keys
+// are dropped without affecting the transfer), as many as the sender opens
+// (at most opts.Streams), reassembles the frames in order and writes the
+// plaintext to w. A lane whose connection breaks may be re-established by the
+// sender within opts.ReconnectTimeout: it proves the session key again and
+// learns which frames the lane had delivered, and the frames after them come
+// again (each sequence number is still accepted once only). It closes ln when
+// the stream is complete or failed. It returns nil only when every frame and
+// every lane's end marker was verified and written; any other outcome is an
 // *IncompleteError (errors.Is(err, ErrIncomplete)) and what was written to w
 // must be discarded. On failure Receive does not wait for a Write to w that is
 // blocked (the caller unblocks it, e.g. by killing the reading process).
@@ -39,12 +43,12 @@ func Receive(ctx context.Context, ln net.Listener, sess Session, w io.Writer, op
 		sess:    sess,
 		ln:      ln,
 		pending: make(map[net.Conn]struct{}),
-		want:    expectation{session: sess.id, cipher: cipherIDs[sess.cipher], streams: uint16(opts.Streams), maxChunk: uint32(opts.MaxChunk)},
+		want:    expectation{session: sess.id, cipher: cipherIDs[sess.cipher], maxStreams: uint16(opts.Streams), maxChunk: uint32(opts.MaxChunk)},
 	}
 	failed := make(chan struct{})
 	var failOnce sync.Once
-	r.win = newReorderWindow(opts.Window, opts.Streams, func() {
-		failOnce.Do(func() { close(failed); r.stopHandshakes() })
+	r.win = newReorderWindow(opts.Window, opts.ReconnectTimeout, func(error) {
+		failOnce.Do(func() { close(failed); r.stopHandshakes(); r.abort() })
 	})
 	start := time.Now()
 	stopCancel := context.AfterFunc(ctx, func() { r.win.fail(fmt.Errorf("cancelled: %w", context.Cause(ctx))) })
@@ -66,15 +70,21 @@ func Receive(ctx context.Context, ln net.Listener, sess Session, w io.Writer, op
 		err = r.win.failed()
 	}
 	progress.stop()
-	stats := Stats{Bytes: r.win.writtenBytes(), Duration: time.Since(start), Rejected: int(r.rejected.Load())}
+	stats := r.stats(start)
 	if err != nil {
 		r.win.fail(err)
 		r.readers.Wait() // connections are closed, so they return promptly
 		return stats, &IncompleteError{Reason: err, Written: stats.Bytes}
 	}
-	stats.Frames = r.win.totalFrames
+	r.stopHandshakes()
 	r.sendAcks()
 	return stats, nil
+}
+
+func (r *receiver) stats(start time.Time) Stats {
+	written, frames, lanes, reconnects, stalls := r.win.counters()
+	return Stats{Bytes: written, Frames: frames, Duration: time.Since(start), Rejected: int(r.rejected.Load()),
+		Streams: lanes, Reconnects: reconnects, WindowStalls: stalls}
 }
 
 type receiver struct {
@@ -161,15 +171,27 @@ func (r *receiver) reject(why string) {
 func (r *receiver) acceptTimedOut() {
 	r.win.mu.Lock()
 	defer r.win.mu.Unlock()
-	if r.win.accepted < r.win.streams {
+	if len(r.win.lanes) == 0 {
 		why, _ := r.lastWhy.Load().(string)
-		r.win.failLocked(reasonf(ErrTimeout, "%d of %d streams authenticated after %v; %d connections rejected (last: %s)",
-			r.win.accepted, r.win.streams, r.opts.AcceptTimeout, r.rejected.Load(), why))
+		r.win.failLocked(reasonf(ErrTimeout, "no stream authenticated after %v; %d connections rejected (last: %s)",
+			r.opts.AcceptTimeout, r.rejected.Load(), why))
 	}
 }
 
-// serve authenticates one connection and, if it is a legitimate stream,
-// reads its frames until its END frame.
+// abort tells the sender on every connection that the receiver gave up (so
+// it does not try to reconnect), then closes them, which ends their readers.
+func (r *receiver) abort() {
+	for index, c := range r.win.connections() {
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(reverseMsg(r.keys, r.sess.id, index, revAbort, 0))
+			c.Close()
+		}()
+	}
+}
+
+// serve authenticates one connection and, if it is a legitimate lane (new or
+// re-established), reads its frames until its END frame.
 func (r *receiver) serve(conn net.Conn, sem chan struct{}) {
 	h, confirm, err := serverHandshake(conn, r.keys, r.want, time.Now().Add(r.opts.HandshakeTimeout))
 	r.untrackPending(conn)
@@ -179,32 +201,34 @@ func (r *receiver) serve(conn net.Conn, sem chan struct{}) {
 		r.reject(err.Error())
 		return
 	}
-	ok, all := r.win.register(conn, h, r.keys.data.Overhead())
+	resume, gen, ok := r.win.register(conn, h, r.keys.data.Overhead())
 	if !ok {
 		conn.Close()
-		r.reject("duplicate stream index or stream already failed")
+		r.reject("stream already ended, transfer over, or chunk size differs")
 		return
 	}
-	if all {
-		r.stopHandshakes() // no one else may connect
+	err = confirm(resume)
+	if err == nil {
+		err = r.readFrames(conn, h.index)
 	}
-	if err := confirm(); err != nil {
-		r.win.fail(reasonf(ErrConnLost, "stream %d: confirming handshake: %v", h.index, err))
-		return
-	}
-	if err := r.readFrames(conn, int(h.index)); err != nil {
+	lost := errors.Is(err, errLaneLost)
+	if err != nil && !lost {
 		r.win.fail(err)
-		r.win.readerExited()
 	}
+	if lost {
+		conn.Close()
+	}
+	r.win.readerExited(h.index, gen, lost)
 }
 
-// readFrames reads one connection's frames up to and including its END frame.
-func (r *receiver) readFrames(conn net.Conn, index int) error {
+// readFrames reads one connection's frames up to and including its lane's
+// END frame, acknowledging each data frame as it is held. A broken
+// connection returns an error matching errLaneLost.
+func (r *receiver) readFrames(conn net.Conn, index uint16) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	overhead := r.keys.data.Overhead()
 	header := make([]byte, headerSize)
-	last := int64(-1)   // sequence numbers increase on each connection
-	lastKA := int64(-1) // and so do its keepalives
+	last, lastKA := r.win.laneStart(index) // sequence numbers increase on each lane, across its connections
 	for {
 		conn.SetReadDeadline(time.Now().Add(r.opts.IdleTimeout))
 		if _, err := io.ReadFull(br, header); err != nil {
@@ -217,11 +241,15 @@ func (r *receiver) readFrames(conn net.Conn, index int) error {
 		if h.typ == frameEnd {
 			return r.readEnd(br, header, h, index, last, overhead)
 		}
+		if h.typ == frameAbort {
+			return r.readAbort(br, header, h, index, overhead)
+		}
 		if h.typ == frameKeepalive {
 			if err := r.readKeepalive(br, header, h, index, lastKA, overhead); err != nil {
 				return err
 			}
 			lastKA = int64(h.seq)
+			r.win.keepalive(index, h.seq)
 			continue
 		}
 		if h.conn != 0 {
@@ -230,26 +258,30 @@ func (r *receiver) readFrames(conn net.Conn, index int) error {
 		if int64(h.seq) <= last {
 			return reasonf(ErrDuplicate, "stream %d: frame %d after frame %d", index, h.seq, last)
 		}
-		buf, err := r.win.reserve(index, h.seq, int(h.sealedLen))
+		buf, err := r.win.reserve(int(index), h.seq, int(h.sealedLen))
 		if err != nil {
 			return err
 		}
 		// Waiting for window space is backpressure, not idleness.
 		conn.SetReadDeadline(time.Now().Add(r.opts.IdleTimeout))
 		if _, err := io.ReadFull(br, buf); err != nil {
+			r.win.unreserve(h.seq)
 			return r.readErr(index, err)
 		}
 		plain, err := openFrame(r.keys.data, header, h, buf)
 		if err != nil {
 			return reasonf(ErrAuth, "stream %d: frame %d", index, h.seq)
 		}
-		r.win.fill(h.seq, plain)
+		r.win.fill(index, h.seq, plain)
 		last = int64(h.seq)
+		if _, err := conn.Write(reverseMsg(r.keys, r.sess.id, index, revReceived, h.seq+1)); err != nil {
+			return r.readErr(index, err)
+		}
 	}
 }
 
-func (r *receiver) readEnd(br io.Reader, header []byte, h frameHeader, index int, last int64, overhead int) error {
-	if int(h.conn) != index || int(h.sealedLen) != endPayload+overhead {
+func (r *receiver) readEnd(br io.Reader, header []byte, h frameHeader, index uint16, last int64, overhead int) error {
+	if h.conn != index || int(h.sealedLen) != endPayload+overhead {
 		return reasonf(ErrProtocol, "stream %d: malformed end marker", index)
 	}
 	buf := make([]byte, h.sealedLen)
@@ -269,8 +301,8 @@ func (r *receiver) readEnd(br io.Reader, header []byte, h frameHeader, index int
 
 // readKeepalive checks a keepalive: empty, for this connection, authentic,
 // and newer than the last (a replayed one is refused).
-func (r *receiver) readKeepalive(br io.Reader, header []byte, h frameHeader, index int, lastKA int64, overhead int) error {
-	if int(h.conn) != index || int(h.sealedLen) != overhead {
+func (r *receiver) readKeepalive(br io.Reader, header []byte, h frameHeader, index uint16, lastKA int64, overhead int) error {
+	if h.conn != index || int(h.sealedLen) != overhead {
 		return reasonf(ErrProtocol, "stream %d: malformed keepalive", index)
 	}
 	buf := make([]byte, h.sealedLen)
@@ -286,7 +318,30 @@ func (r *receiver) readKeepalive(br io.Reader, header []byte, h frameHeader, ind
 	return nil
 }
 
-func (r *receiver) readErr(index int, err error) error {
+// errLaneLost marks a connection that broke (EOF, reset) rather than
+// misbehaved: its lane may be re-established.
+var errLaneLost = errors.New("connection lost")
+
+// errLaneReplaced: a new connection of the same lane took over.
+var errLaneReplaced = fmt.Errorf("%w: replaced by a new connection", errLaneLost)
+
+// readAbort checks the sender's abort: it gave up, so its lanes will not
+// come back.
+func (r *receiver) readAbort(br io.Reader, header []byte, h frameHeader, index uint16, overhead int) error {
+	if h.conn != index || int(h.sealedLen) != overhead || h.seq != 0 {
+		return reasonf(ErrProtocol, "stream %d: malformed abort", index)
+	}
+	buf := make([]byte, h.sealedLen)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return r.readErr(index, err)
+	}
+	if _, err := openFrame(r.keys.data, header, h, buf); err != nil {
+		return reasonf(ErrAuth, "stream %d: abort", index)
+	}
+	return reasonf(ErrConnLost, "stream %d: the sender gave up", index)
+}
+
+func (r *receiver) readErr(index uint16, err error) error {
 	if failed := r.win.failed(); failed != nil {
 		return failed
 	}
@@ -294,7 +349,7 @@ func (r *receiver) readErr(index int, err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return reasonf(ErrTimeout, "stream %d: no data for %v", index, r.opts.IdleTimeout)
 	}
-	return reasonf(ErrConnLost, "stream %d: %v", index, err)
+	return fmt.Errorf("%w: stream %d: %v", errLaneLost, index, err)
 }
 
 // retainingWriter is an output that may keep referencing the buffers it is
@@ -330,8 +385,8 @@ func (r *receiver) writeInOrder(w io.Writer, progress *atomic.Int64) error {
 // sendAcks tells the sender, on every connection, that the whole stream was
 // verified and written.
 func (r *receiver) sendAcks() {
-	ack := ackMAC(r.keys, r.sess.id, r.win.totalBytes, r.win.totalFrames)
-	for _, c := range r.win.conns {
+	ack := finalMsg(r.keys, r.sess.id, r.win.totalBytes, r.win.totalFrames)
+	for _, c := range r.win.connections() {
 		c.SetWriteDeadline(time.Now().Add(r.opts.HandshakeTimeout))
 		c.Write(ack)
 		c.Close()

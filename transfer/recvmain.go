@@ -18,12 +18,13 @@ import (
 // RecvOptions configure RecvMain, the target side of a transfer
 // (`zcloud transfer recv`).
 type RecvOptions struct {
-	ListenAddr string    // address to listen on; "" means all interfaces
-	PortMin    int       // first port to try; 0 means any free port
-	PortMax    int       // last port to try (a range for firewalls); <= PortMin means PortMin only
-	Command    []string  // receive command argv (e.g. zfs receive ...), run without a shell
-	Stderr     io.Writer // the command's stderr; nil means os.Stderr
-	Splice     string    // SpliceAuto (""), SpliceAlways or SpliceNever: see spliceWanted
+	ListenAddr string      // address to listen on; "" means all interfaces
+	PortMin    int         // first port to try; 0 means any free port
+	PortMax    int         // last port to try (a range for firewalls); <= PortMin means PortMin only
+	Command    []string    // receive command argv (e.g. zfs receive ...), run without a shell
+	Stderr     io.Writer   // the command's stderr; nil means os.Stderr
+	Splice     string      // SpliceAuto (""), SpliceAlways or SpliceNever: see spliceWanted
+	Report     func(Stats) // if set, called with the receive's statistics (also on failure)
 	ReceiveOptions
 }
 
@@ -134,6 +135,9 @@ func RecvMain(ctx context.Context, opts RecvOptions, stdin io.Reader, stdout io.
 		defer sw.release()
 	}
 	stats, err := Receive(recvCtx, ln, sess, out, opts.ReceiveOptions)
+	if opts.Report != nil {
+		opts.Report(stats)
+	}
 	if err != nil {
 		child.kill() // before its stdin is closed: a killed zfs receive discards the partial stream
 		return err

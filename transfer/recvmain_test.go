@@ -208,9 +208,11 @@ func TestConnectionDroppedMidStreamThenRetry(t *testing.T) {
 	out := newHashingWriter()
 	// One stream, so the damaged connection surely carries the bytes past
 	// the cut (with several, a slow one may take fewer frames).
-	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 1})
+	// Without reconnection (TestDroppedConnectionIsReestablished has it),
+	// the send fails and the receiver gives the lane up after its timeout.
+	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 1, ReconnectTimeout: 500 * time.Millisecond})
 	proxy := newCorruptingProxy(t, port, -1, helloSize+proofSize+2<<20)
-	if _, err := SendToReceiver(ctx, "127.0.0.1", proxy.port(), sess, bytes.NewReader(data), SendOptions{Streams: 1}); err == nil {
+	if _, err := SendToReceiver(ctx, "127.0.0.1", proxy.port(), sess, bytes.NewReader(data), SendOptions{Streams: 1, ReconnectAttempts: -1}); err == nil {
 		t.Fatal("sender reported success over a dropped connection")
 	}
 	expectIncomplete(t, res, ErrConnLost)

@@ -4,14 +4,20 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // reorderWindow holds frames that arrived ahead of the next one to write. A
 // connection reserves a slot (by sequence number) before reading a frame's
 // payload, and waits while the sequence is Window or more ahead of the next
 // frame to write: that wait is the backpressure (the connection stops reading,
-// TCP's window closes, the sender's writer blocks). Memory is bounded by
-// Window buffers of one frame each.
+// TCP's window closes, the sender's writer blocks), and each one is counted
+// as a stall (Stats.WindowStalls): a window too small for the path shows up
+// there. Memory is bounded by Window buffers of one frame each.
+//
+// It also keeps each lane's state across reconnections: the last frame
+// received on it (what the sender need not send again), its keepalive
+// counter, and whether its END frame arrived.
 type reorderWindow struct {
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -23,31 +29,47 @@ type reorderWindow struct {
 	free    [][]byte
 	bufSize int
 
-	streams  int
-	accepted int // authenticated connections
-	conns    []net.Conn
-	active   int            // connection readers neither ended nor exited
-	waiting  map[int]uint64 // stream index -> sequence it waits to reserve
-	ended    int            // connections whose END frame was verified
+	reconnectTimeout time.Duration
+	lanes            map[uint16]*laneState
+	ended            int            // lanes whose END frame was verified
+	waiting          map[int]uint64 // lane index -> sequence it waits to reserve
+	stalls           int64
+	reconnects       int
 
 	endKnown    bool
 	totalBytes  uint64
 	totalFrames uint64
+	complete    bool // every frame written: no lane may join any more
 
 	written int64
 	err     error // first failure; everything stops
-	onFail  func()
+	onFail  func(err error)
 }
 
-func newReorderWindow(window, streams int, onFail func()) *reorderWindow {
+// laneState is one lane (stream index) as the receiver sees it; a lane
+// outlives its connections.
+type laneState struct {
+	conn   net.Conn      // current connection; nil while lost
+	gen    int           // connections the lane has had
+	exited chan struct{} // closed when the current connection's reader returned
+	last   int64         // last data frame received on the lane (-1: none)
+	lastKA int64         // last keepalive (-1: none)
+	ended  bool          // END verified
+	lost   *time.Timer   // running while the lane waits to be re-established
+	// replaced: a new connection for the lane waits for this one's reader,
+	// which must not keep waiting for window space.
+	replaced bool
+}
+
+func newReorderWindow(window int, reconnectTimeout time.Duration, onFail func(error)) *reorderWindow {
 	w := &reorderWindow{
-		window:  uint64(window),
-		slots:   make(map[uint64][]byte),
-		filled:  make(map[uint64]bool),
-		streams: streams,
-		conns:   make([]net.Conn, streams),
-		waiting: make(map[int]uint64),
-		onFail:  onFail,
+		window:           uint64(window),
+		slots:            make(map[uint64][]byte),
+		filled:           make(map[uint64]bool),
+		reconnectTimeout: reconnectTimeout,
+		lanes:            make(map[uint16]*laneState),
+		waiting:          make(map[int]uint64),
+		onFail:           onFail,
 	}
 	w.cond = sync.NewCond(&w.mu)
 	return w
@@ -65,13 +87,13 @@ func (w *reorderWindow) failLocked(err error) {
 		return
 	}
 	w.err = err
-	for _, c := range w.conns {
-		if c != nil {
-			c.Close()
+	for _, l := range w.lanes {
+		if l.lost != nil {
+			l.lost.Stop()
 		}
 	}
 	w.cond.Broadcast()
-	go w.onFail()
+	go w.onFail(err)
 }
 
 func (w *reorderWindow) failed() error {
@@ -80,38 +102,105 @@ func (w *reorderWindow) failed() error {
 	return w.err
 }
 
-// register admits an authenticated connection. It reports false (and the
-// caller closes conn) if the index is taken, the stream failed, or the chunk
-// size differs from the one the first connection announced.
-func (w *reorderWindow) register(conn net.Conn, h hello, overhead int) (ok bool, all bool) {
+// register admits an authenticated connection for lane h.index, a new lane
+// or the re-established connection of a known one (whose previous
+// connection, if the receiver has not noticed its loss yet, is closed and
+// its reader awaited). It returns the lane's resume point (the sequence after
+// the last frame received on it) and the connection's generation. ok is
+// false (the caller closes conn) if the stream failed or is complete, the
+// lane already ended, or the chunk size differs from the first lane's.
+func (w *reorderWindow) register(conn net.Conn, h hello, overhead int) (resume uint64, gen int, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil || w.conns[h.index] != nil {
-		return false, false
+	for {
+		if w.err != nil || w.complete {
+			return 0, 0, false
+		}
+		l := w.lanes[h.index]
+		if l == nil || l.conn == nil {
+			break
+		}
+		old, exited := l.conn, l.exited
+		l.replaced = true
+		w.cond.Broadcast()
+		old.Close()
+		w.mu.Unlock()
+		<-exited
+		w.mu.Lock()
 	}
 	size := int(h.chunk) + overhead
-	if w.accepted > 0 && size != w.bufSize {
+	if len(w.lanes) > 0 && size != w.bufSize {
 		w.failLocked(reasonf(ErrProtocol, "stream %d announced chunk size %d, others %d", h.index, h.chunk, w.bufSize-overhead))
-		return false, false
+		return 0, 0, false
 	}
 	w.bufSize = size
-	w.conns[h.index] = conn
-	w.accepted++
-	w.active++
-	return true, w.accepted == w.streams
+	l := w.lanes[h.index]
+	switch {
+	case l == nil:
+		l = &laneState{last: -1, lastKA: -1}
+		w.lanes[h.index] = l
+	case l.ended:
+		return 0, 0, false
+	default:
+		w.reconnects++
+		if l.lost != nil {
+			l.lost.Stop()
+			l.lost = nil
+		}
+	}
+	l.conn = conn
+	l.gen++
+	l.replaced = false
+	l.exited = make(chan struct{})
+	w.cond.Broadcast()
+	return uint64(l.last + 1), l.gen, true
+}
+
+// laneStart is what a new connection's reader continues from.
+func (w *reorderWindow) laneStart(index uint16) (last, lastKA int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.lanes[index]
+	return l.last, l.lastKA
+}
+
+// readerExited is called when a connection's reader returns. lost means the
+// connection broke (not a protocol violation): the lane then has
+// reconnectTimeout to be re-established before the stream fails.
+func (w *reorderWindow) readerExited(index uint16, gen int, lost bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.lanes[index]
+	if l.gen != gen {
+		return
+	}
+	close(l.exited)
+	if !lost || l.ended {
+		return
+	}
+	l.conn = nil
+	if w.err == nil {
+		l.lost = time.AfterFunc(w.reconnectTimeout, func() {
+			w.fail(reasonf(ErrConnLost, "stream %d was lost and not re-established within %v", index, w.reconnectTimeout))
+		})
+	}
+	w.cond.Broadcast()
 }
 
 // reserve claims sequence seq for a frame of sealedLen bytes and returns a
-// buffer for it, waiting while seq is beyond the window.
+// buffer for it, waiting while seq is beyond the window. It returns
+// errLaneReplaced if a new connection for the lane arrives meanwhile.
 func (w *reorderWindow) reserve(index int, seq uint64, sealedLen int) ([]byte, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if sealedLen > w.bufSize {
 		return nil, reasonf(ErrProtocol, "frame %d of %d bytes exceeds the announced chunk size", seq, sealedLen)
 	}
+	l := w.lanes[uint16(index)]
 	if w.err == nil && seq >= w.next+w.window {
+		w.stalls++
 		w.waiting[index] = seq
-		for w.err == nil && seq >= w.next+w.window {
+		for w.err == nil && !l.replaced && seq >= w.next+w.window {
 			w.checkStuckLocked()
 			if w.err == nil {
 				w.cond.Wait()
@@ -121,6 +210,9 @@ func (w *reorderWindow) reserve(index int, seq uint64, sealedLen int) ([]byte, e
 	}
 	if w.err != nil {
 		return nil, w.err
+	}
+	if l.replaced {
+		return nil, errLaneReplaced
 	}
 	if _, dup := w.slots[seq]; dup || seq < w.next {
 		return nil, reasonf(ErrDuplicate, "frame %d seen twice (next to write is %d)", seq, w.next)
@@ -138,19 +230,37 @@ func (w *reorderWindow) reserve(index int, seq uint64, sealedLen int) ([]byte, e
 	return buf[:sealedLen], nil
 }
 
-// fill publishes the plaintext of a reserved frame.
-func (w *reorderWindow) fill(seq uint64, plain []byte) {
+// unreserve gives back the slot of a frame whose payload never fully
+// arrived (its connection broke): the sender sends it again.
+func (w *reorderWindow) unreserve(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if buf, ok := w.slots[seq]; ok && !w.filled[seq] {
+		delete(w.slots, seq)
+		w.free = append(w.free, buf[:cap(buf)])
+	}
+}
+
+// fill publishes the plaintext of a reserved frame received on lane index.
+func (w *reorderWindow) fill(index uint16, seq uint64, plain []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.slots[seq] = plain
 	w.filled[seq] = true
+	w.lanes[index].last = int64(seq)
 	if seq == w.next {
 		w.cond.Broadcast()
 	}
 }
 
-// end records a connection's verified END frame; all must agree.
-func (w *reorderWindow) end(index int, totalBytes, totalFrames uint64) error {
+func (w *reorderWindow) keepalive(index uint16, seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lanes[index].lastKA = int64(seq)
+}
+
+// end records a lane's verified END frame; all must agree.
+func (w *reorderWindow) end(index uint16, totalBytes, totalFrames uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.endKnown && (totalBytes != w.totalBytes || totalFrames != w.totalFrames) {
@@ -167,28 +277,31 @@ func (w *reorderWindow) end(index int, totalBytes, totalFrames uint64) error {
 			return err
 		}
 	}
+	w.lanes[index].ended = true
 	w.ended++
-	w.active--
 	w.checkStuckLocked()
 	w.cond.Broadcast()
 	return nil
 }
 
-// readerExited is called when a connection reader stops without an END frame.
-func (w *reorderWindow) readerExited() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.active--
-}
-
-// checkStuckLocked fails the stream when it can never progress: every
-// connection is either finished or waiting for window space, and the next
-// frame is not in the window. A legitimate sender cannot cause this (the
-// connection carrying the next frame is never blocked), so the frames beyond
-// the window were sent without the ones before them.
+// checkStuckLocked fails the stream when it can never progress: every lane
+// is either finished or connected and waiting for window space, and the next
+// frame is not in the window. A legitimate sender cannot cause this (the lane
+// carrying the next frame is never blocked; a lost lane may still bring it),
+// so the frames beyond the window were sent without the ones before them.
 func (w *reorderWindow) checkStuckLocked() {
-	if w.err != nil || w.accepted < w.streams {
+	if w.err != nil || len(w.lanes) == 0 {
 		return
+	}
+	active := 0
+	for _, l := range w.lanes {
+		if l.ended {
+			continue
+		}
+		if l.conn == nil {
+			return // lost: it may bring the next frame when it is back
+		}
+		active++
 	}
 	stuck := 0 // readers that cannot proceed even after a wake-up
 	for _, seq := range w.waiting {
@@ -196,13 +309,13 @@ func (w *reorderWindow) checkStuckLocked() {
 			stuck++
 		}
 	}
-	if stuck < w.active {
+	if stuck < active {
 		return
 	}
 	if _, have := w.slots[w.next]; have || w.completeLocked() {
 		return
 	}
-	if w.active == 0 {
+	if active == 0 {
 		w.failLocked(reasonf(ErrProtocol, "every stream ended but frame %d of %d never arrived", w.next, w.totalFrames))
 		return
 	}
@@ -210,11 +323,12 @@ func (w *reorderWindow) checkStuckLocked() {
 }
 
 func (w *reorderWindow) completeLocked() bool {
-	return w.endKnown && w.ended == w.streams && w.next == w.totalFrames
+	return w.endKnown && w.ended == len(w.lanes) && w.next == w.totalFrames
 }
 
 // nextFrame waits for the next frame in order. done is true when the stream
-// is complete (every END verified and every frame written).
+// is complete (every lane's END verified and every frame written); from then
+// on no lane may join.
 func (w *reorderWindow) nextFrame() (plain []byte, done bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -230,6 +344,7 @@ func (w *reorderWindow) nextFrame() (plain []byte, done bool, err error) {
 			w.failLocked(err)
 			return nil, false, err
 		}
+		w.complete = true
 		return nil, true, nil
 	}
 	return w.slots[w.next], false, nil
@@ -262,6 +377,26 @@ func (w *reorderWindow) advanceRetained(n int, reusable [][]byte) {
 	w.cond.Broadcast()
 }
 
+// connections lists the lanes' current connections.
+func (w *reorderWindow) connections() map[uint16]net.Conn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := make(map[uint16]net.Conn, len(w.lanes))
+	for i, l := range w.lanes {
+		if l.conn != nil {
+			m[i] = l.conn
+		}
+	}
+	return m
+}
+
+// counters returns what Stats reports about the window and the lanes.
+func (w *reorderWindow) counters() (written int64, frames uint64, lanes, reconnects int, stalls int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written, w.totalFrames, len(w.lanes), w.reconnects, w.stalls
+}
+
 func (w *reorderWindow) writtenBytes() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -269,5 +404,5 @@ func (w *reorderWindow) writtenBytes() int64 {
 }
 
 func (w *reorderWindow) String() string {
-	return fmt.Sprintf("window{next %d, slots %d, active %d, waiting %d}", w.next, len(w.slots), w.active, len(w.waiting))
+	return fmt.Sprintf("window{next %d, slots %d, lanes %d, waiting %d}", w.next, len(w.slots), len(w.lanes), len(w.waiting))
 }

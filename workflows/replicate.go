@@ -62,6 +62,13 @@ type ReplicateStatus struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// ReplicateWorkflowID names the replication of source to targetDataset on
+// target: each of the three makes the job, so two target datasets of one
+// source never share an id.
+func ReplicateWorkflowID(source, target, targetDataset string) string {
+	return "replicate/" + source + "/" + target + ":" + targetDataset
+}
+
 // StatusQuery is the query name every zcloud workflow answers.
 const StatusQuery = "status"
 
@@ -81,6 +88,11 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	if in.Target == "" {
 		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", activities.ErrTypeConfig, nil)
 	}
+	if _, err := zfsexec.ParseHoldTag(HoldTag(in.Target)); err != nil {
+		// Refused before anything is sent: the hold after the send would
+		// fail and leave the next incremental base unprotected.
+		return ReplicateResult{}, fail(&status, "target", temporal.NewNonRetryableApplicationError("target name "+err.Error(), activities.ErrTypeInvalidName, nil))
+	}
 	source, err := zfsexec.ParseDataset(in.Source)
 	if err != nil {
 		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
@@ -92,6 +104,20 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	prefix := in.SnapshotPrefix
 	if prefix == "" {
 		prefix = retention.DefaultPrefix
+	}
+	// The snapshot name (fixed length) must fit ZFS's 255 bytes on both
+	// sides: refused before anything runs, not retried at zfs receive.
+	probe := in.Snapshot
+	if probe == "" {
+		probe = retention.SnapshotName(prefix, begin)
+	}
+	for _, d := range []struct {
+		what string
+		ds   zfsexec.Dataset
+	}{{"source", source}, {"target dataset", targetDS}} {
+		if _, err := d.ds.Snapshot(probe); err != nil {
+			return ReplicateResult{}, fail(&status, d.what, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		}
 	}
 	var a *activities.Activities
 	var res ReplicateResult
@@ -151,7 +177,7 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	}
 
 	status.Phase = "hold"
-	hold := activities.HoldRequest{Snapshot: snap, Tag: "zcloud-" + in.Target}
+	hold := activities.HoldRequest{Snapshot: snap, Tag: HoldTag(in.Target)}
 	if err := workflow.ExecuteActivity(quick, a.HoldBase, hold).Get(ctx, nil); err != nil {
 		return res, fail(&status, "hold", err)
 	}
@@ -159,6 +185,9 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	return res, nil
 }
+
+// HoldTag is the hold that keeps target's next incremental base on the source.
+func HoldTag(target string) string { return "zcloud-" + target }
 
 // fail records the error for the status query and returns it as one flat
 // application error "step: message" keeping the cause's type, so the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -73,6 +74,8 @@ func TestReplicateRefusesHostileNamesWithoutRunningAnything(t *testing.T) {
 		{Source: "tank/a;rm -rf /", Target: "b", TargetDataset: "bk/a"},
 		{Source: "tank/a", Target: "b", TargetDataset: "$(id)"},
 		{Source: "-tank", Target: "b", TargetDataset: "bk/a"},
+		{Source: "tank/a", Target: "bad name", TargetDataset: "bk/a"},                    // the hold tag zcloud-bad name
+		{Source: "tank/a", Target: "b", TargetDataset: "bk/" + strings.Repeat("d", 240)}, // too long with @zcloud_<time>
 	} {
 		env := newEnv(t)
 		env.ExecuteWorkflow(Replicate, in) // no activity is mocked: any call fails the test

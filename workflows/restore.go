@@ -133,7 +133,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan activities.RestorePlan
-	preq := activities.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier}
+	preq := activities.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
 	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}

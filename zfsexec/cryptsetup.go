@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 )
 
 // MapperName is a validated device-mapper name ("zc-vol0abc"): it becomes
@@ -22,7 +21,7 @@ func ParseMapperName(s string) (MapperName, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-') {
-			return "", &InvalidNameError{"mapper", s, fmt.Sprintf("character %q is not allowed", c)}
+			return "", &InvalidNameError{"mapper", s, "character " + charAt(s, i) + " is not allowed"}
 		}
 	}
 	return MapperName(s), nil

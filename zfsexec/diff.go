@@ -13,6 +13,10 @@ type DiffChange struct {
 	FileType byte   // 'F' file, '/' directory, '@' symlink, ... (zfs diff -F)
 	Path     string // unescaped
 	NewPath  string // for 'R'
+	// LinkDelta is the link-count change zfs diff appends to an 'M' line
+	// ("\t(+1)", "\t(-1)") when a hard link was added or removed. Only the
+	// object's one current name is printed, never the link's own name.
+	LinkDelta int
 }
 
 // Diff lists changes between snapshot from and to (a later snapshot of the
@@ -35,6 +39,9 @@ func (z ZFS) Diff(ctx context.Context, from Snapshot, to Snapshot) ([]DiffChange
 	return parseDiff(res.Stdout)
 }
 
+// ParseDiff parses `zfs diff -FH` output (for callers that captured it).
+func ParseDiff(out []byte) ([]DiffChange, error) { return parseDiff(out) }
+
 func parseDiff(out []byte) ([]DiffChange, error) {
 	const cmd = "zfs diff -FH"
 	var cs []DiffChange
@@ -47,6 +54,14 @@ func parseDiff(out []byte) ([]DiffChange, error) {
 		want := 3
 		if c.Change == 'R' {
 			want = 4
+		}
+		if c.Change == 'M' && len(f) == 4 {
+			d, ok := parseLinkDelta(f[3])
+			if !ok {
+				return nil, &ParseError{cmd, i + 1, line, fmt.Sprintf("bad link-count change %q", f[3])}
+			}
+			c.LinkDelta = d
+			f = f[:3]
 		}
 		if len(f) != want {
 			return nil, &ParseError{cmd, i + 1, line, fmt.Sprintf("want %d fields for change %q, got %d", want, c.Change, len(f))}
@@ -66,6 +81,15 @@ func parseDiff(out []byte) ([]DiffChange, error) {
 		cs = append(cs, c)
 	}
 	return cs, nil
+}
+
+// parseLinkDelta reads "(+1)" / "(-2)".
+func parseLinkDelta(s string) (int, bool) {
+	if len(s) < 4 || s[0] != '(' || s[len(s)-1] != ')' || (s[1] != '+' && s[1] != '-') {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s[1 : len(s)-1])
+	return n, err == nil
 }
 
 // unescapeDiffPath undoes zfs diff's escaping: bytes outside printable

@@ -21,7 +21,7 @@ func ParseHoldTag(s string) (HoldTag, error) {
 	}
 	for i := 0; i < len(s); i++ {
 		if !validComponentChar(s[i]) {
-			return "", &InvalidNameError{"hold tag", s, fmt.Sprintf("character %q is not allowed (letters, digits, - _ . : only)", s[i])}
+			return "", &InvalidNameError{"hold tag", s, "character " + charAt(s, i) + " is not allowed (letters, digits, - _ . : only)"}
 		}
 	}
 	return HoldTag(s), nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ZFS limits a full name (pool/fs@snap) to 255 bytes (ZFS_MAX_DATASET_NAME_LEN - 1).
@@ -46,7 +47,7 @@ func checkComponent(kind, full, comp string) error {
 	}
 	for i := 0; i < len(comp); i++ {
 		if !validComponentChar(comp[i]) {
-			return &InvalidNameError{kind, full, fmt.Sprintf("character %q is not allowed (letters, digits, - _ . : only)", comp[i])}
+			return &InvalidNameError{kind, full, "character " + charAt(comp, i) + " is not allowed (letters, digits, - _ . : only)"}
 		}
 	}
 	return nil
@@ -362,7 +363,7 @@ func ParseDevice(s string) (Device, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(validComponentChar(c) || c == '/' || c == '+' || c == '=') {
-			return Device{}, &InvalidNameError{"device", s, fmt.Sprintf("character %q is not allowed", c)}
+			return Device{}, &InvalidNameError{"device", s, "character " + charAt(s, i) + " is not allowed"}
 		}
 	}
 	if strings.Contains(s, "/../") || strings.HasSuffix(s, "/..") {
@@ -388,4 +389,15 @@ func (d *Device) UnmarshalJSON(b []byte) error {
 	}
 	*d = v
 	return nil
+}
+
+// charAt quotes the character starting at byte i of s for an error message:
+// the whole UTF-8 character ('é' in "données"), not its first byte ('Ã'), or
+// the byte in hex when s is not valid UTF-8 there.
+func charAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf(`'\x%02x'`, s[i])
+	}
+	return fmt.Sprintf("%q", r)
 }

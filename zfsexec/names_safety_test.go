@@ -70,3 +70,24 @@ func TestQuoteHostile(t *testing.T) {
 		}
 	}
 }
+
+// A non-ASCII character is named as the character the user typed, not as
+// the first byte of its UTF-8 encoding ('Ã' for 'é').
+func TestNonASCIINamedAsTheCharacter(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{errOf(ParseDataset("tank/données")), "'é'"},
+		{errOf(ParseHoldTag("zcloud-données")), "'é'"},
+		{errOf(ParseDevice("/dev/é")), "'é'"},
+		{errOf(ParsePool("ta€nk")), "'€'"},
+		{errOf(ParseDataset("tank/a\xffb")), `'\xff'`},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), "character "+tc.want+" is not allowed") {
+			t.Errorf("got %v, want it to name %s", tc.err, tc.want)
+		}
+	}
+}
+
+func errOf[T any](_ T, err error) error { return err }

@@ -21,7 +21,7 @@ func ParsePropName(s string) (PropName, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' || c == '.' || c == '_' || c == '-') {
-			return "", &InvalidNameError{"property", s, fmt.Sprintf("character %q is not allowed (a-z 0-9 : . _ - only)", c)}
+			return "", &InvalidNameError{"property", s, "character " + charAt(s, i) + " is not allowed (a-z 0-9 : . _ - only)"}
 		}
 	}
 	return PropName(s), nil

@@ -19,7 +19,7 @@ func ParseResumeToken(s string) (ResumeToken, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-') {
-			return "", &InvalidNameError{"resume token", s, fmt.Sprintf("character %q is not allowed", c)}
+			return "", &InvalidNameError{"resume token", s, "character " + charAt(s, i) + " is not allowed"}
 		}
 	}
 	return ResumeToken(s), nil

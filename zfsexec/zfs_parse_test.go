@@ -141,9 +141,9 @@ func TestParseDiffOpenZFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []DiffChange{
-		{'R', 'F', "/tank/data/f1", "/tank/data/f1moved"},
-		{'M', '/', "/tank/data/", ""},
-		{'+', 'F', "/tank/data/f2", ""},
+		{'R', 'F', "/tank/data/f1", "/tank/data/f1moved", 0},
+		{'M', '/', "/tank/data/", "", 0},
+		{'+', 'F', "/tank/data/f2", "", 0},
 	}
 	if len(cs) != len(want) {
 		t.Fatalf("got %+v", cs)
@@ -157,7 +157,12 @@ func TestParseDiffOpenZFS(t *testing.T) {
 	if err != nil || cs[0].Path != "/tank/a b\nc" {
 		t.Errorf("escaped path: %+v %v", cs, err)
 	}
-	for _, bad := range []string{"R\tF\t/a\n", "+\tF\t/a\t/b\n", "X\tF\t/a\n", "+\tF\t/a\\04\n"} {
+	// A hard link added or removed: the object's name and the link delta.
+	cs, err = parseDiff([]byte("M\tF\t/tank/a\t(-1)\nM\tF\t/tank/b\t(+2)\n"))
+	if err != nil || len(cs) != 2 || cs[0].LinkDelta != -1 || cs[0].Path != "/tank/a" || cs[1].LinkDelta != 2 {
+		t.Errorf("link deltas: %+v %v", cs, err)
+	}
+	for _, bad := range []string{"R\tF\t/a\n", "+\tF\t/a\t/b\n", "X\tF\t/a\n", "+\tF\t/a\\04\n", "M\tF\t/a\t(x)\n"} {
 		if _, err := parseDiff([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}

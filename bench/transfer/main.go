@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -29,6 +30,14 @@ type config struct {
 	splice    string
 	runs      int
 	floor     bool
+
+	// Across an emulated WAN (bench/wan sets these): the sending and the
+	// receiving side run in these network namespaces, the receiver at host.
+	sendNS, recvNS string
+	host           string
+	seconds        float64 // stream for this long instead of size
+	linkMbit       float64 // the link's rate, for "% of link"
+	zStreams       []int   // zcloud variants by stream count (0: automatic)
 }
 
 func main() {
@@ -47,9 +56,27 @@ func main() {
 	flag.StringVar(&cfg.splice, "splice", "always", "zcloud receiver output: always (vmsplice into the command's pipe) or never (write)")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of the zcloud send and recv processes to PREFIX.send and PREFIX.recv")
 	flag.StringVar(&role, "role", "", "internal: run as the zcloud send or recv process")
+	var zStreams string
+	flag.StringVar(&cfg.sendNS, "send-netns", "", "run the sending side in this network namespace (bench/wan)")
+	flag.StringVar(&cfg.recvNS, "recv-netns", "", "run the receiving side in this network namespace (bench/wan)")
+	flag.StringVar(&cfg.host, "host", "127.0.0.1", "the receiving side's address")
+	flag.Float64Var(&cfg.seconds, "seconds", 0, "stream for this many seconds (the input ends then) instead of -size")
+	flag.Float64Var(&cfg.linkMbit, "link-mbit", 0, "the link's rate in Mbit/s, for a % of link column")
+	flag.StringVar(&zStreams, "zcloud-streams", "", "zcloud variants by stream count, comma separated (0: automatic); default: -streams")
 	var roleArgs roleFlags
 	roleArgs.register()
 	flag.Parse()
+	cfg.zStreams = []int{cfg.streams}
+	if zStreams != "" {
+		cfg.zStreams = nil
+		for _, f := range strings.Split(zStreams, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				fatal(fmt.Errorf("-zcloud-streams: %w", err))
+			}
+			cfg.zStreams = append(cfg.zStreams, n)
+		}
+	}
 
 	if role != "" {
 		if err := runRole(role, roleArgs); err != nil {
@@ -82,18 +109,28 @@ func fatal(err error) {
 }
 
 func run(cfg config) error {
-	fmt.Printf("stream %s of incompressible data on 127.0.0.1, %d CPUs (%s/%s), %s, %d run(s) each, interleaved\n",
-		humanSize(cfg.size), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), cfg.runs)
+	amount := humanSize(cfg.size)
+	if cfg.seconds > 0 {
+		amount = fmt.Sprintf("for %gs", cfg.seconds)
+	}
+	fmt.Printf("stream %s of incompressible data to %s, %d CPUs (%s/%s), %s, %d run(s) each, interleaved\n",
+		amount, cfg.host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), cfg.runs)
 	want := func(name string) bool { return strings.Contains(","+cfg.only+",", ","+name+",") }
-	transports := []struct {
+	type transport struct {
 		name string
 		run  func() (result, error)
-	}{
-		{"zcloud", func() (result, error) { return runZcloud(cfg, cfg.size) }},
-		{"ssh", func() (result, error) { return runSSH(cfg) }},
-		{"mbuffer", func() (result, error) { return runMbuffer(cfg, false) }},
-		{"mbuffer-pipe", func() (result, error) { return runMbuffer(cfg, true) }},
 	}
+	var transports []transport
+	for _, n := range cfg.zStreams {
+		c := cfg
+		c.streams = n
+		transports = append(transports, transport{"zcloud", func() (result, error) { return runZcloud(c, c.size) }})
+	}
+	transports = append(transports,
+		transport{"ssh", func() (result, error) { return runSSH(cfg) }},
+		transport{"mbuffer", func() (result, error) { return runMbuffer(cfg, false) }},
+		transport{"mbuffer-pipe", func() (result, error) { return runMbuffer(cfg, true) }},
+	)
 	runs := map[string][]result{}
 	var order []string
 	for i := range cfg.runs {
@@ -106,11 +143,11 @@ func run(cfg config) error {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			if i == 0 {
-				order = append(order, t.name)
+				order = append(order, r.name)
 			}
-			runs[t.name] = append(runs[t.name], r)
+			runs[r.name] = append(runs[r.name], r)
 			if cfg.runs > 1 {
-				fmt.Printf("  run %d %-40s %6.0f MB/s  %.2f CPU s/GiB\n", i+1, r.name, r.mbps(), r.cpuPerGiB())
+				fmt.Printf("  run %d %-48s %6s MB/s  %.2f CPU s/GiB  send RSS %.1f MiB  recv RSS %.1f MiB\n", i+1, r.name, mbps(r.mbps()), r.cpuPerGiB(), r.send.rssMiB(), r.recv.rssMiB())
 			}
 		}
 	}
@@ -118,13 +155,13 @@ func run(cfg config) error {
 	for _, name := range order {
 		results = append(results, median(runs[name]))
 	}
-	printTable(results, cfg.runs)
-	if want("zcloud") && cfg.smallSize > 0 && cfg.smallSize != cfg.size {
+	printTable(results, cfg.runs, cfg.linkMbit)
+	if want("zcloud") && cfg.seconds == 0 && cfg.smallSize > 0 && cfg.smallSize != cfg.size {
 		small, err := runZcloud(cfg, cfg.smallSize)
 		if err != nil {
 			return fmt.Errorf("zcloud small: %w", err)
 		}
-		big := runs["zcloud"][0]
+		big := runs[results[0].name][0]
 		fmt.Printf("\nzcloud receiver peak RSS by stream size (should not grow with it):\n")
 		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(small.bytes), small.recv.rssMiB(), small.send.rssMiB(), small.mbps())
 		fmt.Printf("  %-10s recv RSS %6.1f MiB   send RSS %6.1f MiB   %7.0f MB/s\n", humanSize(big.bytes), big.recv.rssMiB(), big.send.rssMiB(), big.mbps())

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"time"
 )
@@ -19,11 +18,10 @@ func runMbuffer(cfg config, toPipe bool) (result, error) {
 		return result{}, err
 	}
 	common := []string{"-q", "-s", "128k", "-m", cfg.mbufMem}
-	recv := exec.Command("mbuffer", append(common, "-I", strconv.Itoa(port), "-o", "/dev/null")...)
+	recv := command(cfg.recvNS, "mbuffer", append(common, "-I", strconv.Itoa(port), "-o", "/dev/null")...)
 	name := "mbuffer -s 128k -m " + cfg.mbufMem + " (no encryption)"
 	if toPipe {
-		recv = exec.Command("sh", "-c", `exec mbuffer "$@" | cat >/dev/null`, "sh")
-		recv.Args = append(recv.Args, append(common, "-I", strconv.Itoa(port))...)
+		recv = command(cfg.recvNS, "sh", append([]string{"-c", `exec mbuffer "$@" | cat >/dev/null`, "sh"}, append(common, "-I", strconv.Itoa(port))...)...)
 		name = "mbuffer ... | cat (no encryption)"
 	}
 	recv.Stderr = os.Stderr
@@ -32,14 +30,14 @@ func runMbuffer(cfg config, toPipe bool) (result, error) {
 	}
 	recvRSS := watchRSS(recv.Process.Pid)
 	defer recv.Process.Kill()
-	if err := waitListening(port, 10*time.Second); err != nil {
+	if err := waitListening(recv.Process.Pid, port, 10*time.Second); err != nil {
 		return result{}, err
 	}
 	dataR, dataW, err := dataPipe()
 	if err != nil {
 		return result{}, err
 	}
-	send := exec.Command("mbuffer", append(common, "-O", "127.0.0.1:"+strconv.Itoa(port))...)
+	send := command(cfg.sendNS, "mbuffer", append(common, "-O", cfg.host+":"+strconv.Itoa(port))...)
 	send.Stdin = dataR
 	send.Stderr = os.Stderr
 	start := time.Now()
@@ -48,20 +46,20 @@ func runMbuffer(cfg config, toPipe bool) (result, error) {
 	}
 	sendRSS := watchRSS(send.Process.Pid)
 	dataR.Close()
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed(dataW, cfg.size) }()
+	fed := startFeed(dataW, cfg, cfg.size)
 	sendErr := send.Wait()
 	recvErr := recv.Wait()
 	elapsed := time.Since(start)
 	if sendErr != nil || recvErr != nil {
 		return result{}, fmt.Errorf("send: %v, recv: %v", sendErr, recvErr)
 	}
-	if err := <-feedErr; err != nil {
-		return result{}, err
+	f := <-fed
+	if f.err != nil {
+		return result{}, f.err
 	}
 	return result{
 		name:    name,
-		bytes:   cfg.size,
+		bytes:   f.n,
 		elapsed: elapsed,
 		send:    usageOf(send, sendRSS),
 		recv:    usageOf(recv, recvRSS),

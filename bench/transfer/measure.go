@@ -44,7 +44,7 @@ func (r result) cpuPerGiB() float64 {
 	return (r.send.cpu + r.recv.cpu).Seconds() / (float64(r.bytes) / (1 << 30))
 }
 
-func printTable(results []result, runs int) {
+func printTable(results []result, runs int, linkMbit float64) {
 	var sshRate, mbufRate float64
 	for _, r := range results {
 		switch {
@@ -64,39 +64,81 @@ func printTable(results []result, runs int) {
 	if runs > 1 {
 		spread = fmt.Sprintf("median MB/s of %d (min-max)", runs)
 	}
-	fmt.Printf("\n| %-44s | %-26s | %6s | %10s | %21s | %12s | %12s |\n", "transport", spread, "vs ssh", "vs mbuffer", "CPU s/GiB (send+recv)", "send RSS MiB", "recv RSS MiB")
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|\n", dashes(46), dashes(28), dashes(8), dashes(12), dashes(23), dashes(14), dashes(14))
+	fmt.Printf("\n| %-48s | %-26s | %9s | %6s | %10s | %21s | %12s | %12s |\n", "transport", spread, "% of link", "vs ssh", "vs mbuffer", "CPU s/GiB (send+recv)", "send RSS MiB", "recv RSS MiB")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", dashes(50), dashes(28), dashes(11), dashes(8), dashes(12), dashes(23), dashes(14), dashes(14))
 	for _, r := range results {
 		gib := float64(r.bytes) / (1 << 30)
 		cpu := fmt.Sprintf("%.2f (%.2f+%.2f)", r.cpuPerGiB(), r.send.cpu.Seconds()/gib, r.recv.cpu.Seconds()/gib)
-		rate := fmt.Sprintf("%.0f", r.mbps())
+		rate := mbps(r.mbps())
 		if runs > 1 {
-			rate = fmt.Sprintf("%.0f (%.0f-%.0f)", r.mbps(), r.minMBps, r.maxMBps)
+			rate = fmt.Sprintf("%s (%s-%s)", mbps(r.mbps()), mbps(r.minMBps), mbps(r.maxMBps))
 		}
-		fmt.Printf("| %-44s | %-26s | %6s | %10s | %21s | %12.1f | %12.1f |\n",
-			r.name, rate, ratio(r.mbps(), sshRate), ratio(r.mbps(), mbufRate), cpu, r.send.rssMiB(), r.recv.rssMiB())
+		ofLink := "-"
+		if linkMbit > 0 {
+			ofLink = fmt.Sprintf("%.1f %%", r.mbps()*8/linkMbit*100)
+		}
+		fmt.Printf("| %-48s | %-26s | %9s | %6s | %10s | %21s | %12.1f | %12.1f |\n",
+			r.name, rate, ofLink, ratio(r.mbps(), sshRate), ratio(r.mbps(), mbufRate), cpu, r.send.rssMiB(), r.recv.rssMiB())
 	}
+}
+
+// mbps prints a rate with the digits that matter (a WAN run can be 1 MB/s).
+func mbps(v float64) string {
+	if v < 100 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func dashes(n int) string { return strings.Repeat("-", n) }
 
 // feed writes size bytes of incompressible data (a random 8 MiB block,
-// repeated) into w, the same stream for every transport.
-func feed(w *os.File, size int64) error {
+// repeated) into w, the same stream for every transport; with seconds > 0 it
+// writes until then instead. It returns the bytes written.
+func feed(w *os.File, size int64, seconds float64) (int64, error) {
 	defer w.Close()
-	block := make([]byte, 8<<20)
+	block := make([]byte, 1<<20)
 	rand.Read(block)
-	for size > 0 {
+	var written int64
+	deadline := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+	for seconds > 0 || written < size {
+		if seconds > 0 && !time.Now().Before(deadline) {
+			break
+		}
 		n := int64(len(block))
-		if n > size {
-			n = size
+		if seconds <= 0 && n > size-written {
+			n = size - written
 		}
-		if _, err := w.Write(block[:n]); err != nil {
-			return err
+		m, err := w.Write(block[:n])
+		written += int64(m)
+		if err != nil {
+			return written, err
 		}
-		size -= n
 	}
-	return nil
+	return written, nil
+}
+
+// command runs name in network namespace ns ("" = this one); `ip netns exec`
+// execs it in place, so its pid, rusage and RSS are the command's own.
+func command(ns, name string, args ...string) *exec.Cmd {
+	if ns == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+type fedResult struct {
+	n   int64
+	err error
+}
+
+func startFeed(w *os.File, cfg config, size int64) <-chan fedResult {
+	ch := make(chan fedResult, 1)
+	go func() {
+		n, err := feed(w, size, cfg.seconds)
+		ch <- fedResult{n, err}
+	}()
+	return ch
 }
 
 // dataPipe returns a pipe whose read end becomes a child's stdin; the
@@ -145,13 +187,15 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-// waitListening polls /proc/net/tcp until something listens on port, without
-// connecting (a probe would use up a one-shot listener such as mbuffer -I).
-func waitListening(port int, limit time.Duration) error {
+// waitListening polls the TCP table of pid's network namespace until something
+// listens on port, without connecting (a probe would use up a one-shot
+// listener such as mbuffer -I).
+func waitListening(pid, port int, limit time.Duration) error {
 	want := fmt.Sprintf(":%04X ", port)
 	deadline := time.Now().Add(limit)
+	dir := fmt.Sprintf("/proc/%d/net/", pid)
 	for time.Now().Before(deadline) {
-		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		for _, f := range []string{dir + "tcp", dir + "tcp6"} {
 			b, _ := os.ReadFile(f)
 			for _, line := range strings.Split(string(b), "\n") {
 				fields := strings.Fields(line)

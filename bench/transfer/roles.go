@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"zcloud/transfer"
 )
@@ -19,6 +20,7 @@ type roleFlags struct {
 	port, streams, chunk, window int
 	cpuProfile                   string
 	splice                       string
+	host                         string
 }
 
 func (f *roleFlags) register() {
@@ -28,6 +30,7 @@ func (f *roleFlags) register() {
 	flag.IntVar(&f.window, "role-window", 0, "internal")
 	flag.StringVar(&f.splice, "role-splice", transfer.SpliceAlways, "internal")
 	flag.StringVar(&f.cpuProfile, "role-cpuprofile", "", "internal: write a CPU profile of this role to this path prefix")
+	flag.StringVar(&f.host, "role-host", "127.0.0.1", "internal: the receiver's address")
 }
 
 // runRole is one side of a zcloud transfer, as `zcloud transfer recv` on the
@@ -51,9 +54,13 @@ func runRole(role string, f roleFlags) error {
 		// The receive command stands in for `zfs receive`: it reads the
 		// whole stream from a pipe, like `ssh ... 'cat >/dev/null'` below.
 		return transfer.RecvMain(ctx, transfer.RecvOptions{
-			ListenAddr:     "127.0.0.1",
-			Command:        []string{"sh", "-c", "exec cat >/dev/null"},
-			Splice:         f.splice, // sh execs cat, which reads its stdin
+			ListenAddr: f.host,
+			Command:    []string{"sh", "-c", "exec cat >/dev/null"},
+			Splice:     f.splice, // sh execs cat, which reads its stdin
+			Report: func(st transfer.Stats) {
+				fmt.Fprintf(os.Stderr, "    zcloud receiver: %d bytes, %d streams, %d reconnects, %d reorder-window stalls\n",
+					st.Bytes, st.Streams, st.Reconnects, st.WindowStalls)
+			},
 			ReceiveOptions: transfer.ReceiveOptions{Streams: f.streams, Window: f.window},
 		}, os.Stdin, os.Stdout)
 	case "send":
@@ -63,13 +70,14 @@ func runRole(role string, f roleFlags) error {
 		if err != nil {
 			return err
 		}
-		st, err := transfer.SendToReceiver(ctx, "127.0.0.1", f.port, sess, os.Stdin, transfer.SendOptions{
+		st, err := transfer.SendToReceiver(ctx, f.host, f.port, sess, os.Stdin, transfer.SendOptions{
 			Streams: f.streams, ChunkSize: f.chunk,
 		})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "sent %d bytes in %d frames, %v\n", st.Bytes, st.Frames, st.Duration)
+		fmt.Fprintf(os.Stderr, "    zcloud sender: %d bytes in %d frames, %v, %d streams, %d reconnects, %d send-window stalls\n",
+			st.Bytes, st.Frames, st.Duration.Round(time.Millisecond), st.Streams, st.Reconnects, st.SendStalls)
 		return nil
 	}
 	return errors.New("unknown role " + role)

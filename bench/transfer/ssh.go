@@ -35,9 +35,9 @@ func runSSH(cfg config) (result, error) {
 		return result{}, err
 	}
 	os.WriteFile(filepath.Join(dir, "authorized_keys"), userPub, 0o600)
-	os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(fmt.Sprintf("[127.0.0.1]:%d %s", port, hostPub)), 0o600)
+	os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(fmt.Sprintf("[%s]:%d %s", cfg.host, port, hostPub)), 0o600)
 	config := fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
+ListenAddress %s
 HostKey %s
 AuthorizedKeysFile %s
 PidFile %s
@@ -47,12 +47,12 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 LogLevel INFO
-`, port, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
+`, port, cfg.host, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	cfgPath := filepath.Join(dir, "sshd_config")
 	os.WriteFile(cfgPath, []byte(config), 0o600)
 	os.MkdirAll("/run/sshd", 0o755) // privilege separation directory sshd insists on
 
-	sshd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfgPath)
+	sshd := command(cfg.recvNS, "/usr/sbin/sshd", "-D", "-e", "-f", cfgPath)
 	sshdErr, err := sshd.StderrPipe()
 	if err != nil {
 		return result{}, err
@@ -70,10 +70,10 @@ LogLevel INFO
 	if err != nil {
 		return result{}, err
 	}
-	client := exec.Command("ssh", "-F", "/dev/null", "-T", "-c", sshCipher, "-p", strconv.Itoa(port),
+	client := command(cfg.sendNS, "ssh", "-F", "/dev/null", "-T", "-c", sshCipher, "-p", strconv.Itoa(port),
 		"-i", filepath.Join(dir, "user_key"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
 		"-o", "UserKnownHostsFile="+filepath.Join(dir, "known_hosts"), "-o", "StrictHostKeyChecking=yes",
-		"-o", "Compression=no", "root@127.0.0.1", "cat >/dev/null")
+		"-o", "Compression=no", "root@"+cfg.host, "cat >/dev/null")
 	client.Stdin = dataR
 	client.Stderr = os.Stderr
 	start := time.Now()
@@ -82,14 +82,14 @@ LogLevel INFO
 	}
 	clientRSS := watchRSS(client.Process.Pid)
 	dataR.Close()
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed(dataW, cfg.size) }()
+	fed := startFeed(dataW, cfg, cfg.size)
 	if err := client.Wait(); err != nil {
 		return result{}, fmt.Errorf("ssh client: %w", err)
 	}
 	elapsed := time.Since(start)
-	if err := <-feedErr; err != nil {
-		return result{}, err
+	f := <-fed
+	if f.err != nil {
+		return result{}, f.err
 	}
 	// Let sshd reap its session process (its CPU then counts in sshd's
 	// rusage), then stop it.
@@ -98,7 +98,7 @@ LogLevel INFO
 	sshd.Wait()
 	return result{
 		name:    "ssh -c " + sshCipher + " | cat",
-		bytes:   cfg.size,
+		bytes:   f.n,
 		elapsed: elapsed,
 		send:    usageOf(client, clientRSS),
 		recv:    usageOf(sshd, sshdRSS),

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +22,9 @@ func runZcloud(cfg config, size int64) (result, error) {
 	}
 	common := []string{"-role-streams", strconv.Itoa(cfg.streams), "-role-chunk", strconv.Itoa(cfg.chunk),
 		"-role-window", strconv.Itoa(cfg.window),
-		"-role-cpuprofile", cfg.profile, "-role-splice", cfg.splice}
+		"-role-cpuprofile", cfg.profile, "-role-splice", cfg.splice, "-role-host", cfg.host}
 
-	recv := exec.Command(self, append([]string{"-role", "recv"}, common...)...)
+	recv := command(cfg.recvNS, self, append([]string{"-role", "recv"}, common...)...)
 	recv.Stderr = os.Stderr
 	recvIn, err := recv.StdinPipe()
 	if err != nil {
@@ -60,7 +59,7 @@ func runZcloud(cfg config, size int64) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	send := exec.Command(self, append([]string{"-role", "send", "-port", strconv.Itoa(port)}, common...)...)
+	send := command(cfg.sendNS, self, append([]string{"-role", "send", "-port", strconv.Itoa(port)}, common...)...)
 	send.Stdin = dataR
 	send.Stderr = os.Stderr
 	send.ExtraFiles = []*os.File{sessR}
@@ -73,8 +72,7 @@ func runZcloud(cfg config, size int64) (result, error) {
 	sessR.Close()
 	transfer.WriteSession(sessW, sess)
 	sessW.Close()
-	feedErr := make(chan error, 1)
-	go func() { feedErr <- feed(dataW, size) }()
+	fed := startFeed(dataW, cfg, size)
 
 	sendErr := send.Wait()
 	recvErr := recv.Wait()
@@ -82,12 +80,17 @@ func runZcloud(cfg config, size int64) (result, error) {
 	if sendErr != nil || recvErr != nil {
 		return result{}, fmt.Errorf("send: %v, recv: %v", sendErr, recvErr)
 	}
-	if err := <-feedErr; err != nil {
-		return result{}, err
+	f := <-fed
+	if f.err != nil {
+		return result{}, f.err
+	}
+	streams := fmt.Sprintf("%d streams", cfg.streams)
+	if cfg.streams == 0 {
+		streams = "automatic streams (default)"
 	}
 	return result{
-		name:    fmt.Sprintf("zcloud %s, %d streams", cfg.cipher, cfg.streams),
-		bytes:   size,
+		name:    fmt.Sprintf("zcloud %s, %s", cfg.cipher, streams),
+		bytes:   f.n,
 		elapsed: elapsed,
 		send:    usageOf(send, sendRSS),
 		recv:    usageOf(recv, recvRSS),

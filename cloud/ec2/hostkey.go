@@ -48,8 +48,17 @@ type CloudInit struct {
 	HostKey HostKey
 	// AuthorizedKeys are installed for the default user.
 	AuthorizedKeys []string
+	// Files are written before RunCmd runs (cloud-init write_files).
+	Files []File
 	// RunCmd lines run once at first boot (argv lists, not shell strings).
 	RunCmd [][]string
+}
+
+// File is one file cloud-init writes, owned by root.
+type File struct {
+	Path    string
+	Mode    string // octal, e.g. "0755"
+	Content string
 }
 
 // UserData renders ci as a #cloud-config document. It installs the host key
@@ -69,6 +78,13 @@ func (ci CloudInit) UserData() (string, error) {
 	}
 	if len(ci.AuthorizedKeys) > 0 {
 		doc["ssh_authorized_keys"] = ci.AuthorizedKeys
+	}
+	if len(ci.Files) > 0 {
+		var files []map[string]string
+		for _, f := range ci.Files {
+			files = append(files, map[string]string{"path": f.Path, "permissions": f.Mode, "owner": "root:root", "content": f.Content})
+		}
+		doc["write_files"] = files
 	}
 	if len(ci.RunCmd) > 0 {
 		doc["runcmd"] = ci.RunCmd

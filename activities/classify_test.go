@@ -1,0 +1,32 @@
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// A permanent error wrapped with context on its way up (pipeStream's
+// "receive: ...") stays permanent: the SDK reads only the outermost error,
+// so without this a ConfigError was retried for an hour.
+func TestClassifyKeepsWrappedPermanentErrors(t *testing.T) {
+	inner := permanent(ErrTypeConfig, errors.New(`receiver_path: invalid device name "/x;y"`))
+	err := classify(fmt.Errorf("receive: %w", inner))
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || err != error(ae) {
+		t.Fatalf("classify returned %T %v, want an application error at the top", err, err)
+	}
+	if !ae.NonRetryable() || ae.Type() != ErrTypeConfig {
+		t.Fatalf("lost the flag or type: retryable=%v type=%s", !ae.NonRetryable(), ae.Type())
+	}
+	if want := `receive: receiver_path: invalid device name "/x;y"`; ae.Message() != want {
+		t.Fatalf("message %q, want %q", ae.Message(), want)
+	}
+	// A wrapped retryable one stays retryable.
+	err = classify(fmt.Errorf("receive: %w", temporal.NewApplicationError("busy", "Busy")))
+	if errors.As(err, &ae) && ae.NonRetryable() {
+		t.Fatal("a retryable error became permanent")
+	}
+}

@@ -1,0 +1,213 @@
+package transfer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// dropGate is a test-only gate in front of the receiver: a loopback proxy
+// that forwards every connection, cuts the first one whose sender->receiver
+// bytes reach cutAt (once, at that byte: no timing involved), and, with
+// refuseAfterCut, closes every connection accepted after the cut at once (a
+// receiver that keeps refusing reconnection). It is a fake on purpose: a real
+// network cannot be made to drop one chosen connection at a chosen byte.
+type dropGate struct {
+	ln             net.Listener
+	target         string
+	cutAt          int64
+	refuseAfterCut bool
+
+	mu       sync.Mutex
+	cut      bool
+	accepted int
+	refused  int
+}
+
+func newDropGate(t *testing.T, targetPort int, cutAt int64, refuseAfterCut bool) *dropGate {
+	t.Helper()
+	ln, _ := listenLoopback(t)
+	g := &dropGate{ln: ln, target: net.JoinHostPort("127.0.0.1", itoa(targetPort)), cutAt: cutAt, refuseAfterCut: refuseAfterCut}
+	go g.serve()
+	return g
+}
+
+func (g *dropGate) port() int { return g.ln.Addr().(*net.TCPAddr).Port }
+
+func (g *dropGate) counts() (accepted, refused int, cut bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.accepted, g.refused, g.cut
+}
+
+func (g *dropGate) serve() {
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		g.accepted++
+		refuse := g.cut && g.refuseAfterCut
+		if refuse {
+			g.refused++
+		}
+		g.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
+		}
+		go g.pipe(c)
+	}
+}
+
+// claimCut reports whether this connection, having forwarded off bytes and
+// holding n more, is the one to cut.
+func (g *dropGate) claimCut(off, n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cut || off+n < g.cutAt {
+		return false
+	}
+	g.cut = true
+	return true
+}
+
+func (g *dropGate) pipe(client net.Conn) {
+	server, err := net.Dial("tcp", g.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	closeBoth := func() { client.Close(); server.Close() }
+	go func() { io.Copy(client, server); closeBoth() }()
+	defer closeBoth()
+	buf := make([]byte, 32<<10)
+	var off int64
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			if g.claimCut(off, int64(n)) {
+				server.Write(buf[:g.cutAt-off]) // the receiver gets a partial frame, then the connection ends
+				return
+			}
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+			off += int64(n)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// A connection dropped mid-stream is re-established and the frames the
+// receiver had not received are sent again: the stream completes byte for
+// byte. With one stream the cut is certainly mid-stream; with three, 24 MiB
+// spread over three connections puts at least 8 MiB on one of them, past the
+// 3 MiB cut.
+func TestDroppedConnectionIsReestablished(t *testing.T) {
+	for _, streams := range []int{1, 3} {
+		t.Run(itoa(streams)+" streams", func(t *testing.T) {
+			ctx := testContext(t, 60*time.Second)
+			sess := newTestSession(t, "")
+			data := randomBytes(t, 24<<20)
+			out := newHashingWriter()
+			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Window: 8})
+			gate := newDropGate(t, port, 3<<20+12345, false)
+			st, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(data), SendOptions{
+				Streams: streams, ChunkSize: 256 << 10, ReconnectBackoff: time.Millisecond,
+			})
+			r := waitResult(t, res, 10*time.Second)
+			if err != nil || r.err != nil {
+				t.Fatalf("send = %v, receive = %v", err, r.err)
+			}
+			if _, _, cut := gate.counts(); !cut {
+				t.Fatal("the gate never cut a connection")
+			}
+			if out.n != int64(len(data)) || out.sum() != sha256.Sum256(data) {
+				t.Fatalf("output differs: %d bytes, want %d", out.n, len(data))
+			}
+			if st.Reconnects != 1 || r.stats.Reconnects != 1 {
+				t.Fatalf("reconnects: sender %d, receiver %d; want 1 each", st.Reconnects, r.stats.Reconnects)
+			}
+			t.Logf("sender %+v, receiver %+v", st, r.stats)
+		})
+	}
+}
+
+// A receiver that keeps refusing the reconnection ends the send with a clear
+// error after exactly ReconnectAttempts attempts (bounded by attempts ×
+// backoff + dial timeouts), and the receiver itself reports the lost stream.
+func TestReconnectRefusedFailsAfterBoundedAttempts(t *testing.T) {
+	ctx := testContext(t, 60*time.Second)
+	sess := newTestSession(t, "")
+	out := newHashingWriter()
+	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 2, ReconnectTimeout: 2 * time.Second})
+	gate := newDropGate(t, port, 1<<20, true)
+	const attempts = 3
+	_, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(randomBytes(t, 8<<20)), SendOptions{
+		Streams: 2, ChunkSize: 256 << 10, ReconnectAttempts: attempts, ReconnectBackoff: time.Millisecond, DialTimeout: 5 * time.Second,
+	})
+	if !errors.Is(err, ErrConnLost) || !strings.Contains(err.Error(), "3 reconnection attempts failed") {
+		t.Fatalf("send = %v; want ErrConnLost after 3 reconnection attempts", err)
+	}
+	accepted, refused, cut := gate.counts()
+	if !cut || refused != attempts || accepted != 2+attempts {
+		t.Fatalf("gate: accepted %d, refused %d, cut %v; want 2 streams + %d refused attempts", accepted, refused, cut, attempts)
+	}
+	r := waitResult(t, res, 10*time.Second)
+	if !errors.Is(r.err, ErrIncomplete) || !errors.Is(r.err, ErrConnLost) {
+		t.Fatalf("receive = %v; want incomplete, connection lost", r.err)
+	}
+	t.Logf("sender: %v", err)
+	t.Logf("receiver: %v", r.err)
+}
+
+// The receiver counts the times a connection had to wait for window space
+// (the reorder window was the limit), and a stall ends when the frames
+// before it are written.
+func TestWindowStallsAreCounted(t *testing.T) {
+	w := newReorderWindow(2, time.Minute, func(error) {})
+	a, b := &net.TCPConn{}, &net.TCPConn{}
+	h := hello{chunk: 100, streams: 2}
+	w.register(a, h, 16)
+	h.index = 1
+	w.register(b, h, 16)
+	reserved := make(chan error, 1)
+	go func() { // lane 1 is two frames ahead: it must wait
+		_, err := w.reserve(1, 2, 50)
+		reserved <- err
+	}()
+	for {
+		w.mu.Lock()
+		_, waiting := w.waiting[1]
+		w.mu.Unlock()
+		if waiting {
+			break
+		}
+		time.Sleep(time.Millisecond) // polling an observable, not a delay
+	}
+	buf, err := w.reserve(0, 0, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.fill(0, 0, buf[:10])
+	if plain, _, _ := w.nextFrame(); len(plain) != 10 {
+		t.Fatalf("next frame has %d bytes", len(plain))
+	}
+	w.advance(10)
+	if err := <-reserved; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, stalls := w.counters(); stalls != 1 {
+		t.Fatalf("stalls = %d, want 1", stalls)
+	}
+}
