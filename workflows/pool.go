@@ -412,6 +412,12 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	if par == 0 {
 		par = p.ParallelVdevs
 	}
+	if par > p.ParallelVdevs {
+		// The config's parallel_vdevs is a maximum: more concurrent
+		// resilvers than the operator allowed could exhaust the host.
+		return t.fail("input", temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"parallel_vdevs: not allowed; pool %s allows at most %d in the configuration", p.Name, p.ParallelVdevs), activities.ErrTypeNotAllowed, nil))
+	}
 	plan, err := poolplan.RollingReplacePlan(poolplan.RollingInput{Vdevs: st.PlanVdevs(), New: spec, ParallelVdevs: par, LUKS: p.LUKS.Enabled})
 	if err != nil {
 		return t.fail("plan", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeConfig, nil))
