@@ -88,7 +88,7 @@ type ArchiveStatus struct {
 // older ones, never before their class's minimum storage duration unless
 // Force, and a deletion over the thresholds waits for an approval.
 func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
-	if err := in.fields.refuse(ArchiveName); err != nil {
+	if err := in.fields.refuse(ArchiveName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
 		return ArchiveStatus{}, err
 	}
 	st := ArchiveStatus{Phase: PhasePlanning, Dataset: in.Dataset}
@@ -283,7 +283,7 @@ const ArchiveTickName = "ArchiveTick"
 // 'zcloud archive status' always find the run there, and a run still going
 // (waiting for an approval) makes the tick start nothing.
 func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
-	if err := in.fields.refuse(ArchiveTickName); err != nil {
+	if err := in.fields.refuse(ArchiveTickName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
 		return "", err
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{

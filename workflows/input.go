@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -58,14 +59,33 @@ func decodeInput(b []byte, v any, f *inputFields) error {
 	return nil
 }
 
-// refuse fails the workflow for the first unknown field.
-func (f inputFields) refuse(workflow string) error {
-	if len(f.unknown) == 0 {
-		return nil
+// floor is a duration an input may shorten (tests do) but not below
+// MinInterval: a heartbeat timeout or poll interval of a millisecond would
+// turn every retry or poll into a busy loop against the host and the store.
+type floor struct {
+	field string
+	d     time.Duration
+}
+
+// MinInterval is the shortest heartbeat timeout or poll interval an input
+// may ask for.
+const MinInterval = time.Second
+
+// refuse fails the workflow for the first unknown field, or a duration
+// below its floor.
+func (f inputFields) refuse(workflow string, floors ...floor) error {
+	if len(f.unknown) > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"%s: not allowed; %s input has no such field (targets, addresses, host keys, receiver paths and commands, stores, keys and limits come from the worker's config)",
+			f.unknown[0], workflow), activities.ErrTypeNotAllowed, nil)
 	}
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-		"%s: not allowed; %s input has no such field (targets, addresses, host keys, receiver paths and commands, stores, keys and limits come from the worker's config)",
-		f.unknown[0], workflow), activities.ErrTypeNotAllowed, nil)
+	for _, fl := range floors {
+		if fl.d != 0 && fl.d < MinInterval {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: not allowed; %s is below the minimum %s", fl.field, fl.d, MinInterval),
+				activities.ErrTypeNotAllowed, nil)
+		}
+	}
+	return nil
 }
 
 func (in *ReplicateInput) UnmarshalJSON(b []byte) error {

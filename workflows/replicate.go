@@ -77,7 +77,7 @@ const StatusQuery = "status"
 // ZFS allows. The new snapshot is held on the source for this target (it is
 // the next incremental base) and the previous base released.
 func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error) {
-	if err := in.fields.refuse(ReplicateName); err != nil {
+	if err := in.fields.refuse(ReplicateName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
 		return ReplicateResult{}, err
 	}
 	begin := workflow.Now(ctx)

@@ -101,7 +101,7 @@ type RestoreStatus struct {
 // before zfs receive sees a byte. A crash anywhere resumes at the next
 // stream the target lacks.
 func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
-	if err := in.fields.refuse(RestoreName); err != nil {
+	if err := in.fields.refuse(RestoreName, floor{"heartbeat_timeout", in.HeartbeatTimeout}, floor{"poll_interval", in.PollInterval}); err != nil {
 		return RestoreStatus{}, err
 	}
 	st := RestoreStatus{Phase: PhasePlanning, Dataset: in.Dataset, TargetDataset: in.TargetDataset, Target: in.Target, Tier: in.Tier}
@@ -244,7 +244,7 @@ type VerifyStatus struct {
 // object's), restoring cold objects first. Every missing or corrupt object
 // is reported; any finding fails the drill so it is noticed.
 func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
-	if err := in.fields.refuse(VerifyName); err != nil {
+	if err := in.fields.refuse(VerifyName, floor{"heartbeat_timeout", in.HeartbeatTimeout}, floor{"poll_interval", in.PollInterval}); err != nil {
 		return VerifyStatus{}, err
 	}
 	st := VerifyStatus{Phase: PhasePlanning, Dataset: in.Dataset}

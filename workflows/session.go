@@ -122,7 +122,7 @@ type session struct {
 // the instance is given back, and a replacement continues the same
 // snapshots; after K interruptions replacements are on demand.
 func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
-	if err := in.fields.refuse(SessionName); err != nil {
+	if err := in.fields.refuse(SessionName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
 		return SessionResult{}, err
 	}
 	s := &session{in: in, st: SessionStatus{Target: in.Target, State: StatePlanning}}
