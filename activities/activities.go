@@ -14,6 +14,7 @@ import (
 
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/internal/testgate"
 	"zcloud/keys"
 	"zcloud/metrics"
 	"zcloud/transfer"
@@ -41,6 +42,11 @@ type Activities struct {
 	// HostKeyGen, when set, replaces ec2.GenerateHostKey for launched
 	// instances (tests inject the key their sshd serves; see session.go).
 	HostKeyGen func() (ec2.HostKey, error)
+	// Gate is TEST-ONLY (internal/testgate): end-to-end tests hold an
+	// activity at a named point to act in the middle of it. New sets it
+	// from $ZCLOUD_TEST_GATE_DIR, which production never sets; nil holds
+	// nothing.
+	Gate *testgate.Gate
 
 	capsMu sync.Mutex
 	caps   map[string]zfsexec.Capabilities
@@ -49,23 +55,8 @@ type Activities struct {
 // New returns activities with a local runner.
 func New(cfg *config.Config, log *zap.Logger) *Activities {
 	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
-		ReceiverBinary: cfg.ReceiverBinary}
+		ReceiverBinary: cfg.ReceiverBinary, Gate: testgate.FromEnv()}
 }
-
-// Error types that workflows and operators see. Permanent ones are
-// non-retryable: retrying cannot change the outcome.
-const (
-	ErrTypeInvalidName    = "InvalidName"
-	ErrTypeNotFound       = "NotFound"
-	ErrTypeHostKey        = "HostKeyMismatch"
-	ErrTypeUnreachable    = "TargetUnreachable"
-	ErrTypeConfig         = "ConfigError"
-	ErrTypeStreamMismatch = "StreamMismatch"
-	ErrTypeKeyIncorrect   = "KeyIncorrect"
-	ErrTypeNoSpace        = "NoSpace"
-	ErrTypeUnsupported    = "Unsupported"
-	ErrTypeTargetModified = "TargetModified"
-)
 
 // permanent wraps err as a non-retryable application error of errType.
 // The message carries the whole story; no cause is attached, so operators

@@ -9,49 +9,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
 	"zcloud/archive"
-	"zcloud/cloud/objstore"
 	"zcloud/zfsexec"
 )
-
-// Archive plan actions.
-const (
-	ArchiveFull        = "full"
-	ArchiveIncremental = "incremental"
-	ArchiveSkip        = "skip"
-)
-
-// ArchivePlanRequest asks what the next archive run of Dataset should do.
-type ArchivePlanRequest struct {
-	Dataset zfsexec.Dataset `json:"dataset"`
-	Now     time.Time       `json:"now"`    // the workflow's time; a new cycle is named after it
-	Period  time.Duration   `json:"period"` // cycle length
-}
-
-// ArchivePlan is the decision: a full (new cycle), an incremental from the
-// chain's tip, or nothing, and why.
-type ArchivePlan struct {
-	Dataset string          `json:"dataset"`
-	Action  string          `json:"action"`
-	Reason  string          `json:"reason"`
-	Kind    archive.Kind    `json:"kind,omitempty"`
-	From    archive.SnapRef `json:"from,omitzero"`
-	To      archive.SnapRef `json:"to,omitzero"`
-	Cycle   string          `json:"cycle,omitempty"` // the cycle the stream goes into
-	// The chain before this run.
-	CurrentCycle    string `json:"current_cycle,omitempty"`
-	CurrentVerified bool   `json:"current_verified"`
-	Cycles          int    `json:"cycles"`
-	Streams         int    `json:"streams"`
-	// EstimatedBytes is zfs send's estimate where this ZFS gives one.
-	EstimatedBytes int64 `json:"estimated_bytes,omitempty"`
-}
 
 // PlanArchive compares the manifest in the store (the truth) with the
 // source's snapshots, by GUID: a full when no chain exists, the cycle is
@@ -173,27 +138,6 @@ func (a *Activities) changedSince(ctx context.Context, z zfsexec.ZFS, snaps []zf
 	return false, true
 }
 
-// ArchiveStreamRequest is one stream to archive (from PlanArchive).
-type ArchiveStreamRequest struct {
-	Dataset zfsexec.Dataset `json:"dataset"`
-	Kind    archive.Kind    `json:"kind"`
-	From    archive.SnapRef `json:"from,omitzero"`
-	To      archive.SnapRef `json:"to"`
-	Cycle   string          `json:"cycle"`
-	Raw     bool            `json:"raw,omitempty"`
-	Class   objstore.Class  `json:"class"`
-}
-
-// ArchiveStreamReport says what ArchiveStream stored.
-type ArchiveStreamReport struct {
-	Stream StreamInfo `json:"stream"`
-	// AlreadyArchived: an earlier attempt uploaded and recorded it.
-	AlreadyArchived bool    `json:"already_archived,omitempty"`
-	Attempt         int32   `json:"attempt"`
-	RestartedAfter  int64   `json:"restarted_after,omitempty"` // bytes the previous attempt had sent
-	Seconds         float64 `json:"seconds"`
-}
-
 // ArchiveStream runs zfs send through archive.Upload (age encryption,
 // SHA-256 of plain and stored bytes, parts) into the stream's
 // deterministic key, heartbeating the plain bytes, then records the stream
@@ -274,11 +218,11 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 
 	// Progress is the (encrypted) bytes the store has taken, not what zfs
 	// send has produced: the pipeline buffers run ahead of a slow link.
-	var n atomic.Int64
-	stop := heartbeatBytes(ctx, "upload", id, total, &n, 2*time.Second)
+	n := a.newCounter(ctx, "upload")
+	stop := heartbeatBytes(ctx, "upload", id, total, &n.Int64, 2*time.Second)
 	src := archive.CommandReader(ctx, a.Local, argv)
 	res, err := archive.Upload(ctx, archive.UploadInput{
-		Store: countingStore{st, &n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
+		Store: countingStore{st, n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
 		Metadata: map[string]string{"zcloud-stream": id},
 	})
 	src.Close()
@@ -333,30 +277,6 @@ func snapByGUID(snaps []zfsexec.SnapshotInfo, guid uint64) (zfsexec.Snapshot, bo
 		}
 	}
 	return zfsexec.Snapshot{}, false
-}
-
-// CycleCheckRequest verifies a cycle before older cycles may be deleted.
-type CycleCheckRequest struct {
-	Dataset zfsexec.Dataset `json:"dataset"`
-	Cycle   string          `json:"cycle"`
-	// SanityMinPercent: the cycle's full must be at least this % of the
-	// previous cycle's full (0: no check).
-	SanityMinPercent float64 `json:"sanity_min_percent"`
-	// AcceptSmaller waives the sanity check (an operator confirmed the
-	// dataset really shrank).
-	AcceptSmaller bool `json:"accept_smaller,omitempty"`
-}
-
-// CycleCheck is CheckArchiveCycle's verdict.
-type CycleCheck struct {
-	Cycle    string `json:"cycle"`
-	Verified bool   `json:"verified"`
-	// Already: verified by an earlier run.
-	Already       bool     `json:"already,omitempty"`
-	Problems      []string `json:"problems,omitempty"` // objects missing or not matching the manifest (HEAD)
-	Sanity        string   `json:"sanity,omitempty"`   // the sanity check's failure
-	FullBytes     int64    `json:"full_bytes"`
-	PrevFullBytes int64    `json:"prev_full_bytes,omitempty"`
 }
 
 // CheckArchiveCycle verifies the cycle's objects with HEAD (size and
@@ -436,19 +356,6 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckReques
 	return out, nil
 }
 
-// CycleSummary describes a cycle in deletion plans.
-type CycleSummary struct {
-	ID          string         `json:"id"`
-	Started     time.Time      `json:"started"`
-	Class       objstore.Class `json:"class"`
-	Streams     int            `json:"streams"`
-	StoredBytes int64          `json:"stored_bytes"`
-	// DeletableAt is when every stream has been stored for its class's
-	// minimum duration.
-	DeletableAt time.Time `json:"deletable_at"`
-	Reason      string    `json:"reason,omitempty"` // why it is kept
-}
-
 func summarize(c archive.Cycle) CycleSummary {
 	s := CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
 	for _, st := range c.Streams {
@@ -458,30 +365,6 @@ func summarize(c archive.Cycle) CycleSummary {
 		}
 	}
 	return s
-}
-
-// DeletionPlanRequest asks which old cycles rotation may delete now.
-type DeletionPlanRequest struct {
-	Dataset zfsexec.Dataset `json:"dataset"`
-	Now     time.Time       `json:"now"`
-	// Force waives the class's minimum storage duration (early deletion is
-	// billed as if stored that long).
-	Force bool `json:"force,omitempty"`
-	// Deleting more than MaxDeleteCycles cycles or MaxDeleteBytes stored
-	// bytes needs approval; -1 switches a limit off.
-	MaxDeleteCycles int   `json:"max_delete_cycles"`
-	MaxDeleteBytes  int64 `json:"max_delete_bytes"`
-}
-
-// DeletionPlan lists the cycles to delete and those kept, with reasons.
-type DeletionPlan struct {
-	ID            string         `json:"id"`
-	Dataset       string         `json:"dataset"`
-	Delete        []CycleSummary `json:"delete,omitempty"`
-	Kept          []CycleSummary `json:"kept,omitempty"`
-	StoredBytes   int64          `json:"stored_bytes"`
-	NeedsApproval bool           `json:"needs_approval"`
-	Verdict       string         `json:"verdict"`
 }
 
 // PlanArchiveDeletion applies the rotation rules: nothing until the
@@ -560,23 +443,6 @@ func deletionPlanID(dataset string, cycles []string) string {
 	return hex.EncodeToString(h[:6])
 }
 
-// DeleteCyclesRequest deletes the cycles of an (approved) plan.
-type DeleteCyclesRequest struct {
-	Dataset zfsexec.Dataset `json:"dataset"`
-	PlanID  string          `json:"plan_id"`
-	Cycles  []string        `json:"cycles"`
-	Now     time.Time       `json:"now"`
-	Force   bool            `json:"force,omitempty"`
-}
-
-// DeletionReport says what was deleted.
-type DeletionReport struct {
-	Deleted []string `json:"deleted,omitempty"`
-	Objects int      `json:"objects"`
-	Bytes   int64    `json:"bytes"`
-	Skipped []string `json:"skipped,omitempty"` // "cycle: reason"
-}
-
 // DeleteArchiveCycles re-checks each cycle against the rotation rules (the
 // manifest may have changed since the plan), deletes its objects, then
 // removes it from the manifest. Objects go first: a crash in between
@@ -638,18 +504,6 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req DeleteCyclesRe
 	rep.Deleted = gone
 	a.Log.Info("archive cycles deleted", zap.String("dataset", req.Dataset.String()), zap.Strings("cycles", gone), zap.Int("objects", rep.Objects))
 	return rep, nil
-}
-
-// ManifestSummary is a dataset's archive at a glance (zcloud archive status).
-type ManifestSummary struct {
-	Dataset      string         `json:"dataset"`
-	Found        bool           `json:"found"`
-	Generation   int64          `json:"generation"`
-	Updated      time.Time      `json:"updated"`
-	FromPrevious bool           `json:"from_previous,omitempty"`
-	Cycles       []CycleSummary `json:"cycles,omitempty"`
-	Streams      []StreamInfo   `json:"streams,omitempty"`
-	Verified     []string       `json:"verified,omitempty"` // verified cycle ids
 }
 
 // DescribeArchive reads the manifest with the host identity (or the named

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -20,14 +19,6 @@ import (
 	"zcloud/cloud/objstore/vault"
 	"zcloud/keys"
 	"zcloud/zfsexec"
-)
-
-// Error types of the archive activities (besides the common ones).
-const (
-	ErrTypeCorrupt       = "Corrupt"
-	ErrTypeBrokenChain   = "BrokenChain"
-	ErrTypeNoArchive     = "NoArchive"
-	ErrTypeObjectMissing = "ObjectMissing"
 )
 
 // archiveStore builds the configured object store, wrapped in retries and
@@ -262,24 +253,6 @@ func archiveErr(err error) error {
 	return err
 }
 
-// StreamInfo is an archived stream as workflows see it: everything but the
-// part list, which stays in the manifest in the store (payloads stay small
-// whatever the stream's size).
-type StreamInfo struct {
-	ID         string          `json:"id"`
-	Cycle      string          `json:"cycle"`
-	Kind       archive.Kind    `json:"kind"`
-	From       archive.SnapRef `json:"from,omitzero"`
-	To         archive.SnapRef `json:"to"`
-	Raw        bool            `json:"raw,omitempty"`
-	Key        string          `json:"key"`
-	Class      objstore.Class  `json:"class"`
-	PlainSize  int64           `json:"plain_size"`
-	StoredSize int64           `json:"stored_size"`
-	Parts      int             `json:"parts"`
-	Uploaded   time.Time       `json:"uploaded"`
-}
-
 func streamInfo(s archive.Stream) StreamInfo {
 	return StreamInfo{ID: s.ID, Cycle: s.Cycle, Kind: s.Kind, From: s.From, To: s.To, Raw: s.Raw, Key: s.Key, Class: s.Class,
 		PlainSize: s.PlainSize, StoredSize: s.StoredSize, Parts: len(s.Parts), Uploaded: s.Uploaded}
@@ -312,7 +285,7 @@ func previousProgress(ctx context.Context) (Progress, bool) {
 // (activities heartbeat them).
 type countingStore struct {
 	objstore.Store
-	n *atomic.Int64
+	n *counter
 }
 
 func (c countingStore) Put(ctx context.Context, key string, r io.Reader, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
@@ -329,23 +302,27 @@ func (c countingStore) Get(ctx context.Context, key string, rng objstore.Range) 
 
 type countingReader struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n *counter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(k))
+	if gerr := c.n.add(k); gerr != nil && err == nil {
+		err = gerr
+	}
 	return k, err
 }
 
 // countingWriter counts the bytes written through it.
 type countingWriter struct {
 	w io.Writer
-	n *atomic.Int64
+	n *counter
 }
 
 func (c countingWriter) Write(p []byte) (int, error) {
 	k, err := c.w.Write(p)
-	c.n.Add(int64(k))
+	if gerr := c.n.add(k); gerr != nil && err == nil {
+		err = gerr
+	}
 	return k, err
 }

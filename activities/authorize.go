@@ -19,9 +19,6 @@ import (
 // anything, reads a key or sends a byte. A request may choose among what
 // the config allows; it can never add to it (docs/security.md).
 
-// ErrTypeNotAllowed is a request the config does not allow.
-const ErrTypeNotAllowed = "NotAllowed"
-
 // notAllowed refuses a request field: "field: not allowed; why".
 // Retrying cannot change the config, so it is permanent.
 func notAllowed(field, format string, args ...any) error {

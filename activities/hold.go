@@ -10,12 +10,6 @@ import (
 	"zcloud/zfsexec"
 )
 
-// HoldRequest moves a hold tag to Snapshot.
-type HoldRequest struct {
-	Snapshot zfsexec.Snapshot `json:"snapshot"`
-	Tag      string           `json:"tag"`
-}
-
 // HoldBase puts Tag on Snapshot (so no one can destroy the next incremental
 // base by accident) and releases Tag from the dataset's older snapshots.
 // Holding an already held snapshot and releasing an absent tag are fine, so

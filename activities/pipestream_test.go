@@ -22,7 +22,7 @@ func TestPipeStreamFailedSendIsNeverEOF(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var got bytes.Buffer
 			var readErr error
-			err := pipeStream(context.Background(), newMeter(0),
+			err := pipeStream(context.Background(), newMeter(&counter{}, 0),
 				func(ctx context.Context, w io.Writer) error {
 					if c.sendErr != nil {
 						w.Write(data[:len(data)/2])
@@ -53,7 +53,7 @@ func TestPipeStreamFailedSendIsNeverEOF(t *testing.T) {
 
 // A receive side that stops early must not leave the send blocked on a full pipe.
 func TestPipeStreamReceiveFailureStopsSend(t *testing.T) {
-	err := pipeStream(context.Background(), newMeter(0),
+	err := pipeStream(context.Background(), newMeter(&counter{}, 0),
 		func(ctx context.Context, w io.Writer) error {
 			block := make([]byte, 1<<20)
 			for {

@@ -72,17 +72,17 @@ func TestBuildPlanHoldReasons(t *testing.T) {
 }
 
 func TestPlanIDDependsOnTheExactDestroySet(t *testing.T) {
-	a := PlanID("tank/a", []PlannedDestroy{{"s1", 1}, {"s2", 2}})
+	a := PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}})
 	for _, other := range []string{
-		PlanID("tank/b", []PlannedDestroy{{"s1", 1}, {"s2", 2}}),
-		PlanID("tank/a", []PlannedDestroy{{"s1", 1}}),
-		PlanID("tank/a", []PlannedDestroy{{"s1", 1}, {"s2", 3}}),
+		PlanID("tank/b", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}}),
+		PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}}),
+		PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 3}}),
 	} {
 		if other == a {
 			t.Fatal("different destroy sets share a plan ID")
 		}
 	}
-	if a != PlanID("tank/a", []PlannedDestroy{{"s1", 1}, {"s2", 2}}) || len(a) != 12 {
+	if a != PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}}) || len(a) != 12 {
 		t.Fatal("plan ID not stable")
 	}
 }
@@ -108,9 +108,9 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	}
 	var plan []PlannedDestroy
 	for _, s := range l.Snapshots {
-		plan = append(plan, PlannedDestroy{s.Name, s.GUID})
+		plan = append(plan, PlannedDestroy{Name: s.Name, GUID: s.GUID})
 	}
-	plan = append(plan, PlannedDestroy{"never-existed", 42})
+	plan = append(plan, PlannedDestroy{Name: "never-existed", GUID: 42})
 	// After the plan: a is held on the dataset, b on a child only, c is
 	// destroyed and re-created (new guid), d is destroyed by someone else.
 	testenv.MustZFS(t, "zfs", "hold", "zcloud-backup", ds.String()+"@a")

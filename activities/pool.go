@@ -35,18 +35,6 @@ func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool
 	return p, nil
 }
 
-// PoolOperation is what runs (or last ran) under a pool's operation
-// workflow id (the workflows package names it: pool/NAME).
-type PoolOperation struct {
-	WorkflowID string `json:"workflow_id"`
-	RunID      string `json:"run_id,omitempty"`
-	// Type is the workflow type (PoolGrow, PoolScrub, ...); empty when
-	// nothing ever ran under the id.
-	Type    string    `json:"type,omitempty"`
-	Running bool      `json:"running"`
-	Started time.Time `json:"started,omitzero"`
-}
-
 // PoolDescribeOperation describes the latest run under workflowID on the
 // Temporal server the worker is connected to (a strongly consistent read,
 // not a visibility query), so a workflow that could not take a pool's
@@ -69,19 +57,6 @@ func (a *Activities) PoolDescribeOperation(ctx context.Context, workflowID strin
 		op.Started = ts.AsTime()
 	}
 	return op, nil
-}
-
-// PoolVolumeRequest asks for one new volume of the pool.
-type PoolVolumeRequest struct {
-	Pool config.Pool `json:"pool"`
-	// Slot is the device position ("v0/d2"), tagged for humans and for
-	// finding the volume again.
-	Slot string `json:"slot"`
-	// Token makes the create idempotent: the workflow derives it from its
-	// own id and the step, never from a clock.
-	Token    string              `json:"token"`
-	Spec     poolplan.VolumeSpec `json:"spec"`
-	Replaces string              `json:"replaces,omitempty"`
 }
 
 // PoolCreateVolume creates (or finds, by token) a volume tagged as the
@@ -112,21 +87,6 @@ func (a *Activities) PoolCreateVolume(ctx context.Context, req PoolVolumeRequest
 		return v, permanent(ErrTypePoolUnsafe, fmt.Errorf("volume %s found by token %s is not tagged as pool %s's", v.ID, req.Token, req.Pool.Name))
 	}
 	return v, nil
-}
-
-// PoolDeviceRequest names one volume of the pool.
-type PoolDeviceRequest struct {
-	Pool     config.Pool `json:"pool"`
-	VolumeID string      `json:"volume_id"`
-}
-
-// PoolAttachResult says where an attached volume shows up.
-type PoolAttachResult struct {
-	VolumeID string `json:"volume_id"`
-	// EC2Device is the name EC2 attached it under (/dev/sdf); on Nitro a label only.
-	EC2Device string `json:"ec2_device"`
-	// Device is the by-id node found on the instance.
-	Device string `json:"device"`
 }
 
 // PoolAttachVolume attaches the volume to the pool's instance (a volume
@@ -241,29 +201,6 @@ func (a *Activities) PoolDeleteVolume(ctx context.Context, req PoolDeviceRequest
 	return ec2Err(c.DeleteVolume(ctx, req.VolumeID, map[string]string{TagPool: req.Pool.Name}))
 }
 
-// PoolModifyRequest grows one volume in place.
-type PoolModifyRequest struct {
-	Pool     config.Pool `json:"pool"`
-	VolumeID string      `json:"volume_id"`
-	SizeGiB  int64       `json:"size_gib"`
-	// History is every modification the workflow knows of; Now is
-	// workflow time. Both feed the 4-per-24-h rule.
-	History []poolplan.Modification `json:"history"`
-	Now     time.Time               `json:"now"`
-}
-
-// PoolModifyResult is a started modification, or a deferral.
-type PoolModifyResult struct {
-	Modification poolplan.Modification `json:"modification,omitzero"`
-	// Unchanged: the volume was already at the size.
-	Unchanged bool `json:"unchanged,omitempty"`
-	// Deferred: EBS's rules forbid a modification now; NotBefore says when
-	// the rate limit allows the next one (zero: wait for the running one).
-	Deferred  bool      `json:"deferred,omitempty"`
-	NotBefore time.Time `json:"not_before,omitzero"`
-	Reason    string    `json:"reason,omitempty"`
-}
-
 // PoolModifyVolume starts ModifyVolume to the new size, enforcing EBS's
 // rules itself (moto does not), and appends it to the volume's
 // modification-history tag. A refusal by the rate rule is a result, not an
@@ -338,13 +275,6 @@ func (a *Activities) PoolVolumes(ctx context.Context, p config.Pool) ([]ec2.Volu
 	}
 	vs, err := c.FindVolumesByTag(ctx, map[string]string{TagPool: p.Name})
 	return vs, ec2Err(err)
-}
-
-// PoolDestroyVolumesReport says what destroy did with the tagged volumes.
-type PoolDestroyVolumesReport struct {
-	Deleted []string `json:"deleted"`
-	// Skipped are tagged volumes attached to another instance: not ours to delete.
-	Skipped []string `json:"skipped,omitempty"`
 }
 
 // PoolDestroyVolumes detaches and deletes every volume tagged as the

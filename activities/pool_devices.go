@@ -29,13 +29,6 @@ const (
 	TagModifications = "zcloud:modifications" // recent ModifyVolume starts, for the 4-per-24-h rule
 )
 
-// Error types of pool activities.
-const (
-	ErrTypePoolUnsafe  = "PoolUnsafe"       // a safety check refused the step
-	ErrTypeScrubErrors = "ScrubFoundErrors" // a scrub repaired data or found errors
-	ErrTypeEC2         = "EC2Error"
-)
-
 const nvmePrefix = "nvme-Amazon_Elastic_Block_Store_"
 
 // ebsDevice is where the instance shows volumeID: <device_dir>/nvme-Amazon_Elastic_Block_Store_vol…
@@ -100,8 +93,7 @@ func (a *Activities) ec2Client(ctx context.Context, p config.Pool, hb *beat) (*e
 	if err := a.allowPool(p); err != nil {
 		return nil, err
 	}
-	c := p.AWS
-	api, err := awsclient.EC2(ctx, c)
+	api, err := awsclient.EC2(ctx, awsclient.Config(p.AWS))
 	if err != nil {
 		return nil, permanent(ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
 	}

@@ -100,13 +100,6 @@ func (a *Activities) PoolLUKSClose(ctx context.Context, req PoolDeviceRequest) e
 	return classify(zfsexec.Cryptsetup{R: r}.Close(ctx, m))
 }
 
-// PoolCreateRequest builds the zpool from attached volumes.
-type PoolCreateRequest struct {
-	Pool config.Pool `json:"pool"`
-	// Vdevs lists each vdev's volume ids in order.
-	Vdevs [][]string `json:"vdevs"`
-}
-
 // PoolZpoolCreate runs zpool create with the layout (ashift=12,
 // autoexpand=on). A pool of that name already imported or importable with
 // exactly these devices (an earlier attempt made it) is a success; one with
@@ -207,52 +200,6 @@ func (a *Activities) PoolExport(ctx context.Context, p config.Pool) error {
 	return classify(zp.Export(ctx, name, false))
 }
 
-// PoolVolume is a pool device backed by an EBS volume.
-type PoolVolume struct {
-	poolplan.Volume
-	Device string `json:"device"`
-	State  string `json:"state"`
-	Slot   string `json:"slot,omitempty"`
-	// Modifications: the volume's recent modifications (its tag, with the
-	// latest one's state from EBS).
-	Modifications []poolplan.Modification `json:"modifications,omitempty"`
-}
-
-// PoolState is what PoolInspect saw.
-type PoolState struct {
-	Name      string         `json:"name"`
-	Health    string         `json:"health"`
-	Healthy   bool           `json:"healthy"`
-	SizeBytes uint64         `json:"size_bytes"`
-	Vdevs     [][]PoolVolume `json:"vdevs"`
-	// Resilvering: a resilver runs or a replacing vdev is left.
-	Resilvering bool `json:"resilvering,omitempty"`
-	// Foreign lists devices that are not EBS volumes (zcloud cannot
-	// replace or grow them).
-	Foreign []string `json:"foreign,omitempty"`
-	Scan    string   `json:"scan,omitempty"`
-}
-
-// Volumes lists every member volume in zpool order.
-func (s PoolState) Volumes() []PoolVolume {
-	var out []PoolVolume
-	for _, vd := range s.Vdevs {
-		out = append(out, vd...)
-	}
-	return out
-}
-
-// PlanVdevs is the vdev list poolplan takes.
-func (s PoolState) PlanVdevs() [][]poolplan.Volume {
-	out := make([][]poolplan.Volume, len(s.Vdevs))
-	for i, vd := range s.Vdevs {
-		for _, v := range vd {
-			out[i] = append(out[i], v.Volume)
-		}
-	}
-	return out
-}
-
 // PoolInspect reads the imported pool's tree (zpool status), maps each
 // device to its EBS volume, and describes the volumes (type, size, recent
 // modifications).
@@ -304,13 +251,6 @@ func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (PoolState,
 		out.Vdevs = append(out.Vdevs, row)
 	}
 	return out, nil
-}
-
-// PoolReplaceRequest names one device swap.
-type PoolReplaceRequest struct {
-	Pool        config.Pool `json:"pool"`
-	OldVolumeID string      `json:"old_volume_id"`
-	NewVolumeID string      `json:"new_volume_id"`
 }
 
 // PoolReplace runs zpool replace old new. If the new device is already in
@@ -374,13 +314,6 @@ func (a *Activities) memberDevice(st zfsexec.PoolStatus, volumeID string) (zfsex
 	return zfsexec.Device{}, permanent(ErrTypeNotFound, fmt.Errorf("%s is not a device of the pool", volumeID))
 }
 
-// ResilverReport is how a replacement's resilver ended.
-type ResilverReport struct {
-	Resilvered uint64  `json:"resilvered_bytes"`
-	Seconds    float64 `json:"seconds"`
-	Scan       string  `json:"scan"`
-}
-
 // PoolWaitResilver polls zpool status (heartbeating the progress) until no
 // resilver runs and no replacing vdev is left, then checks the new device
 // is an ONLINE member and the old one is gone.
@@ -388,6 +321,9 @@ func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceReques
 	begin := time.Now()
 	hb := startBeat(ctx, "resilver "+req.NewVolumeID)
 	defer hb.stop()
+	if err := a.Gate.Reached(ctx, "resilver-wait"); err != nil { // test-only
+		return ResilverReport{}, err
+	}
 	p := req.Pool
 	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
@@ -474,18 +410,6 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequ
 	return nil
 }
 
-// PoolExpandRequest grows the pool into its devices' new size.
-type PoolExpandRequest struct {
-	Pool      config.Pool `json:"pool"`
-	VolumeIDs []string    `json:"volume_ids"`
-}
-
-// PoolExpandResult is the pool's size after expanding.
-type PoolExpandResult struct {
-	SizeBytes uint64 `json:"size_bytes"`
-	Method    string `json:"method"`
-}
-
 // PoolExpand makes ZFS use the devices' new size: `zpool online -e` where
 // this ZFS supports it; elsewhere (zfs-fuse) the pool is exported and
 // imported again, which with autoexpand=on reopens the devices at their
@@ -535,28 +459,6 @@ func (a *Activities) PoolExpand(ctx context.Context, req PoolExpandRequest) (Poo
 		return PoolExpandResult{}, classify(err)
 	}
 	return PoolExpandResult{SizeBytes: info.Size, Method: method}, nil
-}
-
-// ScrubReport is a finished scrub.
-type ScrubReport struct {
-	Pool          string  `json:"pool"`
-	RepairedBytes uint64  `json:"repaired_bytes"`
-	Errors        uint64  `json:"errors"`        // unrecoverable errors the scan reported
-	DeviceErrors  uint64  `json:"device_errors"` // read+write+checksum errors on devices
-	Healthy       bool    `json:"healthy"`
-	Seconds       float64 `json:"seconds"`
-	Scan          string  `json:"scan"`
-	Resumed       bool    `json:"resumed,omitempty"` // a retry found the scrub it started
-}
-
-// Clean is true when the scrub found nothing to repair and no errors.
-func (r ScrubReport) Clean() bool {
-	return r.RepairedBytes == 0 && r.Errors == 0 && r.DeviceErrors == 0 && r.Healthy
-}
-
-// Summary is a one-line description.
-func (r ScrubReport) Summary() string {
-	return fmt.Sprintf("scrub of %s: repaired %d bytes, %d errors, %d device errors, healthy=%t", r.Pool, r.RepairedBytes, r.Errors, r.DeviceErrors, r.Healthy)
 }
 
 type scrubHeartbeat struct {

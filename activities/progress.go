@@ -9,25 +9,43 @@ import (
 	"go.temporal.io/sdk/activity"
 )
 
-// Progress is what long activities heartbeat: the Web UI shows it under
-// pending activities and `zcloud status` prints it.
-type Progress struct {
-	Phase       string  `json:"phase"`
-	Bytes       int64   `json:"bytes"`
-	Total       int64   `json:"total,omitempty"` // 0: unknown
-	BytesPerSec float64 `json:"bytes_per_sec"`
-	Detail      string  `json:"detail,omitempty"`
+// counter is a long activity's byte count: heartbeats read it, and each
+// addition passes the activity's point of the test-only gate (a nil pass,
+// as in production, costs nothing).
+type counter struct {
+	atomic.Int64
+	pass func(total int64) error
+}
+
+// newCounter counts bytes of the activity for ctx at the named gate point
+// ("send", "upload", "restore", "verify").
+func (a *Activities) newCounter(ctx context.Context, point string) *counter {
+	c := &counter{}
+	if g := a.Gate; g != nil {
+		c.pass = func(total int64) error { return g.Pass(ctx, point, total) }
+	}
+	return c
+}
+
+// add counts k bytes; an error (only from a held gate whose context ended)
+// fails the stream.
+func (c *counter) add(k int) error {
+	total := c.Add(int64(k))
+	if c.pass == nil {
+		return nil
+	}
+	return c.pass(total)
 }
 
 // meter counts bytes flowing through a stream, optionally limits their rate,
 // and heartbeats progress every interval while the stream runs.
 type meter struct {
-	n     atomic.Int64
+	n     *counter
 	limit int64 // bytes/s, 0: none
 	start time.Time
 }
 
-func newMeter(limit int64) *meter { return &meter{limit: limit, start: time.Now()} }
+func newMeter(n *counter, limit int64) *meter { return &meter{n: n, limit: limit, start: time.Now()} }
 
 // reader wraps r so reads are counted (and throttled).
 func (m *meter) reader(r io.Reader) io.Reader { return &meteredReader{r: r, m: m} }
@@ -42,7 +60,10 @@ func (mr *meteredReader) Read(p []byte) (int, error) {
 		p = p[:mr.m.limit/10+1] // small reads keep the pacing smooth
 	}
 	n, err := mr.r.Read(p)
-	total := mr.m.n.Add(int64(n))
+	if gerr := mr.m.n.add(n); gerr != nil && err == nil {
+		err = gerr
+	}
+	total := mr.m.n.Load()
 	if mr.m.limit > 0 {
 		due := time.Duration(float64(total) / float64(mr.m.limit) * float64(time.Second))
 		if ahead := due - time.Since(mr.m.start); ahead > 0 {
@@ -65,7 +86,7 @@ func (m *meter) progress(phase string, total int64) Progress {
 // heartbeat records progress every interval until ctx ends; call the
 // returned stop function when the work is done.
 func (m *meter) heartbeat(ctx context.Context, phase string, total int64, every time.Duration) (stop func()) {
-	return heartbeatBytes(ctx, phase, "", total, &m.n, every)
+	return heartbeatBytes(ctx, phase, "", total, &m.n.Int64, every)
 }
 
 // heartbeatBytes heartbeats a byte counter every interval until stop is

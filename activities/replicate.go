@@ -17,32 +17,11 @@ import (
 	"zcloud/zfsexec"
 )
 
-// TargetCheck is what CheckTarget learned.
-type TargetCheck struct {
-	Target     string `json:"target"`
-	Host       string `json:"host"`
-	SourceZFS  string `json:"source_zfs"`
-	TargetZFS  string `json:"target_zfs"`
-	CanResume  bool   `json:"can_resume"`
-	CanRawSend bool   `json:"can_raw_send"`
-}
-
 // CheckTarget connects to the target (verifying its host key) and detects
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
 func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
 	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
-}
-
-// CheckRequest names a target and, for a session's instance, which one.
-// With Source set it also checks, before connecting, that the config
-// replicates Source to TargetDataset there.
-type CheckRequest struct {
-	Target        string     `json:"target"`
-	At            TargetAddr `json:"at,omitzero"`
-	Source        string     `json:"source,omitempty"`
-	TargetDataset string     `json:"target_dataset,omitempty"`
-	Raw           bool       `json:"raw,omitempty"`
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
@@ -78,12 +57,6 @@ func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (Targe
 		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
 }
 
-// SnapshotRequest names a snapshot to take.
-type SnapshotRequest struct {
-	Snapshot  zfsexec.Snapshot `json:"snapshot"`
-	Recursive bool             `json:"recursive"`
-}
-
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
@@ -107,30 +80,6 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 		return classify(err)
 	}
 	return nil
-}
-
-// SendRequest asks to bring TargetDataset on Target up to Snapshot.
-type SendRequest struct {
-	Source        zfsexec.Dataset  `json:"source"`
-	Snapshot      zfsexec.Snapshot `json:"snapshot"`
-	Target        string           `json:"target"`
-	TargetDataset zfsexec.Dataset  `json:"target_dataset"`
-	Raw           bool             `json:"raw"`
-	// At, when set, is where the target is now (an EC2 session's
-	// instance: its address and injected host key).
-	At TargetAddr `json:"at,omitzero"`
-}
-
-// SendReport says what was sent.
-type SendReport struct {
-	Full        bool    `json:"full"`
-	From        string  `json:"from,omitempty"`
-	To          string  `json:"to"`
-	Bytes       int64   `json:"bytes"`
-	Resumed     bool    `json:"resumed"`
-	AlreadyDone bool    `json:"already_done"`
-	Seconds     float64 `json:"seconds"`
-	Transport   string  `json:"transport"`
 }
 
 // SendSnapshots sends whatever the target lacks up to req.Snapshot: a full
@@ -186,7 +135,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	}
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
-	m := newMeter(tcfg.BandwidthLimit)
+	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
 	stop := m.heartbeat(ctx, "send", total, 2*time.Second)
 	err = pipeStream(ctx, m,
 		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -15,34 +14,6 @@ import (
 	"zcloud/cloud/objstore"
 	"zcloud/zfsexec"
 )
-
-// RestorePlanRequest plans restoring Dataset@Snapshot from the archive.
-type RestorePlanRequest struct {
-	Dataset  zfsexec.Dataset `json:"dataset"`
-	Snapshot string          `json:"snapshot,omitempty"` // "" = newest archived
-	// Identity is the key name of the private key in the worker's key
-	// source; the key itself never travels.
-	Identity string        `json:"identity"`
-	Tier     objstore.Tier `json:"tier"`
-	// TargetDataset (on Target, "" = this host), when set, is checked
-	// before anything is retrieved: a restore never receives over an
-	// existing dataset that holds no snapshot of the chain.
-	TargetDataset zfsexec.Dataset `json:"target_dataset,omitzero"`
-	Target        string          `json:"target,omitempty"`
-}
-
-// RestorePlan is the chain to receive and what retrieving it costs.
-type RestorePlan struct {
-	Dataset      string                    `json:"dataset"`
-	Snapshot     string                    `json:"snapshot"` // the chain's last snapshot (short name)
-	Chain        []StreamInfo              `json:"chain"`
-	PlainBytes   int64                     `json:"plain_bytes"`
-	StoredBytes  int64                     `json:"stored_bytes"`
-	NeedsRestore bool                      `json:"needs_restore"` // cold objects: request retrieval and wait
-	Estimates    []archive.RestoreEstimate `json:"estimates"`     // every tier the classes offer
-	Chosen       archive.RestoreEstimate   `json:"chosen"`        // the requested tier
-	FromPrevious bool                      `json:"from_previous,omitempty"`
-}
 
 // PlanArchiveRestore loads the manifest from the store with the operator's
 // private key (read here from the key source, by name) and plans the chain
@@ -94,13 +65,6 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequ
 	return p, nil
 }
 
-// RetrievalRequest names objects to make readable.
-type RetrievalRequest struct {
-	Keys []string      `json:"keys"`
-	Tier objstore.Tier `json:"tier"`
-	Days int           `json:"days"`
-}
-
 // RequestArchiveRetrieval asks the store to restore every object (S3
 // RestoreObject, vault archive-retrieval jobs; nothing for readable
 // classes). Idempotent: requests in progress are not repeated.
@@ -115,13 +79,6 @@ func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req RetrievalR
 		}
 	}
 	return nil
-}
-
-// Retrieval is how many objects are readable now.
-type Retrieval struct {
-	Ready   int      `json:"ready"`
-	Total   int      `json:"total"`
-	Pending []string `json:"pending,omitempty"` // up to 5 keys still cold
 }
 
 // ArchiveRetrievalStatus is one short poll of the objects' restore status;
@@ -144,28 +101,6 @@ func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req RetrievalRe
 		}
 	}
 	return out, nil
-}
-
-// ReceiveRequest restores one stream of a planned chain.
-type ReceiveRequest struct {
-	Dataset  zfsexec.Dataset `json:"dataset"` // the archived dataset (manifest)
-	Cycle    string          `json:"cycle"`
-	StreamID string          `json:"stream_id"`
-	Identity string          `json:"identity"` // key name, see RestorePlanRequest
-	// TargetDataset receives the stream, on Target (a configured target
-	// name, restored over SSH) or on the worker's host when Target is "".
-	TargetDataset zfsexec.Dataset `json:"target_dataset"`
-	Target        string          `json:"target,omitempty"`
-}
-
-// ReceiveReport says what happened to one stream.
-type ReceiveReport struct {
-	StreamID string  `json:"stream_id"`
-	To       string  `json:"to"`
-	Skipped  bool    `json:"skipped,omitempty"` // the target already had it (an earlier attempt)
-	Bytes    int64   `json:"bytes"`
-	Seconds  float64 `json:"seconds"`
-	Attempt  int32   `json:"attempt"`
 }
 
 // ReceiveArchiveStream downloads one stream part by part, verifies each
@@ -264,8 +199,8 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	if err != nil {
 		return rep, classify(err)
 	}
-	var n atomic.Int64
-	stop := heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n, 2*time.Second)
+	n := a.newCounter(ctx, "restore")
+	stop := heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n.Int64, 2*time.Second)
 	var cw *archive.CmdWriter
 	w := archive.OpenOnWrite(func() (io.WriteCloser, error) {
 		log.Info("verified data in hand: starting zfs receive")
@@ -276,7 +211,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	_, err = archive.Restore(ctx, archive.RestoreInput{
 		Store: st, Stream: s, Identities: ids, SpoolDir: a.Config.Archive.SpoolDir,
 		VerifyAll: a.Config.Archive.SpoolWholeStream,
-	}, countingWriter{w, &n})
+	}, countingWriter{w, n})
 	if err != nil {
 		stop()
 		if cw != nil {
@@ -303,33 +238,6 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	rep.Bytes, rep.Seconds = n.Load(), time.Since(begin).Seconds()
 	log.Info("stream restored", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
 	return rep, nil
-}
-
-// VerifyPlanRequest names a dataset whose archive is checked.
-type VerifyPlanRequest struct {
-	Dataset zfsexec.Dataset `json:"dataset"`
-	// Identity reads the manifest; "" uses archive.host_identity (a drill
-	// needs no private key of the archive recipients: it checks the
-	// stored bytes, which are ciphertext).
-	Identity string `json:"identity,omitempty"`
-}
-
-// VerifyPlan lists every archived stream and the problems HEAD found.
-type VerifyPlan struct {
-	Dataset      string       `json:"dataset"`
-	Streams      []StreamInfo `json:"streams"`
-	StoredBytes  int64        `json:"stored_bytes"`
-	NeedsRestore bool         `json:"needs_restore"`
-	HeadProblems []Finding    `json:"head_problems,omitempty"`
-}
-
-// Finding is one stream that failed a check.
-type Finding struct {
-	StreamID string `json:"stream_id"`
-	Cycle    string `json:"cycle"`
-	Key      string `json:"key"`
-	Kind     string `json:"kind"` // "missing" or "corrupt" or "error"
-	Detail   string `json:"detail"`
 }
 
 func finding(p archive.Problem) Finding {
@@ -368,23 +276,6 @@ func (a *Activities) PlanArchiveVerify(ctx context.Context, req VerifyPlanReques
 	return p, nil
 }
 
-// VerifyStreamRequest re-reads one stream.
-type VerifyStreamRequest struct {
-	Dataset  zfsexec.Dataset `json:"dataset"`
-	Cycle    string          `json:"cycle"`
-	StreamID string          `json:"stream_id"`
-	Identity string          `json:"identity,omitempty"`
-}
-
-// VerifyStreamReport is one stream's verdict; a damaged or missing object
-// is a finding, not an activity failure, so a drill reports every problem.
-type VerifyStreamReport struct {
-	StreamID string   `json:"stream_id"`
-	OK       bool     `json:"ok"`
-	Finding  *Finding `json:"finding,omitempty"`
-	Bytes    int64    `json:"bytes"`
-}
-
 // VerifyArchiveStream downloads every part of the stream and checks each
 // part's and the whole object's SHA-256 against the manifest (a restore
 // drill; it decrypts nothing, so no private key is needed).
@@ -398,9 +289,9 @@ func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRe
 	if !ok {
 		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s", req.StreamID, req.Cycle, req.Dataset))
 	}
-	var n atomic.Int64
-	stop := heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n, 2*time.Second)
-	probs := archive.VerifyData(ctx, countingStore{st, &n}, []archive.Stream{s}, a.Config.Archive.SpoolDir)
+	n := a.newCounter(ctx, "verify")
+	stop := heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n.Int64, 2*time.Second)
+	probs := archive.VerifyData(ctx, countingStore{st, n}, []archive.Stream{s}, a.Config.Archive.SpoolDir)
 	stop()
 	rep.Bytes = n.Load()
 	if ctx.Err() != nil {

@@ -27,44 +27,10 @@ import (
 // does to the world. Each is idempotent, so a retry after a worker crash
 // finds the state the first attempt left and finishes the job.
 
-// Error types of the session.
-const (
-	ErrTypeLaunch   = "LaunchFailed"
-	ErrTypeSSHReady = "SSHNotReady"
-	// ErrTypeBootstrap: the instance's bootstrap script failed or never
-	// finished.
-	ErrTypeBootstrap = "BootstrapFailed"
-	ErrTypeUnlock    = "UnlockFailed"
-)
-
 // TagHostKey is the instance tag holding the public host key injected in
 // its user data, so a retried launch that finds the instance the first
 // attempt made pins the key that instance really has.
 const TagHostKey = "zcloud:host-key"
-
-// SessionPlan is what a session does, read from the worker's config (the
-// one source of truth, so a Schedule only needs the target's name).
-type SessionPlan struct {
-	Target            string               `json:"target"`
-	Mode              string               `json:"mode"`
-	Market            string               `json:"market"`
-	InstanceID        string               `json:"instance_id,omitempty"`
-	SpotInterruptions int                  `json:"spot_interruptions"`
-	Parallelism       int                  `json:"parallelism"`
-	Pool              string               `json:"pool"`
-	UnlockMethod      string               `json:"unlock_method"`
-	SSHTimeout        time.Duration        `json:"ssh_timeout"`
-	SpotPollInterval  time.Duration        `json:"spot_poll_interval"`
-	Replications      []PlannedReplication `json:"replications"`
-	Notify            bool                 `json:"notify"`
-}
-
-// PlannedReplication is one configured replication to this target.
-type PlannedReplication struct {
-	Source        string `json:"source"`
-	TargetDataset string `json:"target_dataset"`
-	Raw           bool   `json:"raw"`
-}
 
 func (a *Activities) ec2Target(name string) (config.Target, *config.EC2, error) {
 	t, err := a.allowTarget(name)
@@ -123,23 +89,6 @@ func sessionEC2Err(errType string, err error) error {
 		return permanent(errType, err)
 	}
 	return err
-}
-
-// LaunchRequest asks for the session's instance number Generation.
-type LaunchRequest struct {
-	Target string `json:"target"`
-	// ClientToken makes the launch idempotent; the workflow derives it
-	// from its id and the generation, never from time or the attempt.
-	ClientToken string `json:"client_token"`
-	// OnDemand forces the on-demand market (after K spot interruptions).
-	OnDemand bool `json:"on_demand,omitempty"`
-}
-
-// SessionInstance is the instance a session works on and how to reach it.
-type SessionInstance struct {
-	Instance ec2.Instance `json:"instance"`
-	// At is the SSH address and the pinned public host key.
-	At TargetAddr `json:"at"`
 }
 
 // LaunchInstance launches (or, on a retry, finds) the session's instance,
@@ -255,18 +204,6 @@ func (a *Activities) StartInstance(ctx context.Context, target string) (SessionI
 	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: host}}, nil
 }
 
-// ReleaseRequest names the instance to give back.
-type ReleaseRequest struct {
-	Target     string `json:"target"`
-	InstanceID string `json:"instance_id,omitempty"`
-	// ClientToken (launch-terminate): every live instance launched with it
-	// is terminated too, and every spot request made with it that is still
-	// open or active is cancelled (its instance terminated), so a launch
-	// that failed after creating an instance or a spot request leaves
-	// nothing running and nothing to be fulfilled later.
-	ClientToken string `json:"client_token,omitempty"`
-}
-
 // ReleaseInstance detaches the configured volumes and terminates a
 // launched instance, or stops a started one. Releasing a released (or
 // vanished) instance succeeds, so it is safe as a compensation.
@@ -343,12 +280,6 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 		}
 	}
 	return nil
-}
-
-// SessionStep addresses the instance for the steps run on it over SSH.
-type SessionStep struct {
-	Target string     `json:"target"`
-	At     TargetAddr `json:"at"`
 }
 
 // waitsBootstrap says whether a session's instance runs the bootstrap
@@ -751,42 +682,6 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 	}
 }
 
-// InstanceUse is how long the session had one instance.
-type InstanceUse struct {
-	Instance ec2.Instance `json:"instance"`
-	Seconds  float64      `json:"seconds"`
-}
-
-// CostRequest asks for the price of a session's instances.
-type CostRequest struct {
-	Target string        `json:"target"`
-	Uses   []InstanceUse `json:"uses"`
-}
-
-// CostItem is one instance's share.
-type CostItem struct {
-	InstanceID string    `json:"instance_id"`
-	Type       string    `json:"type"`
-	Market     string    `json:"market"`
-	Hours      float64   `json:"hours"`
-	Price      ec2.Price `json:"price"`
-	USD        float64   `json:"usd"`
-	Error      string    `json:"error,omitempty"`
-}
-
-// CostReport is the session's cost line.
-type CostReport struct {
-	Items    []CostItem `json:"items"`
-	Hours    float64    `json:"hours"`
-	TotalUSD float64    `json:"total_usd"`
-	// Line is the human summary, e.g. "2 instance(s), 0.420 instance-hours,
-	// $0.0210: ..."; prices and amounts keep three significant digits below
-	// a cent (ec2.FormatUSD), so a cheap spot price never reads $0.0000, and
-	// hours at least three (ec2.FormatHours), with more where needed for
-	// each "H h × $P/h = $A" to multiply out (ec2.Price.CostTerm).
-	Line string `json:"line"`
-}
-
 // SessionCost prices each instance (spot: the latest spot price, else the
 // max price; on-demand: the configured list price) times its hours.
 func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostReport, error) {
@@ -812,7 +707,7 @@ func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostRepo
 			it.Error, unknown = err.Error(), true
 			parts = append(parts, fmt.Sprintf("%s %s %s %s h × unknown price", it.InstanceID, it.Type, it.Market, ec2.FormatHours(it.Hours)))
 		} else {
-			it.Price, it.USD = p, p.USDPerHour*it.Hours
+			it.Price, it.USD = Price(p), p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
 			parts = append(parts, fmt.Sprintf("%s %s %s %s", it.InstanceID, it.Type, it.Market, p.CostTerm(it.Hours)))
 		}

@@ -10,7 +10,7 @@ import (
 
 // Notify sends an event to the configured notifiers (notify: sns and/or
 // webhook); with none configured it does nothing.
-func (a *Activities) Notify(ctx context.Context, e notify.Event) error {
+func (a *Activities) Notify(ctx context.Context, e NotifyEvent) error {
 	var m notify.Multi
 	if s := a.Config.Notify.SNS; s != nil {
 		api, err := awsclient.SNS(ctx, awsclient.Config{Region: s.Region, Endpoint: s.Endpoint})
@@ -25,5 +25,5 @@ func (a *Activities) Notify(ctx context.Context, e notify.Event) error {
 	if len(m) == 0 {
 		return nil
 	}
-	return m.Notify(ctx, e)
+	return m.Notify(ctx, notify.Event{Subject: e.Subject, Body: e.Body, Severity: notify.Severity(e.Severity), Time: e.Time, Fields: e.Fields})
 }

@@ -19,20 +19,6 @@ import (
 	"zcloud/zfsexec"
 )
 
-// TargetAddr says which instance of an ec2 target a request is about. The
-// worker never takes an address or a host key from a request: a static
-// target is reached at its configured host with its configured host key;
-// an ec2 target at the address AWS reports for Instance, with the host key
-// recorded (and authenticated) at launch by this worker, or pinned in the
-// config (mode start-stop). Host and HostKey are what the launch reported,
-// for status; a request may repeat them, and they must then be exactly
-// what the worker itself found.
-type TargetAddr struct {
-	Instance string `json:"instance,omitempty"`
-	Host     string `json:"host,omitempty"`
-	HostKey  string `json:"host_key,omitempty"`
-}
-
 // TagLaunch authenticates a launched instance's record: the launch's
 // client token and an HMAC, under a key derived from the target's SSH
 // identity (which only the worker holds), of the target, the token and the

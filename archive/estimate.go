@@ -55,29 +55,6 @@ var Prices = map[objstore.Class]map[objstore.Tier]Price{
 // to an instance in the bucket's region pays nothing.
 const EgressPerGB = 0.09
 
-// RestoreEstimate is what restoring a chain at one tier costs.
-type RestoreEstimate struct {
-	Class            objstore.Class
-	Tier             objstore.Tier
-	Objects          int
-	StoredBytes      int64
-	MinWait, MaxWait time.Duration // until every object is readable
-	RetrievalUSD     float64       // retrieval requests + data retrieval
-	EgressUSD        float64       // only if downloaded outside AWS
-}
-
-func (e RestoreEstimate) String() string {
-	wait := "immediate"
-	switch {
-	case e.MaxWait > 0 && e.MinWait > 0:
-		wait = fmt.Sprintf("%s–%s", e.MinWait, e.MaxWait)
-	case e.MaxWait > 0:
-		wait = "up to " + e.MaxWait.String()
-	}
-	return fmt.Sprintf("%-12s %-9s %3d objects %8.1f GB  wait %-12s retrieval $%.2f (+$%.2f egress outside AWS)",
-		e.Class, e.Tier, e.Objects, float64(e.StoredBytes)/(1<<30), wait, e.RetrievalUSD, e.EgressUSD)
-}
-
 // Estimate prices restoring chain at tier. class "" uses each stream's own
 // class; otherwise class overrides it (VaultClass for vault archives).
 // Requests are counted one per object (one RestoreObject / retrieval job).

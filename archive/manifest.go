@@ -12,14 +12,6 @@ import (
 // ManifestVersion is the schema version this code writes and reads.
 const ManifestVersion = 1
 
-// Kind is a stream's kind.
-type Kind string
-
-const (
-	Full        Kind = "full"
-	Incremental Kind = "incremental"
-)
-
 // Manifest lists every archived stream of one dataset. The store's copy is
 // the truth; any local copy is a cache.
 type Manifest struct {
@@ -44,13 +36,6 @@ type Cycle struct {
 	// older cycles be deleted.
 	Verified time.Time `json:"verified,omitzero"`
 	Streams  []Stream  `json:"streams"` // chain order, full first
-}
-
-// SnapRef names a snapshot by short name (after '@') and GUID; the GUID is
-// what links incrementals, names can be reused.
-type SnapRef struct {
-	Name string `json:"name"`
-	GUID uint64 `json:"guid,string"`
 }
 
 // Stream is one archived zfs send stream.

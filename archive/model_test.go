@@ -80,7 +80,7 @@ func TestPlanRestoreGap(t *testing.T) {
 func TestAddStreamChecksParent(t *testing.T) {
 	m := chainManifest(t, []time.Time{t0}, 1)
 	c := m.Current()
-	bad := NewStream(Incremental, SnapRef{"elsewhere", 999}, SnapRef{"x", 1000}, c.ID, false, UploadResult{}, t0)
+	bad := NewStream(Incremental, SnapRef{Name: "elsewhere", GUID: 999}, SnapRef{Name: "x", GUID: 1000}, c.ID, false, UploadResult{}, t0)
 	if err := m.AddStream(bad); !errors.Is(err, ErrBrokenChain) {
 		t.Fatalf("incremental from a foreign snapshot: %v", err)
 	}

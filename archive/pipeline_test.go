@@ -57,7 +57,7 @@ func upload(t *testing.T, st objstore.Store, key string, data []byte, id *age.X2
 	if res.StoredSize <= res.PlainSize || len(res.Parts) == 0 {
 		t.Fatalf("stored %d bytes in %d parts", res.StoredSize, len(res.Parts))
 	}
-	return NewStream(Full, SnapRef{}, SnapRef{"s1", 1}, "c1", false, res, t0)
+	return NewStream(Full, SnapRef{}, SnapRef{Name: "s1", GUID: 1}, "c1", false, res, t0)
 }
 
 func TestPipelineRoundTrip(t *testing.T) {

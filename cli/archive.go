@@ -17,11 +17,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/keys"
 	"zcloud/workflows"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func archiveCmd(a *app) *cobra.Command {
@@ -67,7 +67,7 @@ func (a *app) archivedDatasets(args []string) ([]config.ArchiveDataset, *config.
 	}
 	var out []config.ArchiveDataset
 	for _, arg := range args {
-		ds, err := zfsexec.ParseDataset(arg)
+		ds, err := zfsname.ParseDataset(arg)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -204,14 +204,14 @@ waiting for approval shows its plan) and the archive and drill Schedules.
 	return c
 }
 
-func describeArchive(ctx context.Context, cl client.Client, cfg *config.Config, dataset string) (activities.ManifestSummary, error) {
+func describeArchive(ctx context.Context, cl client.Client, cfg *config.Config, dataset string) (contract.ManifestSummary, error) {
 	id := fmt.Sprintf("archive-describe/%s/%s", dataset, time.Now().UTC().Format("20060102T150405.000Z"))
 	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
 		WorkflowExecutionTimeout: 5 * time.Minute}, workflows.ArchiveDescribeName, dataset)
 	if err != nil {
-		return activities.ManifestSummary{}, err
+		return contract.ManifestSummary{}, err
 	}
-	var sum activities.ManifestSummary
+	var sum contract.ManifestSummary
 	return sum, run.Get(ctx, &sum)
 }
 
@@ -441,7 +441,7 @@ before the timeout, deletes nothing.`,
 		Example: "  zcloud archive approve tank/data\n  zcloud archive approve tank/data --reject",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ds, err := zfsexec.ParseDataset(args[0])
+			ds, err := zfsname.ParseDataset(args[0])
 			if err != nil {
 				return err
 			}

@@ -15,11 +15,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/retention"
 	"zcloud/workflows"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func policyCmd(a *app) *cobra.Command {
@@ -123,7 +123,7 @@ func (a *app) configuredPolicy(dataset string) (config.Policy, *config.Config, e
 	if err != nil {
 		return config.Policy{}, nil, err
 	}
-	ds, err := zfsexec.ParseDataset(dataset)
+	ds, err := zfsname.ParseDataset(dataset)
 	if err != nil {
 		return config.Policy{}, nil, err
 	}
@@ -169,7 +169,7 @@ those it would destroy. It also says whether the prune would need approval.`,
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}
-			var rep activities.PlanReport
+			var rep contract.PlanReport
 			if err := run.Get(ctx, &rep); err != nil {
 				return fmt.Errorf("plan %s: %w", p.Dataset, err)
 			}
@@ -187,7 +187,7 @@ those it would destroy. It also says whether the prune would need approval.`,
 	return c
 }
 
-func printPlan(out io.Writer, rep activities.PlanReport) {
+func printPlan(out io.Writer, rep contract.PlanReport) {
 	fmt.Fprintf(out, "dataset %s, plan %s\n", rep.Dataset, rep.ID)
 	fmt.Fprint(out, rep.Plan.String())
 	if !rep.TagsListed {
@@ -205,7 +205,7 @@ func pruneTarget(arg string) (string, error) {
 	if strings.HasPrefix(arg, "policy-prune/") {
 		return arg, nil
 	}
-	ds, err := zfsexec.ParseDataset(arg)
+	ds, err := zfsname.ParseDataset(arg)
 	if err != nil {
 		return "", fmt.Errorf("want a dataset or a policy-prune/... workflow ID: %w", err)
 	}
@@ -319,7 +319,7 @@ and plan table. -v prints the plan table for every prune.`,
 			defer cancel()
 			datasets := []string{}
 			if len(args) == 1 {
-				ds, err := zfsexec.ParseDataset(args[0])
+				ds, err := zfsname.ParseDataset(args[0])
 				if err != nil {
 					return err
 				}
@@ -429,7 +429,7 @@ still waiting for approval).`,
 		Example: "  zcloud policy run tank/data",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ds, err := zfsexec.ParseDataset(args[0])
+			ds, err := zfsname.ParseDataset(args[0])
 			if err != nil {
 				return err
 			}

@@ -66,14 +66,11 @@ func startPoolOp(ctx context.Context, cl client.Client, cfg *config.Config, pool
 }
 
 func runPoolOp(cmd *cobra.Command, a *app, name, wf string, in any, noWait bool, report func(io.Writer, workflows.PoolResult)) error {
-	cl, cfg, err := a.client()
+	cl, cfg, err := a.checkedClient(func(cfg *config.Config) error { _, err := poolArg(cfg, name, a.cfgPath); return err })
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	if _, err := poolArg(cfg, name, a.cfgPath); err != nil {
-		return err
-	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	out := cmd.OutOrStdout()
@@ -210,15 +207,12 @@ says "skipped: grow in progress"; a grow is refused while it scrubs.`,
 }
 
 func scrubSchedule(cmd *cobra.Command, a *app, name string, remove bool) error {
-	cl, cfg, err := a.client()
+	var p config.Pool
+	cl, cfg, err := a.checkedClient(func(cfg *config.Config) (err error) { p, err = poolArg(cfg, name, a.cfgPath); return err })
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	p, err := poolArg(cfg, name, a.cfgPath)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	sc := cl.ScheduleClient()
@@ -264,15 +258,12 @@ func poolStatusCmd(a *app) *cobra.Command {
 		Short: "Show the pool's latest operation: plan, current step, progress, pending activities",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			name := args[0]
+			cl, _, err := a.checkedClient(func(cfg *config.Config) error { _, err := poolArg(cfg, name, a.cfgPath); return err })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			name := args[0]
-			if _, err := poolArg(cfg, name, a.cfgPath); err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			out := cmd.OutOrStdout()

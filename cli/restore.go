@@ -12,10 +12,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/workflows"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func restoreCmd(a *app) *cobra.Command {
@@ -51,7 +51,7 @@ func (f *restoreFlags) add(c *cobra.Command, withTarget bool) {
 // input validates the arguments once, here at the edge.
 func (f *restoreFlags) input(cfg *config.Config, arg string, planOnly bool) (workflows.RestoreInput, error) {
 	dsName, snap, _ := strings.Cut(arg, "@")
-	ds, err := zfsexec.ParseDataset(dsName)
+	ds, err := zfsname.ParseDataset(dsName)
 	if err != nil {
 		return workflows.RestoreInput{}, err
 	}
@@ -92,7 +92,7 @@ func (f *restoreFlags) input(cfg *config.Config, arg string, planOnly bool) (wor
 	if !ok {
 		target, tds = "", f.to
 	}
-	dst, err := zfsexec.ParseDataset(tds)
+	dst, err := zfsname.ParseDataset(tds)
 	if err != nil {
 		return in, fmt.Errorf("--to: %w", err)
 	}
@@ -119,15 +119,12 @@ costs (retrieval requests + per-GB retrieval; egress if downloaded outside AWS).
 		Example: "  zcloud restore plan tank/data --identity owner\n  zcloud restore plan tank/data@zcloud_20260101T000000Z --tier Bulk",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			var in workflows.RestoreInput
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) (err error) { in, err = f.input(cfg, args[0], true); return err })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			in, err := f.input(cfg, args[0], true)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := fmt.Sprintf("restore-plan/%s/%s", in.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
@@ -155,7 +152,7 @@ costs (retrieval requests + per-GB retrieval; egress if downloaded outside AWS).
 	return c
 }
 
-func printRestorePlan(out io.Writer, p *activities.RestorePlan) {
+func printRestorePlan(out io.Writer, p *contract.RestorePlan) {
 	if p == nil {
 		return
 	}
@@ -203,15 +200,12 @@ The target dataset must not exist.`,
 		Example: "  zcloud restore run tank/data --to tank/restored --identity owner --tier Bulk\n  zcloud restore run tank/data@zcloud_20260101T000000Z --to backup1:pool/data",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			var in workflows.RestoreInput
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) (err error) { in, err = f.input(cfg, args[0], false); return err })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			in, err := f.input(cfg, args[0], false)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := workflows.RestoreWorkflowID(in.Dataset, in.Target, in.TargetDataset)
@@ -258,6 +252,9 @@ func printRestoreStatus(out io.Writer, st workflows.RestoreStatus) {
 		}
 		fmt.Fprintln(out)
 	}
+	if st.PollFailures > 0 {
+		fmt.Fprintf(out, "  status polls: %d failed, retried with backoff (last: %s)\n", st.PollFailures, st.LastPollError)
+	}
 	for _, r := range st.Received {
 		what := fmt.Sprintf("received %s in %.1fs", humanBytes(r.Bytes), r.Seconds)
 		if r.Skipped {
@@ -284,7 +281,7 @@ func restoreStatusCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if !strings.HasPrefix(id, "restore/") {
-				ds, err := zfsexec.ParseDataset(id)
+				ds, err := zfsname.ParseDataset(id)
 				if err != nil {
 					return fmt.Errorf("want a restore/... workflow ID or a dataset: %w", err)
 				}

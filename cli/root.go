@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,8 +58,18 @@ func (a *app) logger() *zap.Logger {
 }
 
 func (a *app) client() (client.Client, *config.Config, error) {
+	return a.checkedClient(func(*config.Config) error { return nil })
+}
+
+// checkedClient loads the config, runs check (the command's arguments
+// against it), and only then connects: a typo is reported at once, not
+// after a dial to a Temporal server that may be down.
+func (a *app) checkedClient(check func(*config.Config) error) (client.Client, *config.Config, error) {
 	cfg, err := a.config()
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := check(cfg); err != nil {
 		return nil, nil, err
 	}
 	cl, err := tclient.Dial(cfg.Temporal, a.logger())
@@ -89,12 +101,53 @@ Configuration is read from --config (default $ZCLOUD_CONFIG or
 		def = "/etc/zcloud/zcloud.yaml"
 	}
 	root.PersistentFlags().StringVar(&a.cfgPath, "config", def, "configuration file")
-	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a), transferCmd())
+	root.AddCommand(configCmd(a), workerCmd(a), replicateCmd(a), statusCmd(a), cancelCmd(a), transferCmd())
 	root.AddCommand(policyCmd(a))
 	root.AddCommand(poolCmd(a))
 	root.AddCommand(archiveCmd(a), restoreCmd(a))
 	root.AddCommand(sessionCmd(a))
+	root.Version = version()
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// Version is set at build time (-ldflags "-X zcloud/cli.Version=v1.2.3");
+// otherwise the module version from the build info is shown.
+var Version = ""
+
+func version() string {
+	v := Version
+	bi, ok := debug.ReadBuildInfo()
+	if v == "" && ok {
+		v = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v + " " + runtime.Version()
+}
+
+// refuseUnknownSubcommands makes `zcloud pool bogus` an error (exit 1):
+// cobra checks unknown names only under the root, and a group command
+// without a Run of its own printed its help and exited 0.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 func configCmd(a *app) *cobra.Command {
@@ -108,10 +161,13 @@ func configCmd(a *app) *cobra.Command {
 			return err
 		},
 	}, &cobra.Command{
-		Use:   "check",
-		Short: "Validate the configuration file and report the first problem",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "check [FILE]",
+		Short: "Validate the configuration file (FILE, else --config) and report every problem",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				a.cfgPath = args[0]
+			}
 			cfg, err := a.config()
 			if err != nil {
 				return err

@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/workflows"
 )
 
@@ -61,14 +61,11 @@ watching; the session keeps running (cancel it in the Web UI or with
 		Example: "  zcloud session run nightly\n  zcloud session run nightly --no-wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, cfg, err := a.client()
+			cl, cfg, err := a.checkedClient(func(cfg *config.Config) error { return sessionTarget(cfg, a.cfgPath, args[0]) })
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			if err := sessionTarget(cfg, a.cfgPath, args[0]); err != nil {
-				return err
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -193,7 +190,7 @@ func childProgress(ctx context.Context, cl client.Client, id string) string {
 	dc := converter.GetDefaultDataConverter()
 	for _, pa := range desc.GetPendingActivities() {
 		if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
-			var p activities.Progress
+			var p contract.Progress
 			if dc.FromPayload(hd.GetPayloads()[len(hd.GetPayloads())-1], &p) == nil && p.Phase != "" {
 				return formatProgress(p)
 			}

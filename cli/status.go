@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -39,6 +41,74 @@ func statusCmd(a *app) *cobra.Command {
 			for _, l := range pendingActivities(desc) {
 				fmt.Fprintf(out, "  activity: %s\n", l)
 			}
+			if info.GetCloseTime() != nil {
+				end := info.GetCloseTime().AsTime()
+				fmt.Fprintf(out, "  ended: %s (took %s)\n", end.Local().Format("2006-01-02 15:04:05"),
+					end.Sub(info.GetStartTime().AsTime()).Round(time.Second))
+				var res any
+				if err := cl.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
+					fmt.Fprintf(out, "  error: %v\n", err)
+				} else if n, ok := findBytes(res); ok {
+					fmt.Fprintf(out, "  bytes: %s\n", humanBytes(n))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// findBytes finds the first "bytes" figure in a workflow result, the
+// shallowest first (ReplicateResult's send.bytes, a restore's total).
+func findBytes(v any) (int64, bool) {
+	level := []any{v}
+	for len(level) > 0 {
+		var next []any
+		for _, x := range level {
+			switch m := x.(type) {
+			case map[string]any:
+				for _, k := range []string{"bytes", "plain_bytes", "stored_bytes"} {
+					if f, ok := m[k].(float64); ok {
+						return int64(f), true
+					}
+				}
+				keys := make([]string, 0, len(m))
+				for k := range m {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					next = append(next, m[k])
+				}
+			case []any:
+				next = append(next, m...)
+			}
+		}
+		level = next
+	}
+	return 0, false
+}
+
+func cancelCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel WORKFLOW_ID",
+		Short: "Cancel a running workflow; its compensations (terminate the instance, release holds) still run",
+		Long: `Asks the workflow to stop. Running activities are cancelled and the workflow's
+clean-up steps run (a session terminates or stops its instance and exports the
+pool); 'zcloud status WORKFLOW_ID' shows the final state and the cause.`,
+		Example: `  zcloud cancel replicate/tank/data/backup1:backup/data`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, _, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			if err := cl.CancelWorkflow(ctx, args[0], ""); err != nil {
+				return fmt.Errorf("cancel %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cancellation requested for %s\n", args[0])
 			return nil
 		},
 	}

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/workflows"
 )
 
@@ -78,7 +78,7 @@ func pendingActivities(desc *workflowservice.DescribeWorkflowExecutionResponse) 
 			s += ")"
 		}
 		if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
-			var p activities.Progress
+			var p contract.Progress
 			if err := dc.FromPayload(hd.GetPayloads()[len(hd.GetPayloads())-1], &p); err == nil && p.Phase != "" {
 				s += " " + formatProgress(p)
 			} else {
@@ -93,7 +93,7 @@ func pendingActivities(desc *workflowservice.DescribeWorkflowExecutionResponse) 
 	return lines
 }
 
-func formatProgress(p activities.Progress) string {
+func formatProgress(p contract.Progress) string {
 	s := p.Phase + " " + humanBytes(p.Bytes)
 	if p.Total > 0 {
 		s += fmt.Sprintf(" of %s (%.0f%%)", humanBytes(p.Total), 100*float64(p.Bytes)/float64(p.Total))

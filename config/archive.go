@@ -9,8 +9,7 @@ import (
 	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 
-	"zcloud/keys"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Archive defaults a user may leave out.
@@ -20,6 +19,7 @@ const (
 	DefaultMaxDeleteCycles   = 1
 	DefaultArchiveSchedule   = 24 * time.Hour
 	DefaultArchivePrefix     = "zcloud"
+	DefaultArchiveDir        = "/var/lib/zcloud/archive" // kind local
 	DefaultRestoreDays       = 3
 	DefaultArchivePartSize   = 16 << 20
 	DefaultArchiveParallel   = 4
@@ -171,6 +171,9 @@ func (a *Archive) applyDefaults() {
 	if s.Kind == "" {
 		s.Kind = "local"
 	}
+	if s.Kind == "local" && s.Dir == "" {
+		s.Dir = DefaultArchiveDir
+	}
 	if s.Prefix == "" {
 		s.Prefix = DefaultArchivePrefix
 	}
@@ -321,7 +324,7 @@ func (a Archive) validate() error {
 	seen := map[string]int{}
 	for i, d := range a.Datasets {
 		df := fmt.Sprintf("%s.datasets[%d]", f, i)
-		ds, err := zfsexec.ParseDataset(d.Dataset)
+		ds, err := zfsname.ParseDataset(d.Dataset)
 		if err != nil {
 			return fieldErr(df+".dataset", "%v", err)
 		}
@@ -345,7 +348,17 @@ func (a Archive) validate() error {
 	return nil
 }
 
-func keyNameOK(s string) bool { return keys.ValidName(s) == nil }
+func keyNameOK(s string) bool { return ValidKeyName(s) == nil }
+
+// ValidKeyName refuses a key name the worker's key source (package keys)
+// would refuse: 1-128 letters, digits, '_', '.', '-', starting with a
+// letter or digit.
+func ValidKeyName(name string) error {
+	if !keyName.MatchString(name) {
+		return fmt.Errorf("key name %q: only letters, digits, '_', '.', '-' (1-128, starting with a letter or digit)", name)
+	}
+	return nil
+}
 
 // ArchiveDatasetFor returns dataset's archive settings.
 func (c *Config) ArchiveDatasetFor(dataset string) (ArchiveDataset, bool) {

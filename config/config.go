@@ -3,10 +3,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -16,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Config is the whole file.
@@ -128,18 +126,42 @@ func Defaults() Config {
 	}
 }
 
-// Parse reads YAML over the defaults, rejecting unknown fields, and validates.
+// ErrEmpty is an empty config file (or one of comments only): most likely
+// the wrong file, so it is refused rather than taken as all defaults.
+var ErrEmpty = errors.New("config: the file is empty (start from `zcloud config example`)")
+
+// Parse reads YAML over the defaults and validates. Every problem is
+// reported at once, each with its field path and line: unknown fields (with
+// the nearest known name), values of the wrong type, then the semantic
+// checks.
 func Parse(data []byte) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
+		return nil, ErrEmpty
+	}
+	lines := map[string]int{}
+	if errs := checkNodes(&doc, lines); len(errs) > 0 {
+		return nil, errs.err()
+	}
 	c := Defaults()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := doc.Decode(&c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.applyEnv(os.Getenv)
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, err
+		var errs Errors
+		errs.add(err)
+		for _, e := range errs {
+			var fe *FieldError
+			if errors.As(e, &fe) && fe.Line == 0 {
+				fe.Line = lineFor(lines, fe.Field)
+			}
+		}
+		return nil, errs.err()
 	}
 	return &c, nil
 }
@@ -204,74 +226,91 @@ func (c *Config) applyDefaults() {
 	c.Archive.applyDefaults()
 }
 
-// FieldError names the offending field.
+// FieldError names the offending field (and its line, when known).
 type FieldError struct {
 	Field string
+	Line  int
 	Msg   string
 }
 
-func (e *FieldError) Error() string { return fmt.Sprintf("config: %s: %s", e.Field, e.Msg) }
+func (e *FieldError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("config: line %d: %s: %s", e.Line, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("config: %s: %s", e.Field, e.Msg)
+}
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Validate checks every field and returns the first problem.
+// Validate checks every field and returns every problem found (Errors):
+// within one target, pool, policy or section the first, across them all.
 func (c *Config) Validate() error {
+	var errs Errors
 	if c.Temporal.Address == "" {
-		return fieldErr("temporal.address", "required")
+		errs.add(fieldErr("temporal.address", "required"))
 	}
 	if c.Temporal.TaskQueue == "" {
-		return fieldErr("temporal.task_queue", "required")
+		errs.add(fieldErr("temporal.task_queue", "required"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return fieldErr("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+		errs.add(fieldErr("log.level", "must be debug, info, warn or error, not %q", c.Log.Level))
 	}
 	switch c.Log.Format {
 	case "console", "json":
 	default:
-		return fieldErr("log.format", "must be console or json, not %q", c.Log.Format)
+		errs.add(fieldErr("log.format", "must be console or json, not %q", c.Log.Format))
 	}
-	if err := c.validatePools(); err != nil {
-		return err
-	}
+	errs.add(c.validatePools())
 	for _, name := range c.TargetNames() {
 		t := c.Targets[name]
 		f := "targets." + name
 		if err := ValidTargetName(name); err != nil {
-			return fieldErr(f, "%v", err)
+			errs.add(fieldErr(f, "%v", err))
+			continue
 		}
 		if err := t.validate(f); err != nil {
-			return err
+			errs.add(err)
+			continue
 		}
-		if err := t.validateEC2(f); err != nil {
-			return err
-		}
+		errs.add(t.validateEC2(f))
 	}
 	for i, r := range c.Replications {
 		f := fmt.Sprintf("replications[%d]", i)
 		if err := CheckSnapshotFits(r.Source); err != nil {
-			return fieldErr(f+".source", "%v", err)
+			errs.add(fieldErr(f+".source", "%v", err))
 		}
 		if r.Target == "" {
-			return fieldErr(f+".target", "required: the name of a target under targets: (known: %s)", strings.Join(c.TargetNames(), ", "))
-		}
-		if _, ok := c.Targets[r.Target]; !ok {
-			return fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", "))
+			errs.add(fieldErr(f+".target", "required: the name of a target under targets: (known: %s)", strings.Join(c.TargetNames(), ", ")))
+		} else if _, ok := c.Targets[r.Target]; !ok {
+			errs.add(fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", ")))
 		}
 		if err := CheckSnapshotFits(r.TargetDataset); err != nil {
-			return fieldErr(f+".target_dataset", "%v", err)
+			errs.add(fieldErr(f+".target_dataset", "%v", err))
 		}
 	}
-	if err := c.Archive.validate(); err != nil {
-		return err
+	errs.add(c.Archive.validate())
+	errs.add(c.Notify.validate())
+	errs.add(c.validatePolicies())
+	return errs.err()
+}
+
+// lineFor finds the line of path, or of its nearest parent that has one.
+func lineFor(lines map[string]int, path string) int {
+	for path != "" {
+		if l, ok := lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
 	}
-	if err := c.Notify.validate(); err != nil {
-		return err
-	}
-	return c.validatePolicies()
+	return 0
 }
 
 func (t Target) validate(f string) error {
@@ -308,7 +347,7 @@ func (t Target) validate(f string) error {
 	if !strings.HasPrefix(t.ReceiverPath, "/") {
 		return fieldErr(f+".receiver_path", "must be absolute")
 	}
-	if _, err := zfsexec.ParseDevice(t.ReceiverPath); err != nil {
+	if _, err := zfsname.ParseDevice(t.ReceiverPath); err != nil {
 		// It is run over SSH: no shell metacharacters.
 		return fieldErr(f+".receiver_path", "%v", err)
 	}
@@ -342,7 +381,7 @@ func ValidTargetName(name string) error {
 // snapshot names still fit ZFS's 255 bytes once appended, so a name that
 // is valid alone is refused here rather than failing at zfs receive.
 func CheckSnapshotFits(dataset string) error {
-	ds, err := zfsexec.ParseDataset(dataset)
+	ds, err := zfsname.ParseDataset(dataset)
 	if err != nil {
 		return err
 	}

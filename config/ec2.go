@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // EC2 describes a target that lives on EC2 and is switched on for each
@@ -261,11 +261,11 @@ func (t Target) validateEC2(f string) error {
 	if slices.Contains(e.FallbackInstanceTypes, "") {
 		return fieldErr(f+".fallback_instance_types", "empty instance type")
 	}
-	if _, err := zfsexec.ParsePool(e.Pool); err != nil {
+	if _, err := zfsname.ParsePool(e.Pool); err != nil {
 		return fieldErr(f+".pool", "%v", err)
 	}
 	for i, d := range e.PoolDeviceDirs {
-		if _, err := zfsexec.ParseDevice(d); err != nil {
+		if _, err := zfsname.ParseDevice(d); err != nil {
 			return fieldErr(fmt.Sprintf("%s.pool_device_dirs[%d]", f, i), "%v", err)
 		}
 	}
@@ -308,7 +308,7 @@ func (u Unlock) validate(f, pool string) error {
 			return fieldErr(f+".method", "none takes no key, dataset, devices or command")
 		}
 	case "zfs":
-		d, err := zfsexec.ParseDataset(u.Dataset)
+		d, err := zfsname.ParseDataset(u.Dataset)
 		if err != nil {
 			return fieldErr(f+".dataset", "the encryption root to load the key of: %v", err)
 		}
@@ -320,10 +320,10 @@ func (u Unlock) validate(f, pool string) error {
 			return fieldErr(f+".devices", "required for method: luks")
 		}
 		for i, d := range u.Devices {
-			if _, err := zfsexec.ParseDevice(d.Device); err != nil {
+			if _, err := zfsname.ParseDevice(d.Device); err != nil {
 				return fieldErr(fmt.Sprintf("%s.devices[%d].device", f, i), "%v", err)
 			}
-			if _, err := zfsexec.ParseMapperName(d.Name); err != nil {
+			if _, err := zfsname.ParseMapperName(d.Name); err != nil {
 				return fieldErr(fmt.Sprintf("%s.devices[%d].name", f, i), "%v", err)
 			}
 		}

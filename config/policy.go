@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Policy defaults a user may leave out.
@@ -93,7 +93,7 @@ func (p *Policy) applyDefaults() {
 
 // validate checks one policy; f is its field path ("policies[0]").
 func (p Policy) validate(f string) error {
-	if _, err := zfsexec.ParseDataset(p.Dataset); err != nil {
+	if _, err := zfsname.ParseDataset(p.Dataset); err != nil {
 		return fieldErr(f+".dataset", "%v", err)
 	}
 	if err := p.Policy.Validate(); err != nil {
@@ -121,7 +121,7 @@ func (p Policy) validate(f string) error {
 		return fieldErr(f+".approval_timeout", "must be at least 1s, got %s", p.ApprovalTimeout)
 	}
 	for i, pr := range p.Protect {
-		if _, err := zfsexec.ParseSnapshot(p.Dataset + "@" + pr.Snapshot); err != nil || strings.Contains(pr.Snapshot, "@") {
+		if _, err := zfsname.ParseSnapshot(p.Dataset + "@" + pr.Snapshot); err != nil || strings.Contains(pr.Snapshot, "@") {
 			return fieldErr(fmt.Sprintf("%s.protect[%d].snapshot", f, i), "want a snapshot name (the part after '@'), got %q", pr.Snapshot)
 		}
 	}
@@ -145,16 +145,18 @@ func retentionFieldErr(f string, err error) error {
 
 // validatePolicies checks each policy and that no two govern the same snapshots.
 func (c *Config) validatePolicies() error {
+	var errs Errors
 	for i, p := range c.Policies {
-		if err := p.validate(fmt.Sprintf("policies[%d]", i)); err != nil {
-			return err
-		}
+		errs.add(p.validate(fmt.Sprintf("policies[%d]", i)))
+	}
+	if len(errs) > 0 {
+		return errs.err()
 	}
 	for i, p := range c.Policies {
-		di := zfsexec.MustDataset(p.Dataset)
+		di := zfsname.MustDataset(p.Dataset)
 		for j := 0; j < i; j++ {
 			q := c.Policies[j]
-			dj := zfsexec.MustDataset(q.Dataset)
+			dj := zfsname.MustDataset(q.Dataset)
 			switch {
 			case p.Dataset == q.Dataset:
 				return fieldErr(fmt.Sprintf("policies[%d].dataset", i), "%s already has a policy (policies[%d])", p.Dataset, j)
@@ -167,7 +169,7 @@ func (c *Config) validatePolicies() error {
 	return nil
 }
 
-func deeper(a, b zfsexec.Dataset) zfsexec.Dataset {
+func deeper(a, b zfsname.Dataset) zfsname.Dataset {
 	if a.IsAncestorOf(b) {
 		return b
 	}

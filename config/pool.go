@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
-	"zcloud/cloud/awsclient"
 	"zcloud/poolplan"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Pool is a ZFS pool built from EBS volumes attached to one EC2 instance
@@ -28,7 +28,7 @@ type Pool struct {
 	// instance's EBS attachment limit.
 	InstanceType string `yaml:"instance_type,omitempty" json:"instance_type,omitempty"`
 	// AWS selects the account, region and (for tests) the endpoint.
-	AWS awsclient.Config `yaml:"aws" json:"aws"`
+	AWS AWS `yaml:"aws" json:"aws"`
 	// Layout: vdevs × width volumes of one redundancy, and the volumes'
 	// type, size, IOPS and throughput.
 	Layout poolplan.Layout `yaml:"layout" json:"layout"`
@@ -117,23 +117,23 @@ func (c *Config) PoolNames() []string {
 }
 
 func (c *Config) validatePools() error {
+	var errs Errors
 	seen := map[string]bool{}
 	for i, p := range c.Pools {
 		f := fmt.Sprintf("pools[%d]", i)
 		if seen[p.Name] {
-			return fieldErr(f+".name", "pool %q is configured twice", p.Name)
+			errs.add(fieldErr(f+".name", "pool %q is configured twice", p.Name))
+			continue
 		}
 		seen[p.Name] = true
-		if err := p.Validate(f, c.Targets); err != nil {
-			return err
-		}
+		errs.add(p.Validate(f, c.Targets))
 	}
-	return nil
+	return errs.err()
 }
 
 // Validate checks one pool; f prefixes field names ("pools[0]").
 func (p Pool) Validate(f string, targets map[string]Target) error {
-	if _, err := zfsexec.ParsePool(p.Name); err != nil {
+	if _, err := zfsname.ParsePool(p.Name); err != nil {
 		return fieldErr(f+".name", "%v", err)
 	}
 	if p.Target == "" {
@@ -144,6 +144,7 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 		for k := range targets {
 			names = append(names, k)
 		}
+		slices.Sort(names)
 		return fieldErr(f+".target", "no target named %q (known: %s)", p.Target, strings.Join(names, ", "))
 	}
 	if !instanceIDRe.MatchString(p.InstanceID) {
@@ -180,7 +181,7 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 	if p.LUKS.Enabled && p.LUKS.Key == "" {
 		return fieldErr(f+".luks.key", "required when luks.enabled: the key's name in the key source")
 	}
-	if _, err := zfsexec.ParseDevice(p.DeviceDir); err != nil {
+	if _, err := zfsname.ParseDevice(p.DeviceDir); err != nil {
 		return fieldErr(f+".device_dir", "%v", err)
 	}
 	if p.ParallelVdevs < 1 || p.ParallelVdevs > max(p.Layout.Vdevs, 1) {
@@ -204,4 +205,24 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 		return fieldErr(f+".heartbeat_timeout", "must be at least 1s, not %s", p.HeartbeatTimeout)
 	}
 	return nil
+}
+
+// AWS selects the AWS account, region and endpoint. It is the settings
+// shape only: cloud/awsclient turns it into clients (awsclient.Config has
+// the same fields), so config imports no AWS SDK. The zero value plus a
+// Region uses the SDK's default credential chain against real AWS.
+type AWS struct {
+	Region string `yaml:"region" json:"region"`
+	// Endpoint overrides every service's endpoint (BaseEndpoint), e.g. a
+	// moto_server URL in tests. Empty means the real AWS endpoints.
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// Profile picks a shared-config profile for the default chain.
+	Profile string `yaml:"profile,omitempty" json:"profile,omitempty"`
+	// Static credentials, for tests; when AccessKeyID is empty the default
+	// chain (env, shared files, instance role...) is used.
+	AccessKeyID     string `yaml:"-" json:"-"`
+	SecretAccessKey string `yaml:"-" json:"-"`
+	SessionToken    string `yaml:"-" json:"-"`
+	// MaxAttempts bounds the SDK's own retries per call (0: SDK default).
+	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
 }

@@ -226,7 +226,7 @@ func (w *archiveWorld) assertChain(t *testing.T, want ...string) *archive.Manife
 	return m
 }
 
-// activityProgress returns the bytes the named pending activity last
+// archProgress returns the bytes the named pending activity last
 // heartbeat in workflow id.
 func (e *env) archProgress(id, activity string) int64 {
 	desc, err := e.client.DescribeWorkflowExecution(e.ctx(10*time.Second), id, "")
@@ -245,6 +245,10 @@ func (e *env) archProgress(id, activity string) int64 {
 	return 0
 }
 
+// archWaitProgress waits until the server has activity's heartbeat of n
+// bytes. Only call it while the activity is held at a gate: a heartbeat
+// reaches the server at most every 0.8 x its timeout, so an activity that
+// runs on may end before one shows.
 func (e *env) archWaitProgress(id, activity string, n int64) {
 	e.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)

@@ -270,6 +270,7 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 	if err != nil || st.Check == nil || !st.Check.Verified {
 		t.Fatalf("first cycle: %v %+v", err, st.Check)
 	}
+	afterFirst := time.Now()
 	m1 := w.assertChain(t, "full:s0")
 	old := m1.Cycles[0]
 
@@ -280,9 +281,9 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 	os.RemoveAll(filepath.Join(w.dir, "d1"))
 	testenv.MustZFS(t, "zfs", "snapshot", w.ds.String()+"@small")
 	in := w.input()
-	in.Cycle = time.Second // due now
-	in.Force = true        // even waiving the minimum storage duration
-	time.Sleep(1100 * time.Millisecond)
+	in.Cycle = time.Second        // due now
+	in.Force = true               // even waiving the minimum storage duration
+	waitNextSecond(t, afterFirst) // cycle ids have one-second resolution
 	st, _, err = w.archive(in)
 	if err == nil || !strings.Contains(err.Error(), "sanity check") || !strings.Contains(err.Error(), "previous cycle is kept") {
 		t.Fatalf("archive of a much smaller full: %v", err)
@@ -364,13 +365,17 @@ func (w *archiveWorld) decide(id string, ap workflows.Approval) error {
 // restored dataset every snapshot once with the source's files.
 func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	e := newEnv(t)
-	// 512 KiB/s through the store makes the ~6 MiB full last long enough
-	// to kill the worker in the middle of it, both ways.
-	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q, part_size: 1048576, bandwidth_limit: 524288", t.TempDir()))
+	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q, part_size: 1048576", t.TempDir()))
 	e.cfgPath = w.cfgPath
+	// The upload holds once the store took 1 MiB of the ~6 MiB full: the
+	// kill is mid-upload.
+	e.holdAt("upload", 1<<20)
 	w1 := e.startWorkerProcess()
 	w.round(t, 0)
 	run := e.archStart(w.queue, workflows.ArchiveName, w.input())
+	e.waitHeld("upload")
+	// The retry must see this attempt's progress (its heartbeat details):
+	// the held upload keeps heartbeating, so the server gets them.
 	e.archWaitProgress(run.GetID(), "ArchiveStream", 1<<20)
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -407,8 +412,9 @@ func TestArchiveAndRestoreSurviveWorkerKill(t *testing.T) {
 	target := e.dst.Pool.String() + "/restored"
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Identity: "owner", Tier: "Standard", Days: 1,
 		PollInterval: time.Second, HeartbeatTimeout: 5 * time.Second}
+	e.holdAt("restore", 1<<20) // zfs receive took 1 MiB of the full: the kill is mid-restore
 	rrun := e.archStart(w.queue, workflows.RestoreName, in)
-	e.archWaitProgress(rrun.GetID(), "ReceiveArchiveStream", 1<<20)
+	e.waitHeld("restore")
 	if err := syscall.Kill(-w2.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
-	"zcloud/activities"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 )
@@ -47,6 +45,7 @@ func (e *env) startWorkerProcess() *exec.Cmd {
 		e.t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "worker", "--config", e.cfgPath)
+	e.gateEnv(cmd)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -56,52 +55,23 @@ func (e *env) startWorkerProcess() *exec.Cmd {
 	return cmd
 }
 
-// sendProgress returns the bytes the pending send activity last heartbeat.
-func (e *env) sendProgress(id string) int64 {
-	desc, err := e.client.DescribeWorkflowExecution(e.ctx(10*time.Second), id, "")
-	if err != nil {
-		return 0
-	}
-	for _, pa := range desc.GetPendingActivities() {
-		if pa.GetActivityType().GetName() != "SendSnapshots" || pa.GetHeartbeatDetails() == nil {
-			continue
-		}
-		var p activities.Progress
-		if converter.GetDefaultDataConverter().FromPayload(pa.GetHeartbeatDetails().GetPayloads()[0], &p) == nil {
-			return p.Bytes
-		}
-	}
-	return 0
-}
-
-// waitSendProgress waits until the send activity has heartbeat at least n bytes.
-func (e *env) waitSendProgress(id string, n int64) {
-	e.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for e.sendProgress(id) < n {
-		if time.Now().After(deadline) {
-			e.t.Fatal("send never made progress")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func TestReplicateFinishesAfterWorkerIsKilledMidSend(t *testing.T) {
 	e := newEnv(t)
-	// 1 MiB/s makes the 6 MiB send last long enough to kill it in the middle.
-	e.cfg = e.config("parallel", 1<<20, e.sshd.HostKey, e.sshd.Port)
+	e.cfg = e.config("parallel", 0, e.sshd.HostKey, e.sshd.Port)
 	testenv.MustZFS(t, "zfs", "create", e.src.Pool.String()+"/data")
 	srcDir := "/" + e.src.Pool.String() + "/data"
 	writeTree(t, srcDir, 7, 12, 1<<20)
 	in := workflows.ReplicateInput{Source: e.src.Pool.String() + "/data", Target: "backup",
 		TargetDataset: e.dst.Pool.String() + "/data", HeartbeatTimeout: 5 * time.Second}
 
+	// The send holds after 1 MiB of the ~7 MiB stream: the kill is mid-send.
+	e.holdAt("send", 1<<20)
 	w1 := e.startWorkerProcess()
 	run, err := e.client.ExecuteWorkflow(e.ctx(time.Minute), client.StartWorkflowOptions{TaskQueue: e.queue}, workflows.ReplicateName, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitSendProgress(run.GetID(), 1<<20)
+	e.waitHeld("send")
 	// Kill -9 the whole worker process group mid-stream.
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

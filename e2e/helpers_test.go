@@ -22,6 +22,7 @@ import (
 	"zcloud/activities"
 	"zcloud/config"
 	"zcloud/internal/testenv"
+	"zcloud/internal/testgate"
 	"zcloud/workerapp"
 )
 
@@ -37,6 +38,7 @@ type env struct {
 	cfgPath  string
 	client   client.Client
 	queue    string
+	gate     *testgate.Gate // see gate_test.go
 }
 
 func newEnv(t *testing.T) *env {
@@ -82,6 +84,7 @@ replications:
   - {source: %[12]s/data, target: backup, target_dataset: %[13]s/data}
   - {source: %[12]s/data, target: backup, target_dataset: %[13]s/backup/data}
   - {source: %[12]s/nope, target: backup, target_dataset: %[13]s/data}
+  - {source: %[12]s/data, target: backup, target_dataset: nosuchpool/data}
 `, e.temporal.HostPort, e.temporal.Namespace, e.queue, bin, transport, bwlimit, recvPath, port, e.sshd.User, e.sshd.ClientKeyPath, hostKey,
 		e.src.Pool, e.dst.Pool)
 	cfg, err := config.Parse([]byte(y))
@@ -100,6 +103,7 @@ func (e *env) startWorker(cfg *config.Config, opts ...func(*activities.Activitie
 	e.t.Helper()
 	log := zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
 	acts := activities.New(cfg, log)
+	acts.Gate = e.testGate()
 	for _, o := range opts {
 		o(acts)
 	}
@@ -109,6 +113,18 @@ func (e *env) startWorker(cfg *config.Config, opts ...func(*activities.Activitie
 	}
 	e.t.Cleanup(w.Stop)
 	return w
+}
+
+// waitNextSecond waits until the clock is in a later second than t: names
+// derived from workflow time (snapshots, archive cycles) have one-second
+// resolution. A wait on the clock itself, never on another process.
+func waitNextSecond(tb testing.TB, t time.Time) {
+	tb.Helper()
+	next := t.Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(next))
+	for time.Now().Before(next) {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (e *env) ctx(d time.Duration) context.Context {
@@ -179,6 +195,18 @@ func assertSameTree(t *testing.T, want, got string) {
 	if len(diffs) > 0 {
 		t.Fatalf("%s and %s differ:\n%s", want, got, strings.Join(diffs, "\n"))
 	}
+}
+
+// newReplayer replays recorded histories with the SDK's 1 s deadlock
+// detector off: on a loaded machine a correct workflow can be descheduled
+// that long (TMPRL1101).
+func newReplayer(t *testing.T) worker.WorkflowReplayer {
+	t.Helper()
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableDeadlockDetection: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func workflowRegisterOptions(name string) workflow.RegisterOptions {

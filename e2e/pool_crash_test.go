@@ -34,8 +34,10 @@ func TestPoolRollingReplaceSurvivesWorkerKillsDuringAttachAndResilverWait(t *tes
 	sums := treeSums(t, dir)
 	sizeBefore := poolSize(t, pe.pool)
 
-	// The first volume the grow attaches shows no device node until released.
+	// The first volume the grow attaches shows no device node until
+	// released; the first resilver wait holds until the test's end.
 	pe.seam.holdNext(1)
+	pe.holdAt("resilver-wait", 0)
 	begin := time.Now()
 	run := pe.start(workflows.PoolGrowName, workflows.PoolGrowInput{Pool: pe.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2})
 	pollUntil(t, 2*time.Minute, "the attach step with the volume attached in moto", func() bool {
@@ -56,10 +58,8 @@ func TestPoolRollingReplaceSurvivesWorkerKillsDuringAttachAndResilverWait(t *tes
 	pollUntil(t, time.Minute, "the attach retried", func() bool { return pe.pendingAttempt(run, "PoolAttachVolume") >= 2 })
 	pe.seam.release(held)
 
-	// Kill again as soon as the workflow waits for a resilver.
-	pollUntil(t, 3*time.Minute, "a resilver wait", func() bool {
-		return slices.Contains(pe.pendingActivities(run), "PoolWaitResilver")
-	})
+	// Kill again while the workflow waits for a resilver.
+	pe.waitHeld("resilver-wait")
 	st, _ := pe.status(run)
 	kill("resilver wait (" + joinIDs(st.Current) + ")")
 

@@ -63,7 +63,6 @@ func TestPoolGrowInPlaceFifthModificationWaitsOnATimer(t *testing.T) {
 	if !strings.Contains(st.Phase, "4 per volume per 24 h") {
 		t.Fatalf("phase %q", st.Phase)
 	}
-	time.Sleep(2 * time.Second)
 	desc, err := pe.client.DescribeWorkflowExecution(pe.ctx(10*time.Second), run.GetID(), run.GetRunID())
 	if err != nil {
 		t.Fatal(err)

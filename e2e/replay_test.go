@@ -41,7 +41,7 @@ func replayAndRecord(t *testing.T, cl client.Client, id, run, name string) {
 		}
 		h.Events = append(h.Events, ev)
 	}
-	r := worker.NewWorkflowReplayer()
+	r := newReplayer(t)
 	for _, reg := range workflows.All() {
 		r.RegisterWorkflowWithOptions(reg.Fn, workflowRegisterOptions(reg.Name))
 	}

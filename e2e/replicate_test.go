@@ -52,6 +52,7 @@ func testFullThenIncremental(t *testing.T, transport string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := time.Now() // the snapshot was named before this
 	if !res.Send.Full || res.Send.Bytes == 0 || res.Send.Transport != transport {
 		t.Fatalf("first run should send a full stream: %+v", res.Send)
 	}
@@ -66,7 +67,7 @@ func testFullThenIncremental(t *testing.T, transport string) {
 	if err := os.Remove(filepath.Join(srcDir, "d1/e1/f1.bin")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // snapshot names have one-second resolution
+	waitNextSecond(t, before) // snapshot names have one-second resolution
 	res2, id2, err := e.replicateRun(in)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +121,7 @@ func TestReplicateFailsClearly(t *testing.T) {
 		{"hostile source name", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/a;touch /tmp/zcloud-pwned" }, "", 0, activities.ErrTypeInvalidName, "not allowed"},
 		{"hostile target name", func(in *workflows.ReplicateInput) { in.TargetDataset = "$(touch /tmp/zcloud-pwned)" }, "", 0, activities.ErrTypeInvalidName, "invalid dataset name"},
 		{"unknown target", func(in *workflows.ReplicateInput) { in.Target = "nosuch" }, "", 0, activities.ErrTypeNotAllowed, "target: not allowed; no target named"},
+		{"missing target pool", func(in *workflows.ReplicateInput) { in.TargetDataset = "nosuchpool/data" }, "", 0, activities.ErrTypeNotFound, "pool nosuchpool does not exist"},
 		{"wrong host key", nil, wrongKey.HostKey, 0, activities.ErrTypeHostKey, "host key"},
 		{"unreachable", nil, "", testenv.FreePort(), activities.ErrTypeUnreachable, "unreachable"},
 	}
@@ -152,8 +154,12 @@ func TestReplicateFailsClearly(t *testing.T) {
 				}
 				return
 			}
+			begin := time.Now()
 			_, err := e.replicate(in)
 			checkErr(t, err, tc.wantType, tc.wantMsg)
+			if time.Since(begin) > 60*time.Second {
+				t.Errorf("took %s: the error should end the workflow at once", time.Since(begin))
+			}
 		})
 	}
 	if _, err := os.Stat("/tmp/zcloud-pwned"); err == nil {

@@ -295,23 +295,6 @@ func (s *sessEnv) assertNoneRunning(m *testenv.Moto, want int) []ec2.Instance {
 	return found
 }
 
-// waitSend waits until some dataset's send moved at least n bytes.
-func (s *sessEnv) waitSend(id string, n int64) {
-	s.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		for _, d := range s.status(id).Datasets {
-			if d.State == "running" && d.ChildID != "" && s.sendProgress(d.ChildID) >= n {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("no send progress; status %+v", s.status(id))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func (s *sessEnv) assertReplicated() {
 	s.t.Helper()
 	s.importInstancePool()
@@ -612,11 +595,12 @@ func TestSessionReceiveFailureStillExportsAndTerminates(t *testing.T) {
 
 func TestSessionCancelledMidTransferCompensates(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 384 << 10})
+	s.sessionConfig(sessOpts{})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
+	s.holdAt("send", 256<<10) // the cancel comes mid-transfer
 	run := s.startSession()
-	s.waitSend(run.GetID(), 256<<10)
+	s.waitHeld("send")
 	if err := s.client.CancelWorkflow(s.ctx(10*time.Second), run.GetID(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -651,6 +635,7 @@ func (s *sessEnv) startSessionWorkerProcess() *exec.Cmd {
 	}
 	cmd := exec.Command(bin, "--config", s.cfgPath, "--ssh-addr", fmt.Sprintf("127.0.0.1:%d", s.sshPort),
 		"--host-key-file", filepath.Join(s.sshd.Dir, "host_ed25519"), "--host-key-pub", s.sshd.HostKey)
+	s.gateEnv(cmd)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -662,11 +647,12 @@ func (s *sessEnv) startSessionWorkerProcess() *exec.Cmd {
 
 func TestSessionResumesAfterWorkerIsKilled(t *testing.T) {
 	s := newSessEnv(t)
-	s.sessionConfig(sessOpts{bwlimit: 384 << 10})
+	s.sessionConfig(sessOpts{})
 	s.exportInstancePool()
+	s.holdAt("send", 512<<10) // the kill comes mid-transfer
 	w1 := s.startSessionWorkerProcess()
 	run := s.startSession()
-	s.waitSend(run.GetID(), 512<<10)
+	s.waitHeld("send")
 	if err := syscall.Kill(-w1.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -687,13 +673,20 @@ func TestSessionResumesAfterWorkerIsKilled(t *testing.T) {
 func TestSessionSpotInterruptionMovesToReplacement(t *testing.T) {
 	s := newSessEnv(t)
 	imdsPort := testenv.FreePort()
-	s.sessionConfig(sessOpts{bwlimit: 384 << 10, market: "spot", spotK: 1, imds: fmt.Sprintf("http://127.0.0.1:%d", imdsPort)})
+	s.sessionConfig(sessOpts{market: "spot", spotK: 1, imds: fmt.Sprintf("http://127.0.0.1:%d", imdsPort)})
 	s.startWorker(s.cfg, s.seams)
 	s.exportInstancePool()
+	s.holdAt("send", 256<<10)
 	run := s.startSession()
-	s.waitSend(run.GetID(), 256<<10)
+	s.waitHeld("send")
 	// The notice appears now, in the middle of the transfer (IMDSv2 only).
+	// The held send ends when the session cancels it; releasing the gate
+	// only once the session counted the interruption keeps it mid-transfer.
 	testenv.StartIMDSMockAt(t, imdsPort, "spot", "-I")
+	waitFor(t, 2*time.Minute, "the session to count the interruption", func() bool {
+		return s.status(run.GetID()).Interruptions >= 1
+	})
+	s.release("send")
 	var res workflows.SessionResult
 	if err := run.Get(s.ctx(5*time.Minute), &res); err != nil {
 		t.Fatalf("session: %v\n%s", err, tail(s.logs.String(), 4000))

@@ -129,17 +129,18 @@ func (e *env) historyBytes(id string) []byte {
 
 func TestCancelledReplicationLeavesNoProcessOnEitherEnd(t *testing.T) {
 	e := newEnv(t)
-	e.cfg = e.config("parallel", 1<<20, e.sshd.HostKey, e.sshd.Port)
+	e.cfg = e.config("parallel", 0, e.sshd.HostKey, e.sshd.Port)
 	e.startWorker(e.cfg)
 	testenv.MustZFS(t, "zfs", "create", e.src.Pool.String()+"/data")
 	writeTree(t, "/"+e.src.Pool.String()+"/data", 4, 20, 1<<20)
+	e.holdAt("send", 1<<20) // the cancel comes mid-transfer
 	in := workflows.ReplicateInput{Source: e.src.Pool.String() + "/data", Target: "backup", TargetDataset: e.dst.Pool.String() + "/data",
 		HeartbeatTimeout: 5 * time.Second}
 	run, err := e.client.ExecuteWorkflow(e.ctx(time.Minute), client.StartWorkflowOptions{TaskQueue: e.queue}, workflows.ReplicateName, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitSendProgress(run.GetID(), 1<<20)
+	e.waitHeld("send")
 	if n := countProcs(t, e.dst.Pool.String()); n == 0 {
 		t.Fatal("no receiving process seen mid-transfer: the check below would prove nothing")
 	}

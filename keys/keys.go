@@ -11,7 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"zcloud/config"
 )
 
 // Source reads named secrets from a directory or a command.
@@ -20,19 +20,12 @@ type Source struct {
 	Command []string
 }
 
-var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 // ErrNotFound: no key by that name.
 var ErrNotFound = errors.New("key not found")
 
-// ValidName refuses a key name Get would refuse: 1-128 letters, digits,
-// '_', '.', '-', starting with a letter or digit.
-func ValidName(name string) error {
-	if !keyName.MatchString(name) {
-		return fmt.Errorf("key name %q: only letters, digits, '_', '.', '-' (1-128, starting with a letter or digit)", name)
-	}
-	return nil
-}
+// ValidName refuses a key name Get would refuse (config.ValidKeyName: the
+// rule lives in config, which checks names without doing I/O).
+func ValidName(name string) error { return config.ValidKeyName(name) }
 
 // Get returns the named key's bytes. Files must not be readable by group or
 // others: a key file with loose permissions is refused, not silently used.

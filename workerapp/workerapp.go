@@ -68,5 +68,8 @@ func New(cl client.Client, cfg *config.Config, acts *activities.Activities) work
 	})
 	workflows.Register(w)
 	w.RegisterActivity(acts)
+	if acts.Gate != nil && acts.Log != nil {
+		acts.Log.Warn("TEST-ONLY gate enabled: activities may hold at named points until a test releases them", zap.String("dir", acts.Gate.Dir()))
+	}
 	return w
 }

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
-	"zcloud/archive"
-	"zcloud/zfsexec"
+	"zcloud/archive/archivetypes"
+	"zcloud/contract"
+	"zcloud/zfsname"
 )
 
 // Registered names of the archive workflows and the deletion approval.
@@ -68,16 +68,16 @@ type ArchiveInput struct {
 
 // ArchiveStatus answers Archive's status query and is its result.
 type ArchiveStatus struct {
-	Phase    string                          `json:"phase"`
-	Dataset  string                          `json:"dataset"`
-	Plan     *activities.ArchivePlan         `json:"plan,omitempty"`
-	Stream   *activities.ArchiveStreamReport `json:"stream,omitempty"`
-	Check    *activities.CycleCheck          `json:"check,omitempty"`
-	Deletion *activities.DeletionPlan        `json:"deletion,omitempty"`
-	Deadline time.Time                       `json:"deadline,omitzero"` // of a waiting approval
-	Decision *Approval                       `json:"decision,omitempty"`
-	Deleted  *activities.DeletionReport      `json:"deleted,omitempty"`
-	Error    string                          `json:"error,omitempty"`
+	Phase    string                        `json:"phase"`
+	Dataset  string                        `json:"dataset"`
+	Plan     *contract.ArchivePlan         `json:"plan,omitempty"`
+	Stream   *contract.ArchiveStreamReport `json:"stream,omitempty"`
+	Check    *contract.CycleCheck          `json:"check,omitempty"`
+	Deletion *contract.DeletionPlan        `json:"deletion,omitempty"`
+	Deadline time.Time                     `json:"deadline,omitzero"` // of a waiting approval
+	Decision *Approval                     `json:"decision,omitempty"`
+	Deleted  *contract.DeletionReport      `json:"deleted,omitempty"`
+	Error    string                        `json:"error,omitempty"`
 }
 
 // Archive archives one dataset: a full stream when no chain exists or the
@@ -114,24 +114,24 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
 	if in.Cycle <= 0 {
-		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError("cycle period must be positive", activities.ErrTypeConfig, nil))
+		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError("cycle period must be positive", contract.ErrTypeConfig, nil))
 	}
 	now := workflow.Now(ctx)
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
-	var plan activities.ArchivePlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchive, activities.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
+	var plan contract.ArchivePlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
 	cycle, verified := plan.CurrentCycle, plan.CurrentVerified
 
-	if plan.Action != activities.ArchiveSkip {
+	if plan.Action != contract.ArchiveSkip {
 		st.Phase = PhaseUploading
 		hb := in.HeartbeatTimeout
 		if hb == 0 {
@@ -143,10 +143,10 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 				MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 		})
-		req := activities.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
-			Raw: in.Raw, Class: activities.StorageClass(in.Class)}
-		var rep activities.ArchiveStreamReport
-		if err := workflow.ExecuteActivity(long, acts.ArchiveStream, req).Get(ctx, &rep); err != nil {
+		req := contract.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
+			Raw: in.Raw, Class: contract.StorageClass(in.Class)}
+		var rep contract.ArchiveStreamReport
+		if err := workflow.ExecuteActivity(long, contract.ArchiveStream, req).Get(ctx, &rep); err != nil {
 			return st, policyFail(&st.Phase, &st.Error, "upload", err)
 		}
 		st.Stream = &rep
@@ -154,12 +154,12 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 		st.Phase = PhaseHolding
 		snap, err := ds.Snapshot(plan.To.Name)
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "hold", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+			return st, policyFail(&st.Phase, &st.Error, "hold", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
-		if err := workflow.ExecuteActivity(quick, acts.HoldBase, activities.HoldRequest{Snapshot: snap, Tag: activities.ArchiveHoldTag}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(quick, contract.HoldBase, contract.HoldRequest{Snapshot: snap, Tag: contract.ArchiveHoldTag}).Get(ctx, nil); err != nil {
 			return st, policyFail(&st.Phase, &st.Error, "hold", err)
 		}
-		if plan.Kind == archive.Full {
+		if plan.Kind == archivetypes.Full {
 			cycle, verified = plan.Cycle, false
 		}
 	}
@@ -169,16 +169,16 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	}
 	if !verified {
 		st.Phase = PhaseVerifyingCycle
-		req := activities.CycleCheckRequest{Dataset: ds, Cycle: cycle, SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller}
-		var chk activities.CycleCheck
-		if err := workflow.ExecuteActivity(quick, acts.CheckArchiveCycle, req).Get(ctx, &chk); err != nil {
+		req := contract.CycleCheckRequest{Dataset: ds, Cycle: cycle, SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller}
+		var chk contract.CycleCheck
+		if err := workflow.ExecuteActivity(quick, contract.CheckArchiveCycle, req).Get(ctx, &chk); err != nil {
 			return st, policyFail(&st.Phase, &st.Error, "verify cycle", err)
 		}
 		st.Check = &chk
 		switch {
 		case len(chk.Problems) > 0:
 			return st, policyFail(&st.Phase, &st.Error, "verify cycle", temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), activities.ErrTypeCorrupt, nil))
+				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), contract.ErrTypeCorrupt, nil))
 		case chk.Sanity != "":
 			return st, policyFail(&st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
 				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller)", "SanityCheckFailed", nil))
@@ -186,9 +186,9 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	}
 
 	st.Phase = PhasePlanningDeletion
-	dreq := activities.DeletionPlanRequest{Dataset: ds, Now: now, Force: in.Force, MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}
-	var dp activities.DeletionPlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveDeletion, dreq).Get(ctx, &dp); err != nil {
+	dreq := contract.DeletionPlanRequest{Dataset: ds, Now: now, Force: in.Force, MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}
+	var dp contract.DeletionPlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveDeletion, dreq).Get(ctx, &dp); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "plan deletion", err)
 	}
 	st.Deletion = &dp
@@ -227,9 +227,9 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	for _, c := range dp.Delete {
 		ids = append(ids, c.ID)
 	}
-	var rep activities.DeletionReport
-	req := activities.DeleteCyclesRequest{Dataset: ds, PlanID: dp.ID, Cycles: ids, Now: now, Force: in.Force}
-	if err := workflow.ExecuteActivity(del, acts.DeleteArchiveCycles, req).Get(ctx, &rep); err != nil {
+	var rep contract.DeletionReport
+	req := contract.DeleteCyclesRequest{Dataset: ds, PlanID: dp.ID, Cycles: ids, Now: now, Force: in.Force}
+	if err := workflow.ExecuteActivity(del, contract.DeleteArchiveCycles, req).Get(ctx, &rep); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "delete", err)
 	}
 	st.Deleted = &rep
@@ -261,13 +261,13 @@ const ArchiveDescribeName = "ArchiveDescribe"
 
 // ArchiveDescribe summarizes the manifest in the store, read on the worker
 // with the host identity (the CLI host has no keys).
-func ArchiveDescribe(ctx workflow.Context, dataset string) (activities.ManifestSummary, error) {
-	ds, err := zfsexec.ParseDataset(dataset)
+func ArchiveDescribe(ctx workflow.Context, dataset string) (contract.ManifestSummary, error) {
+	ds, err := zfsname.ParseDataset(dataset)
 	if err != nil {
-		return activities.ManifestSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil)
+		return contract.ManifestSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil)
 	}
-	var out activities.ManifestSummary
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), acts.DescribeArchive, activities.VerifyPlanRequest{Dataset: ds}).Get(ctx, &out)
+	var out contract.ManifestSummary
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.DescribeArchive, contract.VerifyPlanRequest{Dataset: ds}).Get(ctx, &out)
 	if err != nil {
 		msg, typ := rootCause(err)
 		return out, temporal.NewNonRetryableApplicationError("describe: "+msg, typ, nil)

@@ -42,7 +42,7 @@ func (c *calls) get(name string) int {
 
 func newArchiveEnv(t *testing.T, plan activities.ArchivePlan, check activities.CycleCheck, del activities.DeletionPlan) (*testsuite.TestWorkflowEnvironment, *calls) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Archive, registerAs(ArchiveName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
@@ -250,7 +250,7 @@ func restorePlan(needsRestore bool) activities.RestorePlan {
 // until every object is readable, then receives the chain in order.
 func TestRestoreWaitsDurablyThenReceivesInOrder(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Restore, registerAs(RestoreName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
@@ -303,7 +303,7 @@ func TestRestoreWaitsDurablyThenReceivesInOrder(t *testing.T) {
 
 func TestRestorePlanOnlyReceivesNothing(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Restore, registerAs(RestoreName))
 	env.RegisterActivity(acts)
 	env.OnActivity(acts.PlanArchiveRestore, mock.Anything, mock.Anything).Return(restorePlan(true), nil)
@@ -326,7 +326,7 @@ func TestRestoreRefusesBadNamesBeforeAnyActivity(t *testing.T) {
 		{Dataset: "tank/data", Snapshot: "a b", TargetDataset: "tank/x", Identity: "owner"},
 	} {
 		var s testsuite.WorkflowTestSuite
-		env := s.NewTestWorkflowEnvironment()
+		env := newTestEnv(&s)
 		env.RegisterWorkflowWithOptions(Restore, registerAs(RestoreName))
 		env.RegisterActivity(acts)
 		env.ExecuteWorkflow(RestoreName, in)
@@ -338,7 +338,7 @@ func TestRestoreRefusesBadNamesBeforeAnyActivity(t *testing.T) {
 
 func TestVerifyReportsEveryFindingAndFails(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(ArchiveVerify, registerAs(VerifyName))
 	env.RegisterActivity(acts)
 	plan := activities.VerifyPlan{Dataset: "tank/data", Streams: restorePlan(false).Chain,

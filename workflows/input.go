@@ -10,7 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"zcloud/activities"
+	"zcloud/contract"
 )
 
 // A workflow input is only a request: whoever can start a workflow writes
@@ -77,12 +77,12 @@ func (f inputFields) refuse(workflow string, floors ...floor) error {
 	if len(f.unknown) > 0 {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"%s: not allowed; %s input has no such field (targets, addresses, host keys, receiver paths and commands, stores, keys and limits come from the worker's config)",
-			f.unknown[0], workflow), activities.ErrTypeNotAllowed, nil)
+			f.unknown[0], workflow), contract.ErrTypeNotAllowed, nil)
 	}
 	for _, fl := range floors {
 		if fl.d != 0 && fl.d < MinInterval {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: not allowed; %s is below the minimum %s", fl.field, fl.d, MinInterval),
-				activities.ErrTypeNotAllowed, nil)
+				contract.ErrTypeNotAllowed, nil)
 		}
 	}
 	return nil

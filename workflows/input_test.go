@@ -8,7 +8,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"zcloud/activities"
+	"zcloud/contract"
 )
 
 // A field the input type does not have (here: where the receiver should
@@ -21,7 +21,7 @@ func TestUnknownInputFieldIsRefused(t *testing.T) {
 	}
 	var ae *temporal.ApplicationError
 	err := in.fields.refuse(ReplicateName)
-	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeNotAllowed || !ae.NonRetryable() ||
+	if !errors.As(err, &ae) || ae.Type() != contract.ErrTypeNotAllowed || !ae.NonRetryable() ||
 		!strings.HasPrefix(ae.Message(), "receiver_path: not allowed;") {
 		t.Fatalf("got %v", err)
 	}

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Registered names of the snapshot policy workflows and their update.
@@ -57,19 +57,19 @@ type PolicyInput struct {
 
 // validate checks the input in workflow code (pure) so a bad schedule
 // fails its run with a clear, non-retryable error.
-func (in PolicyInput) validate() (zfsexec.Dataset, error) {
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+func (in PolicyInput) validate() (zfsname.Dataset, error) {
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return ds, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil)
+		return ds, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil)
 	}
 	if err := in.Policy.Validate(); err != nil {
-		return ds, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeConfig, nil)
+		return ds, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeConfig, nil)
 	}
 	return ds, nil
 }
 
-func (in PolicyInput) planRequest(ds zfsexec.Dataset, now time.Time) activities.PlanRequest {
-	return activities.PlanRequest{Dataset: ds, Policy: in.Policy, Now: now, IncludeForeign: in.IncludeForeign,
+func (in PolicyInput) planRequest(ds zfsname.Dataset, now time.Time) contract.PlanRequest {
+	return contract.PlanRequest{Dataset: ds, Policy: in.Policy, Now: now, IncludeForeign: in.IncludeForeign,
 		Protected: in.Protected, MaxDestroyCount: in.MaxDestroyCount, MaxDestroyPercent: in.MaxDestroyPercent}
 }
 
@@ -108,8 +108,8 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	st.Phase = "checking due"
-	var due activities.DueReport
-	if err := workflow.ExecuteActivity(quick, acts.SnapshotDue, activities.DueRequest{Dataset: ds, Policy: in.Policy, Now: now}).Get(ctx, &due); err != nil {
+	var due contract.DueReport
+	if err := workflow.ExecuteActivity(quick, contract.SnapshotDue, contract.DueRequest{Dataset: ds, Policy: in.Policy, Now: now}).Get(ctx, &due); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "check due", err)
 	}
 	st.Due = due.Kinds
@@ -117,10 +117,10 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 		st.Phase = "snapshot"
 		snap, err := ds.Snapshot(retention.SnapshotName(in.Policy.WithDefaults().Prefix, now))
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "snapshot", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+			return st, policyFail(&st.Phase, &st.Error, "snapshot", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
-		req := activities.SnapshotRequest{Snapshot: snap, Recursive: in.Policy.Recursive}
-		if err := workflow.ExecuteActivity(quick, acts.TakeSnapshot, req).Get(ctx, nil); err != nil {
+		req := contract.SnapshotRequest{Snapshot: snap, Recursive: in.Policy.Recursive}
+		if err := workflow.ExecuteActivity(quick, contract.TakeSnapshot, req).Get(ctx, nil); err != nil {
 			return st, policyFail(&st.Phase, &st.Error, "snapshot", err)
 		}
 		st.Snapshot = snap.String()
@@ -167,14 +167,14 @@ type Approval struct {
 
 // PruneStatus answers PrunePolicy's status query and is its result.
 type PruneStatus struct {
-	Phase   string                 `json:"phase"`
-	Dataset string                 `json:"dataset"`
-	Report  *activities.PlanReport `json:"report,omitempty"`
+	Phase   string               `json:"phase"`
+	Dataset string               `json:"dataset"`
+	Report  *contract.PlanReport `json:"report,omitempty"`
 	// Deadline is when an unanswered approval request gives up.
-	Deadline time.Time                 `json:"deadline,omitempty"`
-	Decision *Approval                 `json:"decision,omitempty"`
-	Result   *activities.DestroyReport `json:"result,omitempty"`
-	Error    string                    `json:"error,omitempty"`
+	Deadline time.Time               `json:"deadline,omitempty"`
+	Decision *Approval               `json:"decision,omitempty"`
+	Result   *contract.DestroyReport `json:"result,omitempty"`
+	Error    string                  `json:"error,omitempty"`
 }
 
 // PrunePolicy plans a prune and carries it out. A plan over the policy's
@@ -212,8 +212,8 @@ func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
 		return st, policyFail(&st.Phase, &st.Error, "input", err)
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
-	var rep activities.PlanReport
-	if err := workflow.ExecuteActivity(quick, acts.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep); err != nil {
+	var rep contract.PlanReport
+	if err := workflow.ExecuteActivity(quick, contract.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "plan", err)
 	}
 	st.Report = &rep
@@ -249,9 +249,9 @@ func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
 		HeartbeatTimeout:    2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
 	})
-	req := activities.DestroyRequest{Dataset: ds, Recursive: in.Policy.Recursive, PlanID: rep.ID, Snapshots: rep.Destroy}
-	var res activities.DestroyReport
-	if err := workflow.ExecuteActivity(long, acts.DestroySnapshots, req).Get(ctx, &res); err != nil {
+	req := contract.DestroyRequest{Dataset: ds, Recursive: in.Policy.Recursive, PlanID: rep.ID, Snapshots: rep.Destroy}
+	var res contract.DestroyReport
+	if err := workflow.ExecuteActivity(long, contract.DestroySnapshots, req).Get(ctx, &res); err != nil {
 		return st, policyFail(&st.Phase, &st.Error, "destroy", err)
 	}
 	st.Result = &res
@@ -280,26 +280,22 @@ func validateApproval(st PruneStatus, decision *Approval, ap Approval) error {
 
 // PolicyPlan computes the plan a prune would carry out now, destroying
 // nothing (zcloud policy plan). It runs on the worker, next to the pool.
-func PolicyPlan(ctx workflow.Context, in PolicyInput) (activities.PlanReport, error) {
+func PolicyPlan(ctx workflow.Context, in PolicyInput) (contract.PlanReport, error) {
 	if err := in.fields.refuse(PolicyPlanName); err != nil {
-		return activities.PlanReport{}, err
+		return contract.PlanReport{}, err
 	}
 	ds, err := in.validate()
 	if err != nil {
-		return activities.PlanReport{}, err
+		return contract.PlanReport{}, err
 	}
-	var rep activities.PlanReport
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), acts.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep)
+	var rep contract.PlanReport
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep)
 	if err != nil {
 		msg, typ := rootCause(err)
 		return rep, temporal.NewNonRetryableApplicationError("plan: "+msg, typ, nil)
 	}
 	return rep, nil
 }
-
-// acts is a nil activities receiver: workflows reference activities by method
-// value only, never call them.
-var acts *activities.Activities
 
 var quickActivity = workflow.ActivityOptions{
 	StartToCloseTimeout: 5 * time.Minute,

@@ -66,7 +66,7 @@ func (d *destroyRecorder) count() int {
 
 func newPruneEnv(t *testing.T, rep activities.PlanReport) (*testsuite.TestWorkflowEnvironment, *destroyRecorder) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(PrunePolicy, registerAs(PrunePolicyName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
@@ -276,7 +276,7 @@ func TestPruneRejectsBadInputWithoutTouchingZFS(t *testing.T) {
 		{Dataset: "tank/a"}, // keeps nothing: would destroy almost everything
 	} {
 		var s testsuite.WorkflowTestSuite
-		env := s.NewTestWorkflowEnvironment()
+		env := newTestEnv(&s)
 		env.RegisterWorkflowWithOptions(PrunePolicy, registerAs(PrunePolicyName))
 		env.RegisterActivity(acts) // unmocked: calling one would panic on the nil receiver
 		env.ExecuteWorkflow(PrunePolicyName, in)
@@ -288,7 +288,7 @@ func TestPruneRejectsBadInputWithoutTouchingZFS(t *testing.T) {
 
 func newTickEnv(t *testing.T, due bool) (*testsuite.TestWorkflowEnvironment, *[]activities.SnapshotRequest, *[]PolicyInput) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(SnapshotPolicy, registerAs(SnapshotPolicyName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
@@ -348,5 +348,9 @@ func TestSnapshotPolicyNotDueTakesNoSnapshotButPrunes(t *testing.T) {
 		t.Fatalf("snapshots %+v prunes %d: want none and one", *snaps, len(*prunes))
 	}
 }
+
+// acts is a nil activities receiver: tests mock and register activities by
+// method value; the workflows schedule them by their contract names.
+var acts *activities.Activities
 
 func registerAs(name string) workflow.RegisterOptions { return workflow.RegisterOptions{Name: name} }

@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/poolplan"
 )
 
@@ -89,31 +89,31 @@ type PoolStatus struct {
 	// Volumes maps slots to the volumes created for them.
 	Volumes map[string]string `json:"volumes,omitempty"`
 	// Grow is the latest in-place plan.
-	Grow         []poolplan.GrowStep                  `json:"grow,omitempty"`
-	WaitingUntil time.Time                            `json:"waiting_until,omitzero"`
-	SizeBefore   uint64                               `json:"size_before,omitempty"`
-	SizeAfter    uint64                               `json:"size_after,omitempty"`
-	Scrub        *activities.ScrubReport              `json:"scrub,omitempty"`
-	Resilvers    map[string]float64                   `json:"resilver_seconds,omitempty"`
-	Destroyed    *activities.PoolDestroyVolumesReport `json:"destroyed,omitempty"`
-	Error        string                               `json:"error,omitempty"`
+	Grow         []poolplan.GrowStep                `json:"grow,omitempty"`
+	WaitingUntil time.Time                          `json:"waiting_until,omitzero"`
+	SizeBefore   uint64                             `json:"size_before,omitempty"`
+	SizeAfter    uint64                             `json:"size_after,omitempty"`
+	Scrub        *contract.ScrubReport              `json:"scrub,omitempty"`
+	Resilvers    map[string]float64                 `json:"resilver_seconds,omitempty"`
+	Destroyed    *contract.PoolDestroyVolumesReport `json:"destroyed,omitempty"`
+	Error        string                             `json:"error,omitempty"`
 }
 
 // PoolResult is what a pool workflow returns.
 type PoolResult struct {
-	Pool       string                               `json:"pool"`
-	Volumes    map[string]string                    `json:"volumes,omitempty"` // slot -> volume
-	SizeBefore uint64                               `json:"size_before,omitempty"`
-	SizeAfter  uint64                               `json:"size_after,omitempty"`
-	Steps      int                                  `json:"steps,omitempty"`
-	Scrub      *activities.ScrubReport              `json:"scrub,omitempty"`
-	Destroyed  *activities.PoolDestroyVolumesReport `json:"destroyed,omitempty"`
-	Seconds    float64                              `json:"seconds"`
+	Pool       string                             `json:"pool"`
+	Volumes    map[string]string                  `json:"volumes,omitempty"` // slot -> volume
+	SizeBefore uint64                             `json:"size_before,omitempty"`
+	SizeAfter  uint64                             `json:"size_after,omitempty"`
+	Steps      int                                `json:"steps,omitempty"`
+	Scrub      *contract.ScrubReport              `json:"scrub,omitempty"`
+	Destroyed  *contract.PoolDestroyVolumesReport `json:"destroyed,omitempty"`
+	Seconds    float64                            `json:"seconds"`
 	// Skipped says why a scrub started outside the pool's operation id
 	// did nothing ("skipped: grow in progress"); Holder is the operation
 	// that held the id.
-	Skipped string                    `json:"skipped,omitempty"`
-	Holder  *activities.PoolOperation `json:"holder,omitempty"`
+	Skipped string                  `json:"skipped,omitempty"`
+	Holder  *contract.PoolOperation `json:"holder,omitempty"`
 }
 
 // tracker records the plan and the finished steps; the status query reads it.
@@ -184,18 +184,17 @@ func poolOpts(ctx workflow.Context, p config.Pool, startToClose time.Duration) w
 }
 
 func settings(ctx workflow.Context, name string) (config.Pool, error) {
-	var a *activities.Activities
 	var p config.Pool
 	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
-	err := workflow.ExecuteActivity(opts, a.PoolSettings, name).Get(ctx, &p)
+	err := workflow.ExecuteActivity(opts, contract.PoolSettings, name).Get(ctx, &p)
 	return p, err
 }
 
 func badInput(msg string, args ...any) error {
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(msg, args...), activities.ErrTypeConfig, nil)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(msg, args...), contract.ErrTypeConfig, nil)
 }
 
 // PoolCreate creates the pool's volumes (tagged with the pool and their
@@ -207,7 +206,6 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 		return PoolResult{}, err
 	}
 	begin := workflow.Now(ctx)
-	var a *activities.Activities
 	t, err := newTracker(ctx, "create", in.Pool)
 	if err != nil {
 		return PoolResult{}, err
@@ -242,14 +240,14 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 		for _, s := range row {
 			id := s + "/" + string(poolplan.StepCreate)
 			t.start(id)
-			futures[s] = workflow.ExecuteActivity(short, a.PoolCreateVolume, activities.PoolVolumeRequest{
+			futures[s] = workflow.ExecuteActivity(short, contract.PoolCreateVolume, contract.PoolVolumeRequest{
 				Pool: p, Slot: s, Token: clientToken(ctx, s), Spec: l.Volume()})
 		}
 	}
 	var firstErr error
 	for _, row := range slots {
 		for _, s := range row {
-			var v activities.Volume
+			var v contract.Volume
 			if err := futures[s].Get(ctx, &v); err != nil {
 				t.stop(s + "/" + string(poolplan.StepCreate))
 				if firstErr == nil {
@@ -274,14 +272,14 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 			ids = append(ids, vol)
 			step := s + "/" + string(poolplan.StepAttach)
 			t.start(step)
-			if err := workflow.ExecuteActivity(short, a.PoolAttachVolume, activities.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(short, contract.PoolAttachVolume, contract.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, nil); err != nil {
 				return res, t.fail("attach "+vol, err)
 			}
 			t.finish(step)
 			if p.LUKS.Enabled {
 				step = s + "/" + string(poolplan.StepLUKSOpen)
 				t.start(step)
-				if err := workflow.ExecuteActivity(short, a.PoolLUKSOpen, activities.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, nil); err != nil {
+				if err := workflow.ExecuteActivity(short, contract.PoolLUKSOpen, contract.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, nil); err != nil {
 					return res, t.fail("luks open "+vol, err)
 				}
 				t.finish(step)
@@ -291,13 +289,13 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	}
 	t.st.Phase = "zpool create"
 	t.start("pool/zpool-create")
-	if err := workflow.ExecuteActivity(short, a.PoolZpoolCreate, activities.PoolCreateRequest{Pool: p, Vdevs: vdevs}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(short, contract.PoolZpoolCreate, contract.PoolCreateRequest{Pool: p, Vdevs: vdevs}).Get(ctx, nil); err != nil {
 		return res, t.fail("zpool create", err)
 	}
 	t.finish("pool/zpool-create")
 	t.st.Phase = "export"
 	t.start("pool/export")
-	if err := workflow.ExecuteActivity(short, a.PoolExport, p).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(short, contract.PoolExport, p).Get(ctx, nil); err != nil {
 		return res, t.fail("export", err)
 	}
 	t.finish("pool/export")
@@ -308,15 +306,14 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 }
 
 // openPool imports the pool if needed and inspects it.
-func openPool(ctx workflow.Context, t *tracker, p config.Pool) (imported bool, st activities.PoolState, err error) {
-	var a *activities.Activities
+func openPool(ctx workflow.Context, t *tracker, p config.Pool) (imported bool, st contract.PoolState, err error) {
 	short := poolOpts(ctx, p, 15*time.Minute)
 	t.st.Phase = "import"
-	if err := workflow.ExecuteActivity(short, a.PoolImport, p).Get(ctx, &imported); err != nil {
+	if err := workflow.ExecuteActivity(short, contract.PoolImport, p).Get(ctx, &imported); err != nil {
 		return false, st, t.fail("import", err)
 	}
 	t.st.Phase = "inspect"
-	if err := workflow.ExecuteActivity(short, a.PoolInspect, p).Get(ctx, &st); err != nil {
+	if err := workflow.ExecuteActivity(short, contract.PoolInspect, p).Get(ctx, &st); err != nil {
 		return imported, st, t.fail("inspect", err)
 	}
 	return imported, st, nil
@@ -327,9 +324,8 @@ func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) e
 	if !imported {
 		return nil
 	}
-	var a *activities.Activities
 	t.st.Phase = "export"
-	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), a.PoolExport, p).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), contract.PoolExport, p).Get(ctx, nil); err != nil {
 		return t.fail("export", err)
 	}
 	return nil
@@ -364,11 +360,11 @@ func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
 	t.st.SizeBefore = st.SizeBytes
 	if st.Resilvering {
 		return res, t.fail("inspect", temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("pool %s is resilvering (%s); grow it when the resilver has finished", p.Name, st.Scan), activities.ErrTypePoolUnsafe, nil))
+			fmt.Sprintf("pool %s is resilvering (%s); grow it when the resilver has finished", p.Name, st.Scan), contract.ErrTypePoolUnsafe, nil))
 	}
 	if len(st.Foreign) > 0 {
 		return res, t.fail("inspect", temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("pool %s has devices that are not EBS volumes: %v", p.Name, st.Foreign), activities.ErrTypePoolUnsafe, nil))
+			fmt.Sprintf("pool %s has devices that are not EBS volumes: %v", p.Name, st.Foreign), contract.ErrTypePoolUnsafe, nil))
 	}
 	if in.Mode == GrowInPlace {
 		err = growInPlace(ctx, t, p, in, st, &res)
@@ -394,8 +390,7 @@ func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
 // RollingState; after a worker crash the workflow replays to the same plan
 // and state and goes on at the step it was in, and every step is
 // idempotent on its own.
-func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInput, st activities.PoolState, res *PoolResult) error {
-	var a *activities.Activities
+func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInput, st contract.PoolState, res *PoolResult) error {
 	spec := p.Layout.Volume()
 	spec.SizeGiB = in.SizeGiB
 	if in.VolumeType != "" && poolplan.VolumeType(in.VolumeType) != spec.Type {
@@ -416,11 +411,11 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 		// The config's parallel_vdevs is a maximum: more concurrent
 		// resilvers than the operator allowed could exhaust the host.
 		return t.fail("input", temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"parallel_vdevs: not allowed; pool %s allows at most %d in the configuration", p.Name, p.ParallelVdevs), activities.ErrTypeNotAllowed, nil))
+			"parallel_vdevs: not allowed; pool %s allows at most %d in the configuration", p.Name, p.ParallelVdevs), contract.ErrTypeNotAllowed, nil))
 	}
 	plan, err := poolplan.RollingReplacePlan(poolplan.RollingInput{Vdevs: st.PlanVdevs(), New: spec, ParallelVdevs: par, LUKS: p.LUKS.Enabled})
 	if err != nil {
-		return t.fail("plan", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeConfig, nil))
+		return t.fail("plan", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeConfig, nil))
 	}
 	for _, s := range plan.Steps() {
 		t.plan = append(t.plan, s.ID)
@@ -436,26 +431,26 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	// steps of different vdevs run concurrently).
 	doStep := func(ctx workflow.Context, step poolplan.Step) error {
 		oldID, newID := step.OldVolumeID, state.NewVolumes[step.Slot]
-		dev := activities.PoolDeviceRequest{Pool: p, VolumeID: newID}
-		old := activities.PoolDeviceRequest{Pool: p, VolumeID: oldID}
-		rep := activities.PoolReplaceRequest{Pool: p, OldVolumeID: oldID, NewVolumeID: newID}
+		dev := contract.PoolDeviceRequest{Pool: p, VolumeID: newID}
+		old := contract.PoolDeviceRequest{Pool: p, VolumeID: oldID}
+		rep := contract.PoolReplaceRequest{Pool: p, OldVolumeID: oldID, NewVolumeID: newID}
 		switch step.Kind {
 		case poolplan.StepScrub:
 			t.st.Phase = "scrub before replacing"
-			var r activities.ScrubReport
-			if err := workflow.ExecuteActivity(long, a.PoolScrub, p).Get(ctx, &r); err != nil {
+			var r contract.ScrubReport
+			if err := workflow.ExecuteActivity(long, contract.PoolScrub, p).Get(ctx, &r); err != nil {
 				return err
 			}
 			t.st.Scrub = &r
 			if !r.Clean() {
 				return temporal.NewNonRetryableApplicationError(r.Summary()+": stopping before any device is touched; find the cause, `zpool clear`, then grow again",
-					activities.ErrTypeScrubErrors, nil)
+					contract.ErrTypeScrubErrors, nil)
 			}
 			t.st.Phase = "replacing"
 			return nil
 		case poolplan.StepCreate:
-			var v activities.Volume
-			if err := workflow.ExecuteActivity(short, a.PoolCreateVolume, activities.PoolVolumeRequest{Pool: p, Slot: step.Slot,
+			var v contract.Volume
+			if err := workflow.ExecuteActivity(short, contract.PoolCreateVolume, contract.PoolVolumeRequest{Pool: p, Slot: step.Slot,
 				Token: clientToken(ctx, step.Slot+"/new"), Spec: step.New, Replaces: oldID}).Get(ctx, &v); err != nil {
 				return err
 			}
@@ -470,49 +465,49 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			}
 			attaching = true
 			defer func() { attaching = false }()
-			return workflow.ExecuteActivity(short, a.PoolAttachVolume, dev).Get(ctx, nil)
+			return workflow.ExecuteActivity(short, contract.PoolAttachVolume, dev).Get(ctx, nil)
 		case poolplan.StepLUKSOpen:
-			return workflow.ExecuteActivity(short, a.PoolLUKSOpen, dev).Get(ctx, nil)
+			return workflow.ExecuteActivity(short, contract.PoolLUKSOpen, dev).Get(ctx, nil)
 		case poolplan.StepReplace:
-			return workflow.ExecuteActivity(short, a.PoolReplace, rep).Get(ctx, nil)
+			return workflow.ExecuteActivity(short, contract.PoolReplace, rep).Get(ctx, nil)
 		case poolplan.StepWaitResilver:
-			var r activities.ResilverReport
-			if err := workflow.ExecuteActivity(long, a.PoolWaitResilver, rep).Get(ctx, &r); err != nil {
+			var r contract.ResilverReport
+			if err := workflow.ExecuteActivity(long, contract.PoolWaitResilver, rep).Get(ctx, &r); err != nil {
 				return err
 			}
 			t.st.Resilvers[step.Slot] = r.Seconds
 			return nil
 		case poolplan.StepVerifyHealthy:
 			// long: it may wait out a resilver another vdev's replace started.
-			return workflow.ExecuteActivity(long, a.PoolVerifyReplaced, rep).Get(ctx, nil)
+			return workflow.ExecuteActivity(long, contract.PoolVerifyReplaced, rep).Get(ctx, nil)
 		case poolplan.StepLUKSCloseOld:
-			return workflow.ExecuteActivity(short, a.PoolLUKSClose, old).Get(ctx, nil)
+			return workflow.ExecuteActivity(short, contract.PoolLUKSClose, old).Get(ctx, nil)
 		case poolplan.StepDetachOld:
-			return workflow.ExecuteActivity(short, a.PoolDetachVolume, old).Get(ctx, nil)
+			return workflow.ExecuteActivity(short, contract.PoolDetachVolume, old).Get(ctx, nil)
 		case poolplan.StepDeleteOld:
-			return workflow.ExecuteActivity(short, a.PoolDeleteVolume, old).Get(ctx, nil)
+			return workflow.ExecuteActivity(short, contract.PoolDeleteVolume, old).Get(ctx, nil)
 		case poolplan.StepVerifyPool:
 			t.st.Phase = "expand and verify"
-			var r activities.PoolExpandResult
-			if err := workflow.ExecuteActivity(short, a.PoolExpand, activities.PoolExpandRequest{Pool: p, VolumeIDs: sortedNew(state)}).Get(ctx, &r); err != nil {
+			var r contract.PoolExpandResult
+			if err := workflow.ExecuteActivity(short, contract.PoolExpand, contract.PoolExpandRequest{Pool: p, VolumeIDs: sortedNew(state)}).Get(ctx, &r); err != nil {
 				return err
 			}
-			var after activities.PoolState
-			if err := workflow.ExecuteActivity(short, a.PoolInspect, p).Get(ctx, &after); err != nil {
+			var after contract.PoolState
+			if err := workflow.ExecuteActivity(short, contract.PoolInspect, p).Get(ctx, &after); err != nil {
 				return err
 			}
 			if !after.Healthy || after.Resilvering {
-				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("pool %s is %s after the grow", p.Name, after.Health), activities.ErrTypePoolUnsafe, nil)
+				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("pool %s is %s after the grow", p.Name, after.Health), contract.ErrTypePoolUnsafe, nil)
 			}
 			for _, v := range after.Volumes() {
 				if v.SizeGiB < spec.SizeGiB || v.Type != spec.Type {
-					return temporal.NewNonRetryableApplicationError(fmt.Sprintf("volume %s is still %s %d GiB", v.ID, v.Type, v.SizeGiB), activities.ErrTypePoolUnsafe, nil)
+					return temporal.NewNonRetryableApplicationError(fmt.Sprintf("volume %s is still %s %d GiB", v.ID, v.Type, v.SizeGiB), contract.ErrTypePoolUnsafe, nil)
 				}
 			}
 			res.SizeAfter, t.st.SizeAfter = after.SizeBytes, after.SizeBytes
 			return nil
 		}
-		return temporal.NewNonRetryableApplicationError("unknown step kind "+string(step.Kind), activities.ErrTypeConfig, nil)
+		return temporal.NewNonRetryableApplicationError("unknown step kind "+string(step.Kind), contract.ErrTypeConfig, nil)
 	}
 
 	sel := workflow.NewSelector(ctx)
@@ -579,8 +574,7 @@ func sortedNew(s poolplan.RollingState) []string {
 // timers, and expands the pool. When the 4-per-24-h rule (or a running
 // modification) forbids a modification now, the workflow sleeps on a
 // timer until the plan's NextWake and plans again; it never fails for that.
-func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInput, st activities.PoolState, res *PoolResult) error {
-	var a *activities.Activities
+func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInput, st contract.PoolState, res *PoolResult) error {
 	short := poolOpts(ctx, p, 15*time.Minute)
 	vols := st.Volumes()
 	history := slices.Clone(in.History)
@@ -597,7 +591,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	deferred := map[string]time.Time{} // volume -> not before (from ModifyVolume itself)
 	for round := 0; ; round++ {
 		if round > 10000 {
-			return t.fail("grow", temporal.NewNonRetryableApplicationError("in-place grow makes no progress", activities.ErrTypePoolUnsafe, nil))
+			return t.fail("grow", temporal.NewNonRetryableApplicationError("in-place grow makes no progress", contract.ErrTypePoolUnsafe, nil))
 		}
 		now := workflow.Now(ctx)
 		plan := poolplan.GrowInPlacePlan(planVols(), in.SizeGiB, history, now)
@@ -614,7 +608,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			for _, s := range r {
 				why = append(why, s.VolumeID+": "+s.Reason)
 			}
-			return t.fail("plan", temporal.NewNonRetryableApplicationError("cannot grow in place: "+strings.Join(why, "; "), activities.ErrTypeConfig, nil))
+			return t.fail("plan", temporal.NewNonRetryableApplicationError("cannot grow in place: "+strings.Join(why, "; "), contract.ErrTypeConfig, nil))
 		}
 		if plan.Done() {
 			break
@@ -632,8 +626,8 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			}
 			id := s.VolumeID + "/modify"
 			t.start(id)
-			var r activities.PoolModifyResult
-			err := workflow.ExecuteActivity(short, a.PoolModifyVolume, activities.PoolModifyRequest{Pool: p, VolumeID: s.VolumeID,
+			var r contract.PoolModifyResult
+			err := workflow.ExecuteActivity(short, contract.PoolModifyVolume, contract.PoolModifyRequest{Pool: p, VolumeID: s.VolumeID,
 				SizeGiB: in.SizeGiB, History: history, Now: now}).Get(ctx, &r)
 			if err != nil {
 				return t.fail("modify "+s.VolumeID, err)
@@ -659,8 +653,8 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 				id := vol + "/wait-modification"
 				t.start(id)
 				for {
-					var m activities.VolumeModification
-					if err := workflow.ExecuteActivity(short, a.PoolCheckModification, activities.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, &m); err != nil {
+					var m contract.VolumeModification
+					if err := workflow.ExecuteActivity(short, contract.PoolCheckModification, contract.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, &m); err != nil {
 						return t.fail("modification of "+vol, err)
 					}
 					for i := range history {
@@ -685,13 +679,13 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			for _, v := range vols {
 				ids = append(ids, v.ID)
 			}
-			var er activities.PoolExpandResult
-			if err := workflow.ExecuteActivity(short, a.PoolExpand, activities.PoolExpandRequest{Pool: p, VolumeIDs: ids}).Get(ctx, &er); err != nil {
+			var er contract.PoolExpandResult
+			if err := workflow.ExecuteActivity(short, contract.PoolExpand, contract.PoolExpandRequest{Pool: p, VolumeIDs: ids}).Get(ctx, &er); err != nil {
 				return t.fail("expand", err)
 			}
 			t.stop("pool/expand")
-			var after activities.PoolState
-			if err := workflow.ExecuteActivity(short, a.PoolInspect, p).Get(ctx, &after); err != nil {
+			var after contract.PoolState
+			if err := workflow.ExecuteActivity(short, contract.PoolInspect, p).Get(ctx, &after); err != nil {
 				return t.fail("inspect", err)
 			}
 			vols = after.Volumes()
@@ -714,12 +708,12 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 		}
 	}
 	t.start("pool/expand")
-	var er activities.PoolExpandResult
+	var er contract.PoolExpandResult
 	var ids []string
 	for _, v := range vols {
 		ids = append(ids, v.ID)
 	}
-	if err := workflow.ExecuteActivity(short, a.PoolExpand, activities.PoolExpandRequest{Pool: p, VolumeIDs: ids}).Get(ctx, &er); err != nil {
+	if err := workflow.ExecuteActivity(short, contract.PoolExpand, contract.PoolExpandRequest{Pool: p, VolumeIDs: ids}).Get(ctx, &er); err != nil {
 		return t.fail("expand", err)
 	}
 	t.finish("pool/expand")
@@ -738,7 +732,6 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 		return PoolResult{}, err
 	}
 	begin := workflow.Now(ctx)
-	var a *activities.Activities
 	t, err := newTracker(ctx, "scrub", in.Pool)
 	if err != nil {
 		return PoolResult{}, err
@@ -755,14 +748,14 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	var imported bool
 	t.st.Phase = "import"
 	t.start("pool/import")
-	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), a.PoolImport, p).Get(ctx, &imported); err != nil {
+	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), contract.PoolImport, p).Get(ctx, &imported); err != nil {
 		return PoolResult{}, t.fail("import", err)
 	}
 	t.finish("pool/import")
 	t.st.Phase = "scrub"
 	t.start("pool/scrub")
-	var r activities.ScrubReport
-	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 7*24*time.Hour), a.PoolScrub, p).Get(ctx, &r); err != nil {
+	var r contract.ScrubReport
+	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 7*24*time.Hour), contract.PoolScrub, p).Get(ctx, &r); err != nil {
 		return PoolResult{}, t.fail("scrub", err)
 	}
 	t.finish("pool/scrub")
@@ -775,7 +768,7 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	t.finish("pool/export")
 	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	if !r.Clean() {
-		return res, t.fail("scrub", temporal.NewNonRetryableApplicationError(r.Summary(), activities.ErrTypeScrubErrors, nil))
+		return res, t.fail("scrub", temporal.NewNonRetryableApplicationError(r.Summary(), contract.ErrTypeScrubErrors, nil))
 	}
 	t.st.Phase = "done"
 	return res, nil
@@ -795,7 +788,6 @@ const scrubUnderPoolIDChange = "pool-scrub-under-pool-id"
 // described with a strongly consistent DescribeWorkflowExecution; if it
 // finished in between, the start is tried again.
 func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResult, error) {
-	var a *activities.Activities
 	id := PoolWorkflowID(in.Pool)
 	t.plan = []string{id}
 	t.start(id)
@@ -829,8 +821,8 @@ func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResul
 		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 			return PoolResult{}, t.fail("start "+id, err)
 		}
-		var op activities.PoolOperation
-		if err := workflow.ExecuteActivity(quick, a.PoolDescribeOperation, id).Get(ctx, &op); err != nil {
+		var op contract.PoolOperation
+		if err := workflow.ExecuteActivity(quick, contract.PoolDescribeOperation, id).Get(ctx, &op); err != nil {
 			return PoolResult{}, t.fail("describe "+id, err)
 		}
 		if !op.Running && attempt < 3 {
@@ -867,7 +859,6 @@ func PoolDestroy(ctx workflow.Context, in PoolDestroyInput) (PoolResult, error) 
 		return PoolResult{}, err
 	}
 	begin := workflow.Now(ctx)
-	var a *activities.Activities
 	t, err := newTracker(ctx, "destroy", in.Pool)
 	if err != nil {
 		return PoolResult{}, err
@@ -883,14 +874,14 @@ func PoolDestroy(ctx workflow.Context, in PoolDestroyInput) (PoolResult, error) 
 	short := poolOpts(ctx, p, 30*time.Minute)
 	t.st.Phase = "zpool destroy"
 	t.start("pool/zpool-destroy")
-	if err := workflow.ExecuteActivity(short, a.PoolDestroyZpool, p).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(short, contract.PoolDestroyZpool, p).Get(ctx, nil); err != nil {
 		return PoolResult{}, t.fail("zpool destroy", err)
 	}
 	t.finish("pool/zpool-destroy")
 	t.st.Phase = "delete volumes"
 	t.start("pool/delete-volumes")
-	var rep activities.PoolDestroyVolumesReport
-	if err := workflow.ExecuteActivity(short, a.PoolDestroyVolumes, p).Get(ctx, &rep); err != nil {
+	var rep contract.PoolDestroyVolumesReport
+	if err := workflow.ExecuteActivity(short, contract.PoolDestroyVolumes, p).Get(ctx, &rep); err != nil {
 		return PoolResult{}, t.fail("delete volumes", err)
 	}
 	t.finish("pool/delete-volumes")

@@ -96,7 +96,7 @@ func replayRecorded(t *testing.T, r worker.WorkflowReplayer, file string) (strin
 func TestReplayRecordedSessionArchiveRestorePoolHistories(t *testing.T) {
 	for _, c := range recordedHistories {
 		t.Run(c.file, func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
+			r := newReplayer()
 			Register(r)
 			typ, err := replayRecorded(t, r, c.file)
 			if typ != c.workflow {
@@ -114,7 +114,7 @@ func TestReplayRecordedSessionArchiveRestorePoolHistories(t *testing.T) {
 func TestReplayRecordedHistoriesRefuseAChangedWorkflow(t *testing.T) {
 	for _, c := range recordedHistories {
 		t.Run(c.file, func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
+			r := newReplayer()
 			for _, reg := range All() {
 				if reg.Name != c.workflow {
 					r.RegisterWorkflowWithOptions(reg.Fn, workflow.RegisterOptions{Name: reg.Name})

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -21,7 +20,7 @@ func TestReplayRecordedPolicyHistories(t *testing.T) {
 	if err != nil || len(files) < 4 {
 		t.Fatalf("want the recorded histories, got %v (%v)", files, err)
 	}
-	r := worker.NewWorkflowReplayer()
+	r := newReplayer()
 	Register(r)
 	for _, f := range files {
 		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
@@ -42,7 +41,7 @@ func TestReplayDetectsANondeterministicChange(t *testing.T) {
 		}
 		return PrunePolicy(ctx, in)
 	}
-	r := worker.NewWorkflowReplayer()
+	r := newReplayer()
 	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: PrunePolicyName})
 	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/histories/prune-approved.json"); err == nil {
 		t.Fatal("a nondeterministic change replayed without error")

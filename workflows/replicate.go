@@ -7,9 +7,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // ReplicateName is the registered name of Replicate.
@@ -31,7 +31,7 @@ type ReplicateInput struct {
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 	// TargetInstance is the instance of an ec2 target a Session launched
 	// (or started). The worker finds its address and host key itself
-	// (activities.TargetAddr); a static target has none.
+	// (contract.TargetAddr); a static target has none.
 	TargetInstance string `json:"target_instance,omitempty"`
 	// TargetHost and TargetHostKey are refused by the worker unless they
 	// are exactly what it found itself: an address or a host key never
@@ -49,10 +49,10 @@ type ReplicateInput struct {
 
 // ReplicateResult says what happened.
 type ReplicateResult struct {
-	Snapshot string                 `json:"snapshot"`
-	Target   activities.TargetCheck `json:"target"`
-	Send     activities.SendReport  `json:"send"`
-	Seconds  float64                `json:"seconds"`
+	Snapshot string               `json:"snapshot"`
+	Target   contract.TargetCheck `json:"target"`
+	Send     contract.SendReport  `json:"send"`
+	Seconds  float64              `json:"seconds"`
 }
 
 // ReplicateStatus answers the "status" query.
@@ -86,20 +86,20 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		return ReplicateResult{}, err
 	}
 	if in.Target == "" {
-		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", activities.ErrTypeConfig, nil)
+		return ReplicateResult{}, temporal.NewNonRetryableApplicationError("a target is required", contract.ErrTypeConfig, nil)
 	}
-	if _, err := zfsexec.ParseHoldTag(HoldTag(in.Target)); err != nil {
+	if _, err := zfsname.ParseHoldTag(HoldTag(in.Target)); err != nil {
 		// Refused before anything is sent: the hold after the send would
 		// fail and leave the next incremental base unprotected.
-		return ReplicateResult{}, fail(&status, "target", temporal.NewNonRetryableApplicationError("target name "+err.Error(), activities.ErrTypeInvalidName, nil))
+		return ReplicateResult{}, fail(&status, "target", temporal.NewNonRetryableApplicationError("target name "+err.Error(), contract.ErrTypeInvalidName, nil))
 	}
-	source, err := zfsexec.ParseDataset(in.Source)
+	source, err := zfsname.ParseDataset(in.Source)
 	if err != nil {
-		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
+		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
 	}
-	targetDS, err := zfsexec.ParseDataset(in.TargetDataset)
+	targetDS, err := zfsname.ParseDataset(in.TargetDataset)
 	if err != nil {
-		return ReplicateResult{}, fail(&status, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err))
+		return ReplicateResult{}, fail(&status, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
 	}
 	prefix := in.SnapshotPrefix
 	if prefix == "" {
@@ -113,13 +113,12 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	}
 	for _, d := range []struct {
 		what string
-		ds   zfsexec.Dataset
+		ds   zfsname.Dataset
 	}{{"source", source}, {"target dataset", targetDS}} {
 		if _, err := d.ds.Snapshot(probe); err != nil {
-			return ReplicateResult{}, fail(&status, d.what, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+			return ReplicateResult{}, fail(&status, d.what, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 	}
-	var a *activities.Activities
 	var res ReplicateResult
 
 	status.Phase = "checking target"
@@ -127,17 +126,17 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
 	})
-	at := activities.TargetAddr{Instance: in.TargetInstance, Host: in.TargetHost, HostKey: in.TargetHostKey}
+	at := contract.TargetAddr{Instance: in.TargetInstance, Host: in.TargetHost, HostKey: in.TargetHostKey}
 	var check workflow.Future
 	if workflow.GetVersion(ctx, "authorize-replication", workflow.DefaultVersion, 1) >= 1 {
 		// The worker checks the whole request against its config before
 		// it connects anywhere, so a forged input fails here.
-		check = workflow.ExecuteActivity(quick, a.CheckTargetAt, activities.CheckRequest{Target: in.Target, At: at,
+		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at,
 			Source: source.String(), TargetDataset: targetDS.String(), Raw: in.Raw})
-	} else if at == (activities.TargetAddr{}) {
-		check = workflow.ExecuteActivity(quick, a.CheckTarget, in.Target)
+	} else if at == (contract.TargetAddr{}) {
+		check = workflow.ExecuteActivity(quick, contract.CheckTarget, in.Target)
 	} else {
-		check = workflow.ExecuteActivity(quick, a.CheckTargetAt, activities.CheckRequest{Target: in.Target, At: at})
+		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at})
 	}
 	if err := check.Get(ctx, &res.Target); err != nil {
 		return res, fail(&status, "check target", err)
@@ -150,10 +149,10 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	}
 	snap, err := source.Snapshot(snapName)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, err)
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err)
 	}
 	status.Snapshot, res.Snapshot = snap.String(), snap.String()
-	if err := workflow.ExecuteActivity(quick, a.TakeSnapshot, activities.SnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.TakeSnapshot, contract.SnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
 		return res, fail(&status, "snapshot", err)
 	}
 
@@ -171,14 +170,14 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
 	})
-	req := activities.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw, At: at}
-	if err := workflow.ExecuteActivity(long, a.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
+	req := contract.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw, At: at}
+	if err := workflow.ExecuteActivity(long, contract.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
 		return res, fail(&status, "send", err)
 	}
 
 	status.Phase = "hold"
-	hold := activities.HoldRequest{Snapshot: snap, Tag: HoldTag(in.Target)}
-	if err := workflow.ExecuteActivity(quick, a.HoldBase, hold).Get(ctx, nil); err != nil {
+	hold := contract.HoldRequest{Snapshot: snap, Tag: HoldTag(in.Target)}
+	if err := workflow.ExecuteActivity(quick, contract.HoldBase, hold).Get(ctx, nil); err != nil {
 		return res, fail(&status, "hold", err)
 	}
 	status.Phase = "done"

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
@@ -18,7 +17,7 @@ import (
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterActivity(&activities.Activities{})
 	for _, r := range All() {
 		env.RegisterWorkflowWithOptions(r.Fn, workflow.RegisterOptions{Name: r.Name})
@@ -109,7 +108,7 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 		t.Fatal("no recorded histories in testdata")
 	}
 	for _, f := range files {
-		r := worker.NewWorkflowReplayer()
+		r := newReplayer()
 		for _, reg := range All() {
 			r.RegisterWorkflowWithOptions(reg.Fn, workflow.RegisterOptions{Name: reg.Name})
 		}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -8,8 +9,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
-	"zcloud/zfsexec"
+	"zcloud/contract"
+	"zcloud/zfsname"
 )
 
 // Registered names of the restore-side workflows.
@@ -44,11 +45,11 @@ func VerifyWorkflowID(dataset string) string { return "archive-verify/" + datase
 // PollInterval is how often a restore asks whether cold objects are
 // readable yet: about a tenth of the tier's typical wait, so a finished
 // retrieval is noticed soon and a 12-hour wait costs ~50 short polls.
-func PollInterval(tier activities.RetrievalTier) time.Duration {
+func PollInterval(tier contract.RetrievalTier) time.Duration {
 	switch tier {
-	case activities.TierExpedited:
+	case contract.TierExpedited:
 		return time.Minute
-	case activities.TierBulk:
+	case contract.TierBulk:
 		return time.Hour
 	}
 	return 15 * time.Minute
@@ -78,19 +79,16 @@ type RestoreInput struct {
 
 // RestoreStatus answers Restore's status query and is its result.
 type RestoreStatus struct {
-	Phase         string                     `json:"phase"`
-	Dataset       string                     `json:"dataset"`
-	TargetDataset string                     `json:"target_dataset"`
-	Target        string                     `json:"target,omitempty"`
-	Tier          string                     `json:"tier"`
-	Plan          *activities.RestorePlan    `json:"plan,omitempty"`
-	Retrieval     *activities.Retrieval      `json:"retrieval,omitempty"`
-	Polls         int                        `json:"polls"`
-	WaitingSince  time.Time                  `json:"waiting_since,omitzero"`
-	NextPoll      time.Time                  `json:"next_poll,omitzero"`
-	Current       string                     `json:"current,omitempty"` // stream being received
-	Received      []activities.ReceiveReport `json:"received,omitempty"`
-	Error         string                     `json:"error,omitempty"`
+	Phase         string                `json:"phase"`
+	Dataset       string                `json:"dataset"`
+	TargetDataset string                `json:"target_dataset"`
+	Target        string                `json:"target,omitempty"`
+	Tier          string                `json:"tier"`
+	Plan          *contract.RestorePlan `json:"plan,omitempty"`
+	RetrievalWait
+	Current  string                   `json:"current,omitempty"` // stream being received
+	Received []contract.ReceiveReport `json:"received,omitempty"`
+	Error    string                   `json:"error,omitempty"`
 }
 
 // Restore recreates Dataset@Snapshot from the archive alone: plan the chain
@@ -109,32 +107,32 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 		return st, err
 	}
 	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
-	var target zfsexec.Dataset
+	var target zfsname.Dataset
 	if !in.PlanOnly {
-		if target, err = zfsexec.ParseDataset(in.TargetDataset); err != nil {
-			return st, fail("input", temporal.NewNonRetryableApplicationError("target dataset: "+err.Error(), activities.ErrTypeInvalidName, nil))
+		if target, err = zfsname.ParseDataset(in.TargetDataset); err != nil {
+			return st, fail("input", temporal.NewNonRetryableApplicationError("target dataset: "+err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 	}
 	if in.Snapshot != "" {
 		if _, err := ds.Snapshot(in.Snapshot); err != nil {
-			return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+			return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 	}
-	tier := activities.RetrievalTier(in.Tier)
+	tier := contract.RetrievalTier(in.Tier)
 	if tier == "" {
-		tier = activities.TierStandard
+		tier = contract.TierStandard
 		st.Tier = string(tier)
 	}
 	days := max(in.Days, 1)
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
-	var plan activities.RestorePlan
-	preq := activities.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
+	var plan contract.RestorePlan
+	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
 	st.Plan = &plan
@@ -151,7 +149,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 		if poll <= 0 {
 			poll = PollInterval(tier)
 		}
-		if err := retrieve(ctx, &st.Phase, &st.Retrieval, &st.Polls, &st.WaitingSince, &st.NextPoll, keys, tier, days, poll); err != nil {
+		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, days, poll); err != nil {
 			return st, fail("retrieval", err)
 		}
 	}
@@ -169,9 +167,9 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	})
 	for i, s := range plan.Chain {
 		st.Current = fmt.Sprintf("%d/%d %s (@%s)", i+1, len(plan.Chain), s.ID, s.To.Name)
-		req := activities.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: target, Target: in.Target}
-		var rep activities.ReceiveReport
-		if err := workflow.ExecuteActivity(long, acts.ReceiveArchiveStream, req).Get(ctx, &rep); err != nil {
+		req := contract.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: target, Target: in.Target}
+		var rep contract.ReceiveReport
+		if err := workflow.ExecuteActivity(long, contract.ReceiveArchiveStream, req).Get(ctx, &rep); err != nil {
 			return st, fail(fmt.Sprintf("receive %s (@%s)", s.ID, s.To.Name), err)
 		}
 		st.Received = append(st.Received, rep)
@@ -181,34 +179,74 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	return st, nil
 }
 
+// RetrievalWait is the state of a durable wait for cold objects, part of
+// Restore's and ArchiveVerify's status.
+type RetrievalWait struct {
+	Retrieval    *contract.Retrieval `json:"retrieval,omitempty"`
+	Polls        int                 `json:"polls"`
+	WaitingSince time.Time           `json:"waiting_since,omitzero"`
+	NextPoll     time.Time           `json:"next_poll,omitzero"`
+	// PollFailures counts status polls that failed for a reason retrying
+	// can fix (network, S3 trouble); the wait goes on through them.
+	PollFailures  int    `json:"poll_failures,omitempty"`
+	LastPollError string `json:"last_poll_error,omitempty"`
+}
+
+// retrievalPollRetries: from this version a failed status poll no longer
+// ends a wait that may have lasted hours; only a permanent error does.
+const retrievalPollRetries = "retrieval-poll-retries"
+
 // retrieve requests every object and waits, on durable timers, until all
-// are readable. The state it updates is the caller's status.
-func retrieve(ctx workflow.Context, phase *string, r **activities.Retrieval, polls *int, since, next *time.Time,
-	keys []string, tier activities.RetrievalTier, days int, poll time.Duration) error {
+// are readable. A poll that fails for a retryable reason is tried again
+// after a backoff (from a minute, doubling, up to the poll interval) for as
+// long as the wait lasts; a permanent error (object missing, access denied)
+// or a cancellation ends it. w is the caller's status.
+func retrieve(ctx workflow.Context, phase *string, w *RetrievalWait,
+	keys []string, tier contract.RetrievalTier, days int, poll time.Duration) error {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	*phase = PhaseRequesting
-	req := activities.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
-	if err := workflow.ExecuteActivity(quick, acts.RequestArchiveRetrieval, req).Get(ctx, nil); err != nil {
+	req := contract.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
+	if err := workflow.ExecuteActivity(quick, contract.RequestArchiveRetrieval, req).Get(ctx, nil); err != nil {
 		return err
 	}
 	*phase = PhaseWaitingRetrieval
-	*since = workflow.Now(ctx)
+	w.WaitingSince = workflow.Now(ctx)
+	survive := workflow.GetVersion(ctx, retrievalPollRetries, workflow.DefaultVersion, 1) == 1
+	firstBackoff := min(poll, time.Minute)
+	backoff := firstBackoff
 	for {
-		var got activities.Retrieval
-		if err := workflow.ExecuteActivity(quick, acts.ArchiveRetrievalStatus, req).Get(ctx, &got); err != nil {
-			return err
+		var got contract.Retrieval
+		if err := workflow.ExecuteActivity(quick, contract.ArchiveRetrievalStatus, req).Get(ctx, &got); err != nil {
+			if !survive || isPermanent(err) || temporal.IsCanceledError(err) || ctx.Err() != nil {
+				return err
+			}
+			w.PollFailures++
+			w.LastPollError, _ = rootCause(err)
+			w.NextPoll = workflow.Now(ctx).Add(backoff)
+			if err := workflow.Sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, max(poll, firstBackoff))
+			continue
 		}
-		*polls++
-		*r = &got
+		backoff = firstBackoff
+		w.Polls++
+		w.Retrieval = &got
 		if got.Ready == got.Total {
-			*next = time.Time{}
+			w.NextPoll = time.Time{}
 			return nil
 		}
-		*next = workflow.Now(ctx).Add(poll)
+		w.NextPoll = workflow.Now(ctx).Add(poll)
 		if err := workflow.Sleep(ctx, poll); err != nil {
 			return err
 		}
 	}
+}
+
+// isPermanent: an activity error that retrying cannot fix.
+func isPermanent(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.NonRetryable()
 }
 
 // VerifyInput is a restore drill of one dataset's archive.
@@ -226,17 +264,14 @@ type VerifyInput struct {
 
 // VerifyStatus answers ArchiveVerify's status query and is its result.
 type VerifyStatus struct {
-	Phase        string                `json:"phase"`
-	Dataset      string                `json:"dataset"`
-	Streams      int                   `json:"streams"`
-	Checked      int                   `json:"checked"`
-	Bytes        int64                 `json:"bytes"`
-	Retrieval    *activities.Retrieval `json:"retrieval,omitempty"`
-	Polls        int                   `json:"polls"`
-	WaitingSince time.Time             `json:"waiting_since,omitzero"`
-	NextPoll     time.Time             `json:"next_poll,omitzero"`
-	Findings     []activities.Finding  `json:"findings,omitempty"`
-	Error        string                `json:"error,omitempty"`
+	Phase   string `json:"phase"`
+	Dataset string `json:"dataset"`
+	Streams int    `json:"streams"`
+	Checked int    `json:"checked"`
+	Bytes   int64  `json:"bytes"`
+	RetrievalWait
+	Findings []contract.Finding `json:"findings,omitempty"`
+	Error    string             `json:"error,omitempty"`
 }
 
 // ArchiveVerify re-reads every archived object of a dataset and checks it
@@ -252,17 +287,17 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 		return st, err
 	}
 	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
-	ds, err := zfsexec.ParseDataset(in.Dataset)
+	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidName, nil))
+		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
-	tier := activities.RetrievalTier(in.Tier)
+	tier := contract.RetrievalTier(in.Tier)
 	if tier == "" {
-		tier = activities.TierBulk
+		tier = contract.TierBulk
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
-	var plan activities.VerifyPlan
-	if err := workflow.ExecuteActivity(quick, acts.PlanArchiveVerify, activities.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
+	var plan contract.VerifyPlan
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
 	st.Streams = len(plan.Streams)
@@ -271,7 +306,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	for _, f := range plan.HeadProblems {
 		bad[f.Cycle+"/"+f.StreamID] = true
 	}
-	var todo []activities.StreamInfo
+	var todo []contract.StreamInfo
 	var keys []string
 	for _, s := range plan.Streams {
 		if !bad[s.Cycle+"/"+s.ID] {
@@ -284,7 +319,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 		if poll <= 0 {
 			poll = PollInterval(tier)
 		}
-		if err := retrieve(ctx, &st.Phase, &st.Retrieval, &st.Polls, &st.WaitingSince, &st.NextPoll, keys, tier, max(in.Days, 1), poll); err != nil {
+		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, max(in.Days, 1), poll); err != nil {
 			return st, fail("retrieval", err)
 		}
 	}
@@ -300,9 +335,9 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: restoreMaxStreamTries},
 	})
 	for _, s := range todo {
-		var rep activities.VerifyStreamReport
-		req := activities.VerifyStreamRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity}
-		if err := workflow.ExecuteActivity(long, acts.VerifyArchiveStream, req).Get(ctx, &rep); err != nil {
+		var rep contract.VerifyStreamReport
+		req := contract.VerifyStreamRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity}
+		if err := workflow.ExecuteActivity(long, contract.VerifyArchiveStream, req).Get(ctx, &rep); err != nil {
 			return st, fail("verify "+s.ID, err)
 		}
 		st.Checked++
@@ -317,7 +352,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 			lines = append(lines, fmt.Sprintf("%s %s (stream %s): %s", f.Kind, f.Key, f.StreamID, f.Detail))
 		}
 		msg := fmt.Sprintf("%d of %d archived streams of %s failed verification: %s", len(st.Findings), st.Streams, in.Dataset, strings.Join(lines, "; "))
-		err := fail("verify", temporal.NewNonRetryableApplicationError(msg, activities.ErrTypeCorrupt, nil))
+		err := fail("verify", temporal.NewNonRetryableApplicationError(msg, contract.ErrTypeCorrupt, nil))
 		st.Phase = PhaseProblemsFound
 		return st, err
 	}

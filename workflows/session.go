@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/retention"
 )
 
@@ -88,26 +88,25 @@ type SessionStatus struct {
 
 // SessionResult is the session's outcome.
 type SessionResult struct {
-	Status  SessionStatus          `json:"status"`
-	Cost    activities.CostReport  `json:"cost"`
-	Seconds float64                `json:"seconds"`
-	Notice  *activities.SpotNotice `json:"last_notice,omitempty"`
-	Plan    activities.SessionPlan `json:"plan"`
+	Status  SessionStatus        `json:"status"`
+	Cost    contract.CostReport  `json:"cost"`
+	Seconds float64              `json:"seconds"`
+	Notice  *contract.SpotNotice `json:"last_notice,omitempty"`
+	Plan    contract.SessionPlan `json:"plan"`
 }
 
 // session is one run's state; its methods are workflow code.
 type session struct {
 	in   SessionInput
-	plan activities.SessionPlan
+	plan contract.SessionPlan
 	st   SessionStatus
 	res  SessionResult
-	a    *activities.Activities
 
 	// What is held now, for the teardown and the compensations. token is
 	// the current launch's client token: a launch that failed half way
 	// may have made an instance the workflow never heard of.
 	token    string
-	inst     *activities.SessionInstance
+	inst     *contract.SessionInstance
 	instIdx  int
 	unlocked bool
 	imported bool
@@ -131,7 +130,7 @@ func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 	}
 	begin := workflow.Now(ctx)
 	if in.Target == "" {
-		return SessionResult{}, temporal.NewNonRetryableApplicationError("a target is required", activities.ErrTypeConfig, nil)
+		return SessionResult{}, temporal.NewNonRetryableApplicationError("a target is required", contract.ErrTypeConfig, nil)
 	}
 	err := s.run(ctx)
 
@@ -183,7 +182,7 @@ func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Durati
 
 func (s *session) run(ctx workflow.Context) error {
 	quick := s.opts(ctx, 2*time.Minute, 0, 3)
-	if err := workflow.ExecuteActivity(quick, s.a.PlanSession, s.in.Target).Get(ctx, &s.plan); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.PlanSession, s.in.Target).Get(ctx, &s.plan); err != nil {
 		return stepError("plan", err)
 	}
 	s.res.Plan = s.plan
@@ -246,17 +245,17 @@ func sessionClientToken(ctx workflow.Context, gen int, onDemand bool) string {
 // acquire gets a running, reachable, unlocked instance with the pool imported.
 func (s *session) acquire(ctx workflow.Context, gen int) error {
 	s.st.State = StateLaunching
-	var inst activities.SessionInstance
+	var inst contract.SessionInstance
 	if s.plan.Mode == "start-stop" {
-		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), s.a.StartInstance, s.plan.Target)
+		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.StartInstance, s.plan.Target)
 		if err := f.Get(ctx, &inst); err != nil {
 			return stepError("start instance", err)
 		}
 	} else {
 		onDemand := s.plan.Market == "spot" && s.st.Interruptions >= s.plan.SpotInterruptions
-		req := activities.LaunchRequest{Target: s.plan.Target, ClientToken: sessionClientToken(ctx, gen, onDemand), OnDemand: onDemand}
+		req := contract.LaunchRequest{Target: s.plan.Target, ClientToken: sessionClientToken(ctx, gen, onDemand), OnDemand: onDemand}
 		s.token = req.ClientToken
-		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), s.a.LaunchInstance, req)
+		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.LaunchInstance, req)
 		if err := f.Get(ctx, &inst); err != nil {
 			return stepError("launch", err)
 		}
@@ -267,17 +266,17 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		Market: string(inst.Instance.Market), Host: inst.At.Host, Started: workflow.Now(ctx)})
 	s.res.Status.Instances = s.st.Instances
 
-	step := activities.SessionStep{Target: s.plan.Target, At: inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: inst.At}
 	s.st.State = StateWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
-	if err := workflow.ExecuteActivity(wait, s.a.WaitSSH, step).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
 		return stepError(fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
 	}
 	onHost := s.opts(ctx, 5*time.Minute, 0, 5)
 	unlock := func() error {
 		s.st.State = StateUnlocking
 		s.unlocked = true // from here on, lock is part of the teardown
-		if err := workflow.ExecuteActivity(onHost, s.a.Unlock, step).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(onHost, contract.Unlock, step).Get(ctx, nil); err != nil {
 			return stepError("unlock", err)
 		}
 		return nil
@@ -291,7 +290,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	}
 	s.st.State = StateImporting
 	s.imported = true
-	if err := workflow.ExecuteActivity(onHost, s.a.ImportPool, step).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(onHost, contract.ImportPool, step).Get(ctx, nil); err != nil {
 		return stepError("import pool", err)
 	}
 	if s.plan.UnlockMethod == "zfs" {
@@ -312,15 +311,15 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 	defer cancelWatch()
 
 	notice := false
-	if s.inst.Instance.Market == activities.MarketSpot {
+	if s.inst.Instance.Market == contract.MarketSpot {
 		hb := max(3*s.plan.SpotPollInterval, 30*time.Second)
 		wctx := workflow.WithActivityOptions(watchCtx, workflow.ActivityOptions{
 			StartToCloseTimeout: 48 * time.Hour, HeartbeatTimeout: hb,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumInterval: 30 * time.Second},
 		})
-		f := workflow.ExecuteActivity(wctx, s.a.WatchSpot, activities.SessionStep{Target: s.plan.Target, At: at})
+		f := workflow.ExecuteActivity(wctx, contract.WatchSpot, contract.SessionStep{Target: s.plan.Target, At: at})
 		workflow.Go(watchCtx, func(gctx workflow.Context) {
-			var n *activities.SpotNotice
+			var n *contract.SpotNotice
 			if err := f.Get(gctx, &n); err == nil && n != nil {
 				notice = true
 				s.res.Notice = n
@@ -386,7 +385,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 	return notice, nil
 }
 
-func sendKind(s activities.SendReport) string {
+func sendKind(s contract.SendReport) string {
 	switch {
 	case s.AlreadyDone:
 		return "up to date"
@@ -408,7 +407,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 			return nil
 		}
 		// The launch failed: terminate whatever it may have made.
-		s.inst, s.instIdx = &activities.SessionInstance{}, -1
+		s.inst, s.instIdx = &contract.SessionInstance{}, -1
 	}
 	var first error
 	note := func(step string, err error) {
@@ -416,7 +415,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 			first = stepError(step, err)
 		}
 	}
-	step := activities.SessionStep{Target: s.plan.Target, At: s.inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At}
 	attempts := int32(6)
 	if quick {
 		attempts = 4
@@ -424,12 +423,12 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 	onHost := s.opts(ctx, 3*time.Minute, 0, attempts)
 	if s.imported {
 		s.st.State = StateExporting
-		note("export pool", workflow.ExecuteActivity(onHost, s.a.ExportPool, step).Get(ctx, nil))
+		note("export pool", workflow.ExecuteActivity(onHost, contract.ExportPool, step).Get(ctx, nil))
 		s.imported = false
 	}
 	if s.unlocked {
 		s.st.State = StateLocking
-		note("lock", workflow.ExecuteActivity(onHost, s.a.Lock, step).Get(ctx, nil))
+		note("lock", workflow.ExecuteActivity(onHost, contract.Lock, step).Get(ctx, nil))
 		s.unlocked = false
 	}
 	s.st.State = StateReleasing
@@ -438,8 +437,8 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute, ScheduleToCloseTimeout: time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
-	req := activities.ReleaseRequest{Target: s.plan.Target, InstanceID: s.inst.Instance.ID, ClientToken: s.token}
-	note("release instance "+s.inst.Instance.ID, workflow.ExecuteActivity(release, s.a.ReleaseInstance, req).Get(ctx, nil))
+	req := contract.ReleaseRequest{Target: s.plan.Target, InstanceID: s.inst.Instance.ID, ClientToken: s.token}
+	note("release instance "+s.inst.Instance.ID, workflow.ExecuteActivity(release, contract.ReleaseInstance, req).Get(ctx, nil))
 	if s.instIdx >= 0 {
 		s.st.Instances[s.instIdx].Released = workflow.Now(ctx)
 	}
@@ -452,17 +451,17 @@ func (s *session) cost(ctx workflow.Context) {
 	if len(s.st.Instances) == 0 {
 		return
 	}
-	req := activities.CostRequest{Target: s.plan.Target}
+	req := contract.CostRequest{Target: s.plan.Target}
 	for _, i := range s.st.Instances {
 		end := i.Released
 		if end.IsZero() {
 			end = workflow.Now(ctx)
 		}
-		req.Uses = append(req.Uses, activities.InstanceUse{
-			Instance: activities.Instance{ID: i.ID, Type: i.Type, Market: activities.Market(i.Market)},
+		req.Uses = append(req.Uses, contract.InstanceUse{
+			Instance: contract.Instance{ID: i.ID, Type: i.Type, Market: contract.Market(i.Market)},
 			Seconds:  end.Sub(i.Started).Seconds()})
 	}
-	if err := workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), s.a.SessionCost, req).Get(ctx, &s.res.Cost); err != nil {
+	if err := workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), contract.SessionCost, req).Get(ctx, &s.res.Cost); err != nil {
 		msg, _ := rootCause(err)
 		s.st.Cost = "unknown: " + msg
 		return
@@ -475,10 +474,10 @@ func (s *session) notify(ctx workflow.Context, msg string) {
 	if !s.plan.Notify {
 		return
 	}
-	ev := activities.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.State), Body: msg, Severity: activities.SeverityError,
+	ev := contract.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.State), Body: msg, Severity: contract.SeverityError,
 		Fields: map[string]string{"workflow_id": workflow.GetInfo(ctx).WorkflowExecution.ID, "target": s.in.Target}}
 	if s.st.Cost != "" {
 		ev.Body += "\ncost: " + s.st.Cost
 	}
-	_ = workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), s.a.Notify, ev).Get(ctx, nil)
+	_ = workflow.ExecuteActivity(s.opts(ctx, time.Minute, 0, 3), contract.Notify, ev).Get(ctx, nil)
 }

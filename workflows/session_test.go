@@ -117,7 +117,7 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 
 func newSessionEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterActivity(&activities.Activities{})
 	env.RegisterWorkflowWithOptions(Session, workflow.RegisterOptions{Name: SessionName})
 	return env

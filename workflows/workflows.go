@@ -1,6 +1,7 @@
 // Package workflows holds zcloud's deterministic workflow code: no I/O, no
-// time.Now, no goroutines. Every side effect is an activity (package
-// activities), referenced here only by method value.
+// time.Now, no goroutines. Every side effect is an activity, scheduled by
+// its name in package contract (which also holds the payload types); this
+// package never imports the activities that implement them.
 package workflows
 
 import (

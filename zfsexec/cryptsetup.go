@@ -6,30 +6,6 @@ import (
 	"errors"
 )
 
-// MapperName is a validated device-mapper name ("zc-vol0abc"): it becomes
-// /dev/mapper/<name>.
-type MapperName string
-
-// ParseMapperName accepts 1..100 of [A-Za-z0-9_.-], not starting with '-' or '.'.
-func ParseMapperName(s string) (MapperName, error) {
-	if s == "" || len(s) > 100 {
-		return "", &InvalidNameError{"mapper", s, "must be 1..100 characters"}
-	}
-	if s[0] == '-' || s[0] == '.' {
-		return "", &InvalidNameError{"mapper", s, "may not start with '-' or '.'"}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-') {
-			return "", &InvalidNameError{"mapper", s, "character " + charAt(s, i) + " is not allowed"}
-		}
-	}
-	return MapperName(s), nil
-}
-
-// Device returns /dev/mapper/<name>, the node to give zpool create.
-func (m MapperName) Device() Device { return Device{"/dev/mapper/" + string(m)} }
-
 // Cryptsetup runs LUKS commands on one host (over SSH on targets). The key
 // always travels on stdin (--key-file=-): never argv, never a remote file.
 type Cryptsetup struct{ R Runner }

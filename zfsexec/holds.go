@@ -7,26 +7,6 @@ import (
 	"strconv"
 )
 
-// HoldTag is a validated hold tag ("zcloud-repl-backup1").
-type HoldTag string
-
-// ParseHoldTag accepts 1..200 characters from the ZFS name alphabet, not
-// starting with '-'.
-func ParseHoldTag(s string) (HoldTag, error) {
-	if s == "" || len(s) > 200 {
-		return "", &InvalidNameError{"hold tag", s, "must be 1..200 characters"}
-	}
-	if s[0] == '-' {
-		return "", &InvalidNameError{"hold tag", s, "may not start with '-'"}
-	}
-	for i := 0; i < len(s); i++ {
-		if !validComponentChar(s[i]) {
-			return "", &InvalidNameError{"hold tag", s, "character " + charAt(s, i) + " is not allowed (letters, digits, - _ . : only)"}
-		}
-	}
-	return HoldTag(s), nil
-}
-
 // Hold places tag on snapshots (atomically); recursive (-r) also on the
 // same-named snapshots of descendants. A tag already present is ErrExists.
 func (z ZFS) Hold(ctx context.Context, tag HoldTag, recursive bool, snaps ...Snapshot) error {

@@ -1,55 +1,9 @@
 package zfsexec
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 )
-
-// PropName is a validated ZFS property name ("compression", "user:tag",
-// "feature@async_destroy" is not accepted here: pool features are read, not set).
-type PropName string
-
-// ParsePropName accepts [a-z0-9:._-]+ not starting with '-'.
-func ParsePropName(s string) (PropName, error) {
-	if s == "" || len(s) > 256 {
-		return "", &InvalidNameError{"property", s, "must be 1..256 characters"}
-	}
-	if s[0] == '-' {
-		return "", &InvalidNameError{"property", s, "may not start with '-'"}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' || c == '.' || c == '_' || c == '-') {
-			return "", &InvalidNameError{"property", s, "character " + charAt(s, i) + " is not allowed (a-z 0-9 : . _ - only)"}
-		}
-	}
-	return PropName(s), nil
-}
-
-// MustPropName is ParsePropName for constants.
-func MustPropName(s string) PropName {
-	p, err := ParsePropName(s)
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
-// ParsePropValue refuses values that would corrupt one-line-per-record
-// output: control characters (newline, tab, NUL). Everything else is safe:
-// the value always travels inside one "name=value" argv element.
-func ParsePropValue(name PropName, v string) (string, error) {
-	if len(v) > 8192 {
-		return "", &InvalidNameError{"property value", string(name), "longer than 8192 bytes"}
-	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return "", &InvalidNameError{"property value", string(name), fmt.Sprintf("control character %q is not allowed", r)}
-		}
-	}
-	return v, nil
-}
 
 // Props is a set of validated property assignments. Build with Set.
 type Props struct{ m map[PropName]string }

@@ -8,23 +8,6 @@ import (
 	"strings"
 )
 
-// ResumeToken is a validated receive_resume_token ("1-a0851331b-c8-789c...").
-type ResumeToken string
-
-// ParseResumeToken accepts the token alphabet: hex digits and '-'.
-func ParseResumeToken(s string) (ResumeToken, error) {
-	if len(s) < 3 || len(s) > 1<<16 || !strings.HasPrefix(s, "1-") {
-		return "", &InvalidNameError{"resume token", s, "want 1-<hex>-<hex>-<hex>"}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-') {
-			return "", &InvalidNameError{"resume token", s, "character " + charAt(s, i) + " is not allowed"}
-		}
-	}
-	return ResumeToken(s), nil
-}
-
 // SendFrom is the incremental source: a snapshot or (OpenZFS) a bookmark.
 // The zero value means a full stream.
 type SendFrom struct {

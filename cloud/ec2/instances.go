@@ -5,20 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-)
-
-// Market is how an instance is paid for.
-type Market string
-
-// Markets.
-const (
-	OnDemand Market = "on-demand"
-	Spot     Market = "spot"
 )
 
 // Instance states (EC2 InstanceStateName).
@@ -30,31 +20,6 @@ const (
 	StateShuttingDown = "shutting-down"
 	StateTerminated   = "terminated"
 )
-
-// Instance is what zcloud needs to know about an EC2 instance.
-type Instance struct {
-	ID               string            `json:"id"`
-	Type             string            `json:"type"`
-	State            string            `json:"state"`
-	Market           Market            `json:"market"`
-	SpotRequestID    string            `json:"spot_request_id,omitempty"`
-	AvailabilityZone string            `json:"availability_zone"`
-	SubnetID         string            `json:"subnet_id,omitempty"`
-	PublicIP         string            `json:"public_ip,omitempty"`
-	PrivateIP        string            `json:"private_ip,omitempty"`
-	LaunchTime       time.Time         `json:"launch_time"`
-	Tags             map[string]string `json:"tags,omitempty"`
-	// Devices maps attached device names to volume ids (root included).
-	Devices map[string]string `json:"devices,omitempty"`
-}
-
-// Address is the address to SSH to: public if any, else private.
-func (i Instance) Address() string {
-	if i.PublicIP != "" {
-		return i.PublicIP
-	}
-	return i.PrivateIP
-}
 
 func fromInstance(in types.Instance) Instance {
 	out := Instance{

@@ -27,29 +27,9 @@ type ModifySpec struct {
 	Now     time.Time               `json:"now"`
 }
 
-// VolumeModification is the state of a volume's latest modification.
-type VolumeModification struct {
-	VolumeID      string            `json:"volume_id"`
-	State         poolplan.ModState `json:"state"`
-	TargetSizeGiB int64             `json:"target_size_gib"`
-	TargetType    string            `json:"target_type,omitempty"`
-	Progress      int64             `json:"progress"`
-	Start         time.Time         `json:"start"`
-	End           time.Time         `json:"end,omitzero"`
-	Message       string            `json:"message,omitempty"`
-	// Unchanged: the volume already matched the spec; nothing was modified
-	// and nothing should be added to the history.
-	Unchanged bool `json:"unchanged,omitempty"`
-}
-
-// Record converts m into the history entry the caller keeps.
-func (m VolumeModification) Record() poolplan.Modification {
-	return poolplan.Modification{VolumeID: m.VolumeID, Start: m.Start, State: m.State, TargetSizeGiB: m.TargetSizeGiB}
-}
-
 // sameAs matches a history entry to m, allowing for clock skew between the
 // caller's clock and EBS's start time.
-func (m VolumeModification) sameAs(h poolplan.Modification) bool {
+func sameModification(m VolumeModification, h poolplan.Modification) bool {
 	d := h.Start.Sub(m.Start)
 	return h.VolumeID == m.VolumeID && h.TargetSizeGiB == m.TargetSizeGiB && d < 5*time.Minute && d > -5*time.Minute
 }
@@ -122,7 +102,7 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 	history := spec.History
 	// EBS's latest modification counts even if the caller lost its record
 	// (a crash between ModifyVolume and saving the history).
-	if err == nil && !latest.Start.IsZero() && !slices.ContainsFunc(history, latest.sameAs) {
+	if err == nil && !latest.Start.IsZero() && !slices.ContainsFunc(history, func(h poolplan.Modification) bool { return sameModification(latest, h) }) {
 		history = append(slices.Clone(history), latest.Record())
 	}
 	now := spec.Now

@@ -13,13 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
 
-// SpotNotice is a spot interruption notice: EC2 will Action the instance
-// at Time (about two minutes after the notice appears).
-type SpotNotice struct {
-	Action string    `json:"action"` // terminate, stop or hibernate
-	Time   time.Time `json:"time"`
-}
-
 // SpotNoticePath is the IMDS path of the notice (relative to meta-data/).
 const SpotNoticePath = "spot/instance-action"
 

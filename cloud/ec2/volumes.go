@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -35,38 +34,6 @@ type VolumeSpec struct {
 	Tags             map[string]string   `json:"tags,omitempty"`
 	// ClientToken makes CreateVolume idempotent (required).
 	ClientToken string `json:"client_token"`
-}
-
-// Volume is an EBS volume as zcloud sees it.
-type Volume struct {
-	ID               string              `json:"id"`
-	Type             poolplan.VolumeType `json:"type"`
-	SizeGiB          int64               `json:"size_gib"`
-	IOPS             int64               `json:"iops,omitempty"`
-	Throughput       int64               `json:"throughput,omitempty"`
-	AvailabilityZone string              `json:"availability_zone"`
-	State            string              `json:"state"`
-	Tags             map[string]string   `json:"tags,omitempty"`
-	CreateTime       time.Time           `json:"create_time"`
-	Attachments      []Attachment        `json:"attachments,omitempty"`
-}
-
-// Attachment is a volume's attachment to an instance.
-type Attachment struct {
-	VolumeID   string `json:"volume_id"`
-	InstanceID string `json:"instance_id"`
-	Device     string `json:"device"`
-	State      string `json:"state"` // attaching, attached, detaching, detached
-}
-
-// AttachedTo returns the attachment to instanceID, if any.
-func (v Volume) AttachedTo(instanceID string) (Attachment, bool) {
-	for _, a := range v.Attachments {
-		if a.InstanceID == instanceID {
-			return a, true
-		}
-	}
-	return Attachment{}, false
 }
 
 func fromVolume(v types.Volume) Volume {
