@@ -37,8 +37,9 @@ func (a *Activities) allowTarget(name string) (config.Target, error) {
 // allowReplication checks that source goes to targetDataset on target, raw
 // or not, as a `replications:` entry says: an input cannot send a dataset
 // the operator never sent off site, write where the operator never wrote,
-// or send decrypted what the config sends raw.
-func (a *Activities) allowReplication(source, target, targetDataset string, raw bool) error {
+// or send decrypted what the config sends raw or encrypted (plaintext asks
+// to send a natively encrypted source decrypted: allow_plaintext_on_target).
+func (a *Activities) allowReplication(source, target, targetDataset string, raw, plaintext bool) error {
 	if _, err := a.allowTarget(target); err != nil {
 		return err
 	}
@@ -53,6 +54,9 @@ func (a *Activities) allowReplication(source, target, targetDataset string, raw 
 		}
 		if r.Raw != raw {
 			return notAllowed("raw", "the configuration replicates %s to %s with raw: %t", source, target, r.Raw)
+		}
+		if plaintext && !r.AllowPlaintextOnTarget {
+			return notAllowed("allow_plaintext", "the configuration does not set allow_plaintext_on_target for %s to %s:%s", source, target, targetDataset)
 		}
 		return nil
 	}

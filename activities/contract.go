@@ -116,6 +116,9 @@ const (
 	ErrTypeSSHReady       = contract.ErrTypeSSHReady
 	ErrTypeUnlock         = contract.ErrTypeUnlock
 	ErrTypeBootstrap      = contract.ErrTypeBootstrap
+	ModeRaw               = contract.ModeRaw
+	ModePlaintext         = contract.ModePlaintext
+	ModePlain             = contract.ModePlain
 	MarketSpot            = contract.MarketSpot
 	MarketOnDemand        = contract.MarketOnDemand
 	TierExpedited         = contract.TierExpedited

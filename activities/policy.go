@@ -105,6 +105,8 @@ func describeTag(tag string) string {
 	switch {
 	case tag == ArchiveHoldTag:
 		return tag + " (base of the archive chain)"
+	case tag == StagingHoldTag:
+		return tag + " (last snapshot staged: base of the next staging diff)"
 	case strings.HasPrefix(tag, HoldTagPrefix):
 		return fmt.Sprintf("%s (newest snapshot replicated to target %s)", tag, strings.TrimPrefix(tag, HoldTagPrefix))
 	}

@@ -29,7 +29,7 @@ func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetChec
 func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
 	target := req.Target
 	if req.Source != "" {
-		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw); err != nil {
+		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw, req.AllowPlaintext); err != nil {
 			return TargetCheck{}, err
 		}
 	}
@@ -89,7 +89,7 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 // exactly what is still missing.
 func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
 	begin := time.Now()
-	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw); err != nil {
+	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
 		return SendReport{}, err
 	}
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
@@ -109,6 +109,14 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	dst := zfsexec.ZFS{R: r, Caps: dstCaps}
 	log := a.Log.With(zap.String("source", req.Source.String()), zap.String("target", req.Target+":"+req.TargetDataset.String()))
 
+	mode, err := sendMode(ctx, src, dst, req)
+	if err != nil {
+		return SendReport{}, err
+	}
+	if mode == ModePlaintext {
+		log.Warn("sending a natively encrypted dataset decrypted: the target stores plaintext (allow_plaintext_on_target)")
+	}
+	req.Raw = mode == ModeRaw
 	plan, err := planSend(ctx, src, dst, req)
 	if errors.Is(err, zfsexec.ErrStreamMismatch) {
 		// No snapshot in common: retrying cannot change that.
@@ -117,7 +125,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	if err != nil {
 		return SendReport{}, classify(err)
 	}
-	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport}
+	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
 		return rep, nil
@@ -154,11 +162,18 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	rep.Seconds = time.Since(begin).Seconds()
 	a.Metrics.SendDone(req.Target, tcfg.Transport, rep.Bytes, time.Since(begin), err)
 	if err != nil {
-		if errors.Is(err, zfsexec.ErrResumeTokenPresent) || errors.Is(err, zfsexec.ErrStreamMismatch) && rep.Resumed {
-			// A stale token: discard the partial state so the next attempt
-			// sends afresh from the newest common snapshot.
-			log.Warn("discarding partial receive state", zap.Error(err))
-			_ = dst.AbortReceive(ctx, req.TargetDataset)
+		if staleResume(err, rep.Resumed) {
+			// The target's partial state cannot be resumed (its snapshot is
+			// gone on the source, or the state itself is): discard it and
+			// send afresh from the newest common snapshot.
+			log.Warn("resume state is stale: discarding it (zfs receive -A) and sending afresh", zap.Error(err))
+			if aerr := dst.AbortReceive(ctx, req.TargetDataset); aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) {
+				return rep, classify(aerr)
+			}
+			if rep.Resumed {
+				// No token is left, so this plans a plain send (once).
+				return a.SendSnapshots(ctx, req)
+			}
 		}
 		return rep, classify(err)
 	}
@@ -180,6 +195,45 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 		}
 	}
 	return rep, nil
+}
+
+// sendMode decides how req's source is sent. A natively encrypted source
+// goes raw (zfs send -w), so the target stores ciphertext and never needs
+// the key, unless req.AllowPlaintext; a target that cannot receive raw
+// streams is then refused, never silently sent plaintext.
+func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (string, error) {
+	encrypted := false
+	if src.Caps.NativeEncryption {
+		enc, err := src.GetOne(ctx, req.Source, "encryption")
+		if err != nil {
+			return "", classify(err)
+		}
+		encrypted = enc != "off" && enc != "-" && enc != ""
+	}
+	switch {
+	case !encrypted && req.Raw:
+		return ModeRaw, nil
+	case !encrypted:
+		return ModePlain, nil
+	case req.AllowPlaintext && !req.Raw:
+		return ModePlaintext, nil
+	case !dst.Caps.RawSend:
+		return "", permanent(ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
+			req.Source, req.Target, req.Target, dst.Caps.Impl))
+	}
+	return ModeRaw, nil
+}
+
+// staleResume says err means the target's partial receive state is of no
+// use: a resume whose token went stale (OpenZFS's messages, captured in
+// zfsexec/testdata/openzfs-2.3.2/resume-capture.txt), or a plain stream
+// refused because partial state is in the way.
+func staleResume(err error, resumed bool) bool {
+	if errors.Is(err, zfsexec.ErrResumeTokenPresent) {
+		return true
+	}
+	return resumed && (errors.Is(err, zfsexec.ErrResumeTokenStale) || errors.Is(err, zfsexec.ErrNoResumeState) ||
+		errors.Is(err, zfsexec.ErrStreamMismatch))
 }
 
 type sendPlan struct {

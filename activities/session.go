@@ -58,7 +58,8 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 		p.SSHTimeout += e.Bootstrap.Timeout
 	}
 	for _, r := range a.Config.ReplicationsTo(target) {
-		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw})
+		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
+			AllowPlaintext: r.AllowPlaintextOnTarget})
 	}
 	if len(p.Replications) == 0 {
 		return p, permanent(ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))

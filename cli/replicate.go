@@ -15,7 +15,7 @@ import (
 
 func replicateCmd(a *app) *cobra.Command {
 	var to string
-	var raw, noWait bool
+	var raw, plaintext, noWait bool
 	c := &cobra.Command{
 		Use:   "replicate SOURCE --to TARGET:DATASET",
 		Short: "Replicate a dataset to a target over SSH (full first, incremental after)",
@@ -41,6 +41,10 @@ replication its config does not list).`,
 				if err != nil {
 					return err
 				}
+				if raw && plaintext {
+					return fmt.Errorf("--allow-plaintext-on-target contradicts --raw")
+				}
+				in.AllowPlaintext = plaintext
 				if _, ok := cfg.Targets[in.Target]; !ok {
 					return fmt.Errorf("no target named %q in %s (known: %s)", in.Target, a.cfgPath, strings.Join(cfg.TargetNames(), ", "))
 				}
@@ -54,6 +58,9 @@ replication its config does not list).`,
 				if raw && !cfg.Replications[i].Raw {
 					return fmt.Errorf("--raw: the replication of %s to %s:%s in %s is not raw", in.Source, in.Target, in.TargetDataset, a.cfgPath)
 				}
+				if plaintext && !cfg.Replications[i].AllowPlaintextOnTarget {
+					return fmt.Errorf("--allow-plaintext-on-target: set allow_plaintext_on_target on the replication of %s to %s:%s in %s (the worker sends plaintext only where its config allows it)", in.Source, in.Target, in.TargetDataset, a.cfgPath)
+				}
 				in.Raw = cfg.Replications[i].Raw
 				inputs = append(inputs, in)
 			} else {
@@ -61,7 +68,8 @@ replication its config does not list).`,
 					return fmt.Errorf("--to needs a SOURCE argument")
 				}
 				for _, r := range cfg.Replications {
-					inputs = append(inputs, workflows.ReplicateInput{Source: r.Source, Target: r.Target, TargetDataset: r.TargetDataset, Raw: r.Raw})
+					inputs = append(inputs, workflows.ReplicateInput{Source: r.Source, Target: r.Target, TargetDataset: r.TargetDataset, Raw: r.Raw,
+						AllowPlaintext: r.AllowPlaintextOnTarget})
 				}
 				if len(inputs) == 0 {
 					return fmt.Errorf("nothing to replicate: give SOURCE --to TARGET:DATASET or list replications in %s", a.cfgPath)
@@ -102,13 +110,18 @@ replication its config does not list).`,
 				case s.Full:
 					kind = "full"
 				}
-				fmt.Fprintf(out, "done: %s -> %s:%s, %s, %s in %.1fs\n", res.Snapshot, in.Target, in.TargetDataset, kind, humanBytes(s.Bytes), res.Seconds)
+				mode := ""
+				if s.Mode != "" {
+					mode = ", " + s.Mode
+				}
+				fmt.Fprintf(out, "done: %s -> %s:%s, %s%s, %s in %.1fs\n", res.Snapshot, in.Target, in.TargetDataset, kind, mode, humanBytes(s.Bytes), res.Seconds)
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "TARGET:DATASET (TARGET is a name under 'targets:' in the config)")
-	c.Flags().BoolVar(&raw, "raw", false, "raw send (zfs send -w): natively encrypted data stays encrypted on the target")
+	c.Flags().BoolVar(&raw, "raw", false, "raw send (zfs send -w) even of an unencrypted dataset (natively encrypted ones are sent raw anyway)")
+	c.Flags().BoolVar(&plaintext, "allow-plaintext-on-target", false, "send a natively encrypted dataset decrypted: the target stores plaintext")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
 	return c
 }

@@ -200,7 +200,7 @@ func childProgress(ctx context.Context, cl client.Client, id string) string {
 }
 
 func printSession(out io.Writer, st workflows.SessionStatus, progress func(childID string) string) {
-	fmt.Fprintf(out, "  state: %s", st.State)
+	fmt.Fprintf(out, "  phase: %s", st.Phase)
 	if st.Interruptions > 0 {
 		fmt.Fprintf(out, " (%d spot interruption(s))", st.Interruptions)
 	}

@@ -53,8 +53,6 @@ func progressLine(ctx context.Context, cl client.Client, id, runID string) strin
 		if v.Get(&st) == nil {
 			if p, ok := st["phase"].(string); ok {
 				parts = append(parts, p)
-			} else if p, ok := st["state"].(string); ok { // a Session
-				parts = append(parts, p)
 			}
 		}
 	}

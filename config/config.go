@@ -35,6 +35,8 @@ type Config struct {
 	Policies []Policy `yaml:"policies"`
 	Archive  Archive  `yaml:"archive"` // cold archive and restore (archive.go)
 	Notify   Notify   `yaml:"notify"`  // where session failures are reported (see ec2.go)
+	// Staging are file-level encrypted staging jobs (staging.go).
+	Staging []Staging `yaml:"staging"`
 }
 
 // Temporal says how to reach the Temporal server.
@@ -114,8 +116,12 @@ type Replication struct {
 	Source        string `yaml:"source"`
 	Target        string `yaml:"target"`
 	TargetDataset string `yaml:"target_dataset"`
-	// Raw sends natively encrypted datasets without decrypting (zfs send -w).
+	// Raw sends without decrypting (zfs send -w). A natively encrypted
+	// source is sent raw anyway unless AllowPlaintextOnTarget.
 	Raw bool `yaml:"raw"`
+	// AllowPlaintextOnTarget sends a natively encrypted source decrypted,
+	// so the target stores (and can read) plaintext. Off by default.
+	AllowPlaintextOnTarget bool `yaml:"allow_plaintext_on_target"`
 }
 
 // Defaults for everything a user may leave out.
@@ -224,6 +230,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyPoolDefaults()
 	c.Archive.applyDefaults()
+	c.applyStagingDefaults()
 }
 
 // FieldError names the offending field (and its line, when known).
@@ -288,6 +295,9 @@ func (c *Config) Validate() error {
 		} else if _, ok := c.Targets[r.Target]; !ok {
 			errs.add(fieldErr(f+".target", "no target named %q (known: %s)", r.Target, strings.Join(c.TargetNames(), ", ")))
 		}
+		if r.Raw && r.AllowPlaintextOnTarget {
+			return fieldErr(f+".allow_plaintext_on_target", "contradicts raw: true (a raw send stores the source's ciphertext)")
+		}
 		if err := CheckSnapshotFits(r.TargetDataset); err != nil {
 			errs.add(fieldErr(f+".target_dataset", "%v", err))
 		}
@@ -295,6 +305,7 @@ func (c *Config) Validate() error {
 	errs.add(c.Archive.validate())
 	errs.add(c.Notify.validate())
 	errs.add(c.validatePolicies())
+	errs.add(c.validateStaging())
 	return errs.err()
 }
 

@@ -70,6 +70,9 @@ const (
 	WatchSpot               = "WatchSpot"
 	SessionCost             = "SessionCost"
 	Notify                  = "Notify"
+	PlanStaging             = "PlanStaging"
+	StageSnapshot           = "StageSnapshot"
+	SnapshotStaging         = "SnapshotStaging"
 )
 
 // Names lists every activity name above.
@@ -130,6 +133,9 @@ func Names() []string {
 		WatchSpot,
 		SessionCost,
 		Notify,
+		PlanStaging,
+		StageSnapshot,
+		SnapshotStaging,
 	}
 }
 

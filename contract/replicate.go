@@ -21,6 +21,8 @@ type CheckRequest struct {
 	Source        string     `json:"source,omitempty"`
 	TargetDataset string     `json:"target_dataset,omitempty"`
 	Raw           bool       `json:"raw,omitempty"`
+	// AllowPlaintext: as in SendRequest.
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 }
 
 // SnapshotRequest names a snapshot to take.
@@ -36,6 +38,9 @@ type SendRequest struct {
 	Target        string           `json:"target"`
 	TargetDataset zfsname.Dataset  `json:"target_dataset"`
 	Raw           bool             `json:"raw"`
+	// AllowPlaintext lets a natively encrypted source go non-raw (the
+	// target then stores plaintext); without it such a source is sent raw.
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 	// At, when set, names the EC2 session's instance (TargetAddr).
 	At TargetAddr `json:"at,omitzero"`
 }
@@ -50,7 +55,19 @@ type SendReport struct {
 	AlreadyDone bool    `json:"already_done"`
 	Seconds     float64 `json:"seconds"`
 	Transport   string  `json:"transport"`
+	// Mode says what the target stores: "raw" (the source's ciphertext;
+	// the target never has the key), "plaintext" (an encrypted source sent
+	// decrypted, allowed by allow_plaintext_on_target) or "plain" (the
+	// source is not encrypted).
+	Mode string `json:"mode,omitempty"`
 }
+
+// Send modes (SendReport.Mode).
+const (
+	ModeRaw       = "raw"
+	ModePlaintext = "plaintext"
+	ModePlain     = "plain"
+)
 
 // HoldRequest moves a hold tag to Snapshot.
 type HoldRequest struct {

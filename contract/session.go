@@ -27,6 +27,9 @@ type PlannedReplication struct {
 	Source        string `json:"source"`
 	TargetDataset string `json:"target_dataset"`
 	Raw           bool   `json:"raw"`
+	// AllowPlaintext: allow_plaintext_on_target (an encrypted source sent
+	// decrypted).
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 }
 
 // LaunchRequest asks for the session's instance number Generation.

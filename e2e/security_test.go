@@ -114,6 +114,7 @@ func TestForgedWorkflowInputsAreRefused(t *testing.T) {
 		{"target dataset not configured", workflows.ReplicateName, with(rep, "target_dataset", stolen), "target_dataset"},
 		{"source not configured", workflows.ReplicateName, with(rep, "source", src+"/other"), "source"},
 		{"raw flag the config does not set", workflows.ReplicateName, with(rep, "raw", true), "raw"},
+		{"plaintext the config does not allow", workflows.ReplicateName, with(rep, "allow_plaintext", true), "allow_plaintext"},
 		{"receiver path", workflows.ReplicateName, with(rep, "receiver_path", evil), "receiver_path"},
 		{"session to a static target", workflows.SessionName, map[string]any{"target": "backup"}, "target"},
 		{"session to an unknown target", workflows.SessionName, map[string]any{"target": "nosuch"}, "target"},

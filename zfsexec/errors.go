@@ -41,6 +41,16 @@ const (
 	ErrHoldNotFound
 	// ErrNoActiveScrub: scrub stop/pause with no scrub running.
 	ErrNoActiveScrub
+	// ErrResumeTokenStale: a resume token that can no longer be resumed:
+	// the snapshot it sends was destroyed (or replaced by one of the same
+	// name) on the source, its incremental source is gone, or the token is
+	// not a token. Discard the target's partial state (zfs receive -A) and
+	// send afresh.
+	ErrResumeTokenStale
+	// ErrNoResumeState: the target holds no partial receive state to resume
+	// into or to abort (zfs receive -A of nothing; a resume stream after
+	// the partial state was discarded).
+	ErrNoResumeState
 )
 
 func (k ErrorKind) Error() string { return k.String() }
@@ -75,6 +85,10 @@ func (k ErrorKind) String() string {
 		return "no such hold tag on the snapshot"
 	case ErrNoActiveScrub:
 		return "no active scrub"
+	case ErrResumeTokenStale:
+		return "resume token is stale (its snapshot changed or is gone)"
+	case ErrNoResumeState:
+		return "target has no partial receive state"
 	}
 	return "unknown error"
 }
@@ -85,6 +99,11 @@ var classifiers = []struct {
 	substr string
 	kind   ErrorKind
 }{
+	// zfs send -t (OpenZFS 2.3.2, testdata/openzfs-2.3.2/resume-capture.txt).
+	{"used in the initial send no longer exists", ErrResumeTokenStale},
+	{"is no longer the same snapshot used in the initial send", ErrResumeTokenStale},
+	{"no longer exists", ErrResumeTokenStale}, // "incremental source 0x... no longer exists"
+	{"resume token is corrupt", ErrResumeTokenStale},
 	{"contains partially-complete state", ErrResumeTokenPresent},
 	{"checksum mismatch or incomplete stream", ErrStreamIncomplete},
 	{"failed to read from stream", ErrEmptyStream},
