@@ -60,7 +60,7 @@ type ArchiveInput struct {
 	MaxDeleteCycles int           `json:"max_delete_cycles"`
 	MaxDeleteBytes  int64         `json:"max_delete_bytes"`
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
-	// HeartbeatTimeout of the upload (default 30s); tests shorten it.
+	// HeartbeatTimeout of the upload (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 
 	fields inputFields // fields the input has that the type lacks (input.go)
@@ -129,7 +129,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 		st.Phase = PhaseUploading
 		hb := in.HeartbeatTimeout
 		if hb == 0 {
-			hb = 30 * time.Second
+			hb = streamHeartbeatTimeout
 		}
 		long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 72 * time.Hour,

@@ -28,7 +28,7 @@ type ReplicateInput struct {
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 	// SnapshotPrefix names the snapshot taken for this run (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
-	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
+	// HeartbeatTimeout for the send (default 12s; the SDK reports progress
 	// to the server every 0.8 of it); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 	// TargetInstance is the instance of an ec2 target a Session launched
@@ -164,7 +164,7 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	status.Phase = "send"
 	hb := in.HeartbeatTimeout
 	if hb == 0 {
-		hb = 20 * time.Second
+		hb = streamHeartbeatTimeout
 	}
 	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 48 * time.Hour,

@@ -28,7 +28,7 @@ const (
 	PhaseVerifyingStreams  = "verifying streams"
 	PhaseProblemsFound     = "problems found"
 	restoreMaxStreamTries  = 20
-	defaultRestoreHBTimout = 30 * time.Second
+	defaultRestoreHBTimout = streamHeartbeatTimeout
 )
 
 // RestoreWorkflowID names the restore of dataset into target.

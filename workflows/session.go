@@ -24,7 +24,7 @@ type SessionInput struct {
 	Target string `json:"target"`
 	// SnapshotPrefix names the snapshots this session takes (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
-	// HeartbeatTimeout for the sends (default 20s); tests shorten it.
+	// HeartbeatTimeout for the sends (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
 
 	fields inputFields // fields the input has that the type lacks (input.go)
