@@ -213,7 +213,7 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 	// Progress is the (encrypted) bytes the store has taken, not what zfs
 	// send has produced: the pipeline buffers run ahead of a slow link.
 	n := a.newCounter(ctx, "upload")
-	stop := heartbeatBytes(ctx, "upload", id, total, &n.Int64, 2*time.Second)
+	stop := a.heartbeatBytes(ctx, "upload", id, total, &n.Int64, 2*time.Second)
 	src := archive.CommandReader(ctx, a.Local, argv)
 	res, err := archive.Upload(ctx, archive.UploadInput{
 		Store: countingStore{st, n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,

@@ -173,7 +173,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 			return rep, permanent(ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
 				req.TargetDataset, s.To.Name, s.To.GUID))
 		}
-		if err := ensureParent(ctx, z, req.TargetDataset); err != nil {
+		if err := z.EnsureParent(ctx, req.TargetDataset); err != nil {
 			return rep, classify(err)
 		}
 	case archive.Incremental:
@@ -189,7 +189,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		return rep, classify(err)
 	}
 	n := a.newCounter(ctx, "restore")
-	stop := heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n.Int64, 2*time.Second)
+	stop := a.heartbeatBytes(ctx, "restore", s.ID, s.PlainSize, &n.Int64, 2*time.Second)
 	var cw *archive.CmdWriter
 	w := archive.OpenOnWrite(func() (io.WriteCloser, error) {
 		log.Info("verified data in hand: starting zfs receive")
@@ -279,7 +279,7 @@ func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRe
 		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s", req.StreamID, req.Cycle, req.Dataset))
 	}
 	n := a.newCounter(ctx, "verify")
-	stop := heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n.Int64, 2*time.Second)
+	stop := a.heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n.Int64, 2*time.Second)
 	probs := archive.VerifyData(ctx, countingStore{st, n}, []archive.Stream{s}, a.Config.Archive.SpoolDir)
 	stop()
 	rep.Bytes = n.Load()

@@ -38,7 +38,7 @@ func statusCmd(a *app) *cobra.Command {
 					fmt.Fprintf(out, "  status: %s\n", b)
 				}
 			}
-			for _, l := range pendingActivities(desc) {
+			for _, l := range pendingActivities(ctx, desc) {
 				fmt.Fprintf(out, "  activity: %s\n", l)
 			}
 			if info.GetCloseTime() != nil {

@@ -28,7 +28,7 @@ const (
 	PhaseVerifyingStreams  = "verifying streams"
 	PhaseProblemsFound     = "problems found"
 	restoreMaxStreamTries  = 20
-	defaultRestoreHBTimout = 30 * time.Second
+	defaultRestoreHBTimout = streamHeartbeatTimeout
 )
 
 // RestoreWorkflowID names the restore of dataset into target.
@@ -101,7 +101,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (RestoreStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
+	fail := func(step string, err error) error { return failStepVersioned(ctx, &st.Phase, &st.Error, step, err) }
 	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
 		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
@@ -276,7 +276,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (VerifyStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	fail := func(step string, err error) error { return policyFail(&st.Phase, &st.Error, step, err) }
+	fail := func(step string, err error) error { return failStepVersioned(ctx, &st.Phase, &st.Error, step, err) }
 	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
 		return st, fail("input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))

@@ -124,7 +124,7 @@ func TestSessionRunsStepsInOrderAndReleases(t *testing.T) {
 	if strings.Contains(got, "notify") {
 		t.Error("a good session notified")
 	}
-	if res.Status.State != StateDone || res.Status.Cost == "" || len(res.Status.Datasets) != 2 || res.Status.Datasets[0].State != "done" {
+	if res.Status.Phase != PhaseDone || res.Status.Cost == "" || len(res.Status.Datasets) != 2 || res.Status.Datasets[0].State != "done" {
 		t.Errorf("result %+v", res.Status)
 	}
 }

@@ -56,7 +56,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 		return st, err
 	}
 	bad := func(err error) error {
-		return policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
+		return failStep(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
 	src, err := zfsname.ParseDataset(in.Source)
 	if err != nil {
@@ -69,7 +69,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	var plan contract.StagingPlan
 	if err := workflow.ExecuteActivity(quick, contract.PlanStaging, contract.StagingPlanRequest{Source: src, Dataset: dst}).Get(ctx, &plan); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "plan", err)
+		return st, failStep(&st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
 	if plan.Action != contract.StagingSkip {
@@ -86,7 +86,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 		return st, bad(err)
 	}
 	if err := workflow.ExecuteActivity(quick, contract.SnapshotStaging, contract.StagingSnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "snapshot staging", err)
+		return st, failStep(&st.Phase, &st.Error, "snapshot staging", err)
 	}
 
 	st.Phase = PhaseHoldingStagedBase
@@ -95,7 +95,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 		return st, bad(err)
 	}
 	if err := workflow.ExecuteActivity(quick, contract.HoldBase, contract.HoldRequest{Snapshot: base, Tag: contract.StagingHoldTag}).Get(ctx, nil); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "hold", err)
+		return st, failStep(&st.Phase, &st.Error, "hold", err)
 	}
 	st.Phase = PhaseDone
 	return st, nil
@@ -117,7 +117,7 @@ func stage(ctx workflow.Context, in StagingInput, st *StagingStatus, req contrac
 	})
 	var rep contract.StagingReport
 	if err := workflow.ExecuteActivity(long, contract.StageSnapshot, req).Get(ctx, &rep); err != nil {
-		return policyFail(&st.Phase, &st.Error, "stage", err)
+		return failStep(&st.Phase, &st.Error, "stage", err)
 	}
 	st.Report = &rep
 	return nil
