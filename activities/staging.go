@@ -56,7 +56,7 @@ func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Da
 	}
 	var mp, mounted string
 	for _, p := range props {
-		switch p.Name {
+		switch p.Property {
 		case "mountpoint":
 			mp = p.Value
 		case "mounted":
