@@ -17,6 +17,7 @@ import (
 	"zcloud/internal/testgate"
 	"zcloud/keys"
 	"zcloud/metrics"
+	"zcloud/progress"
 	"zcloud/transfer"
 	"zcloud/zfsexec"
 )
@@ -47,6 +48,9 @@ type Activities struct {
 	// from $ZCLOUD_TEST_GATE_DIR, which production never sets; nil holds
 	// nothing.
 	Gate *testgate.Gate
+	// Live is the board of running byte streams the CLI reads (package
+	// progress); nil shows progress through heartbeats only.
+	Live *progress.Board
 
 	capsMu sync.Mutex
 	caps   map[string]zfsexec.Capabilities
@@ -55,7 +59,7 @@ type Activities struct {
 // New returns activities with a local runner.
 func New(cfg *config.Config, log *zap.Logger) *Activities {
 	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
-		ReceiverBinary: cfg.ReceiverBinary, Gate: testgate.FromEnv()}
+		ReceiverBinary: cfg.ReceiverBinary, Gate: testgate.FromEnv(), Live: &progress.Board{}}
 }
 
 // permanent wraps err as a non-retryable application error of errType.
@@ -72,6 +76,7 @@ func classify(err error) error {
 		return nil
 	}
 	var hk *zfsexec.HostKeyMismatchError
+	var np *zfsexec.NoPoolError
 	var ee *zfsexec.ExitError
 	var ae *temporal.ApplicationError
 	switch {
@@ -89,6 +94,8 @@ func classify(err error) error {
 		return permanent(ErrTypeInvalidName, err)
 	case errors.As(err, &hk):
 		return permanent(ErrTypeHostKey, err)
+	case errors.As(err, &np):
+		return permanent(ErrTypeNotFound, err)
 	case errors.As(err, &ee):
 		switch ee.Kind {
 		case zfsexec.ErrDatasetNotFound:

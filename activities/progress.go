@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+
+	"zcloud/progress"
 )
 
 // counter is a long activity's byte count: heartbeats read it, and each
@@ -83,23 +85,27 @@ func (m *meter) progress(phase string, total int64) Progress {
 	return Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate}
 }
 
-// heartbeat records progress every interval until ctx ends; call the
-// returned stop function when the work is done.
-func (m *meter) heartbeat(ctx context.Context, phase string, total int64, every time.Duration) (stop func()) {
-	return heartbeatBytes(ctx, phase, "", total, &m.n.Int64, every)
-}
-
-// heartbeatBytes heartbeats a byte counter every interval until stop is
-// called (and once more then, with the final count).
-func heartbeatBytes(ctx context.Context, phase, detail string, total int64, n *atomic.Int64, every time.Duration) (stop func()) {
+// heartbeatBytes reports a byte counter while a long activity runs: on the
+// worker's live board (package progress: what the CLI shows, read fresh
+// from n) and in a heartbeat every interval (liveness and resume details,
+// carrying the live URL; the SDK passes one on to the server at most every
+// 0.8 x the heartbeat timeout). stop ends both, with a last heartbeat of
+// the final count.
+func (a *Activities) heartbeatBytes(ctx context.Context, phase, detail string, total int64, n *atomic.Int64, every time.Duration) (stop func()) {
+	live, untrack := "", func() {}
+	if a.Live != nil && activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		live, untrack = a.Live.Track(progress.Entry{Key: progress.Key{Workflow: info.WorkflowExecution.ID, Activity: info.ActivityID},
+			Attempt: info.Attempt, Phase: phase, Detail: detail, Total: total, Bytes: n})
+	}
 	start := time.Now()
-	progress := func() Progress {
+	current := func() Progress {
 		b := n.Load()
 		rate := 0.0
 		if s := time.Since(start).Seconds(); s > 0 {
 			rate = float64(b) / s
 		}
-		return Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail}
+		return Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail, Live: live}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -112,10 +118,10 @@ func heartbeatBytes(ctx context.Context, phase, detail string, total int64, n *a
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, progress())
+				activity.RecordHeartbeat(ctx, current())
 			}
 		}
 	}()
-	activity.RecordHeartbeat(ctx, progress())
-	return func() { close(done); activity.RecordHeartbeat(ctx, progress()) }
+	activity.RecordHeartbeat(ctx, current())
+	return func() { close(done); untrack(); activity.RecordHeartbeat(ctx, current()) }
 }

@@ -17,8 +17,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/contract"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/keys"
 	"zcloud/workflows"
 	"zcloud/zfsname"

@@ -288,7 +288,7 @@ func poolStatusCmd(a *app) *cobra.Command {
 			} else {
 				fmt.Fprintf(out, "  (status query: %v)\n", err)
 			}
-			for _, l := range pendingActivities(desc) {
+			for _, l := range pendingActivities(ctx, desc) {
 				fmt.Fprintf(out, "  activity: %s\n", l)
 			}
 			if sd, err := cl.ScheduleClient().GetHandle(ctx, workflows.PoolScrubScheduleID(name)).Describe(ctx); err == nil {

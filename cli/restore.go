@@ -323,7 +323,7 @@ func printRestoreWorkflow(ctx context.Context, cl client.Client, out io.Writer, 
 		return err
 	}
 	printRestoreStatus(out, st)
-	for _, l := range pendingActivities(desc) {
+	for _, l := range pendingActivities(ctx, desc) {
 		fmt.Fprintf(out, "  activity: %s\n", l)
 	}
 	return nil

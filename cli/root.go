@@ -106,6 +106,7 @@ Configuration is read from --config (default $ZCLOUD_CONFIG or
 	root.AddCommand(poolCmd(a))
 	root.AddCommand(archiveCmd(a), restoreCmd(a))
 	root.AddCommand(sessionCmd(a))
+	root.AddCommand(stagingCmd(a))
 	root.Version = version()
 	refuseUnknownSubcommands(root)
 	return root

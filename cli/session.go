@@ -12,10 +12,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"zcloud/config"
-	"zcloud/contract"
 	"zcloud/workflows"
 )
 
@@ -143,7 +141,7 @@ with the bytes its running send has moved, and the cost line. A WORKFLOW_ID
 				return err
 			}
 			printSession(out, st, func(childID string) string { return childProgress(ctx, cl, childID) })
-			for _, l := range pendingActivities(desc) {
+			for _, l := range pendingActivities(ctx, desc) {
 				fmt.Fprintf(out, "  activity: %s\n", l)
 			}
 			return nil
@@ -187,20 +185,16 @@ func childProgress(ctx context.Context, cl client.Client, id string) string {
 	if err != nil {
 		return ""
 	}
-	dc := converter.GetDefaultDataConverter()
 	for _, pa := range desc.GetPendingActivities() {
-		if hd := pa.GetHeartbeatDetails(); hd != nil && len(hd.GetPayloads()) > 0 {
-			var p contract.Progress
-			if dc.FromPayload(hd.GetPayloads()[len(hd.GetPayloads())-1], &p) == nil && p.Phase != "" {
-				return formatProgress(p)
-			}
+		if p := activityProgress(ctx, pa); p != "" {
+			return p
 		}
 	}
 	return ""
 }
 
 func printSession(out io.Writer, st workflows.SessionStatus, progress func(childID string) string) {
-	fmt.Fprintf(out, "  state: %s", st.State)
+	fmt.Fprintf(out, "  phase: %s", st.Phase)
 	if st.Interruptions > 0 {
 		fmt.Fprintf(out, " (%d spot interruption(s))", st.Interruptions)
 	}

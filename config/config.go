@@ -35,6 +35,8 @@ type Config struct {
 	Policies []Policy `yaml:"policies"`
 	Archive  Archive  `yaml:"archive"` // cold archive and restore (archive.go)
 	Notify   Notify   `yaml:"notify"`  // where session failures are reported (see ec2.go)
+	// Staging are file-level encrypted staging jobs (staging.go).
+	Staging []Staging `yaml:"staging"`
 }
 
 // Temporal says how to reach the Temporal server.
@@ -228,6 +230,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyPoolDefaults()
 	c.Archive.applyDefaults()
+	c.applyStagingDefaults()
 }
 
 // FieldError names the offending field (and its line, when known).
@@ -302,6 +305,7 @@ func (c *Config) Validate() error {
 	errs.add(c.Archive.validate())
 	errs.add(c.Notify.validate())
 	errs.add(c.validatePolicies())
+	errs.add(c.validateStaging())
 	return errs.err()
 }
 
@@ -394,6 +398,27 @@ func CheckSnapshotFits(dataset string) error {
 	}
 	_, err = ds.Snapshot(retention.SnapshotName(retention.DefaultPrefix, time.Time{}))
 	return err
+}
+
+// Datasets lists every source dataset the config names (replications,
+// policies, archive), sorted: the rows of `zcloud status`.
+func (c *Config) Datasets() []string {
+	seen := map[string]bool{}
+	for _, r := range c.Replications {
+		seen[r.Source] = true
+	}
+	for _, p := range c.Policies {
+		seen[p.Dataset] = true
+	}
+	for _, d := range c.Archive.Datasets {
+		seen[d.Dataset] = true
+	}
+	var out []string
+	for d := range seen {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TargetNames lists target names, sorted.

@@ -70,6 +70,10 @@ const (
 	WatchSpot               = "WatchSpot"
 	SessionCost             = "SessionCost"
 	Notify                  = "Notify"
+	PlanStaging             = "PlanStaging"
+	StageSnapshot           = "StageSnapshot"
+	SnapshotStaging         = "SnapshotStaging"
+	Catalog                 = "Catalog"
 )
 
 // Names lists every activity name above.
@@ -130,6 +134,10 @@ func Names() []string {
 		WatchSpot,
 		SessionCost,
 		Notify,
+		PlanStaging,
+		StageSnapshot,
+		SnapshotStaging,
+		Catalog,
 	}
 }
 

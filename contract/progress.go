@@ -8,4 +8,7 @@ type Progress struct {
 	Total       int64   `json:"total,omitempty"` // 0: unknown
 	BytesPerSec float64 `json:"bytes_per_sec"`
 	Detail      string  `json:"detail,omitempty"`
+	// Live is where the worker serves this activity's progress as it
+	// happens (package progress); the CLI reads it there.
+	Live string `json:"live,omitempty"`
 }

@@ -115,7 +115,7 @@ func TestSessionFailedSpotLaunchCancelsItsSpotRequest(t *testing.T) {
 	if logs := s.logs.String(); !strings.Contains(logs, `"cancelled spot request"`) || !strings.Contains(logs, reqID) {
 		t.Errorf("the worker never logged cancelling %s:\n%s", reqID, tail(logs, 3000))
 	}
-	if st := s.status(run.GetID()); st.State != "failed" || len(st.Instances) != 0 {
+	if st := s.status(run.GetID()); st.Phase != "failed" || len(st.Instances) != 0 {
 		t.Errorf("status %+v", st)
 	}
 }

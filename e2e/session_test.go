@@ -349,7 +349,7 @@ func TestSessionLaunchesUnlocksReplicatesAndTerminates(t *testing.T) {
 	}
 	t.Logf("session took %s; cost: %s", time.Since(begin).Round(time.Millisecond), res.Status.Cost)
 	st := res.Status
-	if st.State != workflows.StateDone || len(st.Instances) != 1 || st.Instances[0].Released.IsZero() {
+	if st.Phase != workflows.PhaseDone || len(st.Instances) != 1 || st.Instances[0].Released.IsZero() {
 		t.Fatalf("status %+v", st)
 	}
 	for _, d := range st.Datasets {
@@ -582,7 +582,7 @@ func TestSessionReceiveFailureStillExportsAndTerminates(t *testing.T) {
 		t.Errorf("error %q", ae.Error())
 	}
 	st := s.status(run.GetID())
-	if st.State != workflows.StateFailed || st.Datasets[1].State != "done" {
+	if st.Phase != workflows.PhaseFailed || st.Datasets[1].State != "done" {
 		t.Errorf("status %+v", st)
 	}
 	if s.instancePoolImported() {
@@ -757,13 +757,13 @@ func TestSessionCLIScheduleRunStatus(t *testing.T) {
 
 	out := zc("session", "run", "nightly")
 	t.Logf("zcloud session run:\n%s", out)
-	for _, want := range []string{"  replicating", "state: done", "dataset: " + s.src.Pool.String() + "/data1", "(full,", "cost: 1 instance(s)", "instance: i-"} {
+	for _, want := range []string{"  replicating", "phase: done", "dataset: " + s.src.Pool.String() + "/data1", "(full,", "cost: 1 instance(s)", "instance: i-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("session run output lacks %q", want)
 		}
 	}
 	out = zc("session", "status", "nightly")
-	if !strings.Contains(out, "session session/nightly") || !strings.Contains(out, "state: done") || !strings.Contains(out, "Completed") {
+	if !strings.Contains(out, "session session/nightly") || !strings.Contains(out, "phase: done") || !strings.Contains(out, "Completed") {
 		t.Errorf("session status:\n%s", out)
 	}
 	if out := zc("session", "schedule", "--delete"); !strings.Contains(out, "delete session/nightly") {

@@ -13,12 +13,15 @@ export PATH="$BIN:/usr/local/go/bin:$PATH"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: zfs-fuse (a real ZFS that runs here), OpenSSH (target
-# hosts in tests), mbuffer (benchmark baseline).
+# hosts in tests), mbuffer (benchmark baseline), age and jq (the
+# restore-by-hand test follows docs/restore-by-hand.md with them).
 need=()
 command -v zfs-fuse >/dev/null 2>&1 || [ -x /usr/sbin/zfs-fuse ] || need+=(zfs-fuse)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v mbuffer >/dev/null 2>&1 || need+=(mbuffer)
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

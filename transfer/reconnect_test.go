@@ -175,7 +175,7 @@ func TestReconnectRefusedFailsAfterBoundedAttempts(t *testing.T) {
 // (the reorder window was the limit), and a stall ends when the frames
 // before it are written.
 func TestWindowStallsAreCounted(t *testing.T) {
-	w := newReorderWindow(2, time.Minute, func(error) {})
+	w := newReorderWindow(2, 2, time.Minute, func(error) {})
 	a, b := &net.TCPConn{}, &net.TCPConn{}
 	h := hello{chunk: 100, streams: 2}
 	w.register(a, h, 16)
@@ -209,5 +209,18 @@ func TestWindowStallsAreCounted(t *testing.T) {
 	}
 	if _, _, _, _, stalls := w.counters(); stalls != 1 {
 		t.Fatalf("stalls = %d, want 1", stalls)
+	}
+}
+
+// A stall doubles the window (up to MaxWindow) instead of stalling again at
+// the same distance: the window adapts to the path, within its memory bound.
+func TestWindowGrowsAtAStallUpToItsBound(t *testing.T) {
+	w := newReorderWindow(2, 8, time.Minute, func(error) {})
+	w.register(&net.TCPConn{}, hello{chunk: 100, streams: 1}, 16)
+	if _, err := w.reserve(0, 5, 50); err != nil { // 5 >= 0+2: a stall, the window grows to 8
+		t.Fatal(err)
+	}
+	if _, _, _, _, stalls := w.counters(); stalls != 1 || w.window != 8 {
+		t.Fatalf("stalls %d, window %d; want 1 stall and the window at its bound 8", stalls, w.window)
 	}
 }

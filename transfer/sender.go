@@ -109,7 +109,7 @@ func (p *sendPipeline) newLane(index int) (*lane, error) {
 // dial connects lane index and proves the session key; resume is the
 // sequence after the last frame the receiver holds from this lane.
 func (p *sendPipeline) dial(index int) (net.Conn, uint64, error) {
-	d := net.Dialer{Timeout: p.opts.DialTimeout, Control: tuneSocket}
+	d := net.Dialer{Timeout: p.opts.DialTimeout, Control: tuneSocket(p.opts.ChunkSize)}
 	conn, err := d.DialContext(p.ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, 0, err

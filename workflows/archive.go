@@ -60,8 +60,10 @@ type ArchiveInput struct {
 	MaxDeleteCycles int           `json:"max_delete_cycles"`
 	MaxDeleteBytes  int64         `json:"max_delete_bytes"`
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
-	// HeartbeatTimeout of the upload (default 30s); tests shorten it.
+	// HeartbeatTimeout of the upload (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // ArchiveStatus answers Archive's status query and is its result.
@@ -86,42 +88,39 @@ type ArchiveStatus struct {
 // older ones, never before their class's minimum storage duration unless
 // Force, and a deletion over the thresholds waits for an approval.
 func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
+	if err := in.fields.refuse(ArchiveName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return ArchiveStatus{}, err
+	}
 	st := ArchiveStatus{Phase: PhasePlanning, Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ArchiveStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	var decision *Approval
-	err := workflow.SetUpdateHandlerWithOptions(ctx, ApproveDeletionUpdate,
-		func(ctx workflow.Context, ap Approval) (string, error) {
-			decision = &ap
+	gate, err := newApprovalGate(ctx, ApproveDeletionUpdate,
+		"approve or reject the deletion of old archive cycles: {approve, by, plan_id}",
+		"deletion plan", in.Dataset, "zcloud archive status", &st.Phase,
+		func(ap Approval) string {
 			st.Decision = &ap
 			if ap.Approve {
-				return fmt.Sprintf("approved deletion plan %s: deleting %d cycles", ap.PlanID, len(st.Deletion.Delete)), nil
+				return fmt.Sprintf("approved deletion plan %s: deleting %d cycles", ap.PlanID, len(st.Deletion.Delete))
 			}
-			return fmt.Sprintf("rejected deletion plan %s: nothing will be deleted", ap.PlanID), nil
-		},
-		workflow.UpdateHandlerOptions{
-			Validator: func(ctx workflow.Context, ap Approval) error {
-				return validateDeletionApproval(st, decision, ap)
-			},
-			Description: "approve or reject the deletion of old archive cycles: {approve, by, plan_id}",
+			return fmt.Sprintf("rejected deletion plan %s: nothing will be deleted", ap.PlanID)
 		})
 	if err != nil {
 		return st, err
 	}
 	ds, err := zfsname.ParseDataset(in.Dataset)
 	if err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 	}
 	if in.Cycle <= 0 {
-		return st, policyFail(&st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError("cycle period must be positive", contract.ErrTypeConfig, nil))
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "input", temporal.NewNonRetryableApplicationError("cycle period must be positive", contract.ErrTypeConfig, nil))
 	}
 	now := workflow.Now(ctx)
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan contract.ArchivePlan
 	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "plan", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
 	cycle, verified := plan.CurrentCycle, plan.CurrentVerified
@@ -130,7 +129,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 		st.Phase = PhaseUploading
 		hb := in.HeartbeatTimeout
 		if hb == 0 {
-			hb = 30 * time.Second
+			hb = streamHeartbeatTimeout
 		}
 		long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 72 * time.Hour,
@@ -142,17 +141,17 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 			Raw: in.Raw, Class: contract.StorageClass(in.Class)}
 		var rep contract.ArchiveStreamReport
 		if err := workflow.ExecuteActivity(long, contract.ArchiveStream, req).Get(ctx, &rep); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "upload", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "upload", err)
 		}
 		st.Stream = &rep
 
 		st.Phase = PhaseHolding
 		snap, err := ds.Snapshot(plan.To.Name)
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "hold", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "hold", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 		if err := workflow.ExecuteActivity(quick, contract.HoldBase, contract.HoldRequest{Snapshot: snap, Tag: contract.ArchiveHoldTag}).Get(ctx, nil); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "hold", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "hold", err)
 		}
 		if plan.Kind == archivetypes.Full {
 			cycle, verified = plan.Cycle, false
@@ -167,15 +166,15 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 		req := contract.CycleCheckRequest{Dataset: ds, Cycle: cycle, SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller}
 		var chk contract.CycleCheck
 		if err := workflow.ExecuteActivity(quick, contract.CheckArchiveCycle, req).Get(ctx, &chk); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "verify cycle", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "verify cycle", err)
 		}
 		st.Check = &chk
 		switch {
 		case len(chk.Problems) > 0:
-			return st, policyFail(&st.Phase, &st.Error, "verify cycle", temporal.NewNonRetryableApplicationError(
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "verify cycle", temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), contract.ErrTypeCorrupt, nil))
 		case chk.Sanity != "":
-			return st, policyFail(&st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
 				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller)", "SanityCheckFailed", nil))
 		}
 	}
@@ -184,7 +183,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	dreq := contract.DeletionPlanRequest{Dataset: ds, Now: now, Force: in.Force, MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}
 	var dp contract.DeletionPlan
 	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveDeletion, dreq).Get(ctx, &dp); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "plan deletion", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan deletion", err)
 	}
 	st.Deletion = &dp
 	if len(dp.Delete) == 0 {
@@ -192,23 +191,12 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 		return st, nil
 	}
 	if dp.NeedsApproval {
-		timeout := in.ApprovalTimeout
-		if timeout <= 0 {
-			timeout = DefaultApprovalTimeout
-		}
-		st.Phase = PhaseAwaitingApproval
-		st.Deadline = workflow.Now(ctx).Add(timeout)
-		workflow.GetLogger(ctx).Info("archive deletion waits for approval", "dataset", in.Dataset, "plan", dp.ID, "verdict", dp.Verdict)
-		decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return decision != nil })
+		workflow.GetLogger(ctx).Info("archive deletion over the limits", "dataset", in.Dataset, "plan", dp.ID, "verdict", dp.Verdict)
+		ok, err := gate.wait(ctx, dp.ID, in.ApprovalTimeout, &st.Deadline)
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "await approval", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "await approval", err)
 		}
-		switch {
-		case !decided:
-			st.Phase = PhaseTimedOut
-			return st, nil
-		case !decision.Approve:
-			st.Phase = PhaseRejected
+		if !ok {
 			return st, nil
 		}
 	}
@@ -225,30 +213,11 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	var rep contract.DeletionReport
 	req := contract.DeleteCyclesRequest{Dataset: ds, PlanID: dp.ID, Cycles: ids, Now: now, Force: in.Force}
 	if err := workflow.ExecuteActivity(del, contract.DeleteArchiveCycles, req).Get(ctx, &rep); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "delete", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "delete", err)
 	}
 	st.Deleted = &rep
 	st.Phase = PhaseDone
 	return st, nil
-}
-
-// validateDeletionApproval refuses an update that cannot apply to the
-// deletion plan waiting now. It only reads state.
-func validateDeletionApproval(st ArchiveStatus, decision *Approval, ap Approval) error {
-	if st.Phase != PhaseAwaitingApproval || st.Deletion == nil {
-		return fmt.Errorf("no deletion of %s is waiting for approval (phase: %s)", st.Dataset, st.Phase)
-	}
-	if decision != nil {
-		return fmt.Errorf("deletion plan %s was already decided by %s", st.Deletion.ID, decision.By)
-	}
-	if ap.PlanID != st.Deletion.ID {
-		return fmt.Errorf("plan %q is not the deletion plan waiting for approval (%s): look at it with 'zcloud archive status %s' and approve that one",
-			ap.PlanID, st.Deletion.ID, st.Dataset)
-	}
-	if strings.TrimSpace(ap.By) == "" {
-		return fmt.Errorf("say who decides: 'by' is empty")
-	}
-	return nil
 }
 
 // ArchiveDescribeName only reads a dataset's manifest (zcloud archive status).
@@ -278,6 +247,9 @@ const ArchiveTickName = "ArchiveTick"
 // 'zcloud archive status' always find the run there, and a run still going
 // (waiting for an approval) makes the tick start nothing.
 func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
+	if err := in.fields.refuse(ArchiveTickName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return "", err
+	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            ArchiveWorkflowID(in.Dataset),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
@@ -293,4 +265,20 @@ func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
 		return "", temporal.NewNonRetryableApplicationError("start archive: "+msg, typ, nil)
 	}
 	return "started " + child.ID + " run " + child.RunID, nil
+}
+
+// CatalogName lists every configured dataset's copies (zcloud status).
+const CatalogName = "Catalog"
+
+// Catalog reads, on the worker, the newest snapshot of every configured
+// dataset on the source, its replicas and the archive: the CLI host has
+// neither the pools nor the keys.
+func Catalog(ctx workflow.Context) ([]contract.CatalogDataset, error) {
+	var out []contract.CatalogDataset
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.Catalog).Get(ctx, &out)
+	if err != nil {
+		msg, typ := rootCause(err)
+		return out, temporal.NewNonRetryableApplicationError("catalog: "+msg, typ, nil)
+	}
+	return out, nil
 }

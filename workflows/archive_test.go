@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"zcloud/activities"
@@ -360,5 +361,24 @@ func TestVerifyReportsEveryFindingAndFails(t *testing.T) {
 	// The missing object is not re-read; the others all are.
 	if strings.Join(verified, ",") != "full-1,incr-1-2" {
 		t.Fatalf("verified %v", verified)
+	}
+}
+
+// An archive cancelled while its deletion plan waits for approval ends as
+// cancelled (not failed) and deletes nothing.
+func TestArchiveCancelledEndsCancelled(t *testing.T) {
+	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
+	env.ExecuteWorkflow(ArchiveName, archiveIn())
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("a cancelled archive ended with %v, want a cancellation", err)
+	}
+	var st ArchiveStatus
+	v, err := env.QueryWorkflow(StatusQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Get(&st); err != nil || st.Phase != PhaseCancelled || c.get("delete") != 0 {
+		t.Fatalf("after the cancellation: %+v (%v), %d deletes", st, err, c.get("delete"))
 	}
 }

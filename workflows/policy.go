@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -51,6 +50,8 @@ type PolicyInput struct {
 	MaxDestroyPercent float64 `json:"max_destroy_percent"`
 	// ApprovalTimeout: after it an unapproved prune destroys nothing (default 24h).
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // validate checks the input in workflow code (pure) so a bad schedule
@@ -91,13 +92,16 @@ type PolicyStatus struct {
 // the next tick's snapshot, and while it waits, later ticks start no
 // second prune: the fixed prune workflow ID lets only one run.
 func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) {
+	if err := in.fields.refuse(SnapshotPolicyName); err != nil {
+		return PolicyStatus{}, err
+	}
 	st := PolicyStatus{Phase: "starting", Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (PolicyStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
 	ds, err := in.validate()
 	if err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "input", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "input", err)
 	}
 	now := workflow.Now(ctx)
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
@@ -105,18 +109,18 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 	st.Phase = "checking due"
 	var due contract.DueReport
 	if err := workflow.ExecuteActivity(quick, contract.SnapshotDue, contract.DueRequest{Dataset: ds, Policy: in.Policy, Now: now}).Get(ctx, &due); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "check due", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "check due", err)
 	}
 	st.Due = due.Kinds
 	if due.Due {
 		st.Phase = "snapshot"
 		snap, err := ds.Snapshot(retention.SnapshotName(in.Policy.WithDefaults().Prefix, now))
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "snapshot", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "snapshot", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 		req := contract.SnapshotRequest{Snapshot: snap, Recursive: in.Policy.Recursive}
 		if err := workflow.ExecuteActivity(quick, contract.TakeSnapshot, req).Get(ctx, nil); err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "snapshot", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "snapshot", err)
 		}
 		st.Snapshot = snap.String()
 	}
@@ -133,7 +137,7 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
 		st.PruneNote = "previous prune " + PruneWorkflowID(ds.String()) + " is still running (waiting for approval?): no new prune started"
 	case err != nil:
-		return st, policyFail(&st.Phase, &st.Error, "start prune", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "start prune", err)
 	default:
 		st.PruneWorkflow, st.PruneRunID = child.ID, child.RunID
 	}
@@ -146,19 +150,10 @@ const (
 	PhasePlanning         = "planning"
 	PhaseAwaitingApproval = "awaiting approval"
 	PhaseDestroying       = "destroying"
-	PhaseDone             = "done"
 	PhaseNothingToDo      = "nothing to destroy"
 	PhaseRejected         = "rejected"
 	PhaseTimedOut         = "approval timed out"
-	PhaseFailed           = "failed"
 )
-
-// Approval is the approve-prune update's argument.
-type Approval struct {
-	Approve bool   `json:"approve"` // false rejects: nothing is destroyed
-	By      string `json:"by"`      // who decided, recorded in history and status
-	PlanID  string `json:"plan_id"` // must be the plan waiting, so no one approves a plan they did not see
-}
 
 // PruneStatus answers PrunePolicy's status query and is its result.
 type PruneStatus struct {
@@ -176,37 +171,34 @@ type PruneStatus struct {
 // thresholds waits (durably, up to ApprovalTimeout) for an approve-prune
 // update naming its plan ID; a rejection or the timeout destroys nothing.
 func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
+	if err := in.fields.refuse(PrunePolicyName); err != nil {
+		return PruneStatus{}, err
+	}
 	st := PruneStatus{Phase: PhasePlanning, Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (PruneStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
-	var decision *Approval
-	err := workflow.SetUpdateHandlerWithOptions(ctx, ApproveUpdate,
-		func(ctx workflow.Context, ap Approval) (string, error) {
-			decision = &ap
+	gate, err := newApprovalGate(ctx, ApproveUpdate,
+		"approve or reject the prune plan waiting for approval: {approve, by, plan_id}",
+		"plan", in.Dataset, "zcloud policy status", &st.Phase,
+		func(ap Approval) string {
 			st.Decision = &ap
 			if ap.Approve {
-				return fmt.Sprintf("approved plan %s: destroying %d snapshots", ap.PlanID, len(st.Report.Destroy)), nil
+				return fmt.Sprintf("approved plan %s: destroying %d snapshots", ap.PlanID, len(st.Report.Destroy))
 			}
-			return fmt.Sprintf("rejected plan %s: nothing will be destroyed", ap.PlanID), nil
-		},
-		workflow.UpdateHandlerOptions{
-			Validator: func(ctx workflow.Context, ap Approval) error {
-				return validateApproval(st, decision, ap)
-			},
-			Description: "approve or reject the prune plan waiting for approval: {approve, by, plan_id}",
+			return fmt.Sprintf("rejected plan %s: nothing will be destroyed", ap.PlanID)
 		})
 	if err != nil {
 		return st, err
 	}
 	ds, err := in.validate()
 	if err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "input", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "input", err)
 	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	var rep contract.PlanReport
 	if err := workflow.ExecuteActivity(quick, contract.PlanPrune, in.planRequest(ds, workflow.Now(ctx))).Get(ctx, &rep); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "plan", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan", err)
 	}
 	st.Report = &rep
 	if len(rep.Destroy) == 0 {
@@ -214,23 +206,12 @@ func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
 		return st, nil
 	}
 	if rep.NeedsApproval {
-		timeout := in.ApprovalTimeout
-		if timeout <= 0 {
-			timeout = DefaultApprovalTimeout
-		}
-		st.Phase = PhaseAwaitingApproval
-		st.Deadline = workflow.Now(ctx).Add(timeout)
-		workflow.GetLogger(ctx).Info("prune waits for approval", "dataset", in.Dataset, "plan", rep.ID, "verdict", rep.Verdict)
-		decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return decision != nil })
+		workflow.GetLogger(ctx).Info("prune plan over the limits", "dataset", in.Dataset, "plan", rep.ID, "verdict", rep.Verdict)
+		ok, err := gate.wait(ctx, rep.ID, in.ApprovalTimeout, &st.Deadline)
 		if err != nil {
-			return st, policyFail(&st.Phase, &st.Error, "await approval", err)
+			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "await approval", err)
 		}
-		switch {
-		case !decided:
-			st.Phase = PhaseTimedOut
-			return st, nil
-		case !decision.Approve:
-			st.Phase = PhaseRejected
+		if !ok {
 			return st, nil
 		}
 	}
@@ -244,35 +225,19 @@ func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
 	req := contract.DestroyRequest{Dataset: ds, Recursive: in.Policy.Recursive, PlanID: rep.ID, Snapshots: rep.Destroy}
 	var res contract.DestroyReport
 	if err := workflow.ExecuteActivity(long, contract.DestroySnapshots, req).Get(ctx, &res); err != nil {
-		return st, policyFail(&st.Phase, &st.Error, "destroy", err)
+		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "destroy", err)
 	}
 	st.Result = &res
 	st.Phase = PhaseDone
 	return st, nil
 }
 
-// validateApproval rejects an update that cannot apply to the plan
-// waiting now. It only reads state.
-func validateApproval(st PruneStatus, decision *Approval, ap Approval) error {
-	if st.Phase != PhaseAwaitingApproval || st.Report == nil {
-		return fmt.Errorf("no plan of %s is waiting for approval (phase: %s)", st.Dataset, st.Phase)
-	}
-	if decision != nil {
-		return fmt.Errorf("plan %s was already decided by %s", st.Report.ID, decision.By)
-	}
-	if ap.PlanID != st.Report.ID {
-		return fmt.Errorf("plan %q is not the plan waiting for approval (%s): look at it with 'zcloud policy status %s' and approve that one",
-			ap.PlanID, st.Report.ID, st.Dataset)
-	}
-	if strings.TrimSpace(ap.By) == "" {
-		return fmt.Errorf("say who decides: 'by' is empty")
-	}
-	return nil
-}
-
 // PolicyPlan computes the plan a prune would carry out now, destroying
 // nothing (zcloud policy plan). It runs on the worker, next to the pool.
 func PolicyPlan(ctx workflow.Context, in PolicyInput) (contract.PlanReport, error) {
+	if err := in.fields.refuse(PolicyPlanName); err != nil {
+		return contract.PlanReport{}, err
+	}
 	ds, err := in.validate()
 	if err != nil {
 		return contract.PlanReport{}, err
@@ -289,12 +254,4 @@ func PolicyPlan(ctx workflow.Context, in PolicyInput) (contract.PlanReport, erro
 var quickActivity = workflow.ActivityOptions{
 	StartToCloseTimeout: 5 * time.Minute,
 	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
-}
-
-// policyFail is fail() for the policy workflows' status types.
-func policyFail(phase, errMsg *string, step string, err error) error {
-	msg, typ := rootCause(err)
-	*phase = PhaseFailed
-	*errMsg = step + ": " + msg
-	return temporal.NewNonRetryableApplicationError(*errMsg, typ, nil)
 }

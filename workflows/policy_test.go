@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -257,15 +258,18 @@ func TestApprovalValidator(t *testing.T) {
 
 func TestApprovalRefusedWhenNothingWaitsOrAlreadyDecided(t *testing.T) {
 	ok := Approval{Approve: true, By: "x", PlanID: "abc"}
-	st := PruneStatus{Phase: PhaseDestroying, Dataset: "tank/data", Report: &activities.PlanReport{ID: "abc"}}
-	if err := validateApproval(st, nil, ok); err == nil || !strings.Contains(err.Error(), "no plan") {
+	phase := PhaseDestroying
+	g := &approvalGate{plan: "plan", dataset: "tank/data", statusCmd: "zcloud policy status", phase: &phase, planID: "abc"}
+	if err := g.validate(ok); err == nil || !strings.Contains(err.Error(), "no plan") {
 		t.Fatalf("while destroying: got %v", err)
 	}
-	st.Phase = PhaseAwaitingApproval
-	if err := validateApproval(st, &Approval{By: "carol"}, ok); err == nil || !strings.Contains(err.Error(), "already decided by carol") {
+	phase = PhaseAwaitingApproval
+	g.decision = &Approval{By: "carol"}
+	if err := g.validate(ok); err == nil || !strings.Contains(err.Error(), "already decided by carol") {
 		t.Fatalf("second decision: got %v", err)
 	}
-	if err := validateApproval(st, nil, ok); err != nil {
+	g.decision = nil
+	if err := g.validate(ok); err != nil {
 		t.Fatalf("valid approval refused: %v", err)
 	}
 }
@@ -354,3 +358,17 @@ func TestSnapshotPolicyNotDueTakesNoSnapshotButPrunes(t *testing.T) {
 var acts *activities.Activities
 
 func registerAs(name string) workflow.RegisterOptions { return workflow.RegisterOptions{Name: name} }
+
+// A prune cancelled while its plan waits for approval ends as cancelled
+// (not failed) and destroys nothing.
+func TestPruneCancelledEndsCancelled(t *testing.T) {
+	env, d := newPruneEnv(t, planReport(5, true))
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
+	env.ExecuteWorkflow(PrunePolicyName, policyInput())
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("a cancelled prune ended with %v, want a cancellation", err)
+	}
+	if st := queryPrune(t, env); st.Phase != PhaseCancelled || d.count() != 0 {
+		t.Fatalf("after the cancellation: phase %q, %d destroys", st.Phase, d.count())
+	}
+}

@@ -45,6 +45,8 @@ const (
 // PoolInput names a configured pool.
 type PoolInput struct {
 	Pool string `json:"pool"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolGrowInput grows a pool to volumes of SizeGiB.
@@ -62,12 +64,16 @@ type PoolGrowInput struct {
 	ParallelVdevs int `json:"parallel_vdevs,omitempty"`
 	// History adds modifications the volumes' tags do not hold.
 	History []poolplan.Modification `json:"history,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolDestroyInput must repeat the pool's name in Confirm.
 type PoolDestroyInput struct {
 	Pool    string `json:"pool"`
 	Confirm string `json:"confirm"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolStatus answers the status query of every pool workflow.
@@ -145,18 +151,6 @@ func (t *tracker) start(id string)  { t.running[id] = true }
 func (t *tracker) finish(id string) { delete(t.running, id); t.done[id] = true }
 func (t *tracker) stop(id string)   { delete(t.running, id) }
 
-// fail records err and returns it flat (see fail in replicate.go).
-func (t *tracker) fail(step string, err error) error {
-	msg, typ := rootCause(err)
-	t.st.Phase = "failed"
-	t.st.Error = step + ": " + msg
-	if temporal.IsCanceledError(err) {
-		t.st.Phase = "cancelled"
-		return err
-	}
-	return temporal.NewNonRetryableApplicationError(t.st.Error, typ, nil)
-}
-
 // clientToken is the idempotency token of a create step: stable across
 // worker crashes and replays of this run, different for another run.
 func clientToken(ctx workflow.Context, step string) string {
@@ -196,6 +190,9 @@ func badInput(msg string, args ...any) error {
 // optionally LUKS-formats and opens them, runs zpool create with the
 // layout and exports the pool.
 func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolCreateName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "create", in.Pool)
 	if err != nil {
@@ -203,7 +200,7 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	}
 	p, err := settings(ctx, in.Pool)
 	if err != nil {
-		return PoolResult{}, t.fail("settings", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "settings", err)
 	}
 	l := p.Layout
 	var slots [][]string
@@ -242,7 +239,7 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 			if err := futures[s].Get(ctx, &v); err != nil {
 				t.stop(s + "/" + string(poolplan.StepCreate))
 				if firstErr == nil {
-					firstErr = t.fail("create volume "+s, err)
+					firstErr = failStep(&t.st.Phase, &t.st.Error, "create volume "+s, err)
 				}
 				continue
 			}
@@ -264,14 +261,14 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 			step := s + "/" + string(poolplan.StepAttach)
 			t.start(step)
 			if err := workflow.ExecuteActivity(short, contract.PoolAttachVolume, contract.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, nil); err != nil {
-				return res, t.fail("attach "+vol, err)
+				return res, failStep(&t.st.Phase, &t.st.Error, "attach "+vol, err)
 			}
 			t.finish(step)
 			if p.LUKS.Enabled {
 				step = s + "/" + string(poolplan.StepLUKSOpen)
 				t.start(step)
 				if err := workflow.ExecuteActivity(short, contract.PoolLUKSOpen, contract.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, nil); err != nil {
-					return res, t.fail("luks open "+vol, err)
+					return res, failStep(&t.st.Phase, &t.st.Error, "luks open "+vol, err)
 				}
 				t.finish(step)
 			}
@@ -281,13 +278,13 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	t.st.Phase = "zpool create"
 	t.start("pool/zpool-create")
 	if err := workflow.ExecuteActivity(short, contract.PoolZpoolCreate, contract.PoolCreateRequest{Pool: p, Vdevs: vdevs}).Get(ctx, nil); err != nil {
-		return res, t.fail("zpool create", err)
+		return res, failStep(&t.st.Phase, &t.st.Error, "zpool create", err)
 	}
 	t.finish("pool/zpool-create")
 	t.st.Phase = "export"
 	t.start("pool/export")
 	if err := workflow.ExecuteActivity(short, contract.PoolExport, p).Get(ctx, nil); err != nil {
-		return res, t.fail("export", err)
+		return res, failStep(&t.st.Phase, &t.st.Error, "export", err)
 	}
 	t.finish("pool/export")
 	t.st.Phase = "done"
@@ -301,11 +298,11 @@ func openPool(ctx workflow.Context, t *tracker, p config.Pool) (imported bool, s
 	short := poolOpts(ctx, p, 15*time.Minute)
 	t.st.Phase = "import"
 	if err := workflow.ExecuteActivity(short, contract.PoolImport, p).Get(ctx, &imported); err != nil {
-		return false, st, t.fail("import", err)
+		return false, st, failStep(&t.st.Phase, &t.st.Error, "import", err)
 	}
 	t.st.Phase = "inspect"
 	if err := workflow.ExecuteActivity(short, contract.PoolInspect, p).Get(ctx, &st); err != nil {
-		return imported, st, t.fail("inspect", err)
+		return imported, st, failStep(&t.st.Phase, &t.st.Error, "inspect", err)
 	}
 	return imported, st, nil
 }
@@ -317,7 +314,7 @@ func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) e
 	}
 	t.st.Phase = "export"
 	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), contract.PoolExport, p).Get(ctx, nil); err != nil {
-		return t.fail("export", err)
+		return failStep(&t.st.Phase, &t.st.Error, "export", err)
 	}
 	return nil
 }
@@ -325,20 +322,23 @@ func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) e
 // PoolGrow grows every volume of the pool to SizeGiB, in place or by
 // rolling replace.
 func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolGrowName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "grow "+in.Mode, in.Pool)
 	if err != nil {
 		return PoolResult{}, err
 	}
 	if in.Mode != GrowInPlace && in.Mode != GrowRollingReplace {
-		return PoolResult{}, t.fail("input", badInput("mode must be %s or %s, not %q", GrowInPlace, GrowRollingReplace, in.Mode))
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "input", badInput("mode must be %s or %s, not %q", GrowInPlace, GrowRollingReplace, in.Mode))
 	}
 	if in.SizeGiB <= 0 {
-		return PoolResult{}, t.fail("input", badInput("a new size in GiB is required"))
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "input", badInput("a new size in GiB is required"))
 	}
 	p, err := settings(ctx, in.Pool)
 	if err != nil {
-		return PoolResult{}, t.fail("settings", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "settings", err)
 	}
 	imported, st, err := openPool(ctx, t, p)
 	if err != nil {
@@ -347,11 +347,11 @@ func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
 	res := PoolResult{Pool: p.Name, SizeBefore: st.SizeBytes}
 	t.st.SizeBefore = st.SizeBytes
 	if st.Resilvering {
-		return res, t.fail("inspect", temporal.NewNonRetryableApplicationError(
+		return res, failStep(&t.st.Phase, &t.st.Error, "inspect", temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("pool %s is resilvering (%s); grow it when the resilver has finished", p.Name, st.Scan), contract.ErrTypePoolUnsafe, nil))
 	}
 	if len(st.Foreign) > 0 {
-		return res, t.fail("inspect", temporal.NewNonRetryableApplicationError(
+		return res, failStep(&t.st.Phase, &t.st.Error, "inspect", temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("pool %s has devices that are not EBS volumes: %v", p.Name, st.Foreign), contract.ErrTypePoolUnsafe, nil))
 	}
 	if in.Mode == GrowInPlace {
@@ -395,9 +395,15 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	if par == 0 {
 		par = p.ParallelVdevs
 	}
+	if par > p.ParallelVdevs {
+		// The config's parallel_vdevs is a maximum: more concurrent
+		// resilvers than the operator allowed could exhaust the host.
+		return failStep(&t.st.Phase, &t.st.Error, "input", temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"parallel_vdevs: not allowed; pool %s allows at most %d in the configuration", p.Name, p.ParallelVdevs), contract.ErrTypeNotAllowed, nil))
+	}
 	plan, err := poolplan.RollingReplacePlan(poolplan.RollingInput{Vdevs: st.PlanVdevs(), New: spec, ParallelVdevs: par, LUKS: p.LUKS.Enabled})
 	if err != nil {
-		return t.fail("plan", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeConfig, nil))
+		return failStep(&t.st.Phase, &t.st.Error, "plan", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeConfig, nil))
 	}
 	for _, s := range plan.Steps() {
 		t.plan = append(t.plan, s.ID)
@@ -510,7 +516,7 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 					if err := f.Get(ctx, nil); err != nil {
 						t.stop(step.ID)
 						if firstErr == nil {
-							firstErr = t.fail(string(step.Kind)+" "+step.ID, err)
+							firstErr = failStep(&t.st.Phase, &t.st.Error, string(step.Kind)+" "+step.ID, err)
 						}
 						return
 					}
@@ -573,7 +579,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	deferred := map[string]time.Time{} // volume -> not before (from ModifyVolume itself)
 	for round := 0; ; round++ {
 		if round > 10000 {
-			return t.fail("grow", temporal.NewNonRetryableApplicationError("in-place grow makes no progress", contract.ErrTypePoolUnsafe, nil))
+			return failStep(&t.st.Phase, &t.st.Error, "grow", temporal.NewNonRetryableApplicationError("in-place grow makes no progress", contract.ErrTypePoolUnsafe, nil))
 		}
 		now := workflow.Now(ctx)
 		plan := poolplan.GrowInPlacePlan(planVols(), in.SizeGiB, history, now)
@@ -590,7 +596,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			for _, s := range r {
 				why = append(why, s.VolumeID+": "+s.Reason)
 			}
-			return t.fail("plan", temporal.NewNonRetryableApplicationError("cannot grow in place: "+strings.Join(why, "; "), contract.ErrTypeConfig, nil))
+			return failStep(&t.st.Phase, &t.st.Error, "plan", temporal.NewNonRetryableApplicationError("cannot grow in place: "+strings.Join(why, "; "), contract.ErrTypeConfig, nil))
 		}
 		if plan.Done() {
 			break
@@ -612,7 +618,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			err := workflow.ExecuteActivity(short, contract.PoolModifyVolume, contract.PoolModifyRequest{Pool: p, VolumeID: s.VolumeID,
 				SizeGiB: in.SizeGiB, History: history, Now: now}).Get(ctx, &r)
 			if err != nil {
-				return t.fail("modify "+s.VolumeID, err)
+				return failStep(&t.st.Phase, &t.st.Error, "modify "+s.VolumeID, err)
 			}
 			switch {
 			case r.Deferred && r.NotBefore.IsZero():
@@ -637,7 +643,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 				for {
 					var m contract.VolumeModification
 					if err := workflow.ExecuteActivity(short, contract.PoolCheckModification, contract.PoolDeviceRequest{Pool: p, VolumeID: vol}).Get(ctx, &m); err != nil {
-						return t.fail("modification of "+vol, err)
+						return failStep(&t.st.Phase, &t.st.Error, "modification of "+vol, err)
 					}
 					for i := range history {
 						if history[i].VolumeID == vol && m.VolumeID == vol && history[i].TargetSizeGiB == m.TargetSizeGiB &&
@@ -650,7 +656,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 						break
 					}
 					if err := workflow.Sleep(ctx, p.PollInterval); err != nil {
-						return t.fail("modification of "+vol, err)
+						return failStep(&t.st.Phase, &t.st.Error, "modification of "+vol, err)
 					}
 				}
 				t.finish(id)
@@ -663,12 +669,12 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 			}
 			var er contract.PoolExpandResult
 			if err := workflow.ExecuteActivity(short, contract.PoolExpand, contract.PoolExpandRequest{Pool: p, VolumeIDs: ids}).Get(ctx, &er); err != nil {
-				return t.fail("expand", err)
+				return failStep(&t.st.Phase, &t.st.Error, "expand", err)
 			}
 			t.stop("pool/expand")
 			var after contract.PoolState
 			if err := workflow.ExecuteActivity(short, contract.PoolInspect, p).Get(ctx, &after); err != nil {
-				return t.fail("inspect", err)
+				return failStep(&t.st.Phase, &t.st.Error, "inspect", err)
 			}
 			vols = after.Volumes()
 			continue
@@ -686,7 +692,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 		t.st.Phase = "waiting for the EBS modification limit (4 per volume per 24 h) until " + wake.UTC().Format(time.RFC3339)
 		t.st.WaitingUntil = wake
 		if err := workflow.Sleep(ctx, wake.Sub(now)); err != nil {
-			return t.fail("wait for modification limit", err)
+			return failStep(&t.st.Phase, &t.st.Error, "wait for modification limit", err)
 		}
 	}
 	t.start("pool/expand")
@@ -696,7 +702,7 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 		ids = append(ids, v.ID)
 	}
 	if err := workflow.ExecuteActivity(short, contract.PoolExpand, contract.PoolExpandRequest{Pool: p, VolumeIDs: ids}).Get(ctx, &er); err != nil {
-		return t.fail("expand", err)
+		return failStep(&t.st.Phase, &t.st.Error, "expand", err)
 	}
 	t.finish("pool/expand")
 	res.SizeAfter, t.st.SizeAfter = er.SizeBytes, er.SizeBytes
@@ -710,6 +716,9 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 // child under that id or, while another operation (a grow) holds it,
 // skips: see scrubUnderPoolID.
 func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolScrubName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "scrub", in.Pool)
 	if err != nil {
@@ -721,21 +730,21 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	}
 	p, err := settings(ctx, in.Pool)
 	if err != nil {
-		return PoolResult{}, t.fail("settings", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "settings", err)
 	}
 	t.plan = []string{"pool/import", "pool/scrub", "pool/export"}
 	var imported bool
 	t.st.Phase = "import"
 	t.start("pool/import")
 	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), contract.PoolImport, p).Get(ctx, &imported); err != nil {
-		return PoolResult{}, t.fail("import", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "import", err)
 	}
 	t.finish("pool/import")
 	t.st.Phase = "scrub"
 	t.start("pool/scrub")
 	var r contract.ScrubReport
 	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 7*24*time.Hour), contract.PoolScrub, p).Get(ctx, &r); err != nil {
-		return PoolResult{}, t.fail("scrub", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "scrub", err)
 	}
 	t.finish("pool/scrub")
 	t.st.Scrub = &r
@@ -747,7 +756,7 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	t.finish("pool/export")
 	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	if !r.Clean() {
-		return res, t.fail("scrub", temporal.NewNonRetryableApplicationError(r.Summary(), contract.ErrTypeScrubErrors, nil))
+		return res, failStep(&t.st.Phase, &t.st.Error, "scrub", temporal.NewNonRetryableApplicationError(r.Summary(), contract.ErrTypeScrubErrors, nil))
 	}
 	t.st.Phase = "done"
 	return res, nil
@@ -790,7 +799,7 @@ func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResul
 			t.st.Phase = "scrubbing as " + id + " run " + child.RunID
 			var res PoolResult
 			if err := f.Get(ctx, &res); err != nil {
-				return res, t.fail(id, err)
+				return res, failStep(&t.st.Phase, &t.st.Error, id, err)
 			}
 			t.finish(id)
 			t.st.Scrub = res.Scrub
@@ -798,11 +807,11 @@ func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResul
 			return res, nil
 		}
 		if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
-			return PoolResult{}, t.fail("start "+id, err)
+			return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "start "+id, err)
 		}
 		var op contract.PoolOperation
 		if err := workflow.ExecuteActivity(quick, contract.PoolDescribeOperation, id).Get(ctx, &op); err != nil {
-			return PoolResult{}, t.fail("describe "+id, err)
+			return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "describe "+id, err)
 		}
 		if !op.Running && attempt < 3 {
 			continue // it ended in between: take the id now
@@ -834,31 +843,34 @@ func operationName(workflowType string) string {
 // PoolDestroy destroys the zpool and deletes every volume tagged as the
 // pool's, only when Confirm repeats the pool's name.
 func PoolDestroy(ctx workflow.Context, in PoolDestroyInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolDestroyName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "destroy", in.Pool)
 	if err != nil {
 		return PoolResult{}, err
 	}
 	if in.Confirm != in.Pool || in.Pool == "" {
-		return PoolResult{}, t.fail("confirm", badInput("destroying pool %q needs the confirmation %q, got %q", in.Pool, in.Pool, in.Confirm))
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "confirm", badInput("destroying pool %q needs the confirmation %q, got %q", in.Pool, in.Pool, in.Confirm))
 	}
 	p, err := settings(ctx, in.Pool)
 	if err != nil {
-		return PoolResult{}, t.fail("settings", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "settings", err)
 	}
 	t.plan = []string{"pool/zpool-destroy", "pool/delete-volumes"}
 	short := poolOpts(ctx, p, 30*time.Minute)
 	t.st.Phase = "zpool destroy"
 	t.start("pool/zpool-destroy")
 	if err := workflow.ExecuteActivity(short, contract.PoolDestroyZpool, p).Get(ctx, nil); err != nil {
-		return PoolResult{}, t.fail("zpool destroy", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "zpool destroy", err)
 	}
 	t.finish("pool/zpool-destroy")
 	t.st.Phase = "delete volumes"
 	t.start("pool/delete-volumes")
 	var rep contract.PoolDestroyVolumesReport
 	if err := workflow.ExecuteActivity(short, contract.PoolDestroyVolumes, p).Get(ctx, &rep); err != nil {
-		return PoolResult{}, t.fail("delete volumes", err)
+		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "delete volumes", err)
 	}
 	t.finish("pool/delete-volumes")
 	t.st.Destroyed = &rep

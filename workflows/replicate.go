@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -29,18 +28,25 @@ type ReplicateInput struct {
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 	// SnapshotPrefix names the snapshot taken for this run (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
-	// HeartbeatTimeout for the send (default 20s; the SDK reports progress
+	// HeartbeatTimeout for the send (default 12s; the SDK reports progress
 	// to the server every 0.8 of it); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
-	// TargetHost and TargetHostKey, when set, override the target's
-	// ssh.host and pinned host key: a Session passes its instance's
-	// address and the public host key injected at launch.
+	// TargetInstance is the instance of an ec2 target a Session launched
+	// (or started). The worker finds its address and host key itself
+	// (contract.TargetAddr); a static target has none.
+	TargetInstance string `json:"target_instance,omitempty"`
+	// TargetHost and TargetHostKey are refused by the worker unless they
+	// are exactly what it found itself: an address or a host key never
+	// comes from a workflow input (docs/security.md). Kept so old
+	// histories decode.
 	TargetHost    string `json:"target_host,omitempty"`
 	TargetHostKey string `json:"target_host_key,omitempty"`
 	// Snapshot, when set, is the snapshot name (after '@') to take or, if
 	// it exists, reuse: a Session's replacement instance continues the
 	// same snapshot after a spot interruption.
 	Snapshot string `json:"snapshot,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // ReplicateResult says what happened.
@@ -76,6 +82,9 @@ const StatusQuery = "status"
 // ZFS allows. The new snapshot is held on the source for this target (it is
 // the next incremental base) and the previous base released.
 func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error) {
+	if err := in.fields.refuse(ReplicateName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return ReplicateResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	status := ReplicateStatus{Phase: "starting"}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ReplicateStatus, error) { return status, nil }); err != nil {
@@ -87,15 +96,15 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	if _, err := zfsname.ParseHoldTag(HoldTag(in.Target)); err != nil {
 		// Refused before anything is sent: the hold after the send would
 		// fail and leave the next incremental base unprotected.
-		return ReplicateResult{}, fail(&status, "target", temporal.NewNonRetryableApplicationError("target name "+err.Error(), contract.ErrTypeInvalidName, nil))
+		return ReplicateResult{}, failStep(&status.Phase, &status.Error, "target", temporal.NewNonRetryableApplicationError("target name "+err.Error(), contract.ErrTypeInvalidName, nil))
 	}
 	source, err := zfsname.ParseDataset(in.Source)
 	if err != nil {
-		return ReplicateResult{}, fail(&status, "source", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
+		return ReplicateResult{}, failStep(&status.Phase, &status.Error, "source", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
 	}
 	targetDS, err := zfsname.ParseDataset(in.TargetDataset)
 	if err != nil {
-		return ReplicateResult{}, fail(&status, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
+		return ReplicateResult{}, failStep(&status.Phase, &status.Error, "target dataset", temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, err))
 	}
 	prefix := in.SnapshotPrefix
 	if prefix == "" {
@@ -112,7 +121,7 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		ds   zfsname.Dataset
 	}{{"source", source}, {"target dataset", targetDS}} {
 		if _, err := d.ds.Snapshot(probe); err != nil {
-			return ReplicateResult{}, fail(&status, d.what, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
+			return ReplicateResult{}, failStep(&status.Phase, &status.Error, d.what, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrTypeInvalidName, nil))
 		}
 	}
 	var res ReplicateResult
@@ -122,15 +131,20 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
 	})
-	at := contract.TargetAddr{Host: in.TargetHost, HostKey: in.TargetHostKey}
+	at := contract.TargetAddr{Instance: in.TargetInstance, Host: in.TargetHost, HostKey: in.TargetHostKey}
 	var check workflow.Future
-	if at == (contract.TargetAddr{}) {
+	if workflow.GetVersion(ctx, "authorize-replication", workflow.DefaultVersion, 1) >= 1 {
+		// The worker checks the whole request against its config before
+		// it connects anywhere, so a forged input fails here.
+		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at,
+			Source: source.String(), TargetDataset: targetDS.String(), Raw: in.Raw, AllowPlaintext: in.AllowPlaintext})
+	} else if at == (contract.TargetAddr{}) {
 		check = workflow.ExecuteActivity(quick, contract.CheckTarget, in.Target)
 	} else {
 		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at})
 	}
 	if err := check.Get(ctx, &res.Target); err != nil {
-		return res, fail(&status, "check target", err)
+		return res, failStep(&status.Phase, &status.Error, "check target", err)
 	}
 
 	status.Phase = "snapshot"
@@ -144,13 +158,13 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	}
 	status.Snapshot, res.Snapshot = snap.String(), snap.String()
 	if err := workflow.ExecuteActivity(quick, contract.TakeSnapshot, contract.SnapshotRequest{Snapshot: snap}).Get(ctx, nil); err != nil {
-		return res, fail(&status, "snapshot", err)
+		return res, failStep(&status.Phase, &status.Error, "snapshot", err)
 	}
 
 	status.Phase = "send"
 	hb := in.HeartbeatTimeout
 	if hb == 0 {
-		hb = 20 * time.Second
+		hb = streamHeartbeatTimeout
 	}
 	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 48 * time.Hour,
@@ -164,14 +178,14 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 	req := contract.SendRequest{Source: source, Snapshot: snap, Target: in.Target, TargetDataset: targetDS, Raw: in.Raw,
 		AllowPlaintext: in.AllowPlaintext, At: at}
 	if err := workflow.ExecuteActivity(long, contract.SendSnapshots, req).Get(ctx, &res.Send); err != nil {
-		return res, fail(&status, "send", err)
+		return res, failStep(&status.Phase, &status.Error, "send", err)
 	}
 	status.Mode = res.Send.Mode
 
 	status.Phase = "hold"
 	hold := contract.HoldRequest{Snapshot: snap, Tag: HoldTag(in.Target)}
 	if err := workflow.ExecuteActivity(quick, contract.HoldBase, hold).Get(ctx, nil); err != nil {
-		return res, fail(&status, "hold", err)
+		return res, failStep(&status.Phase, &status.Error, "hold", err)
 	}
 	status.Phase = "done"
 	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
@@ -180,42 +194,3 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 
 // HoldTag is the hold that keeps target's next incremental base on the source.
 func HoldTag(target string) string { return "zcloud-" + target }
-
-// fail records the error for the status query and returns it as one flat
-// application error "step: message" keeping the cause's type, so the
-// operator reads the cause once, not through layers of wrappers.
-func fail(status *ReplicateStatus, step string, err error) error {
-	msg, typ := rootCause(err)
-	status.Phase = "failed"
-	status.Error = step + ": " + msg
-	if temporal.IsCanceledError(err) {
-		status.Phase = "cancelled"
-		return err // the workflow ends as cancelled, not failed
-	}
-	return temporal.NewNonRetryableApplicationError(status.Error, typ, nil)
-}
-
-// rootCause finds the innermost application error (the activity's own) or
-// else describes the failure (a timeout, a cancellation).
-func rootCause(err error) (msg, typ string) {
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		msg, typ = ae.Message(), ae.Type()
-		for {
-			var inner *temporal.ApplicationError
-			if !errors.As(ae.Unwrap(), &inner) {
-				return msg, typ
-			}
-			ae, msg, typ = inner, inner.Message(), inner.Type()
-		}
-	}
-	var te *temporal.TimeoutError
-	if errors.As(err, &te) {
-		return err.Error(), "Timeout"
-	}
-	var ce *temporal.CanceledError
-	if errors.As(err, &ce) {
-		return "cancelled", "Canceled"
-	}
-	return err.Error(), "StepFailed"
-}

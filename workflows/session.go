@@ -24,25 +24,24 @@ type SessionInput struct {
 	Target string `json:"target"`
 	// SnapshotPrefix names the snapshots this session takes (default "zcloud").
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
-	// HeartbeatTimeout for the sends (default 20s); tests shorten it.
+	// HeartbeatTimeout for the sends (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
-// Session states reported by the status query.
+// Phases of a session (besides the shared PhasePlanning, PhaseDone,
+// PhaseFailed, PhaseCancelled).
 const (
-	StatePlanning    = "planning"
-	StateLaunching   = "launching"
-	StateWaitingSSH  = "waiting-ssh"
-	StateUnlocking   = "unlocking"
-	StateImporting   = "importing"
-	StateReplicating = "replicating"
-	StateInterrupted = "interrupted"
-	StateExporting   = "exporting"
-	StateLocking     = "locking"
-	StateReleasing   = "releasing"
-	StateDone        = "done"
-	StateFailed      = "failed"
-	StateCancelled   = "cancelled"
+	PhaseLaunching   = "launching"
+	PhaseWaitingSSH  = "waiting-ssh"
+	PhaseUnlocking   = "unlocking"
+	PhaseImporting   = "importing"
+	PhaseReplicating = "replicating"
+	PhaseInterrupted = "interrupted"
+	PhaseExporting   = "exporting"
+	PhaseLocking     = "locking"
+	PhaseReleasing   = "releasing"
 )
 
 // DatasetProgress is one replication's state in the session.
@@ -75,7 +74,7 @@ type SessionInstanceInfo struct {
 // SessionStatus answers the status query.
 type SessionStatus struct {
 	Target        string                `json:"target"`
-	State         string                `json:"state"`
+	Phase         string                `json:"phase"`
 	Snapshot      string                `json:"snapshot,omitempty"`
 	Instances     []SessionInstanceInfo `json:"instances,omitempty"`
 	Interruptions int                   `json:"interruptions"`
@@ -119,7 +118,10 @@ type session struct {
 // the instance is given back, and a replacement continues the same
 // snapshots; after K interruptions replacements are on demand.
 func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
-	s := &session{in: in, st: SessionStatus{Target: in.Target, State: StatePlanning}}
+	if err := in.fields.refuse(SessionName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return SessionResult{}, err
+	}
+	s := &session{in: in, st: SessionStatus{Target: in.Target, Phase: PhasePlanning}}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (SessionStatus, error) { return s.st, nil }); err != nil {
 		return SessionResult{}, err
 	}
@@ -140,30 +142,21 @@ func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 	s.res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	switch {
 	case cancelled:
-		s.st.State = StateCancelled
+		s.st.Phase = PhaseCancelled
 		s.st.Error = "cancelled"
 		s.notify(dctx, "cancelled")
 		s.res.Status = s.st
 		return s.res, temporal.NewCanceledError()
 	case err != nil:
 		msg, typ := rootCause(err)
-		s.st.State, s.st.Error = StateFailed, msg
+		s.st.Phase, s.st.Error = PhaseFailed, msg
 		s.notify(dctx, msg)
 		s.res.Status = s.st
 		return s.res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("session %s: %s", in.Target, msg), typ, nil)
 	}
-	s.st.State = StateDone
+	s.st.Phase = PhaseDone
 	s.res.Status = s.st
 	return s.res, nil
-}
-
-// stepError is a failed step: "step: cause", keeping the cause's type.
-func stepError(step string, err error) error {
-	if temporal.IsCanceledError(err) {
-		return err
-	}
-	msg, typ := rootCause(err)
-	return temporal.NewNonRetryableApplicationError(step+": "+msg, typ, nil)
 }
 
 func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Duration, attempts int32) workflow.Context {
@@ -178,7 +171,7 @@ func (s *session) opts(ctx workflow.Context, startToClose, heartbeat time.Durati
 func (s *session) run(ctx workflow.Context) error {
 	quick := s.opts(ctx, 2*time.Minute, 0, 3)
 	if err := workflow.ExecuteActivity(quick, contract.PlanSession, s.in.Target).Get(ctx, &s.plan); err != nil {
-		return stepError("plan", err)
+		return failStep(nil, nil, "plan", err)
 	}
 	s.res.Plan = s.plan
 	prefix := s.in.SnapshotPrefix
@@ -207,7 +200,7 @@ func (s *session) run(ctx workflow.Context) error {
 		// a replacement.
 		s.st.Interruptions++
 		s.st.Instances[s.instIdx].Interrupted = true
-		s.st.State = StateInterrupted
+		s.st.Phase = PhaseInterrupted
 		if err := s.teardown(ctx, true); err != nil {
 			return err
 		}
@@ -239,12 +232,12 @@ func sessionClientToken(ctx workflow.Context, gen int, onDemand bool) string {
 
 // acquire gets a running, reachable, unlocked instance with the pool imported.
 func (s *session) acquire(ctx workflow.Context, gen int) error {
-	s.st.State = StateLaunching
+	s.st.Phase = PhaseLaunching
 	var inst contract.SessionInstance
 	if s.plan.Mode == "start-stop" {
 		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.StartInstance, s.plan.Target)
 		if err := f.Get(ctx, &inst); err != nil {
-			return stepError("start instance", err)
+			return failStep(nil, nil, "start instance", err)
 		}
 	} else {
 		onDemand := s.plan.Market == "spot" && s.st.Interruptions >= s.plan.SpotInterruptions
@@ -252,7 +245,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		s.token = req.ClientToken
 		f := workflow.ExecuteActivity(s.opts(ctx, 15*time.Minute, time.Minute, 5), contract.LaunchInstance, req)
 		if err := f.Get(ctx, &inst); err != nil {
-			return stepError("launch", err)
+			return failStep(nil, nil, "launch", err)
 		}
 	}
 	s.inst = &inst
@@ -262,17 +255,17 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	s.res.Status.Instances = s.st.Instances
 
 	step := contract.SessionStep{Target: s.plan.Target, At: inst.At}
-	s.st.State = StateWaitingSSH
+	s.st.Phase = PhaseWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
 	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
-		return stepError(fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
+		return failStep(nil, nil, fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
 	}
 	onHost := s.opts(ctx, 5*time.Minute, 0, 5)
 	unlock := func() error {
-		s.st.State = StateUnlocking
+		s.st.Phase = PhaseUnlocking
 		s.unlocked = true // from here on, lock is part of the teardown
 		if err := workflow.ExecuteActivity(onHost, contract.Unlock, step).Get(ctx, nil); err != nil {
-			return stepError("unlock", err)
+			return failStep(nil, nil, "unlock", err)
 		}
 		return nil
 	}
@@ -283,10 +276,10 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 			return err
 		}
 	}
-	s.st.State = StateImporting
+	s.st.Phase = PhaseImporting
 	s.imported = true
 	if err := workflow.ExecuteActivity(onHost, contract.ImportPool, step).Get(ctx, nil); err != nil {
-		return stepError("import pool", err)
+		return failStep(nil, nil, "import pool", err)
 	}
 	if s.plan.UnlockMethod == "zfs" {
 		return unlock()
@@ -298,7 +291,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 // Parallelism at a time, with the spot watcher beside them. It returns
 // interrupted when a spot notice cancelled them.
 func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool, err error) {
-	s.st.State = StateReplicating
+	s.st.Phase = PhaseReplicating
 	at := s.inst.At
 	repCtx, cancelReps := workflow.WithCancel(ctx)
 	defer cancelReps()
@@ -349,7 +342,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 			WaitForCancellation: true,
 		})
 		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw, AllowPlaintext: r.AllowPlaintext,
-			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetHost: at.Host, TargetHostKey: at.HostKey}
+			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetInstance: at.Instance}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
 		workflow.Go(repCtx, func(gctx workflow.Context) {
 			defer func() { running-- }()
@@ -407,7 +400,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 	var first error
 	note := func(step string, err error) {
 		if err != nil && first == nil {
-			first = stepError(step, err)
+			first = failStep(nil, nil, step, err)
 		}
 	}
 	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At}
@@ -417,16 +410,16 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 	}
 	onHost := s.opts(ctx, 3*time.Minute, 0, attempts)
 	if s.imported {
-		s.st.State = StateExporting
+		s.st.Phase = PhaseExporting
 		note("export pool", workflow.ExecuteActivity(onHost, contract.ExportPool, step).Get(ctx, nil))
 		s.imported = false
 	}
 	if s.unlocked {
-		s.st.State = StateLocking
+		s.st.Phase = PhaseLocking
 		note("lock", workflow.ExecuteActivity(onHost, contract.Lock, step).Get(ctx, nil))
 		s.unlocked = false
 	}
-	s.st.State = StateReleasing
+	s.st.Phase = PhaseReleasing
 	// Releasing must succeed: retried for up to an hour.
 	release := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute, ScheduleToCloseTimeout: time.Hour,
@@ -469,7 +462,7 @@ func (s *session) notify(ctx workflow.Context, msg string) {
 	if !s.plan.Notify {
 		return
 	}
-	ev := contract.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.State), Body: msg, Severity: contract.SeverityError,
+	ev := contract.NotifyEvent{Subject: fmt.Sprintf("backup session to %s %s", s.in.Target, s.st.Phase), Body: msg, Severity: contract.SeverityError,
 		Fields: map[string]string{"workflow_id": workflow.GetInfo(ctx).WorkflowExecution.ID, "target": s.in.Target}}
 	if s.st.Cost != "" {
 		ev.Body += "\ncost: " + s.st.Cost

@@ -5,11 +5,21 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 )
 
 // DefaultTaskQueue is the task queue when the config names none.
 const DefaultTaskQueue = "zcloud"
+
+// streamHeartbeatTimeout is the default heartbeat timeout of the long byte
+// streams (send, upload, restore, verify). They heartbeat every 2 s and the
+// SDK passes one to the server at most every 0.8 x this (9.6 s), so the
+// Web UI's pending activity shows progress about 10 s old at most, and a
+// stream whose worker died is retried 12 s later. The CLI reads progress
+// live from the worker instead (package progress).
+const streamHeartbeatTimeout = 12 * time.Second
 
 // Registration pairs a workflow function with its registered name.
 type Registration struct {
@@ -26,7 +36,8 @@ func All() []Registration {
 		{PolicyPlanName, PolicyPlan},
 		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy},
 		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
-		{SessionName, Session},
+		{SessionName, Session}, {CatalogName, Catalog},
+		{StagingName, Staging},
 	}
 }
 

@@ -486,3 +486,34 @@ func (z ZFS) Unmount(ctx context.Context, d Dataset, force bool) error {
 	_, err := z.R.Run(ctx, Cmd{Argv: append(argv, d.String())})
 	return err
 }
+
+// NoPoolError: a dataset's pool does not exist on the host. zfs create
+// would say only "missing dataset name"; retrying cannot create a pool.
+type NoPoolError struct {
+	Pool    Pool
+	Host    string
+	Dataset Dataset // the dataset that needed it
+}
+
+func (e *NoPoolError) Error() string {
+	return fmt.Sprintf("pool %s does not exist on %s (target dataset %s): create or import it, or name another dataset", e.Pool, e.Host, e.Dataset)
+}
+
+// EnsureParent creates d's parent, as zfs receive needs it; a missing pool
+// is a *NoPoolError.
+func (z ZFS) EnsureParent(ctx context.Context, d Dataset) error {
+	root := d.Pool().Root()
+	if exists, err := z.Exists(ctx, root); err != nil {
+		return err
+	} else if !exists {
+		return &NoPoolError{Pool: d.Pool(), Host: z.R.Host(), Dataset: d}
+	}
+	parent, ok := d.Parent()
+	if !ok {
+		return nil
+	}
+	if exists, err := z.Exists(ctx, parent); err != nil || exists {
+		return err
+	}
+	return z.Create(ctx, parent, CreateOptions{Parents: true})
+}
