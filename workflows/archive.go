@@ -266,3 +266,19 @@ func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
 	}
 	return "started " + child.ID + " run " + child.RunID, nil
 }
+
+// CatalogName lists every configured dataset's copies (zcloud status).
+const CatalogName = "Catalog"
+
+// Catalog reads, on the worker, the newest snapshot of every configured
+// dataset on the source, its replicas and the archive: the CLI host has
+// neither the pools nor the keys.
+func Catalog(ctx workflow.Context) ([]contract.CatalogDataset, error) {
+	var out []contract.CatalogDataset
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.Catalog).Get(ctx, &out)
+	if err != nil {
+		msg, typ := rootCause(err)
+		return out, temporal.NewNonRetryableApplicationError("catalog: "+msg, typ, nil)
+	}
+	return out, nil
+}
