@@ -164,7 +164,8 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 			// gone on the source, or the state itself is): discard it and
 			// send afresh from the newest common snapshot.
 			log.Warn("resume state is stale: discarding it (zfs receive -A) and sending afresh", zap.Error(err))
-			if aerr := dst.AbortReceive(ctx, req.TargetDataset); aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) {
+			aerr := dst.AbortReceive(ctx, req.TargetDataset)
+			if aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) && !errors.Is(aerr, zfsexec.ErrDatasetNotFound) {
 				return rep, classify(aerr)
 			}
 			if rep.Resumed {
