@@ -73,6 +73,7 @@ const (
 	PlanStaging             = "PlanStaging"
 	StageSnapshot           = "StageSnapshot"
 	SnapshotStaging         = "SnapshotStaging"
+	Catalog                 = "Catalog"
 )
 
 // Names lists every activity name above.
@@ -136,6 +137,7 @@ func Names() []string {
 		PlanStaging,
 		StageSnapshot,
 		SnapshotStaging,
+		Catalog,
 	}
 }
 
