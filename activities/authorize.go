@@ -72,6 +72,12 @@ func (a *Activities) allowReplication(source, target, targetDataset string, raw,
 // could unprotect another chain's base.
 func (a *Activities) allowHold(snap zfsexec.Snapshot, tag string) error {
 	ds := snap.Dataset().String()
+	if tag == StagingHoldTag {
+		if _, ok := a.Config.StagingFor(ds); !ok {
+			return notAllowed("tag", "%s has no staging: entry in the configuration", ds)
+		}
+		return nil
+	}
 	if tag == ArchiveHoldTag {
 		if _, ok := a.Config.ArchiveDatasetFor(ds); !ok {
 			return notAllowed("tag", "%s is not an archived dataset in the configuration", ds)
@@ -204,4 +210,27 @@ func (a *Activities) allowSnapshot(ds string) error {
 		return nil
 	}
 	return notAllowed("dataset", "the configuration neither replicates, archives nor has a policy for %s", ds)
+}
+
+// allowStaging checks a staging request: the source has a staging: entry
+// and dataset is its staging dataset (the staging engine writes there).
+func (a *Activities) allowStaging(source, dataset string) error {
+	job, ok := a.Config.StagingFor(source)
+	if !ok {
+		return notAllowed("source", "%s has no staging: entry in the configuration", source)
+	}
+	if dataset != job.Dataset {
+		return notAllowed("dataset", "the staging dataset of %s is %s in the configuration", source, job.Dataset)
+	}
+	return nil
+}
+
+// allowStagingSnapshot checks that ds is a configured staging dataset.
+func (a *Activities) allowStagingSnapshot(ds string) error {
+	for _, s := range a.Config.Staging {
+		if s.Dataset == ds {
+			return nil
+		}
+	}
+	return notAllowed("snapshot", "%s is not a staging dataset in the configuration", ds)
 }

@@ -15,6 +15,7 @@ import (
 
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/zfsname"
 )
 
 func identityFile(t *testing.T) string {
@@ -95,4 +96,26 @@ func TestLaunchRecordIsTheWorkersOwn(t *testing.T) {
 	if _, err := launchedBy(other, "nightly", inst); err == nil {
 		t.Error("a record made with another identity was accepted")
 	}
+}
+
+// Staging writes only into the configured staging dataset, snapshots only
+// staging datasets and holds zcloud-staging only on a staged source.
+func TestStagingRequestsAreTheConfigs(t *testing.T) {
+	a := New(&config.Config{Staging: []config.Staging{{Source: "tank/data", Dataset: "tank/staged"}}}, zap.NewNop())
+	if err := a.allowStaging("tank/data", "tank/staged"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotAllowed(t, a.allowStaging("tank/data", "tank/elsewhere"), "dataset")
+	wantNotAllowed(t, a.allowStaging("tank/other", "tank/staged"), "source")
+	if err := a.allowStagingSnapshot("tank/staged"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotAllowed(t, a.allowStagingSnapshot("tank/data"), "snapshot")
+	snap, _ := zfsname.MustDataset("tank/data").Snapshot("s1")
+	other, _ := zfsname.MustDataset("tank/other").Snapshot("s1")
+	if err := a.allowHold(snap, StagingHoldTag); err != nil {
+		t.Fatal(err)
+	}
+	wantNotAllowed(t, a.allowHold(other, StagingHoldTag), "tag")
+	wantNotAllowed(t, a.allowHold(snap, ArchiveHoldTag), "tag")
 }

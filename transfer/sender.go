@@ -561,6 +561,9 @@ func (l *lane) recover(c *laneConn, cause error) error {
 		}
 		return nil
 	}
+	if p.opts.ReconnectAttempts <= 0 {
+		return fmt.Errorf("%w (stream %d): the connection broke (%v) and reconnection is off", ErrConnLost, l.index, cause)
+	}
 	return fmt.Errorf("%w (stream %d): the connection broke (%v) and %d reconnection attempts failed; last: %v",
 		ErrConnLost, l.index, cause, p.opts.ReconnectAttempts, lastErr)
 }
