@@ -96,6 +96,7 @@ const (
 	ErrTypeNoSpace        = contract.ErrTypeNoSpace
 	ErrTypeUnsupported    = contract.ErrTypeUnsupported
 	ErrTypeTargetModified = contract.ErrTypeTargetModified
+	ErrTypeNotAllowed     = contract.ErrTypeNotAllowed
 	ArchiveFull           = contract.ArchiveFull
 	ArchiveIncremental    = contract.ArchiveIncremental
 	ArchiveSkip           = contract.ArchiveSkip

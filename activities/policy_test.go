@@ -93,7 +93,8 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	pool := testenv.NewPool(t, "act", 1, 128, "")
 	ds := zfsexec.MustDataset(pool.Pool.String() + "/data")
 	testenv.MustZFS(t, "zfs", "create", "-p", ds.String()+"/child")
-	a := New(&config.Config{}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	cfg := &config.Config{Policies: []config.Policy{{Dataset: ds.String(), Policy: retention.Policy{Recursive: true}}}}
+	a := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	ctx := context.Background()
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@"+n)

@@ -27,7 +27,7 @@ import (
 func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool, error) {
 	p, ok := a.Config.Pool(name)
 	if !ok {
-		return p, permanent(ErrTypeConfig, fmt.Errorf("no pool named %q in the configuration (known: %v)", name, a.Config.PoolNames()))
+		return p, notAllowed("pool", "no pool named %q in the configuration (known: %v)", name, a.Config.PoolNames())
 	}
 	if err := p.Validate("pool "+name, a.Config.Targets); err != nil {
 		return p, permanent(ErrTypeConfig, err)
@@ -123,7 +123,7 @@ func (a *Activities) PoolAttachVolume(ctx context.Context, req PoolDeviceRequest
 
 // waitDeviceNode polls the target until the device node exists.
 func (a *Activities) waitDeviceNode(ctx context.Context, p config.Pool, dev zfsexec.Device) error {
-	_, r, err := a.target(ctx, p.Target)
+	_, r, err := a.poolTarget(ctx, p)
 	if err != nil {
 		return err
 	}

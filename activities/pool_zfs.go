@@ -44,7 +44,7 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 	if err != nil {
 		return "", permanent(ErrTypeInvalidName, err)
 	}
-	_, r, err := a.target(ctx, req.Pool.Target)
+	_, r, err := a.poolTarget(ctx, req.Pool)
 	if err != nil {
 		return "", err
 	}
@@ -91,7 +91,7 @@ func (a *Activities) PoolLUKSClose(ctx context.Context, req PoolDeviceRequest) e
 	if err != nil {
 		return permanent(ErrTypeInvalidName, err)
 	}
-	_, r, err := a.target(ctx, req.Pool.Target)
+	_, r, err := a.poolTarget(ctx, req.Pool)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,11 @@ func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetChec
 // session's instance).
 func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
 	target := req.Target
+	if req.Source != "" {
+		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw, req.AllowPlaintext); err != nil {
+			return TargetCheck{}, err
+		}
+	}
 	_, r, err := a.targetAt(ctx, target, req.At)
 	if err != nil {
 		return TargetCheck{}, err
@@ -56,6 +61,9 @@ func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (Targe
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
+	if err := a.allowSnapshot(req.Snapshot.Dataset().String()); err != nil {
+		return err
+	}
 	z := zfsexec.ZFS{R: a.Local}
 	exists, err := z.Exists(ctx, req.Snapshot.Dataset())
 	if err != nil {
@@ -82,6 +90,9 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 // exactly what is still missing.
 func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
 	begin := time.Now()
+	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
+		return SendReport{}, err
+	}
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
 		return SendReport{}, err
@@ -153,7 +164,8 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 			// gone on the source, or the state itself is): discard it and
 			// send afresh from the newest common snapshot.
 			log.Warn("resume state is stale: discarding it (zfs receive -A) and sending afresh", zap.Error(err))
-			if aerr := dst.AbortReceive(ctx, req.TargetDataset); aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) {
+			aerr := dst.AbortReceive(ctx, req.TargetDataset)
+			if aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) && !errors.Is(aerr, zfsexec.ErrDatasetNotFound) {
 				return rep, classify(aerr)
 			}
 			if rep.Resumed {

@@ -71,6 +71,7 @@ const (
 	PlanStaging             = "PlanStaging"
 	StageSnapshot           = "StageSnapshot"
 	SnapshotStaging         = "SnapshotStaging"
+	Catalog                 = "Catalog"
 )
 
 // Names lists every activity name above.
@@ -132,6 +133,7 @@ func Names() []string {
 		PlanStaging,
 		StageSnapshot,
 		SnapshotStaging,
+		Catalog,
 	}
 }
 
