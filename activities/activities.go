@@ -76,6 +76,7 @@ func classify(err error) error {
 		return nil
 	}
 	var hk *zfsexec.HostKeyMismatchError
+	var np *zfsexec.NoPoolError
 	var ee *zfsexec.ExitError
 	var ae *temporal.ApplicationError
 	switch {
@@ -93,6 +94,8 @@ func classify(err error) error {
 		return permanent(ErrTypeInvalidName, err)
 	case errors.As(err, &hk):
 		return permanent(ErrTypeHostKey, err)
+	case errors.As(err, &np):
+		return permanent(ErrTypeNotFound, err)
 	case errors.As(err, &ee):
 		switch ee.Kind {
 		case zfsexec.ErrDatasetNotFound:

@@ -24,6 +24,9 @@ import (
 // archived snapshot to the newest; skip when there is no new snapshot or
 // (where ZFS reports `written`) nothing changed since the last one.
 func (a *Activities) PlanArchive(ctx context.Context, req ArchivePlanRequest) (ArchivePlan, error) {
+	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+		return ArchivePlan{}, err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return ArchivePlan{}, err
@@ -143,6 +146,18 @@ func (a *Activities) changedSince(ctx context.Context, z zfsexec.ZFS, snaps []zf
 // ever stored; a stream already in the manifest is not sent again.
 func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
 	begin := time.Now()
+	rep, err := a.archiveStream(ctx, req)
+	// Counted whatever the outcome: a failed upload is a failure in the
+	// metrics, not an "ok".
+	a.Metrics.SendDone("archive", "archive", rep.Stream.PlainSize, time.Since(begin), err)
+	return rep, err
+}
+
+func (a *Activities) archiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
+	if err := a.allowArchiveStream(req.Dataset.String(), string(req.Class), req.Raw); err != nil {
+		return ArchiveStreamReport{}, err
+	}
+	begin := time.Now()
 	rep := ArchiveStreamReport{Attempt: activity.GetInfo(ctx).Attempt}
 	if prev, ok := previousProgress(ctx); ok {
 		rep.RestartedAfter = prev.Bytes
@@ -234,7 +249,6 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 		return rep, err
 	}
 	rep.Stream, rep.Seconds = streamInfo(s), time.Since(begin).Seconds()
-	a.Metrics.SendDone("archive", "archive", res.PlainSize, time.Since(begin), nil)
 	log.Info("archived", zap.String("stream", id), zap.Int64("plain", res.PlainSize), zap.Int64("stored", res.StoredSize))
 	return rep, nil
 }
@@ -278,6 +292,9 @@ func snapByGUID(snaps []zfsexec.SnapshotInfo, guid uint64) (zfsexec.Snapshot, bo
 // cycle's full, and only if both pass marks the cycle Verified in the
 // manifest: from then on older cycles may be deleted.
 func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckRequest) (CycleCheck, error) {
+	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+		return CycleCheck{}, err
+	}
 	out := CycleCheck{Cycle: req.Cycle}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
@@ -363,6 +380,9 @@ func summarize(c archive.Cycle) CycleSummary {
 // the current cycle, and no cycle before its streams' minimum storage
 // duration unless forced.
 func (a *Activities) PlanArchiveDeletion(ctx context.Context, req DeletionPlanRequest) (DeletionPlan, error) {
+	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+		return DeletionPlan{}, err
+	}
 	p := DeletionPlan{Dataset: req.Dataset.String()}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
@@ -437,6 +457,9 @@ func deletionPlanID(dataset string, cycles []string) string {
 // leaves a manifest naming deleted objects of a cycle being deleted, which
 // the retry finishes, never objects no manifest knows (orphans).
 func (a *Activities) DeleteArchiveCycles(ctx context.Context, req DeleteCyclesRequest) (DeletionReport, error) {
+	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+		return DeletionReport{}, err
+	}
 	var rep DeletionReport
 	st, err := a.archiveStore(ctx)
 	if err != nil {

@@ -96,6 +96,9 @@ func (a *Activities) identities(ctx context.Context, names ...string) ([]age.Ide
 		if name == "" {
 			return nil, permanent(ErrTypeConfig, errors.New("no identity key name given (archive.host_identity / restore --identity)"))
 		}
+		if err := a.allowIdentity(name); err != nil {
+			return nil, err
+		}
 		b, err := a.Keys.Get(ctx, name)
 		if errors.Is(err, keys.ErrNotFound) {
 			return nil, permanent(ErrTypeConfig, fmt.Errorf("age identity %q is not in this worker's key source (keys.dir / keys.command): %w", name, err))
@@ -154,12 +157,15 @@ func (a *Activities) streamRecipients() ([]age.Recipient, error) {
 // identity, or the host identity when identity is "" (reading the manifest
 // needs no restore key).
 func (a *Activities) readManifest(ctx context.Context, ds zfsexec.Dataset, identity string) (objstore.Store, *archive.Manifest, error) {
+	if identity == "" {
+		identity = a.Config.Archive.HostIdentity
+	}
+	if err := a.allowIdentity(identity); err != nil {
+		return nil, nil, err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return nil, nil, err
-	}
-	if identity == "" {
-		identity = a.Config.Archive.HostIdentity
 	}
 	ids, err := a.identities(ctx, identity)
 	if err != nil {

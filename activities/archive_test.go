@@ -47,7 +47,7 @@ func newArchiveFixture(t *testing.T, class objstore.Class) *archiveFixture {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`archive: {store: {kind: local, dir: %q, part_size: 1048576, class: %s}, recipients: [%s], host_identity: host}`,
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`archive: {store: {kind: local, dir: %q, part_size: 1048576, class: %s}, recipients: [%s], host_identity: host, restore_identity: owner, datasets: [{dataset: tank/data, cycle: 30d}]}`,
 		dir, class, f.owner.Recipient())))
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +224,12 @@ func TestPlanArchiveRestoreNeedsTheRightKey(t *testing.T) {
 	// A key that is not a recipient of the manifest: permanent, clear.
 	other, _ := age.GenerateX25519Identity()
 	os.WriteFile(filepath.Join(f.a.Keys.Dir, "other"), []byte(other.String()), 0o600)
+	// A key the config does not name is never read on request.
+	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "other", Tier: objstore.Bulk})
+	if err == nil || !strings.Contains(err.Error(), `identity: not allowed; key "other"`) || !strings.Contains(err.Error(), ErrTypeNotAllowed) {
+		t.Fatalf("unlisted key: %v", err)
+	}
+	f.a.Config.Archive.RestoreIdentity = "other"
 	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "other", Tier: objstore.Bulk})
 	if err == nil || !strings.Contains(err.Error(), "wrong private key") || !strings.Contains(err.Error(), ErrTypeKeyIncorrect) {
 		t.Fatalf("wrong key: %v", err)
@@ -231,10 +237,12 @@ func TestPlanArchiveRestoreNeedsTheRightKey(t *testing.T) {
 	if strings.Contains(err.Error(), other.String()) {
 		t.Fatal("the key appears in the error")
 	}
+	f.a.Config.Archive.RestoreIdentity = "absent"
 	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "absent", Tier: objstore.Bulk})
 	if err == nil || !strings.Contains(err.Error(), `"absent" is not in this worker's key source`) {
 		t.Fatalf("missing key: %v", err)
 	}
+	f.a.Config.Archive.RestoreIdentity = "owner"
 	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Snapshot: "nope", Identity: "owner", Tier: objstore.Bulk})
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("unknown snapshot: %v", err)

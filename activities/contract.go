@@ -22,7 +22,6 @@ type (
 	HoldRequest              = contract.HoldRequest
 	PolicySnapshot           = contract.PolicySnapshot
 	SnapshotListing          = contract.SnapshotListing
-	ListRequest              = contract.ListRequest
 	DueRequest               = contract.DueRequest
 	DueReport                = contract.DueReport
 	PlanRequest              = contract.PlanRequest
@@ -99,6 +98,7 @@ const (
 	ErrTypeNoSpace        = contract.ErrTypeNoSpace
 	ErrTypeUnsupported    = contract.ErrTypeUnsupported
 	ErrTypeTargetModified = contract.ErrTypeTargetModified
+	ErrTypeNotAllowed     = contract.ErrTypeNotAllowed
 	ArchiveFull           = contract.ArchiveFull
 	ArchiveIncremental    = contract.ArchiveIncremental
 	ArchiveSkip           = contract.ArchiveSkip

@@ -15,6 +15,9 @@ import (
 // Holding an already held snapshot and releasing an absent tag are fine, so
 // the activity can be retried.
 func (a *Activities) HoldBase(ctx context.Context, req HoldRequest) error {
+	if err := a.allowHold(req.Snapshot, req.Tag); err != nil {
+		return err
+	}
 	tag, err := zfsexec.ParseHoldTag(req.Tag)
 	if err != nil {
 		return permanent(ErrTypeInvalidName, err)

@@ -18,13 +18,6 @@ import (
 	"zcloud/zfsexec"
 )
 
-// ListPolicySnapshots lists the dataset's snapshots with creation, guid,
-// createtxg and holds.
-func (a *Activities) ListPolicySnapshots(ctx context.Context, req ListRequest) (SnapshotListing, error) {
-	l, err := a.listPolicySnapshots(ctx, req.Dataset, req.Recursive)
-	return l, classify(err)
-}
-
 func (a *Activities) listPolicySnapshots(ctx context.Context, ds zfsexec.Dataset, recursive bool) (SnapshotListing, error) {
 	caps, err := a.capabilities(ctx, a.Local)
 	if err != nil {
@@ -125,6 +118,9 @@ func loadLocation(p retention.Policy) (*time.Location, error) {
 // SnapshotDue compares Now with the creation of zcloud's newest snapshot
 // of the dataset in the policy's time zone.
 func (a *Activities) SnapshotDue(ctx context.Context, req DueRequest) (DueReport, error) {
+	if _, err := a.allowPolicy(req.Dataset.String()); err != nil {
+		return DueReport{}, err
+	}
 	p := req.Policy.WithDefaults()
 	loc, err := loadLocation(p)
 	if err != nil {
@@ -152,6 +148,9 @@ func (a *Activities) SnapshotDue(ctx context.Context, req DueRequest) (DueReport
 // PlanPrune lists the dataset's snapshots and holds and computes the plan.
 // It changes nothing.
 func (a *Activities) PlanPrune(ctx context.Context, req PlanRequest) (PlanReport, error) {
+	if err := a.allowPrune(req); err != nil {
+		return PlanReport{}, err
+	}
 	p := req.Policy.WithDefaults()
 	if err := p.Validate(); err != nil {
 		return PlanReport{}, permanent(ErrTypeConfig, err)
@@ -210,6 +209,11 @@ func PlanID(dataset string, destroy []PlannedDestroy) string {
 // since the plan was made stays (a hold added since the plan wins; ZFS
 // itself refuses a held snapshot too, and that refusal is a skip as well).
 func (a *Activities) DestroySnapshots(ctx context.Context, req DestroyRequest) (DestroyReport, error) {
+	if p, err := a.allowPolicy(req.Dataset.String()); err != nil {
+		return DestroyReport{}, err
+	} else if req.Recursive && !p.Recursive {
+		return DestroyReport{}, notAllowed("recursive", "the policy for %s in the configuration is not recursive", req.Dataset)
+	}
 	caps, err := a.capabilities(ctx, a.Local)
 	if err != nil {
 		return DestroyReport{}, classify(err)

@@ -93,12 +93,13 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	pool := testenv.NewPool(t, "act", 1, 128, "")
 	ds := zfsexec.MustDataset(pool.Pool.String() + "/data")
 	testenv.MustZFS(t, "zfs", "create", "-p", ds.String()+"/child")
-	a := New(&config.Config{}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	cfg := &config.Config{Policies: []config.Policy{{Dataset: ds.String(), Policy: retention.Policy{Recursive: true}}}}
+	a := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	ctx := context.Background()
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@"+n)
 	}
-	l, err := a.ListPolicySnapshots(ctx, ListRequest{Dataset: ds, Recursive: true})
+	l, err := a.listPolicySnapshots(ctx, ds, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 		t.Fatalf("retry: %+v %v", rep2, err)
 	}
 	// The plan sees the holds: a by its count (zfs-fuse lists no tags), b on the child.
-	l, err = a.ListPolicySnapshots(ctx, ListRequest{Dataset: ds, Recursive: true})
+	l, err = a.listPolicySnapshots(ctx, ds, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,9 @@ func VolumeIDFromDevice(dev string) (string, bool) {
 // ec2Client builds the EBS client for a pool; progress lines of its waiters
 // become heartbeats.
 func (a *Activities) ec2Client(ctx context.Context, p config.Pool, hb *beat) (*ec2.Client, error) {
+	if err := a.allowPool(p); err != nil {
+		return nil, err
+	}
 	api, err := awsclient.EC2(ctx, awsclient.Config(p.AWS))
 	if err != nil {
 		return nil, permanent(ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
@@ -121,8 +124,17 @@ func ec2Err(err error) error {
 
 // zpoolOn returns a Zpool over SSH to the pool's target, with its
 // capabilities detected; call close when done.
+// poolTarget is an SSH runner to the pool's host, once the pool's
+// settings are the config's (allowPool).
+func (a *Activities) poolTarget(ctx context.Context, p config.Pool) (config.Target, *zfsexec.SSH, error) {
+	if err := a.allowPool(p); err != nil {
+		return config.Target{}, nil, err
+	}
+	return a.target(ctx, p.Target)
+}
+
 func (a *Activities) zpoolOn(ctx context.Context, p config.Pool) (zfsexec.Zpool, zfsexec.Runner, func(), error) {
-	_, r, err := a.target(ctx, p.Target)
+	_, r, err := a.poolTarget(ctx, p)
 	if err != nil {
 		return zfsexec.Zpool{}, nil, nil, err
 	}

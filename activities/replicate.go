@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/replication"
 	"zcloud/transfer"
 	"zcloud/zfsexec"
 )
@@ -28,6 +29,11 @@ func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetChec
 // session's instance).
 func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
 	target := req.Target
+	if req.Source != "" {
+		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw, req.AllowPlaintext); err != nil {
+			return TargetCheck{}, err
+		}
+	}
 	_, r, err := a.targetAt(ctx, target, req.At)
 	if err != nil {
 		return TargetCheck{}, err
@@ -55,6 +61,9 @@ func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (Targe
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
 func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
+	if err := a.allowSnapshot(req.Snapshot.Dataset().String()); err != nil {
+		return err
+	}
 	z := zfsexec.ZFS{R: a.Local}
 	exists, err := z.Exists(ctx, req.Snapshot.Dataset())
 	if err != nil {
@@ -81,6 +90,9 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 // exactly what is still missing.
 func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
 	begin := time.Now()
+	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
+		return SendReport{}, err
+	}
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
 		return SendReport{}, err
@@ -107,12 +119,8 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	}
 	req.Raw = mode == ModeRaw
 	plan, err := planSend(ctx, src, dst, req)
-	if errors.Is(err, zfsexec.ErrStreamMismatch) {
-		// No snapshot in common: retrying cannot change that.
-		return SendReport{}, permanent(ErrTypeStreamMismatch, err)
-	}
 	if err != nil {
-		return SendReport{}, classify(err)
+		return SendReport{}, err
 	}
 	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
@@ -122,7 +130,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	rep.Full, rep.Resumed = plan.opts.From.IsZero() && plan.opts.ResumeToken == "", plan.opts.ResumeToken != ""
 	rep.From = plan.opts.From.String()
 	if rep.Full {
-		if err := ensureParent(ctx, dst, req.TargetDataset); err != nil {
+		if err := dst.EnsureParent(ctx, req.TargetDataset); err != nil {
 			return rep, classify(err)
 		}
 	}
@@ -156,7 +164,8 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 			// gone on the source, or the state itself is): discard it and
 			// send afresh from the newest common snapshot.
 			log.Warn("resume state is stale: discarding it (zfs receive -A) and sending afresh", zap.Error(err))
-			if aerr := dst.AbortReceive(ctx, req.TargetDataset); aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) {
+			aerr := dst.AbortReceive(ctx, req.TargetDataset)
+			if aerr != nil && !errors.Is(aerr, zfsexec.ErrNoResumeState) && !errors.Is(aerr, zfsexec.ErrDatasetNotFound) {
 				return rep, classify(aerr)
 			}
 			if rep.Resumed {
@@ -231,90 +240,76 @@ type sendPlan struct {
 	recv        zfsexec.ReceiveOptions
 }
 
-// planSend compares both sides by GUID.
+// planSend lists both sides and lets replication.PlanSend decide; a
+// conflict (nothing in common, diverged, target newer, no such snapshot)
+// is permanent: retrying cannot change it.
 func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendPlan, error) {
+	in := replication.Input{Source: req.Source, To: req.Snapshot.Name(), Target: req.TargetDataset}
 	srcSnaps, err := src.ListSnapshots(ctx, req.Source)
+	if err != nil {
+		return sendPlan{}, classify(err)
+	}
+	in.SourceSnaps = planned(srcSnaps)
+	if in.TargetExists, err = dst.Exists(ctx, req.TargetDataset); err != nil {
+		return sendPlan{}, classify(err)
+	}
+	if in.TargetExists && dst.Caps.ResumableReceive {
+		tok, err := dst.ResumeToken(ctx, req.TargetDataset)
+		if err != nil {
+			return sendPlan{}, classify(err)
+		}
+		in.ResumeToken = string(tok)
+	}
+	if in.TargetExists && in.ResumeToken == "" {
+		dstSnaps, err := dst.ListSnapshots(ctx, req.TargetDataset)
+		if err != nil {
+			return sendPlan{}, classify(err)
+		}
+		in.TargetSnaps = planned(dstSnaps)
+	}
+	p, err := replication.PlanSend(in)
+	var conflict *replication.Conflict
+	if errors.As(err, &conflict) {
+		typ := ErrTypeStreamMismatch
+		switch conflict.Kind {
+		case replication.MissingSnapshot:
+			typ = ErrTypeNotFound
+		case replication.Diverged:
+			typ = ErrTypeTargetModified
+		}
+		return sendPlan{}, permanent(typ, err)
+	}
 	if err != nil {
 		return sendPlan{}, err
 	}
-	var to *zfsexec.SnapshotInfo
-	for i := range srcSnaps {
-		if srcSnaps[i].Snapshot == req.Snapshot {
-			to = &srcSnaps[i]
-		}
-	}
-	if to == nil {
-		return sendPlan{}, &zfsexec.ExitError{Host: src.R.Host(), Argv: []string{"zfs", "list", req.Snapshot.String()},
-			Code: 1, Stderr: fmt.Sprintf("snapshot %s does not exist", req.Snapshot), Kind: zfsexec.ErrDatasetNotFound}
-	}
 	plan := sendPlan{opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
-
-	exists, err := dst.Exists(ctx, req.TargetDataset)
-	if err != nil {
-		return plan, err
-	}
-	if dst.Caps.ResumableReceive && exists {
-		tok, err := dst.ResumeToken(ctx, req.TargetDataset)
+	switch p.Kind {
+	case replication.UpToDate:
+		plan.alreadyDone = true
+	case replication.Resume:
+		plan.opts = zfsexec.SendOptions{ResumeToken: zfsexec.ResumeToken(p.ResumeToken)}
+	case replication.Incremental:
+		from, err := req.Source.Snapshot(p.From.Name)
 		if err != nil {
-			return plan, err
+			return plan, classify(err)
 		}
-		if tok != "" {
-			plan.opts = zfsexec.SendOptions{ResumeToken: tok}
-			return plan, nil
-		}
+		plan.opts.From = zfsexec.FromSnapshot(from)
+		plan.opts.Intermediates = true
+		// -F rolls back changes made on the target since the common
+		// snapshot (atime, a stray file); newer snapshots there are a
+		// conflict the planner already refused.
+		plan.recv.Force = true
 	}
-	if !exists {
-		return plan, nil // full stream
-	}
-	dstSnaps, err := dst.ListSnapshots(ctx, req.TargetDataset)
-	if err != nil {
-		return plan, err
-	}
-	byGUID := map[uint64]zfsexec.SnapshotInfo{}
-	for _, s := range srcSnaps {
-		byGUID[s.GUID] = s
-	}
-	for i := len(dstSnaps) - 1; i >= 0; i-- {
-		if dstSnaps[i].GUID == to.GUID {
-			plan.alreadyDone = true
-			return plan, nil
-		}
-		if common, ok := byGUID[dstSnaps[i].GUID]; ok {
-			if common.CreateTXG > to.CreateTXG {
-				return plan, fmt.Errorf("target %s already has %s, newer than %s", req.TargetDataset, common.Snapshot.Name(), to.Snapshot.Name())
-			}
-			plan.opts.From = zfsexec.FromSnapshot(common.Snapshot)
-			plan.opts.Intermediates = true
-			// -F rolls back changes made on the target since the common
-			// snapshot (atime, a stray file); it cannot destroy newer
-			// snapshots because the stream would not apply then.
-			plan.recv.Force = true
-			return plan, nil
-		}
-	}
-	return plan, &zfsexec.ExitError{Host: dst.R.Host(), Argv: []string{"zfs", "receive", req.TargetDataset.String()}, Code: 1,
-		Stderr: fmt.Sprintf("target dataset %s exists but shares no snapshot with %s: refusing to overwrite it (destroy or rename it to start over)", req.TargetDataset, req.Source),
-		Kind:   zfsexec.ErrStreamMismatch}
+	return plan, nil
 }
 
-// ensureParent creates the target dataset's parent (zfs receive needs it).
-// A missing pool is a permanent error that names it: zfs create would say
-// only "missing dataset name", and retrying cannot create a pool.
-func ensureParent(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) error {
-	root := d.Pool().Root()
-	if exists, err := z.Exists(ctx, root); err != nil {
-		return err
-	} else if !exists {
-		return permanent(ErrTypeNotFound, fmt.Errorf("pool %s does not exist on %s (target dataset %s): create or import it, or name another dataset", root, z.R.Host(), d))
+// planned is what the planner needs of listed snapshots.
+func planned(list []zfsexec.SnapshotInfo) []replication.Snapshot {
+	out := make([]replication.Snapshot, len(list))
+	for i, s := range list {
+		out[i] = replication.Snapshot{Name: s.Snapshot.Name(), GUID: s.GUID, CreateTXG: s.CreateTXG}
 	}
-	parent, ok := d.Parent()
-	if !ok {
-		return nil
-	}
-	if exists, err := z.Exists(ctx, parent); err != nil || exists {
-		return err
-	}
-	return z.Create(ctx, parent, zfsexec.CreateOptions{Parents: true})
+	return out
 }
 
 // pipeStream runs send and receive concurrently, joined by an OS pipe: `zfs

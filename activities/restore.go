@@ -21,6 +21,9 @@ import (
 // incremental up to it, priced per retrieval tier.
 func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequest) (RestorePlan, error) {
 	p := RestorePlan{Dataset: req.Dataset.String()}
+	if err := a.allowIdentity(req.Identity); err != nil {
+		return p, err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return p, err
@@ -109,6 +112,14 @@ func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req RetrievalRe
 func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveRequest) (ReceiveReport, error) {
 	begin := time.Now()
 	rep := ReceiveReport{StreamID: req.StreamID, Attempt: activity.GetInfo(ctx).Attempt}
+	if err := a.allowIdentity(req.Identity); err != nil {
+		return rep, err
+	}
+	if req.Target != "" {
+		if _, err := a.allowTarget(req.Target); err != nil {
+			return rep, err
+		}
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return rep, err
@@ -173,7 +184,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 			return rep, permanent(ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
 				req.TargetDataset, s.To.Name, s.To.GUID))
 		}
-		if err := ensureParent(ctx, z, req.TargetDataset); err != nil {
+		if err := z.EnsureParent(ctx, req.TargetDataset); err != nil {
 			return rep, classify(err)
 		}
 	case archive.Incremental:

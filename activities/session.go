@@ -33,12 +33,12 @@ import (
 const TagHostKey = "zcloud:host-key"
 
 func (a *Activities) ec2Target(name string) (config.Target, *config.EC2, error) {
-	t, ok := a.Config.Targets[name]
-	if !ok {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("no target named %q in the configuration", name))
+	t, err := a.allowTarget(name)
+	if err != nil {
+		return t, nil, err
 	}
 	if t.Kind != "ec2" || t.EC2 == nil {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s is not of kind ec2", name))
+		return t, nil, notAllowed("target", "target %s is not of kind ec2", name)
 	}
 	return t, t.EC2, nil
 }
@@ -129,7 +129,10 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 		tags = map[string]string{}
 	}
 	tags[TagHostKey] = hk.Public
-	tags["zcloud:target"] = req.Target
+	tags[TagTarget] = req.Target
+	if tags[TagLaunch], err = launchTag(t, req.Target, req.ClientToken, hk.Public); err != nil {
+		return SessionInstance{}, err
+	}
 	spec := ec2.LaunchSpec{AMI: e.AMI, InstanceType: e.InstanceType, SubnetID: e.SubnetID, SecurityGroupIDs: e.SecurityGroupIDs,
 		KeyName: e.KeyName, Tags: tags, UserData: userData, Market: ec2.Market(e.Market), SpotMaxPrice: e.SpotMaxPrice,
 		FallbackInstanceTypes: e.FallbackInstanceTypes, FallbackToOnDemand: e.FallbackToOnDemand, ClientToken: req.ClientToken}
@@ -143,9 +146,10 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
 	// The key to pin is the one in the instance's user data: a retry that
 	// found the first attempt's instance generated a key nobody uses.
-	pinned := inst.Tags[TagHostKey]
-	if pinned == "" {
-		return SessionInstance{}, permanent(ErrTypeHostKey, fmt.Errorf("instance %s has no %s tag: its host key is unknown, refusing to use it", inst.ID, TagHostKey))
+	// Its launch record must be this worker's own (see TagLaunch).
+	pinned, err := launchedBy(t, req.Target, inst)
+	if err != nil {
+		return SessionInstance{}, err
 	}
 	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
@@ -158,7 +162,7 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 		}
 		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
 	}
-	return SessionInstance{Instance: inst, At: TargetAddr{Host: inst.Address(), HostKey: pinned}}, nil
+	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}, nil
 }
 
 // launchUserData is a launched instance's cloud-config: the pinned host
@@ -198,14 +202,14 @@ func (a *Activities) StartInstance(ctx context.Context, target string) (SessionI
 	if host == "" {
 		host = inst.Address()
 	}
-	return SessionInstance{Instance: inst, At: TargetAddr{Host: host}}, nil
+	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: host}}, nil
 }
 
 // ReleaseInstance detaches the configured volumes and terminates a
 // launched instance, or stops a started one. Releasing a released (or
 // vanished) instance succeeds, so it is safe as a compensation.
 func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) error {
-	_, e, err := a.ec2Target(req.Target)
+	t, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return err
 	}
@@ -216,6 +220,9 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	if e.Mode == config.ModeStartStop {
 		if req.InstanceID == "" {
 			return nil
+		}
+		if req.InstanceID != e.InstanceID {
+			return notAllowed("instance_id", "target %s uses instance %s from the configuration", req.Target, e.InstanceID)
 		}
 		if _, err := c.Stop(ctx, req.InstanceID); err != nil && !ec2.IsNotFound(err) {
 			return sessionEC2Err(ErrTypeLaunch, err)
@@ -235,6 +242,19 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 		return nil
 	}
 	log := a.Log.With(zap.String("target", req.Target))
+	if req.InstanceID != "" {
+		// Only an instance this worker launched for the target is ever
+		// terminated; one already gone is released.
+		inst, err := c.DescribeInstance(ctx, req.InstanceID)
+		if err != nil && !ec2.IsNotFound(err) {
+			return sessionEC2Err(ErrTypeLaunch, err)
+		}
+		if err == nil && inst.State != ec2.StateTerminated {
+			if _, err := launchedBy(t, req.Target, inst); err != nil {
+				return err
+			}
+		}
+	}
 	if req.InstanceID != "" {
 		if err := detach(ctx, req.InstanceID); err != nil {
 			return sessionEC2Err(ErrTypeLaunch, err)
@@ -401,8 +421,8 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
 			name := zfsexec.MapperName(d.Name)
-			if open, err := mapperExists(ctx, r, name); err != nil {
-				return err
+			if open, err := cs.IsOpen(ctx, name); err != nil {
+				return classify(err)
 			} else if open {
 				continue
 			}
@@ -451,18 +471,6 @@ func unlockErr(err error) error {
 		return permanent(ErrTypeUnsupported, err)
 	}
 	return classify(err)
-}
-
-func mapperExists(ctx context.Context, r zfsexec.Runner, name zfsexec.MapperName) (bool, error) {
-	if _, err := zfsexec.ParseMapperName(string(name)); err != nil {
-		return false, permanent(ErrTypeInvalidName, err)
-	}
-	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", name.Device().String()}})
-	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && ee.Code == 1 {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // poolImported asks whether the pool is imported on r.
@@ -574,10 +582,9 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
 			name := zfsexec.MapperName(d.Name)
-			if open, err := mapperExists(ctx, r, name); err != nil || !open {
-				if err != nil {
-					return err
-				}
+			if open, err := cs.IsOpen(ctx, name); err != nil {
+				return classify(err)
+			} else if !open {
 				continue
 			}
 			if err := cs.Close(ctx, name); err != nil {

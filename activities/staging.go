@@ -56,7 +56,7 @@ func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Da
 	}
 	var mp, mounted string
 	for _, p := range props {
-		switch p.Name {
+		switch p.Property {
 		case "mountpoint":
 			mp = p.Value
 		case "mounted":
@@ -73,6 +73,9 @@ func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Da
 // nothing (or its base snapshot is gone), an incremental from the staged
 // snapshot to the source's newest, nothing when that is already staged.
 func (a *Activities) PlanStaging(ctx context.Context, req StagingPlanRequest) (StagingPlan, error) {
+	if err := a.allowStaging(req.Source.String(), req.Dataset.String()); err != nil {
+		return StagingPlan{}, err
+	}
 	z := zfsexec.ZFS{R: a.Local}
 	snaps, err := z.ListSnapshots(ctx, req.Source)
 	if err != nil {
@@ -111,6 +114,9 @@ func (a *Activities) PlanStaging(ctx context.Context, req StagingPlanRequest) (S
 // staging copy's journal. Entries it could not read fail the attempt with
 // their list (retried; nothing is lost).
 func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (StagingReport, error) {
+	if err := a.allowStaging(req.Source.String(), req.Dataset.String()); err != nil {
+		return StagingReport{}, err
+	}
 	job, ok := a.Config.StagingFor(req.Source.String())
 	if !ok {
 		return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", req.Source))
@@ -178,16 +184,23 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	return stagingReport(rep), err
 }
 
-// heartbeatFiles heartbeats the count of staged files every 10 s (inside
-// an activity; `zcloud staging run --local` has none).
+// heartbeatFiles heartbeats the count of staged files every 10 s, or a
+// third of the heartbeat timeout if shorter (inside an activity; `zcloud
+// staging run --local` has none).
 func heartbeatFiles(ctx context.Context, n *atomic.Int64) (stop func()) {
 	if !activity.IsActivity(ctx) {
 		return func() {}
 	}
 	progress := func() Progress { return Progress{Phase: "staging", Detail: fmt.Sprintf("%d files staged", n.Load())} }
+	// Well inside the heartbeat timeout (a large file takes a while
+	// between two finished files; the heartbeat proves the attempt lives).
+	every := 10 * time.Second
+	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/3 < every {
+		every = hb / 3
+	}
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(10 * time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -208,6 +221,9 @@ func heartbeatFiles(ctx context.Context, n *atomic.Int64) (stop func()) {
 // source snapshot), so the copy replicates and archives like any dataset.
 // An existing snapshot of that name is fine (a retried activity).
 func (a *Activities) SnapshotStaging(ctx context.Context, req StagingSnapshotRequest) error {
+	if err := a.allowStagingSnapshot(req.Snapshot.Dataset().String()); err != nil {
+		return err
+	}
 	z := zfsexec.ZFS{R: a.Local}
 	err := z.Snapshot(ctx, false, zfsexec.Props{}, req.Snapshot)
 	if err != nil && !errors.Is(err, zfsexec.ErrExists) {

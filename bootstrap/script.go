@@ -232,10 +232,13 @@ elif [ -b "$SWAP_FILE" ]; then
 	log "swap on device $SWAP_FILE (memory $mem_mib MiB)"
 else
 	dir=$(dirname "$SWAP_FILE")
-	fs=$(stat -f -c %T "$dir" 2>/dev/null) || fail "cannot stat $dir"
+	# The mount's type as the kernel names it (stat -f does not know zfs
+	# everywhere).
+	fs=$(findmnt -n -o FSTYPE --target "$dir" 2>/dev/null) || fs=$(stat -f -c %T "$dir" 2>/dev/null) ||
+		fail "cannot tell the file system of $dir"
 	case $fs in
 	zfs) fail "$dir is on ZFS: a swap file is not supported there and swap on a zvol can deadlock; set bootstrap.swap_file on another file system" ;;
-	tmpfs | ramfs | btrfs | squashfs | overlay* | nfs*) fail "$dir is on $fs, which cannot hold a swap file; set bootstrap.swap_file elsewhere" ;;
+	tmpfs | ramfs | rootfs | btrfs | squashfs | overlay* | nfs*) fail "$dir is on $fs, which cannot hold a swap file; set bootstrap.swap_file elsewhere" ;;
 	esac
 	if [ ! -f "$SWAP_FILE" ]; then
 		(umask 077 && { fallocate -l "${swap_mib}M" "$SWAP_FILE" 2>/dev/null ||

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,9 @@ incremental (-I) from the newest common snapshot after, or a resume from the
 target's receive_resume_token. Progress is printed until the workflow ends
 (Ctrl-C stops watching; the workflow keeps running).
 
-Without arguments, replicates every entry under 'replications:' in the config.`,
+Without arguments, replicates every entry under 'replications:' in the config;
+SOURCE --to TARGET:DATASET picks one of them (the worker refuses any
+replication its config does not list).`,
 		Example: "  zcloud replicate tank/data --to backup1:backup/data",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,6 +48,20 @@ Without arguments, replicates every entry under 'replications:' in the config.`,
 				if _, ok := cfg.Targets[in.Target]; !ok {
 					return fmt.Errorf("no target named %q in %s (known: %s)", in.Target, a.cfgPath, strings.Join(cfg.TargetNames(), ", "))
 				}
+				// The worker sends only what the config lists (docs/security.md).
+				i := slices.IndexFunc(cfg.Replications, func(r config.Replication) bool {
+					return r.Source == in.Source && r.Target == in.Target && r.TargetDataset == in.TargetDataset
+				})
+				if i < 0 {
+					return fmt.Errorf("%s -> %s:%s is not under 'replications:' in %s: the worker replicates only what its config lists", in.Source, in.Target, in.TargetDataset, a.cfgPath)
+				}
+				if raw && !cfg.Replications[i].Raw {
+					return fmt.Errorf("--raw: the replication of %s to %s:%s in %s is not raw", in.Source, in.Target, in.TargetDataset, a.cfgPath)
+				}
+				if plaintext && !cfg.Replications[i].AllowPlaintextOnTarget {
+					return fmt.Errorf("--allow-plaintext-on-target: set allow_plaintext_on_target on the replication of %s to %s:%s in %s (the worker sends plaintext only where its config allows it)", in.Source, in.Target, in.TargetDataset, a.cfgPath)
+				}
+				in.Raw = cfg.Replications[i].Raw
 				inputs = append(inputs, in)
 			} else {
 				if to != "" {

@@ -10,12 +10,42 @@ import (
 )
 
 func statusCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "status WORKFLOW_ID",
-		Short:   "Show a workflow's state, its status query and pending activities' progress",
-		Example: `  zcloud status replicate/tank/data/backup1:backup/data`,
-		Args:    cobra.ExactArgs(1),
+	var asJSON bool
+	lim := overviewLimits{}
+	c := &cobra.Command{
+		Use:   "status [WORKFLOW_ID]",
+		Short: "Without an argument: every dataset's copies, their lag, jobs and warnings; with one: that workflow",
+		Long: `Without an argument, prints the catalog across tiers: one block per
+configured dataset with its newest snapshot on the source, on each replica and in
+the archive, the age of each, the last success and failure of the job that
+feeds each copy, what runs now, and warnings (a copy older than --max-age or
+holding nothing, a job that failed --max-failures times in a row). --json gives
+the same for scripts. It reads the pools and the archive on the worker (a
+short Catalog workflow), so a worker must be running.
+
+With WORKFLOW_ID, shows that workflow's state, its status query and pending
+activities' progress, and for a finished one its end, duration, bytes or error.`,
+		Example: "  zcloud status\n  zcloud status --json\n  zcloud status replicate/tank/data/backup1:backup/data",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				cl, cfg, err := a.client()
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				ctx, cancel := signalContext()
+				defer cancel()
+				ov, err := buildOverview(ctx, cl, cfg, time.Now(), lim)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printOverviewJSON(cmd.OutOrStdout(), ov)
+				}
+				printOverview(cmd.OutOrStdout(), ov)
+				return nil
+			}
 			cl, _, err := a.client()
 			if err != nil {
 				return err
@@ -55,6 +85,10 @@ func statusCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "the overview as JSON")
+	c.Flags().DurationVar(&lim.maxAge, "max-age", 26*time.Hour, "warn when a replica's or the archive's newest snapshot is older (0: never)")
+	c.Flags().IntVar(&lim.maxFailures, "max-failures", 2, "warn when a job failed this many times in a row")
+	return c
 }
 
 // findBytes finds the first "bytes" figure in a workflow result, the

@@ -400,6 +400,27 @@ func CheckSnapshotFits(dataset string) error {
 	return err
 }
 
+// Datasets lists every source dataset the config names (replications,
+// policies, archive), sorted: the rows of `zcloud status`.
+func (c *Config) Datasets() []string {
+	seen := map[string]bool{}
+	for _, r := range c.Replications {
+		seen[r.Source] = true
+	}
+	for _, p := range c.Policies {
+		seen[p.Dataset] = true
+	}
+	for _, d := range c.Archive.Datasets {
+		seen[d.Dataset] = true
+	}
+	var out []string
+	for d := range seen {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // TargetNames lists target names, sorted.
 func (c *Config) TargetNames() []string {
 	var n []string

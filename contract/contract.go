@@ -22,7 +22,6 @@ const (
 	DeleteArchiveCycles     = "DeleteArchiveCycles"
 	DescribeArchive         = "DescribeArchive"
 	HoldBase                = "HoldBase"
-	ListPolicySnapshots     = "ListPolicySnapshots"
 	SnapshotDue             = "SnapshotDue"
 	PlanPrune               = "PlanPrune"
 	DestroySnapshots        = "DestroySnapshots"
@@ -34,7 +33,6 @@ const (
 	PoolDeleteVolume        = "PoolDeleteVolume"
 	PoolModifyVolume        = "PoolModifyVolume"
 	PoolCheckModification   = "PoolCheckModification"
-	PoolVolumes             = "PoolVolumes"
 	PoolDestroyVolumes      = "PoolDestroyVolumes"
 	PoolLUKSOpen            = "PoolLUKSOpen"
 	PoolLUKSClose           = "PoolLUKSClose"
@@ -75,6 +73,7 @@ const (
 	PlanStaging             = "PlanStaging"
 	StageSnapshot           = "StageSnapshot"
 	SnapshotStaging         = "SnapshotStaging"
+	Catalog                 = "Catalog"
 )
 
 // Names lists every activity name above.
@@ -87,7 +86,6 @@ func Names() []string {
 		DeleteArchiveCycles,
 		DescribeArchive,
 		HoldBase,
-		ListPolicySnapshots,
 		SnapshotDue,
 		PlanPrune,
 		DestroySnapshots,
@@ -99,7 +97,6 @@ func Names() []string {
 		PoolDeleteVolume,
 		PoolModifyVolume,
 		PoolCheckModification,
-		PoolVolumes,
 		PoolDestroyVolumes,
 		PoolLUKSOpen,
 		PoolLUKSClose,
@@ -140,6 +137,7 @@ func Names() []string {
 		PlanStaging,
 		StageSnapshot,
 		SnapshotStaging,
+		Catalog,
 	}
 }
 

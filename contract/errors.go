@@ -13,6 +13,9 @@ const (
 	ErrTypeNoSpace        = "NoSpace"
 	ErrTypeUnsupported    = "Unsupported"
 	ErrTypeTargetModified = "TargetModified"
+	// ErrTypeNotAllowed: the request asks for something the worker's
+	// config does not allow ("field: not allowed; why"; docs/security.md).
+	ErrTypeNotAllowed = "NotAllowed"
 )
 
 // Error types of the archive activities (besides the common ones).

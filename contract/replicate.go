@@ -12,10 +12,17 @@ type TargetCheck struct {
 	CanRawSend bool   `json:"can_raw_send"`
 }
 
-// CheckRequest names a target and, for a session's instance, where it is.
+// CheckRequest names a target and, for a session's instance, which one.
+// With Source set it also checks, before connecting, that the config
+// replicates Source to TargetDataset there.
 type CheckRequest struct {
-	Target string     `json:"target"`
-	At     TargetAddr `json:"at,omitzero"`
+	Target        string     `json:"target"`
+	At            TargetAddr `json:"at,omitzero"`
+	Source        string     `json:"source,omitempty"`
+	TargetDataset string     `json:"target_dataset,omitempty"`
+	Raw           bool       `json:"raw,omitempty"`
+	// AllowPlaintext: as in SendRequest.
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
 }
 
 // SnapshotRequest names a snapshot to take.
@@ -34,8 +41,7 @@ type SendRequest struct {
 	// AllowPlaintext lets a natively encrypted source go non-raw (the
 	// target then stores plaintext); without it such a source is sent raw.
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
-	// At, when set, is where the target is now (an EC2 session's
-	// instance: its address and injected host key).
+	// At, when set, names the EC2 session's instance (TargetAddr).
 	At TargetAddr `json:"at,omitzero"`
 }
 

@@ -103,15 +103,18 @@ type CostReport struct {
 	Line string `json:"line"`
 }
 
-// TargetAddr overrides where a configured target is reached: a session's
-// instance gets its address at launch and its host key injected then. Both
-// empty means the config's ssh.host and host key. A host key given here is
-// a public key (not secret) and replaces the config's pinning; with neither
-// (an ec2 target before launch) the SSH runner refuses to connect rather
-// than trust an unknown key.
+// TargetAddr says which instance of an ec2 target a request is about. The
+// worker never takes an address or a host key from a request: a static
+// target is reached at its configured host with its configured host key;
+// an ec2 target at the address AWS reports for Instance, with the host key
+// recorded (and authenticated) at launch by this worker, or pinned in the
+// config (mode start-stop). Host and HostKey are what the launch reported,
+// for status; a request may repeat them, and they must then be exactly
+// what the worker itself found (docs/security.md).
 type TargetAddr struct {
-	Host    string `json:"host,omitempty"`
-	HostKey string `json:"host_key,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Host     string `json:"host,omitempty"`
+	HostKey  string `json:"host_key,omitempty"`
 }
 
 // Price is an hourly instance price and where it came from (ec2.Price's

@@ -80,7 +80,13 @@ targets:
     bandwidth_limit: %d
     receiver_path: %q
     ssh: {host: 127.0.0.1, port: %d, user: %s, identity_file: %q, host_key: %q, connect_timeout: 5s}
-`, e.temporal.HostPort, e.temporal.Namespace, e.queue, bin, transport, bwlimit, recvPath, port, e.sshd.User, e.sshd.ClientKeyPath, hostKey)
+replications:
+  - {source: %[12]s/data, target: backup, target_dataset: %[13]s/data}
+  - {source: %[12]s/data, target: backup, target_dataset: %[13]s/backup/data}
+  - {source: %[12]s/nope, target: backup, target_dataset: %[13]s/data}
+  - {source: %[12]s/data, target: backup, target_dataset: nosuchpool/data}
+`, e.temporal.HostPort, e.temporal.Namespace, e.queue, bin, transport, bwlimit, recvPath, port, e.sshd.User, e.sshd.ClientKeyPath, hostKey,
+		e.src.Pool, e.dst.Pool)
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
 		e.t.Fatal(err)

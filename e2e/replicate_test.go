@@ -120,7 +120,7 @@ func TestReplicateFailsClearly(t *testing.T) {
 		{"missing source", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/nope" }, "", 0, activities.ErrTypeNotFound, "does not exist"},
 		{"hostile source name", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/a;touch /tmp/zcloud-pwned" }, "", 0, activities.ErrTypeInvalidName, "not allowed"},
 		{"hostile target name", func(in *workflows.ReplicateInput) { in.TargetDataset = "$(touch /tmp/zcloud-pwned)" }, "", 0, activities.ErrTypeInvalidName, "invalid dataset name"},
-		{"unknown target", func(in *workflows.ReplicateInput) { in.Target = "nosuch" }, "", 0, activities.ErrTypeConfig, "no target named"},
+		{"unknown target", func(in *workflows.ReplicateInput) { in.Target = "nosuch" }, "", 0, activities.ErrTypeNotAllowed, "target: not allowed; no target named"},
 		{"missing target pool", func(in *workflows.ReplicateInput) { in.TargetDataset = "nosuchpool/data" }, "", 0, activities.ErrTypeNotFound, "pool nosuchpool does not exist"},
 		{"wrong host key", nil, wrongKey.HostKey, 0, activities.ErrTypeHostKey, "host key"},
 		{"unreachable", nil, "", testenv.FreePort(), activities.ErrTypeUnreachable, "unreachable"},

@@ -227,7 +227,7 @@ func TestProtocolAttacksFailTheStream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			out := newHashingWriter()
 			// A lane that breaks may come back; these attacks never do.
-			sess, port, res := receiveRaw(t, ReceiveOptions{Window: tc.window, IdleTimeout: 20 * time.Second, ReconnectTimeout: 200 * time.Millisecond}, out)
+			sess, port, res := receiveRaw(t, ReceiveOptions{Window: tc.window, MaxWindow: tc.window, IdleTimeout: 20 * time.Second, ReconnectTimeout: 200 * time.Millisecond}, out)
 			conns := make([]*rawSender, tc.streams)
 			for i := range conns {
 				conns[i] = dialRaw(t, port, sess, tc.streams, i, 1024)

@@ -41,7 +41,7 @@ func TestMemoryBounded(t *testing.T) {
 	// meanwhile: hundreds of MiB on loopback.
 	out := &countingWriter{stallEvery: 256 << 20, stall: 500 * time.Millisecond}
 	runtime.GC()
-	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 4, Window: 4})
+	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 4, Window: 4, MaxWindow: 4})
 
 	var peak atomic.Uint64
 	stop := make(chan struct{})
@@ -62,7 +62,7 @@ func TestMemoryBounded(t *testing.T) {
 		}
 	}()
 	_, err := SendToReceiver(ctx, "127.0.0.1", port, sess, io.LimitReader(endlessReader{}, size),
-		SendOptions{Streams: 4, ChunkSize: 256 << 10})
+		SendOptions{Streams: 4, ChunkSize: 256 << 10, SendWindow: 16})
 	r := waitResult(t, res, 30*time.Second)
 	close(stop)
 	<-sampled
@@ -72,7 +72,7 @@ func TestMemoryBounded(t *testing.T) {
 	if out.n != size {
 		t.Fatalf("received %d bytes, want %d", out.n, size)
 	}
-	// Sender: 2×workers+2×streams chunks; receiver: 4-frame window + 4×64 KiB.
+	// Sender: 16 unacknowledged chunks; receiver: 4-frame window + 4×64 KiB.
 	const bound = 40 << 20
 	t.Logf("%d MiB streamed, peak heap in use %.1f MiB (bound %d MiB)", size>>20, float64(peak.Load())/(1<<20), bound>>20)
 	if peak.Load() > bound {

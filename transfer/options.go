@@ -11,10 +11,13 @@ const (
 	DefaultMaxStreams = 16
 	DefaultChunkSize  = 1 << 20
 	DefaultWindow     = 32
+	// DefaultMaxWindow: the receiver's window doubles at a stall up to this
+	// many frames (128 MiB at 1 MiB chunks): its memory bound.
+	DefaultMaxWindow = 128
 	// DefaultSendWindow bounds the frames a sender holds until the receiver
 	// has acknowledged them (to send them again after a reconnection): the
 	// sender's memory bound, and its flow control.
-	DefaultSendWindow       = 64
+	DefaultSendWindow       = 160
 	DefaultMaxChunk         = 4 << 20
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultAcceptTimeout    = 60 * time.Second
@@ -91,11 +94,13 @@ func (o SendOptions) withDefaults() SendOptions {
 }
 
 // ReceiveOptions tune the receiver. Zero values take the defaults. Receiver
-// memory is bounded by about Window × chunk size (+64 KiB per connection).
+// memory is bounded by about MaxWindow × chunk size (+64 KiB per connection):
+// 128 MiB + 1 MiB for 16 connections with the defaults.
 type ReceiveOptions struct {
 	Streams          int           // most connections (lanes) a sender may open (0: MaxStreams)
 	ReconnectTimeout time.Duration // a lost lane must be re-established within this
-	Window           int           // frames held for reordering (backpressure beyond it)
+	Window           int           // frames held for reordering at first (backpressure beyond it)
+	MaxWindow        int           // the window doubles at each stall up to this many frames (0: DefaultMaxWindow, or Window if larger)
 	MaxChunk         int           // largest chunk size a sender may announce
 	HandshakeTimeout time.Duration // per connection attempt
 	AcceptTimeout    time.Duration // until all Streams authenticated connections are in
@@ -113,6 +118,9 @@ func (o ReceiveOptions) withDefaults() ReceiveOptions {
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
+	}
+	if o.MaxWindow <= 0 {
+		o.MaxWindow = max(DefaultMaxWindow, o.Window)
 	}
 	if o.MaxChunk <= 0 {
 		o.MaxChunk = DefaultMaxChunk

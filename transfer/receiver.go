@@ -47,7 +47,7 @@ func Receive(ctx context.Context, ln net.Listener, sess Session, w io.Writer, op
 	}
 	failed := make(chan struct{})
 	var failOnce sync.Once
-	r.win = newReorderWindow(opts.Window, opts.ReconnectTimeout, func(error) {
+	r.win = newReorderWindow(opts.Window, opts.MaxWindow, opts.ReconnectTimeout, func(error) {
 		failOnce.Do(func() { close(failed); r.stopHandshakes(); r.abort() })
 	})
 	start := time.Now()

@@ -159,9 +159,11 @@ func TestReconnectRefusedFailsAfterBoundedAttempts(t *testing.T) {
 	if !errors.Is(err, ErrConnLost) || !strings.Contains(err.Error(), "3 reconnection attempts failed") {
 		t.Fatalf("send = %v; want ErrConnLost after 3 reconnection attempts", err)
 	}
+	// Besides the reconnection attempts, each of the 2 lanes tries once to
+	// say its abort on a fresh connection (refused too), before the send returns.
 	accepted, refused, cut := gate.counts()
-	if !cut || refused != attempts || accepted != 2+attempts {
-		t.Fatalf("gate: accepted %d, refused %d, cut %v; want 2 streams + %d refused attempts", accepted, refused, cut, attempts)
+	if !cut || refused != attempts+2 || accepted != 2+attempts+2 {
+		t.Fatalf("gate: accepted %d, refused %d, cut %v; want 2 streams + %d refused attempts + 2 refused aborts", accepted, refused, cut, attempts)
 	}
 	r := waitResult(t, res, 10*time.Second)
 	if !errors.Is(r.err, ErrIncomplete) || !errors.Is(r.err, ErrConnLost) {
@@ -175,7 +177,7 @@ func TestReconnectRefusedFailsAfterBoundedAttempts(t *testing.T) {
 // (the reorder window was the limit), and a stall ends when the frames
 // before it are written.
 func TestWindowStallsAreCounted(t *testing.T) {
-	w := newReorderWindow(2, time.Minute, func(error) {})
+	w := newReorderWindow(2, 2, time.Minute, func(error) {})
 	a, b := &net.TCPConn{}, &net.TCPConn{}
 	h := hello{chunk: 100, streams: 2}
 	w.register(a, h, 16)
@@ -209,5 +211,18 @@ func TestWindowStallsAreCounted(t *testing.T) {
 	}
 	if _, _, _, _, stalls := w.counters(); stalls != 1 {
 		t.Fatalf("stalls = %d, want 1", stalls)
+	}
+}
+
+// A stall doubles the window (up to MaxWindow) instead of stalling again at
+// the same distance: the window adapts to the path, within its memory bound.
+func TestWindowGrowsAtAStallUpToItsBound(t *testing.T) {
+	w := newReorderWindow(2, 8, time.Minute, func(error) {})
+	w.register(&net.TCPConn{}, hello{chunk: 100, streams: 1}, 16)
+	if _, err := w.reserve(0, 5, 50); err != nil { // 5 >= 0+2: a stall, the window grows to 8
+		t.Fatal(err)
+	}
+	if _, _, _, _, stalls := w.counters(); stalls != 1 || w.window != 8 {
+		t.Fatalf("stalls %d, window %d; want 1 stall and the window at its bound 8", stalls, w.window)
 	}
 }

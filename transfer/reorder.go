@@ -13,7 +13,8 @@ import (
 // frame to write: that wait is the backpressure (the connection stops reading,
 // TCP's window closes, the sender's writer blocks), and each one is counted
 // as a stall (Stats.WindowStalls): a window too small for the path shows up
-// there. Memory is bounded by Window buffers of one frame each.
+// there, and each one doubles the window up to MaxWindow. Memory is bounded by
+// MaxWindow buffers of one frame each.
 //
 // It also keeps each lane's state across reconnections: the last frame
 // received on it (what the sender need not send again), its keepalive
@@ -22,12 +23,13 @@ type reorderWindow struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 
-	window  uint64
-	next    uint64            // next sequence to write
-	slots   map[uint64][]byte // reserved (nil) or filled (plaintext)
-	filled  map[uint64]bool
-	free    [][]byte
-	bufSize int
+	window    uint64 // frames held ahead of next; doubles at a stall, up to maxWindow
+	maxWindow uint64
+	next      uint64            // next sequence to write
+	slots     map[uint64][]byte // reserved (nil) or filled (plaintext)
+	filled    map[uint64]bool
+	free      [][]byte
+	bufSize   int
 
 	reconnectTimeout time.Duration
 	lanes            map[uint16]*laneState
@@ -61,9 +63,10 @@ type laneState struct {
 	replaced bool
 }
 
-func newReorderWindow(window int, reconnectTimeout time.Duration, onFail func(error)) *reorderWindow {
+func newReorderWindow(window, maxWindow int, reconnectTimeout time.Duration, onFail func(error)) *reorderWindow {
 	w := &reorderWindow{
 		window:           uint64(window),
+		maxWindow:        uint64(max(window, maxWindow)),
 		slots:            make(map[uint64][]byte),
 		filled:           make(map[uint64]bool),
 		reconnectTimeout: reconnectTimeout,
@@ -199,6 +202,11 @@ func (w *reorderWindow) reserve(index int, seq uint64, sealedLen int) ([]byte, e
 	l := w.lanes[uint16(index)]
 	if w.err == nil && seq >= w.next+w.window {
 		w.stalls++
+		// The window was too small for the path: grow it (at most to
+		// maxWindow, the memory bound) rather than stall the next time.
+		for w.window < w.maxWindow && seq >= w.next+w.window {
+			w.window = min(2*w.window, w.maxWindow)
+		}
 		w.waiting[index] = seq
 		for w.err == nil && !l.replaced && seq >= w.next+w.window {
 			w.checkStuckLocked()

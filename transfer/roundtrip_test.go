@@ -30,7 +30,7 @@ func TestRoundTripByteIdentical(t *testing.T) {
 			sess := newTestSession(t, tc.cipher)
 			data := randomBytes(t, tc.size)
 			out := newHashingWriter()
-			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: tc.streams, Window: tc.window})
+			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: tc.streams, Window: tc.window, MaxWindow: tc.window})
 			var progressCalls atomic.Int32
 			st, err := SendToReceiver(ctx, "127.0.0.1", port, sess, bytes.NewReader(data), SendOptions{
 				Streams: tc.streams, ChunkSize: tc.chunk,

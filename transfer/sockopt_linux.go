@@ -28,11 +28,22 @@ var bestCongestionControl = sync.OnceValue(func() string {
 // grows each one up to net.ipv4.tcp_wmem/tcp_rmem's maximum for the path's
 // bandwidth-delay product; setting SO_SNDBUF/SO_RCVBUF would switch that off
 // and cap them at net.core.wmem_max/rmem_max instead.
-func tuneSocket(network, address string, c syscall.RawConn) error {
-	if cc := bestCongestionControl(); cc != "" {
+//
+// TCP_NOTSENT_LOWAT keeps at most notSent bytes queued unsent in each
+// socket: a lane takes its next chunk only when its connection is actually
+// moving data, so a connection slowed by loss does not sit on megabytes of
+// frames the others would have carried (which the receiver would then wait
+// for, holding its reorder window).
+func tuneSocket(notSent int) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
 		c.Control(func(fd uintptr) {
-			unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, cc)
+			if cc := bestCongestionControl(); cc != "" {
+				unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, cc)
+			}
+			if notSent > 0 {
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, notSent)
+			}
 		})
+		return nil
 	}
-	return nil
 }

@@ -62,6 +62,8 @@ type ArchiveInput struct {
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
 	// HeartbeatTimeout of the upload (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // ArchiveStatus answers Archive's status query and is its result.
@@ -86,6 +88,9 @@ type ArchiveStatus struct {
 // older ones, never before their class's minimum storage duration unless
 // Force, and a deletion over the thresholds waits for an approval.
 func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
+	if err := in.fields.refuse(ArchiveName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return ArchiveStatus{}, err
+	}
 	st := ArchiveStatus{Phase: PhasePlanning, Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ArchiveStatus, error) { return st, nil }); err != nil {
 		return st, err
@@ -242,6 +247,9 @@ const ArchiveTickName = "ArchiveTick"
 // 'zcloud archive status' always find the run there, and a run still going
 // (waiting for an approval) makes the tick start nothing.
 func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
+	if err := in.fields.refuse(ArchiveTickName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return "", err
+	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            ArchiveWorkflowID(in.Dataset),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
@@ -257,4 +265,20 @@ func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
 		return "", temporal.NewNonRetryableApplicationError("start archive: "+msg, typ, nil)
 	}
 	return "started " + child.ID + " run " + child.RunID, nil
+}
+
+// CatalogName lists every configured dataset's copies (zcloud status).
+const CatalogName = "Catalog"
+
+// Catalog reads, on the worker, the newest snapshot of every configured
+// dataset on the source, its replicas and the archive: the CLI host has
+// neither the pools nor the keys.
+func Catalog(ctx workflow.Context) ([]contract.CatalogDataset, error) {
+	var out []contract.CatalogDataset
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, quickActivity), contract.Catalog).Get(ctx, &out)
+	if err != nil {
+		msg, typ := rootCause(err)
+		return out, temporal.NewNonRetryableApplicationError("catalog: "+msg, typ, nil)
+	}
+	return out, nil
 }

@@ -50,6 +50,8 @@ type PolicyInput struct {
 	MaxDestroyPercent float64 `json:"max_destroy_percent"`
 	// ApprovalTimeout: after it an unapproved prune destroys nothing (default 24h).
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // validate checks the input in workflow code (pure) so a bad schedule
@@ -90,6 +92,9 @@ type PolicyStatus struct {
 // the next tick's snapshot, and while it waits, later ticks start no
 // second prune: the fixed prune workflow ID lets only one run.
 func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) {
+	if err := in.fields.refuse(SnapshotPolicyName); err != nil {
+		return PolicyStatus{}, err
+	}
 	st := PolicyStatus{Phase: "starting", Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (PolicyStatus, error) { return st, nil }); err != nil {
 		return st, err
@@ -166,6 +171,9 @@ type PruneStatus struct {
 // thresholds waits (durably, up to ApprovalTimeout) for an approve-prune
 // update naming its plan ID; a rejection or the timeout destroys nothing.
 func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
+	if err := in.fields.refuse(PrunePolicyName); err != nil {
+		return PruneStatus{}, err
+	}
 	st := PruneStatus{Phase: PhasePlanning, Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (PruneStatus, error) { return st, nil }); err != nil {
 		return st, err
@@ -227,6 +235,9 @@ func PrunePolicy(ctx workflow.Context, in PolicyInput) (PruneStatus, error) {
 // PolicyPlan computes the plan a prune would carry out now, destroying
 // nothing (zcloud policy plan). It runs on the worker, next to the pool.
 func PolicyPlan(ctx workflow.Context, in PolicyInput) (contract.PlanReport, error) {
+	if err := in.fields.refuse(PolicyPlanName); err != nil {
+		return contract.PlanReport{}, err
+	}
 	ds, err := in.validate()
 	if err != nil {
 		return contract.PlanReport{}, err

@@ -45,6 +45,8 @@ const (
 // PoolInput names a configured pool.
 type PoolInput struct {
 	Pool string `json:"pool"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolGrowInput grows a pool to volumes of SizeGiB.
@@ -62,12 +64,16 @@ type PoolGrowInput struct {
 	ParallelVdevs int `json:"parallel_vdevs,omitempty"`
 	// History adds modifications the volumes' tags do not hold.
 	History []poolplan.Modification `json:"history,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolDestroyInput must repeat the pool's name in Confirm.
 type PoolDestroyInput struct {
 	Pool    string `json:"pool"`
 	Confirm string `json:"confirm"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // PoolStatus answers the status query of every pool workflow.
@@ -184,6 +190,9 @@ func badInput(msg string, args ...any) error {
 // optionally LUKS-formats and opens them, runs zpool create with the
 // layout and exports the pool.
 func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolCreateName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "create", in.Pool)
 	if err != nil {
@@ -313,6 +322,9 @@ func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) e
 // PoolGrow grows every volume of the pool to SizeGiB, in place or by
 // rolling replace.
 func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolGrowName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "grow "+in.Mode, in.Pool)
 	if err != nil {
@@ -382,6 +394,12 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	par := in.ParallelVdevs
 	if par == 0 {
 		par = p.ParallelVdevs
+	}
+	if par > p.ParallelVdevs {
+		// The config's parallel_vdevs is a maximum: more concurrent
+		// resilvers than the operator allowed could exhaust the host.
+		return failStep(&t.st.Phase, &t.st.Error, "input", temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"parallel_vdevs: not allowed; pool %s allows at most %d in the configuration", p.Name, p.ParallelVdevs), contract.ErrTypeNotAllowed, nil))
 	}
 	plan, err := poolplan.RollingReplacePlan(poolplan.RollingInput{Vdevs: st.PlanVdevs(), New: spec, ParallelVdevs: par, LUKS: p.LUKS.Enabled})
 	if err != nil {
@@ -514,15 +532,6 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	}
 	res.Volumes = state.NewVolumes
 	return firstErr
-}
-
-func slotOf(s poolplan.RollingState, volumeID string) (string, bool) {
-	for slot, v := range s.NewVolumes {
-		if v == volumeID {
-			return slot, true
-		}
-	}
-	return "", false
 }
 
 // sortedNew lists the new volumes in slot order (map order is random).
@@ -698,6 +707,9 @@ func growInPlace(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 // child under that id or, while another operation (a grow) holds it,
 // skips: see scrubUnderPoolID.
 func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolScrubName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "scrub", in.Pool)
 	if err != nil {
@@ -822,6 +834,9 @@ func operationName(workflowType string) string {
 // PoolDestroy destroys the zpool and deletes every volume tagged as the
 // pool's, only when Confirm repeats the pool's name.
 func PoolDestroy(ctx workflow.Context, in PoolDestroyInput) (PoolResult, error) {
+	if err := in.fields.refuse(PoolDestroyName); err != nil {
+		return PoolResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	t, err := newTracker(ctx, "destroy", in.Pool)
 	if err != nil {

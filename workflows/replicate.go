@@ -31,15 +31,22 @@ type ReplicateInput struct {
 	// HeartbeatTimeout for the send (default 12s; the SDK reports progress
 	// to the server every 0.8 of it); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
-	// TargetHost and TargetHostKey, when set, override the target's
-	// ssh.host and pinned host key: a Session passes its instance's
-	// address and the public host key injected at launch.
+	// TargetInstance is the instance of an ec2 target a Session launched
+	// (or started). The worker finds its address and host key itself
+	// (contract.TargetAddr); a static target has none.
+	TargetInstance string `json:"target_instance,omitempty"`
+	// TargetHost and TargetHostKey are refused by the worker unless they
+	// are exactly what it found itself: an address or a host key never
+	// comes from a workflow input (docs/security.md). Kept so old
+	// histories decode.
 	TargetHost    string `json:"target_host,omitempty"`
 	TargetHostKey string `json:"target_host_key,omitempty"`
 	// Snapshot, when set, is the snapshot name (after '@') to take or, if
 	// it exists, reuse: a Session's replacement instance continues the
 	// same snapshot after a spot interruption.
 	Snapshot string `json:"snapshot,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // ReplicateResult says what happened.
@@ -75,6 +82,9 @@ const StatusQuery = "status"
 // ZFS allows. The new snapshot is held on the source for this target (it is
 // the next incremental base) and the previous base released.
 func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error) {
+	if err := in.fields.refuse(ReplicateName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return ReplicateResult{}, err
+	}
 	begin := workflow.Now(ctx)
 	status := ReplicateStatus{Phase: "starting"}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (ReplicateStatus, error) { return status, nil }); err != nil {
@@ -121,9 +131,14 @@ func Replicate(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error)
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, MaximumAttempts: 3},
 	})
-	at := contract.TargetAddr{Host: in.TargetHost, HostKey: in.TargetHostKey}
+	at := contract.TargetAddr{Instance: in.TargetInstance, Host: in.TargetHost, HostKey: in.TargetHostKey}
 	var check workflow.Future
-	if at == (contract.TargetAddr{}) {
+	if workflow.GetVersion(ctx, "authorize-replication", workflow.DefaultVersion, 1) >= 1 {
+		// The worker checks the whole request against its config before
+		// it connects anywhere, so a forged input fails here.
+		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at,
+			Source: source.String(), TargetDataset: targetDS.String(), Raw: in.Raw, AllowPlaintext: in.AllowPlaintext})
+	} else if at == (contract.TargetAddr{}) {
 		check = workflow.ExecuteActivity(quick, contract.CheckTarget, in.Target)
 	} else {
 		check = workflow.ExecuteActivity(quick, contract.CheckTargetAt, contract.CheckRequest{Target: in.Target, At: at})

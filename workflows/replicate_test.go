@@ -29,7 +29,11 @@ func TestReplicateRunsStepsInOrderAndHoldsTheNewBase(t *testing.T) {
 	env := newEnv(t)
 	var a *activities.Activities
 	var order []string
-	env.OnActivity(a.CheckTarget, mock.Anything, "b").Return(func(_ context.Context, _ string) (activities.TargetCheck, error) {
+	env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.CheckRequest) (activities.TargetCheck, error) {
+		// The worker checks the whole request before connecting.
+		if r.Target != "b" || r.Source != "tank/data" || r.TargetDataset != "bk/data" {
+			t.Errorf("check request %+v", r)
+		}
 		order = append(order, "check")
 		return activities.TargetCheck{Target: "b"}, nil
 	})
@@ -85,7 +89,7 @@ func TestReplicateRefusesHostileNamesWithoutRunningAnything(t *testing.T) {
 func TestReplicateSurfacesTheActivityErrorOnce(t *testing.T) {
 	env := newEnv(t)
 	var a *activities.Activities
-	env.OnActivity(a.CheckTarget, mock.Anything, "b").Return(activities.TargetCheck{},
+	env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(activities.TargetCheck{},
 		temporal.NewNonRetryableApplicationError("target b unreachable: connection refused", activities.ErrTypeUnreachable, nil))
 	env.ExecuteWorkflow(Replicate, ReplicateInput{Source: "tank/data", Target: "b", TargetDataset: "bk/data"})
 	var ae *temporal.ApplicationError

@@ -73,6 +73,8 @@ type RestoreInput struct {
 	// PlanOnly stops after planning (zcloud restore plan).
 	PlanOnly         bool          `json:"plan_only,omitempty"`
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // RestoreStatus answers Restore's status query and is its result.
@@ -97,6 +99,9 @@ type RestoreStatus struct {
 // before zfs receive sees a byte. A crash anywhere resumes at the next
 // stream the target lacks.
 func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
+	if err := in.fields.refuse(RestoreName, floor{"heartbeat_timeout", in.HeartbeatTimeout}, floor{"poll_interval", in.PollInterval}); err != nil {
+		return RestoreStatus{}, err
+	}
 	st := RestoreStatus{Phase: PhasePlanning, Dataset: in.Dataset, TargetDataset: in.TargetDataset, Target: in.Target, Tier: in.Tier}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (RestoreStatus, error) { return st, nil }); err != nil {
 		return st, err
@@ -258,6 +263,8 @@ type VerifyInput struct {
 	// host, checks it and destroys it.
 	Deep    bool   `json:"deep,omitempty"`
 	Scratch string `json:"scratch,omitempty"` // its last component starts with zcloud-drill
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // VerifyStatus answers ArchiveVerify's status query and is its result.
@@ -278,6 +285,9 @@ type VerifyStatus struct {
 // object's), restoring cold objects first. Every missing or corrupt object
 // is reported; any finding fails the drill so it is noticed.
 func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
+	if err := in.fields.refuse(VerifyName, floor{"heartbeat_timeout", in.HeartbeatTimeout}, floor{"poll_interval", in.PollInterval}); err != nil {
+		return VerifyStatus{}, err
+	}
 	st := VerifyStatus{Phase: PhasePlanning, Dataset: in.Dataset}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (VerifyStatus, error) { return st, nil }); err != nil {
 		return st, err

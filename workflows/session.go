@@ -26,6 +26,8 @@ type SessionInput struct {
 	SnapshotPrefix string `json:"snapshot_prefix,omitempty"`
 	// HeartbeatTimeout for the sends (default 12s); tests shorten it.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // Phases of a session (besides the shared PhasePlanning, PhaseDone,
@@ -116,6 +118,9 @@ type session struct {
 // the instance is given back, and a replacement continues the same
 // snapshots; after K interruptions replacements are on demand.
 func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
+	if err := in.fields.refuse(SessionName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return SessionResult{}, err
+	}
 	s := &session{in: in, st: SessionStatus{Target: in.Target, Phase: PhasePlanning}}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (SessionStatus, error) { return s.st, nil }); err != nil {
 		return SessionResult{}, err
@@ -337,7 +342,7 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 			WaitForCancellation: true,
 		})
 		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw, AllowPlaintext: r.AllowPlaintext,
-			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetHost: at.Host, TargetHostKey: at.HostKey}
+			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetInstance: at.Instance}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
 		workflow.Go(repCtx, func(gctx workflow.Context) {
 			defer func() { running-- }()

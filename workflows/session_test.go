@@ -21,6 +21,13 @@ type sessionMocks struct {
 	mu       sync.Mutex
 	calls    []string
 	launches []activities.LaunchRequest
+	hosts    map[string]string // instance id -> address
+}
+
+func (m *sessionMocks) host(instance string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hosts[instance]
 }
 
 func (m *sessionMocks) add(s string) {
@@ -56,8 +63,15 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 		if r.OnDemand || plan.Market != "spot" {
 			market, host = activities.MarketOnDemand, "od-host"
 		}
-		return activities.SessionInstance{Instance: activities.Instance{ID: "i-" + string(rune('0'+n)), Type: "t3.micro", Market: market},
-			At: activities.TargetAddr{Host: host, HostKey: "ssh-ed25519 AAAA"}}, nil
+		id := "i-" + string(rune('0'+n))
+		m.mu.Lock()
+		if m.hosts == nil {
+			m.hosts = map[string]string{}
+		}
+		m.hosts[id] = host
+		m.mu.Unlock()
+		return activities.SessionInstance{Instance: activities.Instance{ID: id, Type: "t3.micro", Market: market},
+			At: activities.TargetAddr{Instance: id, Host: host, HostKey: "ssh-ed25519 AAAA"}}, nil
 	})
 	step := func(name string, err error) func(context.Context, activities.SessionStep) error {
 		return func(_ context.Context, s activities.SessionStep) error { m.add(name + "@" + s.At.Host); return err }
@@ -85,8 +99,13 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 	// Replicate children: on the spot instance a send that takes an hour
 	// (until cancelled); elsewhere done at once.
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in ReplicateInput) (ReplicateResult, error) {
-		m.add("replicate " + in.Source + "@" + in.TargetHost + " snap=" + in.Snapshot)
-		if in.TargetHost == "spot-host" {
+		// The child names the instance only; the worker finds its address.
+		if in.TargetHost != "" || in.TargetHostKey != "" {
+			return ReplicateResult{}, errors.New("the session passed an address or host key to its child")
+		}
+		host := m.host(in.TargetInstance)
+		m.add("replicate " + in.Source + "@" + host + " snap=" + in.Snapshot)
+		if host == "spot-host" {
 			if err := workflow.Sleep(ctx, time.Hour); err != nil {
 				return ReplicateResult{}, err
 			}

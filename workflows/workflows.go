@@ -36,7 +36,7 @@ func All() []Registration {
 		{PolicyPlanName, PolicyPlan},
 		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy},
 		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
-		{SessionName, Session},
+		{SessionName, Session}, {CatalogName, Catalog},
 		{StagingName, Staging},
 	}
 }

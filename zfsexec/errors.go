@@ -104,6 +104,12 @@ var classifiers = []struct {
 	{"is no longer the same snapshot used in the initial send", ErrResumeTokenStale},
 	{"no longer exists", ErrResumeTokenStale}, // "incremental source 0x... no longer exists"
 	{"resume token is corrupt", ErrResumeTokenStale},
+	// zfs receive of a resume stream after the partial state was discarded:
+	// a full stream's target is gone; for an incremental 2.3.2 blames the
+	// kernel modules. And zfs receive -A with nothing to abort.
+	{"cannot receive resume stream: destination", ErrNoResumeState},
+	{"cannot receive resume stream: kernel modules must be upgraded", ErrNoResumeState},
+	{"does not have any resumable receive state to abort", ErrNoResumeState},
 	{"contains partially-complete state", ErrResumeTokenPresent},
 	{"checksum mismatch or incomplete stream", ErrStreamIncomplete},
 	{"failed to read from stream", ErrEmptyStream},

@@ -371,12 +371,6 @@ func notMounted(err error) bool {
 	return errors.As(err, &ee) && strings.Contains(ee.Stderr, "not currently mounted")
 }
 
-// DestroyBookmark destroys a bookmark.
-func (z ZFS) DestroyBookmark(ctx context.Context, b Bookmark) error {
-	_, err := z.run(ctx, "zfs", "destroy", b.String())
-	return err
-}
-
 // Rename renames a filesystem; parents (-p) creates missing parents.
 func (z ZFS) Rename(ctx context.Context, from, to Dataset, parents bool) error {
 	if err := z.fuseUnmountTree(ctx, from); err != nil {
@@ -416,15 +410,6 @@ func (z ZFS) fuseMountTree(ctx context.Context, d Dataset) error {
 func alreadyMounted(err error) bool {
 	var ee *ExitError
 	return errors.As(err, &ee) && (strings.Contains(ee.Stderr, "already mounted") || strings.Contains(ee.Stderr, "canmount"))
-}
-
-// RenameSnapshot renames a snapshot within its dataset.
-func (z ZFS) RenameSnapshot(ctx context.Context, from, to Snapshot) error {
-	if from.Dataset() != to.Dataset() {
-		return fmt.Errorf("zfs rename %s %s: a snapshot cannot move to another dataset", from, to)
-	}
-	_, err := z.run(ctx, "zfs", "rename", from.String(), to.String())
-	return err
 }
 
 // Bookmark creates bookmark b from snapshot s.
@@ -485,4 +470,35 @@ func (z ZFS) Unmount(ctx context.Context, d Dataset, force bool) error {
 	}
 	_, err := z.R.Run(ctx, Cmd{Argv: append(argv, d.String())})
 	return err
+}
+
+// NoPoolError: a dataset's pool does not exist on the host. zfs create
+// would say only "missing dataset name"; retrying cannot create a pool.
+type NoPoolError struct {
+	Pool    Pool
+	Host    string
+	Dataset Dataset // the dataset that needed it
+}
+
+func (e *NoPoolError) Error() string {
+	return fmt.Sprintf("pool %s does not exist on %s (target dataset %s): create or import it, or name another dataset", e.Pool, e.Host, e.Dataset)
+}
+
+// EnsureParent creates d's parent, as zfs receive needs it; a missing pool
+// is a *NoPoolError.
+func (z ZFS) EnsureParent(ctx context.Context, d Dataset) error {
+	root := d.Pool().Root()
+	if exists, err := z.Exists(ctx, root); err != nil {
+		return err
+	} else if !exists {
+		return &NoPoolError{Pool: d.Pool(), Host: z.R.Host(), Dataset: d}
+	}
+	parent, ok := d.Parent()
+	if !ok {
+		return nil
+	}
+	if exists, err := z.Exists(ctx, parent); err != nil || exists {
+		return err
+	}
+	return z.Create(ctx, parent, CreateOptions{Parents: true})
 }

@@ -267,7 +267,14 @@ func runSink(addr string) error {
 // runSource probes the RTT (median of 20 one-byte echoes) and then streams for
 // seconds on one TCP connection, printing both.
 func runSource(addr string, seconds float64) error {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	var c net.Conn
+	var err error
+	for range 100 { // the sink may not listen yet: it starts beside us
+		if c, err = net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return err
 	}

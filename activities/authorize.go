@@ -1,0 +1,236 @@
+package activities
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"zcloud/config"
+	"zcloud/retention"
+	"zcloud/zfsexec"
+)
+
+// What the config allows. A workflow's input, and so every activity
+// request, is only a request: anyone who can start a workflow on the
+// namespace (or run a worker of their own on the task queue) writes it.
+// The worker's own config is what the operator trusts, so each activity
+// checks its request here, against that config, before it connects to
+// anything, reads a key or sends a byte. A request may choose among what
+// the config allows; it can never add to it (docs/security.md).
+
+// notAllowed refuses a request field: "field: not allowed; why".
+// Retrying cannot change the config, so it is permanent.
+func notAllowed(field, format string, args ...any) error {
+	return permanent(ErrTypeNotAllowed, fmt.Errorf("%s: not allowed; %s", field, fmt.Sprintf(format, args...)))
+}
+
+// allowTarget returns the configured target called name.
+func (a *Activities) allowTarget(name string) (config.Target, error) {
+	t, ok := a.Config.Targets[name]
+	if !ok {
+		return t, notAllowed("target", "no target named %q in the configuration (known: %s)", name, strings.Join(a.Config.TargetNames(), ", "))
+	}
+	return t, nil
+}
+
+// allowReplication checks that source goes to targetDataset on target, raw
+// or not, as a `replications:` entry says: an input cannot send a dataset
+// the operator never sent off site, write where the operator never wrote,
+// or send decrypted what the config sends raw or encrypted (plaintext asks
+// to send a natively encrypted source decrypted: allow_plaintext_on_target).
+func (a *Activities) allowReplication(source, target, targetDataset string, raw, plaintext bool) error {
+	if _, err := a.allowTarget(target); err != nil {
+		return err
+	}
+	sourceKnown := false
+	for _, r := range a.Config.Replications {
+		if r.Source != source || r.Target != target {
+			continue
+		}
+		sourceKnown = true
+		if r.TargetDataset != targetDataset {
+			continue
+		}
+		if r.Raw != raw {
+			return notAllowed("raw", "the configuration replicates %s to %s with raw: %t", source, target, r.Raw)
+		}
+		if plaintext && !r.AllowPlaintextOnTarget {
+			return notAllowed("allow_plaintext", "the configuration does not set allow_plaintext_on_target for %s to %s:%s", source, target, targetDataset)
+		}
+		return nil
+	}
+	if !sourceKnown {
+		return notAllowed("source", "no replication of %s to target %s in the configuration", source, target)
+	}
+	return notAllowed("target_dataset", "the configuration does not replicate %s to %s:%s", source, target, targetDataset)
+}
+
+// allowHold checks a hold tag against what uses it: zcloud-<target> on a
+// configured replication source for that target, zcloud-archive on an
+// archived dataset. Moving a tag releases it elsewhere, so a forged one
+// could unprotect another chain's base.
+func (a *Activities) allowHold(snap zfsexec.Snapshot, tag string) error {
+	ds := snap.Dataset().String()
+	if tag == StagingHoldTag {
+		if _, ok := a.Config.StagingFor(ds); !ok {
+			return notAllowed("tag", "%s has no staging: entry in the configuration", ds)
+		}
+		return nil
+	}
+	if tag == ArchiveHoldTag {
+		if _, ok := a.Config.ArchiveDatasetFor(ds); !ok {
+			return notAllowed("tag", "%s is not an archived dataset in the configuration", ds)
+		}
+		return nil
+	}
+	for _, r := range a.Config.Replications {
+		if r.Source == ds && tag == "zcloud-"+r.Target {
+			return nil
+		}
+	}
+	return notAllowed("tag", "no replication of %s holds %q in the configuration", ds, tag)
+}
+
+// allowPool checks a pool's settings carried in a request against the
+// configured pool of that name. Everything that says where commands run,
+// which AWS account and instance, which key is read and which volumes are
+// the pool's must be the config's; a run may keep its own layout and
+// timings (the workflow records the settings it started with).
+func (a *Activities) allowPool(p config.Pool) error {
+	c, ok := a.Config.Pool(p.Name)
+	if !ok {
+		return notAllowed("pool", "no pool named %q in the configuration (known: %v)", p.Name, a.Config.PoolNames())
+	}
+	for _, f := range []struct {
+		field string
+		same  bool
+	}{
+		{"pool.target", p.Target == c.Target},
+		{"pool.instance_id", p.InstanceID == c.InstanceID},
+		{"pool.availability_zone", p.AvailabilityZone == c.AvailabilityZone},
+		{"pool.aws", p.AWS == c.AWS},
+		{"pool.luks", p.LUKS == c.LUKS},
+		{"pool.device_dir", p.DeviceDir == c.DeviceDir},
+		{"pool.tags", fmt.Sprint(p.Tags) == fmt.Sprint(c.Tags)},
+		{"pool.parallel_vdevs", p.ParallelVdevs <= c.ParallelVdevs},
+	} {
+		if !f.same {
+			return notAllowed(f.field, "differs from pool %s in the configuration", p.Name)
+		}
+	}
+	return nil
+}
+
+// allowArchive returns the configured archive settings of dataset.
+func (a *Activities) allowArchive(dataset string) (config.ArchiveDataset, error) {
+	d, ok := a.Config.ArchiveDatasetFor(dataset)
+	if !ok {
+		return d, notAllowed("dataset", "%s is not an archived dataset in the configuration (known: %v)", dataset, a.Config.ArchiveDatasetNames())
+	}
+	return d, nil
+}
+
+// allowArchiveStream checks an archive stream's class and raw flag too:
+// an input must not store a dataset in another class or decrypted.
+func (a *Activities) allowArchiveStream(dataset string, class string, raw bool) error {
+	d, err := a.allowArchive(dataset)
+	if err != nil {
+		return err
+	}
+	if class != "" && class != d.Class {
+		return notAllowed("class", "%s is archived in %s by the configuration", dataset, d.Class)
+	}
+	if raw != d.Raw {
+		return notAllowed("raw", "the configuration archives %s with raw: %t", dataset, d.Raw)
+	}
+	return nil
+}
+
+// allowIdentity checks a key name a request asks the worker to read: only
+// the archive identities the config names. Any other key in the key source
+// (a pool key, another host's identity) is never read on request.
+func (a *Activities) allowIdentity(name string) error {
+	ar := a.Config.Archive
+	if name != "" && (name == ar.HostIdentity || name == ar.RestoreIdentity) {
+		return nil
+	}
+	return notAllowed("identity", "key %q is not an archive identity in the configuration (archive.host_identity, archive.restore_identity)", name)
+}
+
+// allowPolicy returns the configured snapshot policy of dataset.
+func (a *Activities) allowPolicy(dataset string) (config.Policy, error) {
+	p, ok := a.Config.PolicyFor(dataset)
+	if !ok {
+		return p, notAllowed("dataset", "no snapshot policy for %s in the configuration", dataset)
+	}
+	return p, nil
+}
+
+// allowPrune checks a prune plan's request against the dataset's
+// configured policy: the same rules, no more foreign snapshots, no looser
+// approval limits, every configured protection kept.
+func (a *Activities) allowPrune(req PlanRequest) error {
+	p, err := a.allowPolicy(req.Dataset.String())
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(req.Policy.WithDefaults(), p.Policy.WithDefaults()) {
+		return notAllowed("policy", "it differs from the policy for %s in the configuration (after changing the config, run zcloud policy apply)", req.Dataset)
+	}
+	if req.IncludeForeign && !p.IncludeForeign {
+		return notAllowed("include_foreign", "the configuration prunes only zcloud's snapshots of %s", req.Dataset)
+	}
+	if looser(float64(req.MaxDestroyCount), float64(*p.MaxDestroyCount)) {
+		return notAllowed("max_destroy_count", "the configuration's limit for %s is %d", req.Dataset, *p.MaxDestroyCount)
+	}
+	if looser(req.MaxDestroyPercent, *p.MaxDestroyPercent) {
+		return notAllowed("max_destroy_percent", "the configuration's limit for %s is %g", req.Dataset, *p.MaxDestroyPercent)
+	}
+	for _, pr := range p.Protect {
+		if !slices.ContainsFunc(req.Protected, func(r retention.Protection) bool { return r.Name == pr.Snapshot }) {
+			return notAllowed("protected", "the configuration protects %s@%s", req.Dataset, pr.Snapshot)
+		}
+	}
+	return nil
+}
+
+// looser says whether limit req allows more than cfg (-1: no limit).
+func looser(req, cfg float64) bool {
+	return cfg >= 0 && (req < 0 || req > cfg)
+}
+
+// allowSnapshot checks that the config snapshots ds: a replication
+// source, a policy's dataset or an archived dataset.
+func (a *Activities) allowSnapshot(ds string) error {
+	_, policy := a.Config.PolicyFor(ds)
+	_, archived := a.Config.ArchiveDatasetFor(ds)
+	replicated := slices.ContainsFunc(a.Config.Replications, func(r config.Replication) bool { return r.Source == ds })
+	if policy || archived || replicated {
+		return nil
+	}
+	return notAllowed("dataset", "the configuration neither replicates, archives nor has a policy for %s", ds)
+}
+
+// allowStaging checks a staging request: the source has a staging: entry
+// and dataset is its staging dataset (the staging engine writes there).
+func (a *Activities) allowStaging(source, dataset string) error {
+	job, ok := a.Config.StagingFor(source)
+	if !ok {
+		return notAllowed("source", "%s has no staging: entry in the configuration", source)
+	}
+	if dataset != job.Dataset {
+		return notAllowed("dataset", "the staging dataset of %s is %s in the configuration", source, job.Dataset)
+	}
+	return nil
+}
+
+// allowStagingSnapshot checks that ds is a configured staging dataset.
+func (a *Activities) allowStagingSnapshot(ds string) error {
+	for _, s := range a.Config.Staging {
+		if s.Dataset == ds {
+			return nil
+		}
+	}
+	return notAllowed("snapshot", "%s is not a staging dataset in the configuration", ds)
+}

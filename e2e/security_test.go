@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/crypto/ssh"
+
+	"zcloud/activities"
+	"zcloud/internal/testenv"
+	"zcloud/workflows"
+)
+
+// forgedSSHD is the attacker's server: a real sshd with its own host key
+// that authorizes the worker's SSH key, reached on 127.0.0.2 at the port
+// of the configured target (an input could only ever swap the address)
+// through a proxy that counts every connection.
+type forgedSSHD struct {
+	HostKey string
+	conns   atomic.Int64
+}
+
+func newForgedSSHD(t *testing.T, e *env) *forgedSSHD {
+	t.Helper()
+	b := testenv.NewSSHD(t)
+	// B lets the worker's key in: the attack would succeed if the worker
+	// ever connected.
+	if err := os.WriteFile(filepath.Join(b.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(e.sshd.Signer.PublicKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &forgedSSHD{HostKey: b.HostKey}
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", e.sshd.Port))
+	if err != nil {
+		t.Fatalf("listen on 127.0.0.2: %v", err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			f.conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				up, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.Port))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.Close() }()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return f
+}
+
+// An attacker who can start workflows on the namespace starts every
+// workflow type directly, with raw inputs that try to widen what the
+// config allows. Each run is refused, non-retryable, naming the field,
+// before anything connects or is sent: the forged sshd sees no
+// connection, no forged dataset or path appears.
+func TestForgedWorkflowInputsAreRefused(t *testing.T) {
+	e := newEnv(t)
+	src, dst := e.src.Pool.String(), e.dst.Pool.String()
+	testenv.MustZFS(t, "zfs", "create", src+"/data")
+	e.startWorker(e.cfg)
+	forged := newForgedSSHD(t, e)
+	evil := filepath.Join(t.TempDir(), "evil") // a receiver path, a store directory
+	stolen := dst + "/stolen"
+
+	with := func(base map[string]any, kv ...any) map[string]any {
+		m := map[string]any{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	rep := map[string]any{"source": src + "/data", "target": "backup", "target_dataset": dst + "/data"}
+	policy := map[string]any{"dataset": src + "/data", "policy": map[string]any{"daily": 7}, "max_destroy_count": -1, "max_destroy_percent": -1}
+	arch := map[string]any{"dataset": src + "/data", "cycle": int64(30 * 24 * time.Hour), "class": "STANDARD", "max_delete_cycles": -1, "max_delete_bytes": -1}
+	restore := map[string]any{"dataset": src + "/data", "target_dataset": dst + "/restored", "identity": "owner", "tier": "Standard", "days": 1}
+	cases := []struct {
+		name, workflow string
+		in             map[string]any
+		field          string
+	}{
+		{"static target at another host and host key", workflows.ReplicateName,
+			with(rep, "target_host", "127.0.0.2", "target_host_key", forged.HostKey), "target_host"},
+		{"static target with another host key", workflows.ReplicateName, with(rep, "target_host_key", forged.HostKey), "target_host_key"},
+		{"static target with an instance", workflows.ReplicateName, with(rep, "target_instance", "i-0123456789abcdef0"), "target_instance"},
+		{"unknown target", workflows.ReplicateName, with(rep, "target", "nosuch"), "target"},
+		{"target dataset not configured", workflows.ReplicateName, with(rep, "target_dataset", stolen), "target_dataset"},
+		{"source not configured", workflows.ReplicateName, with(rep, "source", src+"/other"), "source"},
+		{"raw flag the config does not set", workflows.ReplicateName, with(rep, "raw", true), "raw"},
+		{"plaintext the config does not allow", workflows.ReplicateName, with(rep, "allow_plaintext", true), "allow_plaintext"},
+		{"receiver path", workflows.ReplicateName, with(rep, "receiver_path", evil), "receiver_path"},
+		{"session to a static target", workflows.SessionName, map[string]any{"target": "backup"}, "target"},
+		{"session to an unknown target", workflows.SessionName, map[string]any{"target": "nosuch"}, "target"},
+		{"session with an address", workflows.SessionName, map[string]any{"target": "backup", "target_host": "127.0.0.2"}, "target_host"},
+		{"snapshot policy not configured", workflows.SnapshotPolicyName, policy, "dataset"},
+		{"prune policy not configured", workflows.PrunePolicyName, policy, "dataset"},
+		{"prune plan not configured", workflows.PolicyPlanName, policy, "dataset"},
+		{"pool create", workflows.PoolCreateName, map[string]any{"pool": "nosuch"}, "pool"},
+		{"pool grow", workflows.PoolGrowName, map[string]any{"pool": "nosuch", "mode": "in-place", "size_gib": 16}, "pool"},
+		{"pool scrub", workflows.PoolScrubName, map[string]any{"pool": "nosuch"}, "pool"},
+		{"pool destroy", workflows.PoolDestroyName, map[string]any{"pool": "nosuch", "confirm": "nosuch"}, "pool"},
+		{"pool on another host", workflows.PoolCreateName, map[string]any{"pool": "nosuch", "target": "backup"}, "target"},
+		{"archive of a dataset not configured", workflows.ArchiveName, arch, "dataset"},
+		{"archive to another store", workflows.ArchiveName, with(arch, "store", map[string]any{"kind": "local", "dir": evil}), "store"},
+		{"archive tick to another store", workflows.ArchiveTickName, with(arch, "store", map[string]any{"kind": "local", "dir": evil}), "store"},
+		{"restore with a key the config does not list", workflows.RestoreName, with(restore, "identity", "pool-key"), "identity"},
+		{"restore from another store", workflows.RestoreName, with(restore, "store", map[string]any{"kind": "local", "dir": evil}), "store"},
+		{"verify with a key the config does not list", workflows.VerifyName, map[string]any{"dataset": src + "/data", "identity": "pool-key", "tier": "Bulk"}, "identity"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run, err := e.client.ExecuteWorkflow(e.ctx(time.Minute), client.StartWorkflowOptions{TaskQueue: e.queue,
+				ID: testenv.RandomName("forged-")}, tc.workflow, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = run.Get(e.ctx(2*time.Minute), nil)
+			var ae *temporal.ApplicationError
+			if !errors.As(err, &ae) {
+				t.Fatalf("want a refusal, got %v", err)
+			}
+			if ae.Type() != activities.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
+				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", activities.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
+			}
+			t.Logf("refused: %s", ae.Message())
+		})
+	}
+	if n := forged.conns.Load(); n != 0 {
+		t.Errorf("the forged sshd on 127.0.0.2 saw %d connection(s)", n)
+	}
+	for _, ds := range []string{stolen, dst + "/restored"} {
+		if out, err := exec.Command("zfs", "list", "-H", "-o", "name", ds).CombinedOutput(); err == nil {
+			t.Errorf("%s exists (%s): something was received", ds, out)
+		} else if !strings.Contains(string(out), "does not exist") {
+			t.Errorf("zfs list %s: %v: %s", ds, err, out)
+		}
+	}
+	if _, err := os.Stat(evil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the forged path %s was written (%v)", evil, err)
+	}
+}

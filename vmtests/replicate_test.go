@@ -1,0 +1,229 @@
+package vmtests
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"zcloud/activities"
+	"zcloud/config"
+	"zcloud/zfsexec"
+)
+
+// replEnv runs the replication activity against the VM's OpenZFS on both
+// ends: the source through the worker's local runner (the test seam
+// Activities.Local, here an SSH runner to the VM, since zfs-fuse on this
+// host cannot hold an encrypted dataset or resume) and the target "vm", a
+// static target reached over SSH like any other.
+type replEnv struct {
+	h    *host
+	a    *activities.Activities
+	env  *testsuite.TestActivityEnvironment
+	logs *observer.ObservedLogs
+}
+
+func (h *host) replEnv(t *testing.T) *replEnv {
+	t.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+targets:
+  vm:
+    kind: static
+    transport: ssh
+    ssh: {host: %s, port: %d, user: %s, identity_file: %q, host_key: %q}
+`, h.vm.Host, h.vm.Port, h.vm.User, h.vm.KeyPath, h.vm.HostKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	log := zap.New(core)
+	signer, err := zfsexec.LoadSigner(h.vm.KeyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := zfsexec.NewSSH(zfsexec.SSHConfig{Host: h.vm.Host, Port: h.vm.Port, User: h.vm.User, Signer: signer, HostKey: h.vm.HostKey}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { local.Close() })
+	a := &activities.Activities{Config: cfg, Log: log, Local: local}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	env.SetTestTimeout(5 * time.Minute)
+	return &replEnv{h: h, a: a, env: env, logs: logs}
+}
+
+func (e *replEnv) send(t *testing.T, req activities.SendRequest) (activities.SendReport, error) {
+	t.Helper()
+	req.Target = "vm"
+	v, err := e.env.ExecuteActivity(e.a.SendSnapshots, req)
+	if err != nil {
+		return activities.SendReport{}, err
+	}
+	var rep activities.SendReport
+	if err := v.Get(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, nil
+}
+
+// argvs are the zfs command lines the activity ran (both ends), in order.
+func (e *replEnv) argvs() []string {
+	var out []string
+	for _, l := range e.logs.FilterMessage("run").All() {
+		for _, f := range l.Context {
+			if f.Key == "argv" {
+				out = append(out, fmt.Sprint(f.Interface))
+			}
+		}
+	}
+	return out
+}
+
+func snap(t *testing.T, d zfsexec.Dataset, name string) zfsexec.Snapshot {
+	t.Helper()
+	s, err := d.Snapshot(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func child(t *testing.T, p zfsexec.Pool, name string) zfsexec.Dataset {
+	t.Helper()
+	d, err := zfsexec.ParseDataset(p.String() + "/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// A resume token whose snapshot was destroyed on the source: OpenZFS's
+// real "used in the initial send no longer exists" makes the activity
+// discard the partial state (zfs receive -A) and send a fresh incremental
+// in the same attempt, and the target ends with the source's data.
+func TestStaleResumeTokenFallsBackToAFreshIncremental(t *testing.T) {
+	h := vmHost(t)
+	e := h.replEnv(t)
+	ctx := ctxT(t, 5*time.Minute)
+	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 1<<30)
+	src, dst := child(t, p, "src"), child(t, p, "dst")
+	if err := h.zfs.Create(ctx, src, zfsexec.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.writeRandom(t, "/"+src.String()+"/a", 4)
+	a, b, c := snap(t, src, "a"), snap(t, src, "b"), snap(t, src, "c")
+	h.sh(t, `zfs snapshot "$1"`, a.String())
+	if _, err := e.send(t, activities.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
+		t.Fatal(err)
+	}
+	h.writeRandom(t, "/"+src.String()+"/b", 8)
+	h.sh(t, `zfs snapshot "$1"`, b.String())
+	// A session interrupted in the middle of a..b leaves a token on the target.
+	from := zfsexec.FromSnapshot(a)
+	h.pipe(ctx, b, zfsexec.SendOptions{From: from}, dst, zfsexec.ReceiveOptions{Resumable: true, Force: true}, 3<<20, nil)
+	if tok := h.prop(t, dst, "receive_resume_token"); tok == "-" || tok == "" {
+		t.Fatal("no resume token after the cut")
+	}
+	// b is pruned on the source before the next session, which sends c.
+	h.sh(t, `zfs destroy "$1"`, b.String())
+	want := h.writeRandom(t, "/"+src.String()+"/c", 2)
+	h.sh(t, `zfs snapshot "$1"`, c.String())
+
+	rep, err := e.send(t, activities.SendRequest{Source: src, Snapshot: c, TargetDataset: dst})
+	if err != nil {
+		t.Fatalf("send after the stale token: %v", err)
+	}
+	if rep.Full || rep.Resumed || rep.From != a.String() {
+		t.Errorf("report %+v: want a fresh incremental from %s", rep, a)
+	}
+	if n := e.logs.FilterMessageSnippet("resume state is stale").Len(); n != 1 {
+		t.Errorf("%d stale-state warnings, want 1", n)
+	}
+	all := strings.Join(e.argvs(), "\n")
+	if !strings.Contains(all, "[zfs send -t ") || !strings.Contains(all, "[zfs receive -A "+dst.String()+"]") {
+		t.Errorf("the activity should have tried the token, then aborted; ran:\n%s", all)
+	}
+	if tok := h.prop(t, dst, "receive_resume_token"); tok != "-" {
+		t.Errorf("token left: %q", tok)
+	}
+	if got := h.sha256(t, "/"+dst.String()+"/c"); got != want {
+		t.Errorf("target file c %s, source %s", got, want)
+	}
+}
+
+// A natively encrypted source is sent raw by default: the target stores the
+// ciphertext, its key stays unavailable there (nothing loads it), and the
+// data is the source's once the key is loaded (here, by the test only).
+// With allow_plaintext_on_target the same dataset goes decrypted and the
+// report says so.
+func TestEncryptedSourceIsSentRawByDefault(t *testing.T) {
+	h := vmHost(t)
+	e := h.replEnv(t)
+	ctx := ctxT(t, 5*time.Minute)
+	srcPool, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 1<<30)
+	dstPool, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 1<<30)
+	key := "vm-test-passphrase-" + randHex(8)
+	enc := child(t, srcPool, "enc")
+	h.createEncrypted(t, enc, key)
+	want := h.writeRandom(t, "/"+enc.String()+"/f", 4)
+	s1 := snap(t, enc, "s1")
+	h.sh(t, `zfs snapshot "$1"`, s1.String())
+
+	dst := child(t, dstPool, "enc")
+	rep, err := e.send(t, activities.SendRequest{Source: enc, Snapshot: s1, TargetDataset: dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode != activities.ModeRaw {
+		t.Errorf("mode %q, want raw", rep.Mode)
+	}
+	if !strings.Contains(strings.Join(e.argvs(), "\n"), "[zfs send -w ") {
+		t.Errorf("no raw send in:\n%s", strings.Join(e.argvs(), "\n"))
+	}
+	if ks := h.prop(t, dst, "keystatus"); ks != "unavailable" {
+		t.Fatalf("target keystatus %q, want unavailable", ks)
+	}
+	if encp := h.prop(t, dst, "encryption"); encp != "aes-256-gcm" {
+		t.Errorf("target encryption %q", encp)
+	}
+	if m := h.prop(t, dst, "mounted"); m != "no" {
+		t.Errorf("target mounted %q without its key", m)
+	}
+	// Only the test loads the key, to check the bytes.
+	if _, err := h.r.Run(ctx, zfsexec.Cmd{Argv: []string{"zfs", "load-key", dst.String()}, Stdin: strings.NewReader(key + "\n")}); err != nil {
+		t.Fatal(err)
+	}
+	h.sh(t, `zfs mount "$1"`, dst.String())
+	if got := h.sha256(t, "/"+dst.String()+"/f"); got != want {
+		t.Errorf("decrypted target %s, source %s", got, want)
+	}
+
+	// Explicitly allowed: decrypted on the way, plaintext on the target.
+	plain := child(t, dstPool, "plain")
+	rep, err = e.send(t, activities.SendRequest{Source: enc, Snapshot: s1, TargetDataset: plain, AllowPlaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode != activities.ModePlaintext || h.prop(t, plain, "encryption") != "off" {
+		t.Errorf("allowed plaintext: mode %q, target encryption %q", rep.Mode, h.prop(t, plain, "encryption"))
+	}
+	if e.logs.FilterMessageSnippet("the target stores plaintext").Len() != 1 {
+		t.Error("the plaintext send was not reported")
+	}
+	// An unencrypted source stays a plain send.
+	pl := child(t, srcPool, "plain")
+	if err := h.zfs.Create(ctx, pl, zfsexec.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ps := snap(t, pl, "s1")
+	h.sh(t, `zfs snapshot "$1"`, ps.String())
+	if rep, err := e.send(t, activities.SendRequest{Source: pl, Snapshot: ps, TargetDataset: child(t, dstPool, "plainsrc")}); err != nil || rep.Mode != activities.ModePlain {
+		t.Errorf("plain source: %+v %v", rep, err)
+	}
+}
