@@ -145,6 +145,15 @@ func (a *Activities) changedSince(ctx context.Context, z zfsexec.ZFS, snaps []zf
 // again to the same key, replacing the partial object, so no duplicate is
 // ever stored; a stream already in the manifest is not sent again.
 func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
+	begin := time.Now()
+	rep, err := a.archiveStream(ctx, req)
+	// Counted whatever the outcome: a failed upload is a failure in the
+	// metrics, not an "ok".
+	a.Metrics.SendDone("archive", "archive", rep.Stream.PlainSize, time.Since(begin), err)
+	return rep, err
+}
+
+func (a *Activities) archiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
 	if err := a.allowArchiveStream(req.Dataset.String(), string(req.Class), req.Raw); err != nil {
 		return ArchiveStreamReport{}, err
 	}
@@ -240,7 +249,6 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 		return rep, err
 	}
 	rep.Stream, rep.Seconds = streamInfo(s), time.Since(begin).Seconds()
-	a.Metrics.SendDone("archive", "archive", res.PlainSize, time.Since(begin), nil)
 	log.Info("archived", zap.String("stream", id), zap.Int64("plain", res.PlainSize), zap.Int64("stored", res.StoredSize))
 	return rep, nil
 }

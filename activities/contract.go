@@ -22,7 +22,6 @@ type (
 	HoldRequest              = contract.HoldRequest
 	PolicySnapshot           = contract.PolicySnapshot
 	SnapshotListing          = contract.SnapshotListing
-	ListRequest              = contract.ListRequest
 	DueRequest               = contract.DueRequest
 	DueReport                = contract.DueReport
 	PlanRequest              = contract.PlanRequest

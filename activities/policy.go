@@ -18,13 +18,6 @@ import (
 	"zcloud/zfsexec"
 )
 
-// ListPolicySnapshots lists the dataset's snapshots with creation, guid,
-// createtxg and holds.
-func (a *Activities) ListPolicySnapshots(ctx context.Context, req ListRequest) (SnapshotListing, error) {
-	l, err := a.listPolicySnapshots(ctx, req.Dataset, req.Recursive)
-	return l, classify(err)
-}
-
 func (a *Activities) listPolicySnapshots(ctx context.Context, ds zfsexec.Dataset, recursive bool) (SnapshotListing, error) {
 	caps, err := a.capabilities(ctx, a.Local)
 	if err != nil {

@@ -99,7 +99,7 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@"+n)
 	}
-	l, err := a.ListPolicySnapshots(ctx, ListRequest{Dataset: ds, Recursive: true})
+	l, err := a.listPolicySnapshots(ctx, ds, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 		t.Fatalf("retry: %+v %v", rep2, err)
 	}
 	// The plan sees the holds: a by its count (zfs-fuse lists no tags), b on the child.
-	l, err = a.ListPolicySnapshots(ctx, ListRequest{Dataset: ds, Recursive: true})
+	l, err = a.listPolicySnapshots(ctx, ds, true)
 	if err != nil {
 		t.Fatal(err)
 	}

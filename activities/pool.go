@@ -121,7 +121,7 @@ func (a *Activities) PoolAttachVolume(ctx context.Context, req PoolDeviceRequest
 	return PoolAttachResult{VolumeID: req.VolumeID, EC2Device: att.Device, Device: dev.String()}, nil
 }
 
-// waitDeviceNode polls `test -e DEV` on the target until the node exists.
+// waitDeviceNode polls the target until the device node exists.
 func (a *Activities) waitDeviceNode(ctx context.Context, p config.Pool, dev zfsexec.Device) error {
 	_, r, err := a.poolTarget(ctx, p)
 	if err != nil {
@@ -130,12 +130,10 @@ func (a *Activities) waitDeviceNode(ctx context.Context, p config.Pool, dev zfse
 	defer r.Close()
 	poll := min(p.PollInterval, time.Second)
 	for {
-		_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", dev.String()}})
-		if err == nil {
-			return nil
-		}
-		if _, isExit := err.(*zfsexec.ExitError); !isExit {
+		if ok, err := zfsexec.DeviceExists(ctx, r, dev); err != nil {
 			return classify(err)
+		} else if ok {
+			return nil
 		}
 		if err := sleepCtx(ctx, poll); err != nil {
 			return fmt.Errorf("device %s did not appear: %w", dev, err)
@@ -262,19 +260,6 @@ func (a *Activities) PoolCheckModification(ctx context.Context, req PoolDeviceRe
 		return m, permanent(ErrTypeEC2, fmt.Errorf("modification of %s failed: %s", req.VolumeID, m.Message))
 	}
 	return m, ec2Err(err)
-}
-
-// PoolVolumes lists the pool's volumes: every live volume tagged with the
-// pool's name, oldest first.
-func (a *Activities) PoolVolumes(ctx context.Context, p config.Pool) ([]ec2.Volume, error) {
-	hb := startBeat(ctx, "list volumes")
-	defer hb.stop()
-	c, err := a.ec2Client(ctx, p, hb)
-	if err != nil {
-		return nil, err
-	}
-	vs, err := c.FindVolumesByTag(ctx, map[string]string{TagPool: p.Name})
-	return vs, ec2Err(err)
 }
 
 // PoolDestroyVolumes detaches and deletes every volume tagged as the

@@ -49,8 +49,10 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 		return "", err
 	}
 	defer r.Close()
-	if _, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", m.Device().String()}}); err == nil {
-		return m.Device().String(), nil // already open
+	if open, err := (zfsexec.Cryptsetup{R: r}).IsOpen(ctx, m); err != nil {
+		return "", classify(err)
+	} else if open {
+		return m.Device().String(), nil
 	}
 	key, err := a.Keys.Get(ctx, req.Pool.LUKS.Key)
 	if err != nil {
@@ -94,10 +96,11 @@ func (a *Activities) PoolLUKSClose(ctx context.Context, req PoolDeviceRequest) e
 		return err
 	}
 	defer r.Close()
-	if _, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", m.Device().String()}}); err != nil {
-		return nil // not open
+	cs := zfsexec.Cryptsetup{R: r}
+	if open, err := cs.IsOpen(ctx, m); err != nil || !open {
+		return classify(err)
 	}
-	return classify(zfsexec.Cryptsetup{R: r}.Close(ctx, m))
+	return classify(cs.Close(ctx, m))
 }
 
 // PoolZpoolCreate runs zpool create with the layout (ashift=12,

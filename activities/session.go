@@ -421,8 +421,8 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
 			name := zfsexec.MapperName(d.Name)
-			if open, err := mapperExists(ctx, r, name); err != nil {
-				return err
+			if open, err := cs.IsOpen(ctx, name); err != nil {
+				return classify(err)
 			} else if open {
 				continue
 			}
@@ -471,18 +471,6 @@ func unlockErr(err error) error {
 		return permanent(ErrTypeUnsupported, err)
 	}
 	return classify(err)
-}
-
-func mapperExists(ctx context.Context, r zfsexec.Runner, name zfsexec.MapperName) (bool, error) {
-	if _, err := zfsexec.ParseMapperName(string(name)); err != nil {
-		return false, permanent(ErrTypeInvalidName, err)
-	}
-	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"test", "-e", name.Device().String()}})
-	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && ee.Code == 1 {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // poolImported asks whether the pool is imported on r.
@@ -594,10 +582,9 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
 			name := zfsexec.MapperName(d.Name)
-			if open, err := mapperExists(ctx, r, name); err != nil || !open {
-				if err != nil {
-					return err
-				}
+			if open, err := cs.IsOpen(ctx, name); err != nil {
+				return classify(err)
+			} else if !open {
 				continue
 			}
 			if err := cs.Close(ctx, name); err != nil {

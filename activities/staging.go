@@ -184,16 +184,23 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	return stagingReport(rep), err
 }
 
-// heartbeatFiles heartbeats the count of staged files every 10 s (inside
-// an activity; `zcloud staging run --local` has none).
+// heartbeatFiles heartbeats the count of staged files every 10 s, or a
+// third of the heartbeat timeout if shorter (inside an activity; `zcloud
+// staging run --local` has none).
 func heartbeatFiles(ctx context.Context, n *atomic.Int64) (stop func()) {
 	if !activity.IsActivity(ctx) {
 		return func() {}
 	}
 	progress := func() Progress { return Progress{Phase: "staging", Detail: fmt.Sprintf("%d files staged", n.Load())} }
+	// Well inside the heartbeat timeout (a large file takes a while
+	// between two finished files; the heartbeat proves the attempt lives).
+	every := 10 * time.Second
+	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/3 < every {
+		every = hb / 3
+	}
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(10 * time.Second)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -96,11 +96,3 @@ func EstimateTiers(chain []Stream, class objstore.Class) []RestoreEstimate {
 	}
 	return out
 }
-
-// TransferTime is how long downloading n bytes takes at bytesPerSec.
-func TransferTime(n int64, bytesPerSec float64) time.Duration {
-	if bytesPerSec <= 0 {
-		return 0
-	}
-	return time.Duration(float64(n) / bytesPerSec * float64(time.Second))
-}

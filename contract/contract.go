@@ -22,7 +22,6 @@ const (
 	DeleteArchiveCycles     = "DeleteArchiveCycles"
 	DescribeArchive         = "DescribeArchive"
 	HoldBase                = "HoldBase"
-	ListPolicySnapshots     = "ListPolicySnapshots"
 	SnapshotDue             = "SnapshotDue"
 	PlanPrune               = "PlanPrune"
 	DestroySnapshots        = "DestroySnapshots"
@@ -34,7 +33,6 @@ const (
 	PoolDeleteVolume        = "PoolDeleteVolume"
 	PoolModifyVolume        = "PoolModifyVolume"
 	PoolCheckModification   = "PoolCheckModification"
-	PoolVolumes             = "PoolVolumes"
 	PoolDestroyVolumes      = "PoolDestroyVolumes"
 	PoolLUKSOpen            = "PoolLUKSOpen"
 	PoolLUKSClose           = "PoolLUKSClose"
@@ -86,7 +84,6 @@ func Names() []string {
 		DeleteArchiveCycles,
 		DescribeArchive,
 		HoldBase,
-		ListPolicySnapshots,
 		SnapshotDue,
 		PlanPrune,
 		DestroySnapshots,
@@ -98,7 +95,6 @@ func Names() []string {
 		PoolDeleteVolume,
 		PoolModifyVolume,
 		PoolCheckModification,
-		PoolVolumes,
 		PoolDestroyVolumes,
 		PoolLUKSOpen,
 		PoolLUKSClose,

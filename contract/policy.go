@@ -40,12 +40,6 @@ type SnapshotListing struct {
 	ZFS        string `json:"zfs"`
 }
 
-// ListRequest names the dataset whose snapshots to list.
-type ListRequest struct {
-	Dataset   zfsname.Dataset `json:"dataset"`
-	Recursive bool            `json:"recursive"` // also read holds of descendants' same-named snapshots
-}
-
 // DueRequest asks whether a snapshot is due at Now.
 type DueRequest struct {
 	Dataset zfsname.Dataset  `json:"dataset"`

@@ -191,9 +191,6 @@ func (p RollingPlan) Next(s RollingState) []Step {
 	return out
 }
 
-// Finished is true when every step is done.
-func (p RollingPlan) Finished(s RollingState) bool { return len(p.Next(s)) == 0 }
-
 // Progress counts done and total steps, for the workflow's status query.
 func (p RollingPlan) Progress(s RollingState) (done, total int) {
 	all := p.Steps()

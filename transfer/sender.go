@@ -49,8 +49,15 @@ func SendToReceiver(ctx context.Context, host string, port int, sess Session, r 
 		return Stats{}, err
 	}
 	p.rtt = time.Since(start) / 2 // the handshake is two round trips
-	stopAborting := context.AfterFunc(ctx, p.abortAll)
-	defer stopAborting()
+	// A failed or cancelled transfer tells the receiver before returning, so
+	// no goroutine of this send outlives it.
+	aborted := make(chan struct{})
+	stopAborting := context.AfterFunc(ctx, func() { defer close(aborted); p.abortAll() })
+	defer func() {
+		if !stopAborting() {
+			<-aborted
+		}
+	}()
 	defer p.closeAll()
 
 	if f, ok := r.(*os.File); ok {
@@ -93,7 +100,7 @@ func (p *sendPipeline) dialLanes(n int) ([]*lane, error) {
 }
 
 func (p *sendPipeline) newLane(index int) (*lane, error) {
-	conn, resume, err := p.dial(index)
+	conn, resume, err := p.dial(p.ctx, index)
 	if err != nil {
 		return nil, err
 	}
@@ -108,13 +115,13 @@ func (p *sendPipeline) newLane(index int) (*lane, error) {
 
 // dial connects lane index and proves the session key; resume is the
 // sequence after the last frame the receiver holds from this lane.
-func (p *sendPipeline) dial(index int) (net.Conn, uint64, error) {
+func (p *sendPipeline) dial(ctx context.Context, index int) (net.Conn, uint64, error) {
 	d := net.Dialer{Timeout: p.opts.DialTimeout, Control: tuneSocket(p.opts.ChunkSize)}
-	conn, err := d.DialContext(p.ctx, "tcp", p.addr)
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, 0, err
 	}
-	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(time.Now().Add(p.opts.DialTimeout))
 	h := hello{cipher: cipherIDs[p.sess.cipher], streams: uint16(p.opts.MaxStreams), index: uint16(index), chunk: uint32(p.opts.ChunkSize), session: p.sess.id}
@@ -178,12 +185,39 @@ func (p *sendPipeline) fail(err error) {
 // abort tells the receiver on conn that this sender gave up (so it need not
 // wait for lane index to come back), then closes conn. A write blocked on
 // conn is cut short by the deadline.
+//
+// The abort queued on conn is read only after the data ahead of it, which a
+// slow `zfs receive` may take minutes to drain, and a write that found the
+// socket buffer full never got in at all. So it is also said on a fresh
+// connection of the lane: its handshake replaces conn on the receiver at
+// once, and the abort is the first frame there.
 func (p *sendPipeline) abort(conn net.Conn, index int) {
-	buf := make([]byte, headerSize+p.keys.data.Overhead())
-	frame := sealFrame(p.keys.data, buf, frameHeader{typ: frameAbort, conn: uint16(index)}, 0)
-	conn.SetWriteDeadline(time.Now().Add(time.Second))
+	frame := p.abortFrame(index)
+	conn.SetWriteDeadline(time.Now().Add(abortWriteTimeout))
 	conn.Write(frame)
 	conn.Close()
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), abortDialTimeout)
+	defer cancel()
+	fresh, _, err := p.dial(ctx, index)
+	if err != nil {
+		return // the receiver is gone or has given up already
+	}
+	fresh.SetWriteDeadline(time.Now().Add(abortWriteTimeout))
+	fresh.Write(frame)
+	fresh.Close()
+}
+
+// How long an abort may take, per lane (lanes abort in parallel): it runs
+// only when the transfer already failed or was cancelled.
+const (
+	abortWriteTimeout = 250 * time.Millisecond
+	abortDialTimeout  = time.Second
+)
+
+func (p *sendPipeline) abortFrame(index int) []byte {
+	buf := make([]byte, headerSize+p.keys.data.Overhead())
+	return sealFrame(p.keys.data, buf, frameHeader{typ: frameAbort, conn: uint16(index)}, 0)
 }
 
 // abortAll aborts every lane, in parallel, once the transfer failed or was
@@ -541,7 +575,7 @@ func (l *lane) recover(c *laneConn, cause error) error {
 			return context.Cause(p.ctx)
 		}
 		backoff = min(2*backoff, 5*time.Second)
-		conn, resume, err := p.dial(l.index)
+		conn, resume, err := p.dial(p.ctx, l.index)
 		if err != nil {
 			lastErr = err
 			continue
@@ -560,6 +594,9 @@ func (l *lane) recover(c *laneConn, cause error) error {
 			conn.Close()
 		}
 		return nil
+	}
+	if p.opts.ReconnectAttempts <= 0 {
+		return fmt.Errorf("%w (stream %d): the connection broke (%v) and reconnection is off", ErrConnLost, l.index, cause)
 	}
 	return fmt.Errorf("%w (stream %d): the connection broke (%v) and %d reconnection attempts failed; last: %v",
 		ErrConnLost, l.index, cause, p.opts.ReconnectAttempts, lastErr)

@@ -534,15 +534,6 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	return firstErr
 }
 
-func slotOf(s poolplan.RollingState, volumeID string) (string, bool) {
-	for slot, v := range s.NewVolumes {
-		if v == volumeID {
-			return slot, true
-		}
-	}
-	return "", false
-}
-
 // sortedNew lists the new volumes in slot order (map order is random).
 func sortedNew(s poolplan.RollingState) []string {
 	slots := make([]string, 0, len(s.NewVolumes))

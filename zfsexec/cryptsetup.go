@@ -48,6 +48,24 @@ func (c Cryptsetup) Open(ctx context.Context, dev Device, name MapperName, key [
 	return err
 }
 
+// IsOpen reports whether /dev/mapper/<name> exists: the device is unlocked.
+func (c Cryptsetup) IsOpen(ctx context.Context, name MapperName) (bool, error) {
+	if _, err := ParseMapperName(string(name)); err != nil {
+		return false, err
+	}
+	return DeviceExists(ctx, c.R, name.Device())
+}
+
+// DeviceExists reports whether the device node dev exists on r's host.
+func DeviceExists(ctx context.Context, r Runner, dev Device) (bool, error) {
+	_, err := r.Run(ctx, Cmd{Argv: []string{"test", "-e", dev.String()}})
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == 1 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Close locks /dev/mapper/<name> (the pool on it must be exported first).
 func (c Cryptsetup) Close(ctx context.Context, name MapperName) error {
 	if _, err := ParseMapperName(string(name)); err != nil {

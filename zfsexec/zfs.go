@@ -371,12 +371,6 @@ func notMounted(err error) bool {
 	return errors.As(err, &ee) && strings.Contains(ee.Stderr, "not currently mounted")
 }
 
-// DestroyBookmark destroys a bookmark.
-func (z ZFS) DestroyBookmark(ctx context.Context, b Bookmark) error {
-	_, err := z.run(ctx, "zfs", "destroy", b.String())
-	return err
-}
-
 // Rename renames a filesystem; parents (-p) creates missing parents.
 func (z ZFS) Rename(ctx context.Context, from, to Dataset, parents bool) error {
 	if err := z.fuseUnmountTree(ctx, from); err != nil {
@@ -416,15 +410,6 @@ func (z ZFS) fuseMountTree(ctx context.Context, d Dataset) error {
 func alreadyMounted(err error) bool {
 	var ee *ExitError
 	return errors.As(err, &ee) && (strings.Contains(ee.Stderr, "already mounted") || strings.Contains(ee.Stderr, "canmount"))
-}
-
-// RenameSnapshot renames a snapshot within its dataset.
-func (z ZFS) RenameSnapshot(ctx context.Context, from, to Snapshot) error {
-	if from.Dataset() != to.Dataset() {
-		return fmt.Errorf("zfs rename %s %s: a snapshot cannot move to another dataset", from, to)
-	}
-	_, err := z.run(ctx, "zfs", "rename", from.String(), to.String())
-	return err
 }
 
 // Bookmark creates bookmark b from snapshot s.

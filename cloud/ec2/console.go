@@ -85,18 +85,3 @@ func HostKeyOfType(keys []string, keyType string) (string, bool) {
 	}
 	return "", false
 }
-
-// WaitHostKeys polls the console until cloud-init has printed the host
-// keys (the console lags the boot by minutes on real EC2).
-func (c *Client) WaitHostKeys(ctx context.Context, instanceID string) ([]string, error) {
-	var keys []string
-	err := c.poll(ctx, instanceID+" host keys", func(ctx context.Context) (bool, string, error) {
-		out, err := c.ConsoleOutput(ctx, instanceID)
-		if err != nil {
-			return false, "", err
-		}
-		keys = ParseHostKeys(out)
-		return len(keys) > 0, "no host keys on the console yet", nil
-	})
-	return keys, err
-}
