@@ -207,11 +207,15 @@ func readIdentities(path string) ([]age.Identity, error) {
 	if path == "" {
 		return nil, errors.New("give the private key file: --identity FILE (it is read, never stored)")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	var f io.Reader = os.Stdin // "-": piped in, never on disk
+	if path != "-" {
+		file, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		f = file
 	}
-	defer f.Close()
 	ids, err := age.ParseIdentities(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -252,7 +256,7 @@ as symlinks; hard links come back as separate files.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&identity, "identity", "", "file holding the age private key (read now, never stored)")
+	c.Flags().StringVar(&identity, "identity", "", "file holding the age private key, or - for stdin (read now, never stored)")
 	c.Flags().StringVar(&path, "path", "", "restore only this file or directory (relative to the staging root)")
 	return c
 }
@@ -304,7 +308,7 @@ snapshot> under it is used). Exits non-zero on any difference.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&identity, "identity", "", "file holding the age private key (read now, never stored)")
+	c.Flags().StringVar(&identity, "identity", "", "file holding the age private key, or - for stdin (read now, never stored)")
 	c.Flags().Float64Var(&sample, "sample", 0, "fraction of files to decrypt (0 or 1: all)")
 	c.Flags().StringVar(&seed, "seed", "", "varies which files a sample picks")
 	return c

@@ -132,6 +132,8 @@ func TestForgedWorkflowInputsAreRefused(t *testing.T) {
 		{"archive tick to another store", workflows.ArchiveTickName, with(arch, "store", map[string]any{"kind": "local", "dir": evil}), "store"},
 		{"restore with a key the config does not list", workflows.RestoreName, with(restore, "identity", "pool-key"), "identity"},
 		{"restore from another store", workflows.RestoreName, with(restore, "store", map[string]any{"kind": "local", "dir": evil}), "store"},
+		{"staging into a dataset not configured", workflows.StagingName, map[string]any{"source": src + "/data", "dataset": stolen}, "source"},
+		{"staging to another store", workflows.StagingName, map[string]any{"source": src + "/data", "dataset": stolen, "recipients": []string{"age1x"}}, "recipients"},
 		{"verify with a key the config does not list", workflows.VerifyName, map[string]any{"dataset": src + "/data", "identity": "pool-key", "tier": "Bulk"}, "identity"},
 	}
 	for _, tc := range cases {

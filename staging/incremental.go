@@ -21,6 +21,10 @@ type Change struct {
 	Type    byte   // 'F' file, '/' directory, '@' symlink, others special
 	Path    string // old path for '-' and 'R', new path otherwise
 	NewPath string // 'R' only
+	// LinkDelta is an 'M' line's link-count change. With a negative one the
+	// path may be the removed name itself (OpenZFS prints the object's
+	// name in the older snapshot), gone from the newer.
+	LinkDelta int
 }
 
 // FromDiff turns zfs diff output, whose paths start with the dataset's
@@ -32,7 +36,7 @@ func FromDiff(mountpoint string, cs []zfsexec.DiffChange) ([]Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch := Change{Kind: c.Change, Type: c.FileType, Path: p}
+		ch := Change{Kind: c.Change, Type: c.FileType, Path: p, LinkDelta: c.LinkDelta}
 		if c.Change == 'R' {
 			if ch.NewPath, err = relativeTo(mountpoint, c.NewPath); err != nil {
 				return nil, err
@@ -210,6 +214,10 @@ func (s *Stager) Incremental(ctx context.Context, from, to string, changes []Cha
 		}
 		c := touched[p]
 		fi, err := os.Lstat(s.src(p))
+		if errors.Is(err, fs.ErrNotExist) && c.Kind == 'M' && c.LinkDelta < 0 {
+			r.removeStaged(p) // a hard-link name removed
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				err = fmt.Errorf("%w (zfs diff lists it but the snapshot lacks it: was the snapshot destroyed or unmounted?)", err)

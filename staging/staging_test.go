@@ -287,7 +287,7 @@ func (f *fixture) second() []Change {
 		"-|F|x",
 		"+|/|x",
 		"+|F|x/inner",
-		"M|F|h1|(-1)",
+		"M|F|sub/h2|(-1)", // as OpenZFS 2.3 prints it: the removed name
 		"M|/|sub",
 		"M|F|mod",
 		"R|F|swap1|swap2",

@@ -132,3 +132,8 @@ func (in *VerifyInput) UnmarshalJSON(b []byte) error {
 	type plain VerifyInput
 	return decodeInput(b, (*plain)(in), &in.fields)
 }
+
+func (in *StagingInput) UnmarshalJSON(b []byte) error {
+	type plain StagingInput
+	return decodeInput(b, (*plain)(in), &in.fields)
+}

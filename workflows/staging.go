@@ -33,6 +33,8 @@ type StagingInput struct {
 	// HeartbeatTimeout of the staging activity (default 2m); tests shorten
 	// it so that a killed worker's attempt is retried sooner.
 	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+
+	fields inputFields // fields the input has that the type lacks (input.go)
 }
 
 // StagingStatus answers Staging's status query and is its result.
@@ -51,6 +53,9 @@ type StagingStatus struct {
 // A crash anywhere resumes: the staging activity is idempotent and keeps a
 // journal in the staging copy.
 func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
+	if err := in.fields.refuse(StagingName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
+		return StagingStatus{}, err
+	}
 	st := StagingStatus{Phase: PhasePlanning, Source: in.Source}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (StagingStatus, error) { return st, nil }); err != nil {
 		return st, err
