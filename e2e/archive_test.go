@@ -281,9 +281,12 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 	os.RemoveAll(filepath.Join(w.dir, "d1"))
 	testenv.MustZFS(t, "zfs", "snapshot", w.ds.String()+"@small")
 	in := w.input()
-	in.Cycle = time.Second        // due now
-	in.Force = true               // even waiving the minimum storage duration
-	waitNextSecond(t, afterFirst) // cycle ids have one-second resolution
+	in.Cycle = time.Second // due once a second has passed since the first cycle started
+	in.Force = true        // even waiving the minimum storage duration
+	// The first cycle started before afterFirst: past afterFirst+Cycle the
+	// new cycle is due, and in a later second, so its id (one-second
+	// resolution) differs.
+	waitNextSecond(t, afterFirst.Add(in.Cycle))
 	st, _, err = w.archive(in)
 	if err == nil || !strings.Contains(err.Error(), "sanity check") || !strings.Contains(err.Error(), "previous cycle is kept") {
 		t.Fatalf("archive of a much smaller full: %v", err)
