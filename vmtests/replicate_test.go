@@ -61,6 +61,12 @@ targets:
 func (e *replEnv) send(t *testing.T, req activities.SendRequest) (activities.SendReport, error) {
 	t.Helper()
 	req.Target = "vm"
+	// The activity sends only what the configuration replicates (a workflow
+	// input is a request, not an authority): configure this one first.
+	e.a.Config.Replications = append(e.a.Config.Replications, config.Replication{
+		Source: req.Source.String(), Target: req.Target, TargetDataset: req.TargetDataset.String(),
+		Raw: req.Raw, AllowPlaintextOnTarget: req.AllowPlaintext,
+	})
 	v, err := e.env.ExecuteActivity(e.a.SendSnapshots, req)
 	if err != nil {
 		return activities.SendReport{}, err
