@@ -410,6 +410,18 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequ
 		return permanent(ErrTypePoolUnsafe, fmt.Errorf("pool %s after replacing %s with %s: %s; the old volume is kept",
 			p.Name, req.OldVolumeID, req.NewVolumeID, strings.Join(problems, "; ")))
 	}
+	if req.OldVolumeID == "" {
+		return nil
+	}
+	// The old volume is no longer the pool's: from now on no session
+	// attaches it, even if the grow stops before deleting it.
+	c, err := a.ec2Client(ctx, p, hb)
+	if err != nil {
+		return err
+	}
+	if err := c.TagVolume(ctx, req.OldVolumeID, map[string]string{TagState: StateRetiring}); err != nil && !ec2.IsNotFound(err) {
+		return ec2Err(err)
+	}
 	return nil
 }
 

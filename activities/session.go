@@ -53,6 +53,7 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 		SpotInterruptions: e.SpotInterruptions, Parallelism: e.Parallelism, Pool: e.Pool, UnlockMethod: e.Unlock.Method,
 		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
 		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
+	_, p.MountsPool = a.Config.SessionPool(target)
 	if waitsBootstrap(e) {
 		// WaitSSH also waits for the instance's bootstrap script.
 		p.SSHTimeout += e.Bootstrap.Timeout
@@ -139,6 +140,21 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	if req.OnDemand {
 		spec.Market, spec.SpotMaxPrice = ec2.OnDemand, ""
 	}
+	pool, mounts := a.Config.SessionPool(req.Target)
+	if mounts {
+		// Check the pool's volumes before anything is launched, and
+		// launch where they are.
+		vs, err := currentVolumes(ctx, c, pool.Name)
+		if err != nil {
+			return SessionInstance{}, ec2Err(err)
+		}
+		if _, err := oneZone(pool, vs); err != nil {
+			return SessionInstance{}, err
+		}
+		if spec.SubnetID == "" {
+			spec.AvailabilityZone = pool.AvailabilityZone
+		}
+	}
 	inst, err := c.Launch(ctx, spec)
 	if err != nil {
 		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
@@ -155,14 +171,14 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
 		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
 	}
-	for _, v := range e.Volumes {
-		att, err := c.AttachVolume(ctx, v, inst.ID)
-		if err != nil {
-			return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+	out := SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}
+	if mounts {
+		if out.Volumes, err = attachPoolVolumes(ctx, c, pool, inst, nil); err != nil {
+			return SessionInstance{}, err
 		}
-		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
+		log.Info("attached the pool's volumes", zap.String("pool", pool.Name), zap.Strings("volumes", out.Volumes))
 	}
-	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}, nil
+	return out, nil
 }
 
 // launchUserData is a launched instance's cloud-config: the pinned host
@@ -234,10 +250,8 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	// next instance even if the OS does not answer.
 	force := activity.GetInfo(ctx).Attempt > 2
 	detach := func(ctx context.Context, id string) error {
-		for _, v := range e.Volumes {
-			if err := c.DetachVolume(ctx, v, id, force); err != nil && !ec2.IsNotFound(err) {
-				return err
-			}
+		if p, ok := a.Config.SessionPool(req.Target); ok {
+			return detachPoolVolumes(ctx, c, p.Name, id, force)
 		}
 		return nil
 	}
@@ -499,6 +513,16 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		return classify(err)
 	}
 	var o zfsexec.ImportOptions
+	if p, ok := a.Config.SessionPool(req.Target); ok {
+		// Import only with every attached volume's device there: a pool
+		// imported with one missing runs degraded.
+		if err := waitDevices(ctx, r, p, req.Volumes, 5*time.Minute, nil); err != nil {
+			return err
+		}
+		if len(e.PoolDeviceDirs) == 0 {
+			o.Dirs = append(o.Dirs, importDir(p))
+		}
+	}
 	for _, d := range e.PoolDeviceDirs {
 		dev, err := zfsexec.ParseDevice(d)
 		if err != nil {
@@ -524,7 +548,7 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		return classify(err)
 	}
 	a.Log.Info("imported", zap.String("target", req.Target), zap.String("pool", pool.String()))
-	return nil
+	return a.Gate.Reached(ctx, "session-imported") // test-only
 }
 
 // ExportPool exports the session's pool; not imported is success. From the

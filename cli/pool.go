@@ -55,7 +55,12 @@ func startPoolOp(ctx context.Context, cl client.Client, cfg *config.Config, pool
 	if errors.As(err, &started) {
 		what := "another operation"
 		if d, derr := cl.DescribeWorkflowExecution(ctx, workflows.PoolWorkflowID(pool), ""); derr == nil {
-			what = "a " + d.GetWorkflowExecutionInfo().GetType().GetName()
+			info := d.GetWorkflowExecutionInfo()
+			what = "a " + info.GetType().GetName()
+			if p := info.GetParentExecution(); p != nil {
+				// A session's hold on its pool: name the session.
+				what += " started by " + p.GetWorkflowId()
+			}
 		}
 		return nil, fmt.Errorf("%s is running on pool %s (workflow %s; one operation per pool at a time, scheduled scrubs included); watch it with 'zcloud pool status %s' and start this when it has finished", what, pool, workflows.PoolWorkflowID(pool), pool)
 	}

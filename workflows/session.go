@@ -107,6 +107,9 @@ type session struct {
 	instIdx  int
 	unlocked bool
 	imported bool
+	// hold is the PoolSession child holding the pool's operation id.
+	hold       workflow.ChildWorkflowFuture
+	holdCancel workflow.CancelFunc
 }
 
 // Session is the daily backup session to an EC2 target: launch (or start)
@@ -138,6 +141,7 @@ func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 	if terr := s.teardown(dctx, err != nil); terr != nil && err == nil {
 		err = terr
 	}
+	s.releasePool(dctx)
 	s.cost(dctx)
 	s.res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	switch {
@@ -174,6 +178,11 @@ func (s *session) run(ctx workflow.Context) error {
 		return failStep(nil, nil, "plan", err)
 	}
 	s.res.Plan = s.plan
+	if s.plan.MountsPool {
+		if err := s.holdPool(ctx); err != nil {
+			return err
+		}
+	}
 	prefix := s.in.SnapshotPrefix
 	if prefix == "" {
 		prefix = retention.DefaultPrefix
@@ -254,7 +263,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		Market: string(inst.Instance.Market), Host: inst.At.Host, Started: workflow.Now(ctx)})
 	s.res.Status.Instances = s.st.Instances
 
-	step := contract.SessionStep{Target: s.plan.Target, At: inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: inst.At, Volumes: inst.Volumes}
 	s.st.Phase = PhaseWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
 	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
@@ -403,7 +412,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 			first = failStep(nil, nil, step, err)
 		}
 	}
-	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At, Volumes: s.inst.Volumes}
 	attempts := int32(6)
 	if quick {
 		attempts = 4

@@ -34,7 +34,7 @@ func All() []Registration {
 		{SnapshotPolicyName, SnapshotPolicy},
 		{PrunePolicyName, PrunePolicy},
 		{PolicyPlanName, PolicyPlan},
-		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy},
+		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy}, {PoolSessionName, PoolSession},
 		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
 		{SessionName, Session}, {CatalogName, Catalog},
 		{StagingName, Staging},
