@@ -73,8 +73,7 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 	hb.set("open " + dev.String())
 	if err := cs.Open(ctx, dev, m, key); err != nil {
 		err = withoutKey(err, key)
-		var ee *zfsexec.ExitError
-		if errors.As(err, &ee) && (ee.Code == 2 || strings.Contains(ee.Stderr, "No key available")) {
+		if errors.Is(err, zfsexec.ErrKeyIncorrect) {
 			return "", permanent(ErrTypeKeyIncorrect, fmt.Errorf("LUKS key %q does not open %s", req.Pool.LUKS.Key, dev))
 		}
 		return "", classify(err)
@@ -173,18 +172,11 @@ func (a *Activities) PoolImport(ctx context.Context, p config.Pool) (bool, error
 		return false, err
 	}
 	defer done()
-	_, imported, err := poolStatus(ctx, zp, name)
-	if err != nil || imported {
-		return false, classify(err)
+	imported, err := a.importPool(ctx, zp, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+	if errors.Is(err, zfsexec.ErrNoSuchPool) {
+		return false, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
 	}
-	if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
-		var ee *zfsexec.ExitError
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") {
-			return false, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
-		}
-		return false, classify(err)
-	}
-	return true, nil
+	return imported, classify(err)
 }
 
 // PoolExport exports the pool if it is imported.
@@ -196,11 +188,8 @@ func (a *Activities) PoolExport(ctx context.Context, p config.Pool) error {
 		return err
 	}
 	defer done()
-	_, imported, err := poolStatus(ctx, zp, name)
-	if err != nil || !imported {
-		return classify(err)
-	}
-	return classify(zp.Export(ctx, name, false))
+	_, err = exportPool(ctx, zp, name, false)
+	return classify(err)
 }
 
 // PoolInspect reads the imported pool's tree (zpool status), maps each

@@ -68,29 +68,11 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 	return p, nil
 }
 
-// ec2Client builds the EC2 client for a target; its waiters heartbeat.
+// sessionEC2 is the EC2 client of an ec2 target; its waiters heartbeat.
 func (a *Activities) sessionEC2(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
-	api, err := awsclient.EC2(ctx, awsclient.Config{Region: e.Region, Endpoint: e.Endpoint})
-	if err != nil {
-		return nil, permanent(ErrTypeConfig, err)
-	}
-	opts := ec2.Options{OnPoll: func(ctx context.Context, progress string) {
+	return newEC2(ctx, "ec2 target", awsclient.Config{Region: e.Region, Endpoint: e.Endpoint}, e.PollInterval, func(progress string) {
 		activity.RecordHeartbeat(ctx, Progress{Phase: "ec2", Detail: progress})
-	}}
-	if e.PollInterval > 0 {
-		opts.PollInterval = e.PollInterval
-	}
-	return ec2.New(api, opts), nil
-}
-
-// ec2Err turns a cloud/ec2 failure into a Temporal error: permanent ones
-// (bad AMI, subnet, permissions) stop the session at once.
-func sessionEC2Err(errType string, err error) error {
-	var e *ec2.Error
-	if errors.As(err, &e) && !e.Retryable() {
-		return permanent(errType, err)
-	}
-	return err
+	})
 }
 
 // LaunchInstance launches (or, on a retry, finds) the session's instance,
@@ -157,7 +139,7 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	inst, err := c.Launch(ctx, spec)
 	if err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, ec2Err(err)
 	}
 	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
 	// The key to pin is the one in the instance's user data: a retry that
@@ -169,7 +151,7 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, ec2Err(err)
 	}
 	out := SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}
 	if mounts {
@@ -208,11 +190,11 @@ func (a *Activities) StartInstance(ctx context.Context, target string) (SessionI
 		return SessionInstance{}, err
 	}
 	if _, err := c.Start(ctx, e.InstanceID); err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, ec2Err(err)
 	}
 	inst, err := c.WaitRunning(ctx, e.InstanceID)
 	if err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return SessionInstance{}, ec2Err(err)
 	}
 	host := t.SSH.Host
 	if host == "" {
@@ -241,7 +223,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 			return notAllowed("instance_id", "target %s uses instance %s from the configuration", req.Target, e.InstanceID)
 		}
 		if _, err := c.Stop(ctx, req.InstanceID); err != nil && !ec2.IsNotFound(err) {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		return nil
 	}
@@ -261,7 +243,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 		// terminated; one already gone is released.
 		inst, err := c.DescribeInstance(ctx, req.InstanceID)
 		if err != nil && !ec2.IsNotFound(err) {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		if err == nil && inst.State != ec2.StateTerminated {
 			if _, err := launchedBy(t, req.Target, inst); err != nil {
@@ -271,10 +253,10 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	}
 	if req.InstanceID != "" {
 		if err := detach(ctx, req.InstanceID); err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		if err := c.Terminate(ctx, req.InstanceID); err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		log.Info("terminated", zap.String("instance", req.InstanceID))
 	}
@@ -291,7 +273,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 			log.Info("terminated", zap.String("instance", id))
 		}
 		if err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 	}
 	return nil
@@ -478,7 +460,7 @@ func withoutKey(err error, key []byte) error {
 // unlockErr: a refused key is permanent; cryptsetup says so with exit 2.
 func unlockErr(err error) error {
 	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrKeyIncorrect || (ee.Argv[0] == "cryptsetup" && ee.Code == 2)) {
+	if errors.As(err, &ee) && ee.Kind == zfsexec.ErrKeyIncorrect {
 		return permanent(ErrTypeKeyIncorrect, err)
 	}
 	if zfsexec.IsUnsupported(err) {
@@ -487,30 +469,30 @@ func unlockErr(err error) error {
 	return classify(err)
 }
 
-// poolImported asks whether the pool is imported on r.
-func poolImported(ctx context.Context, r zfsexec.Runner, p zfsexec.Pool) (bool, error) {
-	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"zpool", "list", "-H", "-o", "name", p.String()}})
-	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrDatasetNotFound || strings.Contains(ee.Stderr, "no such pool")) {
-		return false, nil
+// sessionZpool is zpool on the session's instance, its ZFS detected.
+func (a *Activities) sessionZpool(ctx context.Context, r zfsexec.Runner, name string) (zfsexec.Zpool, zfsexec.Pool, error) {
+	pool, err := zfsexec.ParsePool(name)
+	if err != nil {
+		return zfsexec.Zpool{}, pool, permanent(ErrTypeInvalidName, err)
 	}
-	return err == nil, err
+	caps, err := a.capabilities(ctx, r)
+	if err != nil {
+		return zfsexec.Zpool{}, pool, classify(err)
+	}
+	return zfsexec.Zpool{R: r, Caps: caps}, pool, nil
 }
 
-// ImportPool imports the session's pool (searching pool_device_dirs);
-// an imported pool is success.
+// ImportPool imports the session's pool (searching pool_device_dirs, or
+// the mounted pool's device_dir); an imported pool is success.
 func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	pool, err := zfsexec.ParsePool(e.Pool)
+	zp, pool, err := a.sessionZpool(ctx, r, e.Pool)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
-	}
-	if ok, err := poolImported(ctx, r, pool); err != nil || ok {
-		return classify(err)
+		return err
 	}
 	var o zfsexec.ImportOptions
 	if p, ok := a.Config.SessionPool(req.Target); ok {
@@ -530,22 +512,17 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		}
 		o.Dirs = append(o.Dirs, dev)
 	}
-	err = (zfsexec.Zpool{R: r}).Import(ctx, pool, o)
-	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && strings.Contains(ee.Stderr, "another system") {
-		// Last used by an instance that died without exporting it (a spot
-		// interruption): the volumes are attached here now, so take it.
-		a.Log.Warn("pool was not exported by its last host; importing with -f", zap.String("pool", pool.String()))
-		o.Force = true
-		err = (zfsexec.Zpool{R: r}).Import(ctx, pool, o)
-	}
+	imported, err := a.importPool(ctx, zp, pool, o)
 	if err != nil {
 		// Freshly attached volumes can take a moment to show up; after a
 		// few tries a missing pool is a clear, permanent error.
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") && activity.GetInfo(ctx).Attempt >= 3 {
+		if errors.Is(err, zfsexec.ErrNoSuchPool) && activity.GetInfo(ctx).Attempt >= 3 {
 			return permanent(ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
 		}
 		return classify(err)
+	}
+	if !imported {
+		return nil
 	}
 	a.Log.Info("imported", zap.String("target", req.Target), zap.String("pool", pool.String()))
 	return a.Gate.Reached(ctx, "session-imported") // test-only
@@ -560,17 +537,17 @@ func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
 		return err
 	}
 	defer r.Close()
-	pool, err := zfsexec.ParsePool(e.Pool)
+	zp, pool, err := a.sessionZpool(ctx, r, e.Pool)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
+		return err
 	}
-	if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
+	exported, err := exportPool(ctx, zp, pool, activity.GetInfo(ctx).Attempt > 3)
+	if err != nil {
 		return classify(err)
 	}
-	if err := (zfsexec.Zpool{R: r}).Export(ctx, pool, activity.GetInfo(ctx).Attempt > 3); err != nil {
-		return classify(err)
+	if exported {
+		a.Log.Info("exported", zap.String("target", req.Target), zap.String("pool", pool.String()))
 	}
-	a.Log.Info("exported", zap.String("target", req.Target), zap.String("pool", pool.String()))
 	return nil
 }
 
@@ -586,16 +563,15 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 	u := e.Unlock
 	switch u.Method {
 	case "zfs":
-		pool, _ := zfsexec.ParsePool(e.Pool)
-		if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
-			return classify(err)
-		}
-		caps, err := a.capabilities(ctx, r)
+		zp, pool, err := a.sessionZpool(ctx, r, e.Pool)
 		if err != nil {
+			return err
+		}
+		if _, imported, err := poolStatus(ctx, zp, pool); err != nil || !imported {
 			return classify(err)
 		}
 		ds, _ := zfsexec.ParseDataset(u.Dataset)
-		z := zfsexec.ZFS{R: r, Caps: caps}
+		z := zfsexec.ZFS{R: r, Caps: zp.Caps}
 		if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "unavailable" {
 			return nil
 		}
