@@ -53,6 +53,7 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequ
 		p.Chain = append(p.Chain, streamInfo(s))
 		p.PlainBytes += s.PlainSize
 		p.StoredBytes += s.StoredSize
+		p.ParityBytes += s.ParityBytes()
 		if s.Class.NeedsRestore() || a.Config.Archive.Store.Kind == "vault" {
 			p.NeedsRestore = true
 		}
@@ -73,9 +74,15 @@ func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req RetrievalR
 	if err != nil {
 		return err
 	}
-	for _, k := range req.Keys {
-		if err := st.RequestRestore(ctx, k, req.Tier, req.Days); err != nil {
-			return archiveErr(fmt.Errorf("request retrieval of %s: %w", k, err))
+	for _, sk := range req.Keys {
+		keys, err := archive.StreamObjects(ctx, st, sk)
+		if err != nil {
+			return archiveErr(fmt.Errorf("request retrieval of %s: %w", sk, err))
+		}
+		for _, k := range keys {
+			if err := st.RequestRestore(ctx, k, req.Tier, req.Days); err != nil {
+				return archiveErr(fmt.Errorf("request retrieval of %s: %w", k, err))
+			}
 		}
 	}
 	return nil
@@ -89,15 +96,26 @@ func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req RetrievalRe
 	if err != nil {
 		return out, err
 	}
-	for _, k := range req.Keys {
-		rs, err := st.RestoreStatus(ctx, k)
+	for _, sk := range req.Keys {
+		keys, err := archive.StreamObjects(ctx, st, sk)
 		if err != nil {
-			return out, archiveErr(fmt.Errorf("restore status of %s: %w", k, err))
+			return out, archiveErr(fmt.Errorf("restore status of %s: %w", sk, err))
 		}
-		if rs.Ready {
+		ready := true
+		for _, k := range keys {
+			rs, err := st.RestoreStatus(ctx, k)
+			if err != nil {
+				return out, archiveErr(fmt.Errorf("restore status of %s: %w", k, err))
+			}
+			if !rs.Ready {
+				ready = false
+				if len(out.Pending) < 5 {
+					out.Pending = append(out.Pending, k)
+				}
+			}
+		}
+		if ready {
 			out.Ready++
-		} else if len(out.Pending) < 5 {
-			out.Pending = append(out.Pending, k)
 		}
 	}
 	return out, nil
@@ -208,7 +226,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		return cw, nil
 	})
 	// Progress is the verified, decrypted bytes zfs receive has taken.
-	_, err = archive.Restore(ctx, archive.RestoreInput{
+	res, err := archive.Restore(ctx, archive.RestoreInput{
 		Store: st, Stream: s, Identities: ids, SpoolDir: a.Config.Archive.SpoolDir,
 		VerifyAll: a.Config.Archive.SpoolWholeStream,
 	}, countingWriter{w, n})
@@ -222,6 +240,10 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		}
 		log.Warn("restore of the stream failed; zfs receive was stopped", zap.Bool("receive_started", w.Opened()), zap.Error(err))
 		return rep, archiveErr(err)
+	}
+	for _, r := range res.Repaired {
+		rep.Repaired = append(rep.Repaired, r.String())
+		log.Warn("part object rebuilt from parity: archive the dataset again to restore full protection", zap.String("repaired", r.String()))
 	}
 	err = w.Close()
 	stop()

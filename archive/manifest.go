@@ -56,8 +56,8 @@ type Stream struct {
 	Parts        []objstore.Part `json:"parts"` // stored-byte ranges with SHA-256, checked before use
 	// Parity is set for a stream stored as part objects (PartKey; no
 	// object at Key) with optional Reed-Solomon parity objects.
-	Parity *Parity `json:"parity,omitempty"`
-	Uploaded     time.Time       `json:"uploaded"`
+	Parity   *Parity   `json:"parity,omitempty"`
+	Uploaded time.Time `json:"uploaded"`
 }
 
 // NewManifest starts an empty manifest for ds.

@@ -220,7 +220,9 @@ type Repair struct {
 	Why  string `json:"why"` // what was wrong with the stored object
 }
 
-func (r Repair) String() string { return fmt.Sprintf("%s (part %d): %s, rebuilt from parity", r.Key, r.Part, r.Why) }
+func (r Repair) String() string {
+	return fmt.Sprintf("%s (part %d): %s, rebuilt from parity", r.Key, r.Part, r.Why)
+}
 
 // repairer rebuilds the parts of one group of a parity stream from the
 // group's intact data and parity objects. It holds the rebuilt group
@@ -388,4 +390,31 @@ func pad(b []byte, size int64) []byte {
 	out := make([]byte, size)
 	copy(out, b)
 	return out
+}
+
+// StreamObjects is every object holding the stream at streamKey, found in
+// the store rather than the manifest (retrieval activities get stream keys
+// only, which keeps workflow payloads small): the one object, or else the
+// part and parity objects stored beside it. Lost objects are simply not
+// listed: a restore rebuilds them from parity or names them.
+func StreamObjects(ctx context.Context, st objstore.Store, streamKey string) ([]string, error) {
+	_, err := st.Head(ctx, streamKey)
+	if err == nil || !errors.Is(err, objstore.ErrNotFound) {
+		return []string{streamKey}, err
+	}
+	base := strings.TrimSuffix(streamKey, ".zfs.age")
+	var keys []string
+	for _, prefix := range []string{base + ".part", base + ".group"} {
+		objs, lerr := st.List(ctx, prefix)
+		if lerr != nil {
+			return nil, lerr
+		}
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, err
+	}
+	return keys, nil
 }
