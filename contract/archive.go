@@ -170,7 +170,7 @@ type StreamInfo struct {
 	Parts      int                  `json:"parts"`
 	// Parity is "k+m" for a stream stored as part objects with
 	// Reed-Solomon parity; ParityBytes is what its parity objects store.
-	Parity      string `json:"parity,omitempty"`
-	ParityBytes int64  `json:"parity_bytes,omitempty"`
-	Uploaded   time.Time            `json:"uploaded"`
+	Parity      string    `json:"parity,omitempty"`
+	ParityBytes int64     `json:"parity_bytes,omitempty"`
+	Uploaded    time.Time `json:"uploaded"`
 }

@@ -31,9 +31,9 @@ type RestorePlan struct {
 	PlainBytes   int64                          `json:"plain_bytes"`
 	StoredBytes  int64                          `json:"stored_bytes"`
 	ParityBytes  int64                          `json:"parity_bytes,omitempty"` // retrieved on top, in parity objects
-	NeedsRestore bool                           `json:"needs_restore"` // cold objects: request retrieval and wait
-	Estimates    []archivetypes.RestoreEstimate `json:"estimates"`     // every tier the classes offer
-	Chosen       archivetypes.RestoreEstimate   `json:"chosen"`        // the requested tier
+	NeedsRestore bool                           `json:"needs_restore"`          // cold objects: request retrieval and wait
+	Estimates    []archivetypes.RestoreEstimate `json:"estimates"`              // every tier the classes offer
+	Chosen       archivetypes.RestoreEstimate   `json:"chosen"`                 // the requested tier
 	FromPrevious bool                           `json:"from_previous,omitempty"`
 }
 

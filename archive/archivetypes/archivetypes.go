@@ -31,7 +31,7 @@ type RestoreEstimate struct {
 	Tier             objstore.Tier
 	Objects          int
 	StoredBytes      int64
-	ParityBytes      int64 // of StoredBytes, parity objects
+	ParityBytes      int64         // of StoredBytes, parity objects
 	MinWait, MaxWait time.Duration // until every object is readable
 	RetrievalUSD     float64       // retrieval requests + data retrieval
 	EgressUSD        float64       // only if downloaded outside AWS
