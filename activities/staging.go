@@ -18,6 +18,7 @@ import (
 	"zcloud/keys"
 	"zcloud/staging"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // The staging contract (package contract), named here for brevity.
@@ -51,8 +52,8 @@ func stagingReport(r staging.Report) StagingReport {
 }
 
 // mountpoint is where d is mounted; staging needs a mounted filesystem.
-func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) (string, error) {
-	props, err := z.Get(ctx, []zfsexec.PropName{"mountpoint", "mounted"}, d)
+func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsname.Dataset) (string, error) {
+	props, err := z.Get(ctx, []zfsname.PropName{"mountpoint", "mounted"}, d)
 	if err != nil {
 		return "", classify(err)
 	}
@@ -66,7 +67,7 @@ func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Da
 		}
 	}
 	if !strings.HasPrefix(mp, "/") || mounted != "yes" {
-		return "", permanent(ErrTypeConfig, fmt.Errorf("staging: %s is not mounted (mountpoint %q, mounted %q): staging reads and writes files", d, mp, mounted))
+		return "", permanent(contract.ErrTypeConfig, fmt.Errorf("staging: %s is not mounted (mountpoint %q, mounted %q): staging reads and writes files", d, mp, mounted))
 	}
 	return mp, nil
 }
@@ -79,15 +80,15 @@ func (a *Activities) stagingNames(ctx context.Context, job config.Staging) (*sta
 	}
 	b, err := a.Keys.Get(ctx, job.NamesKey)
 	if errors.Is(err, keys.ErrNotFound) {
-		return nil, permanent(ErrTypeConfig, fmt.Errorf("staging names key %q is not in this worker's key source (keys.dir / keys.command): %w", job.NamesKey, err))
+		return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("staging names key %q is not in this worker's key source (keys.dir / keys.command): %w", job.NamesKey, err))
 	}
 	if err != nil {
-		return nil, permanent(ErrTypeConfig, err)
+		return nil, permanent(contract.ErrTypeConfig, err)
 	}
 	key, err := staging.ParseNamesKey(b)
 	clear(b)
 	if err != nil {
-		return nil, permanent(ErrTypeKeyIncorrect, fmt.Errorf("key %q: %w", job.NamesKey, err))
+		return nil, permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("key %q: %w", job.NamesKey, err))
 	}
 	return staging.NewNameCipher(key)
 }
@@ -96,7 +97,7 @@ func (a *Activities) stagingNames(ctx context.Context, job config.Staging) (*sta
 func (a *Activities) stagingJob(source string) (config.Staging, error) {
 	job, ok := a.Config.StagingFor(source)
 	if !ok {
-		return job, permanent(ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", source))
+		return job, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", source))
 	}
 	return job, nil
 }
@@ -114,7 +115,7 @@ func (a *Activities) PlanStaging(ctx context.Context, req StagingPlanRequest) (S
 		return StagingPlan{}, classify(err)
 	}
 	if len(snaps) == 0 {
-		return StagingPlan{}, permanent(ErrTypeNotFound, fmt.Errorf("staging: %s has no snapshot to stage", req.Source))
+		return StagingPlan{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("staging: %s has no snapshot to stage", req.Source))
 	}
 	newest := snaps[len(snaps)-1].Snapshot.Name()
 	mp, err := a.mountpoint(ctx, z, req.Dataset)
@@ -177,7 +178,7 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	for _, r := range job.Recipients {
 		got, err := age.ParseRecipients(strings.NewReader(r))
 		if err != nil {
-			return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging recipients: %w", err))
+			return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging recipients: %w", err))
 		}
 		rcpts = append(rcpts, got...)
 	}
@@ -192,7 +193,7 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	}
 	to, err := req.Source.Snapshot(req.To)
 	if err != nil {
-		return StagingReport{}, permanent(ErrTypeInvalidName, err)
+		return StagingReport{}, permanent(contract.ErrTypeInvalidName, err)
 	}
 	snapDir := filepath.Join(srcMount, ".zfs", "snapshot", req.To)
 	if _, err := os.Stat(snapDir); err != nil {
@@ -220,7 +221,7 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	case StagingIncremental:
 		from, perr := req.Source.Snapshot(req.From)
 		if perr != nil {
-			return StagingReport{}, permanent(ErrTypeInvalidName, perr)
+			return StagingReport{}, permanent(contract.ErrTypeInvalidName, perr)
 		}
 		cs, derr := z.Diff(ctx, from, to)
 		if derr != nil {
@@ -228,14 +229,14 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 		}
 		changes, cerr := staging.FromDiff(srcMount, cs)
 		if cerr != nil {
-			return StagingReport{}, permanent(ErrTypeUnsupported, cerr)
+			return StagingReport{}, permanent(contract.ErrTypeUnsupported, cerr)
 		}
 		rep, err = s.Incremental(ctx, req.From, req.To, changes)
 	default:
-		return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging: unknown action %q", req.Action))
+		return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: unknown action %q", req.Action))
 	}
 	if errors.Is(err, staging.ErrNotBase) || errors.Is(err, staging.ErrNamesChanged) {
-		return stagingReport(rep), permanent(ErrTypeConfig, err)
+		return stagingReport(rep), permanent(contract.ErrTypeConfig, err)
 	}
 	return stagingReport(rep), err
 }
@@ -261,11 +262,11 @@ func (a *Activities) SnapshotStaging(ctx context.Context, req StagingSnapshotReq
 // staging dataset, hold the staged snapshot. Each step is the activity the
 // workflow runs, so a rerun after a crash resumes the same way.
 func RunStagingHere(ctx context.Context, a *Activities, source, dataset string) (StagingPlan, *StagingReport, error) {
-	src, err := zfsexec.ParseDataset(source)
+	src, err := zfsname.ParseDataset(source)
 	if err != nil {
 		return StagingPlan{}, nil, err
 	}
-	dst, err := zfsexec.ParseDataset(dataset)
+	dst, err := zfsname.ParseDataset(dataset)
 	if err != nil {
 		return StagingPlan{}, nil, err
 	}
@@ -292,5 +293,5 @@ func RunStagingHere(ctx context.Context, a *Activities, source, dataset string) 
 	if err != nil {
 		return plan, rep, err
 	}
-	return plan, rep, a.HoldBase(ctx, HoldRequest{Snapshot: base, Tag: StagingHoldTag})
+	return plan, rep, a.HoldBase(ctx, contract.HoldRequest{Snapshot: base, Tag: StagingHoldTag})
 }

@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/crypto/ssh"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 )
@@ -148,8 +148,8 @@ func TestForgedWorkflowInputsAreRefused(t *testing.T) {
 			if !errors.As(err, &ae) {
 				t.Fatalf("want a refusal, got %v", err)
 			}
-			if ae.Type() != activities.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
-				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", activities.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
+			if ae.Type() != contract.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
+				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", contract.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
 			}
 			t.Logf("refused: %s", ae.Message())
 		})
