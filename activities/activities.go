@@ -14,12 +14,14 @@ import (
 
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testgate"
 	"zcloud/keys"
 	"zcloud/metrics"
 	"zcloud/progress"
 	"zcloud/transfer"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Activities is registered with the worker as a whole.
@@ -90,22 +92,22 @@ func classify(err error) error {
 			return temporal.NewNonRetryableApplicationError(msg, ae.Type(), nil)
 		}
 		return err
-	case zfsexec.IsInvalidName(err):
-		return permanent(ErrTypeInvalidName, err)
+	case zfsname.IsInvalidName(err):
+		return permanent(contract.ErrTypeInvalidName, err)
 	case errors.As(err, &hk):
-		return permanent(ErrTypeHostKey, err)
+		return permanent(contract.ErrTypeHostKey, err)
 	case errors.As(err, &np):
-		return permanent(ErrTypeNotFound, err)
+		return permanent(contract.ErrTypeNotFound, err)
 	case errors.As(err, &ee):
 		switch ee.Kind {
 		case zfsexec.ErrDatasetNotFound:
-			return permanent(ErrTypeNotFound, err)
+			return permanent(contract.ErrTypeNotFound, err)
 		case zfsexec.ErrKeyIncorrect:
-			return permanent(ErrTypeKeyIncorrect, err)
+			return permanent(contract.ErrTypeKeyIncorrect, err)
 		case zfsexec.ErrNoSpace:
-			return permanent(ErrTypeNoSpace, err)
+			return permanent(contract.ErrTypeNoSpace, err)
 		case zfsexec.ErrUsage:
-			return permanent(ErrTypeUnsupported, err)
+			return permanent(contract.ErrTypeUnsupported, err)
 		}
 	}
 	return err
@@ -113,7 +115,7 @@ func classify(err error) error {
 
 // target returns the configured target and an SSH runner to it.
 func (a *Activities) target(ctx context.Context, name string) (config.Target, *zfsexec.SSH, error) {
-	return a.targetAt(ctx, name, TargetAddr{})
+	return a.targetAt(ctx, name, contract.TargetAddr{})
 }
 
 // capabilities detects (once per host) what the ZFS on r can do.

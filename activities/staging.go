@@ -16,6 +16,7 @@ import (
 	"zcloud/contract"
 	"zcloud/staging"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // The staging contract (package contract), named here for brevity.
@@ -49,8 +50,8 @@ func stagingReport(r staging.Report) StagingReport {
 }
 
 // mountpoint is where d is mounted; staging needs a mounted filesystem.
-func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Dataset) (string, error) {
-	props, err := z.Get(ctx, []zfsexec.PropName{"mountpoint", "mounted"}, d)
+func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsname.Dataset) (string, error) {
+	props, err := z.Get(ctx, []zfsname.PropName{"mountpoint", "mounted"}, d)
 	if err != nil {
 		return "", classify(err)
 	}
@@ -64,7 +65,7 @@ func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsexec.Da
 		}
 	}
 	if !strings.HasPrefix(mp, "/") || mounted != "yes" {
-		return "", permanent(ErrTypeConfig, fmt.Errorf("staging: %s is not mounted (mountpoint %q, mounted %q): staging reads and writes files", d, mp, mounted))
+		return "", permanent(contract.ErrTypeConfig, fmt.Errorf("staging: %s is not mounted (mountpoint %q, mounted %q): staging reads and writes files", d, mp, mounted))
 	}
 	return mp, nil
 }
@@ -82,7 +83,7 @@ func (a *Activities) PlanStaging(ctx context.Context, req StagingPlanRequest) (S
 		return StagingPlan{}, classify(err)
 	}
 	if len(snaps) == 0 {
-		return StagingPlan{}, permanent(ErrTypeNotFound, fmt.Errorf("staging: %s has no snapshot to stage", req.Source))
+		return StagingPlan{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("staging: %s has no snapshot to stage", req.Source))
 	}
 	newest := snaps[len(snaps)-1].Snapshot.Name()
 	mp, err := a.mountpoint(ctx, z, req.Dataset)
@@ -119,13 +120,13 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	}
 	job, ok := a.Config.StagingFor(req.Source.String())
 	if !ok {
-		return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", req.Source))
+		return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", req.Source))
 	}
 	var rcpts []age.Recipient
 	for _, r := range job.Recipients {
 		got, err := age.ParseRecipients(strings.NewReader(r))
 		if err != nil {
-			return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging recipients: %w", err))
+			return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging recipients: %w", err))
 		}
 		rcpts = append(rcpts, got...)
 	}
@@ -140,7 +141,7 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	}
 	to, err := req.Source.Snapshot(req.To)
 	if err != nil {
-		return StagingReport{}, permanent(ErrTypeInvalidName, err)
+		return StagingReport{}, permanent(contract.ErrTypeInvalidName, err)
 	}
 	snapDir := filepath.Join(srcMount, ".zfs", "snapshot", req.To)
 	if _, err := os.Stat(snapDir); err != nil {
@@ -164,7 +165,7 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	case StagingIncremental:
 		from, perr := req.Source.Snapshot(req.From)
 		if perr != nil {
-			return StagingReport{}, permanent(ErrTypeInvalidName, perr)
+			return StagingReport{}, permanent(contract.ErrTypeInvalidName, perr)
 		}
 		cs, derr := z.Diff(ctx, from, to)
 		if derr != nil {
@@ -172,14 +173,14 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 		}
 		changes, cerr := staging.FromDiff(srcMount, cs)
 		if cerr != nil {
-			return StagingReport{}, permanent(ErrTypeUnsupported, cerr)
+			return StagingReport{}, permanent(contract.ErrTypeUnsupported, cerr)
 		}
 		rep, err = s.Incremental(ctx, req.From, req.To, changes)
 	default:
-		return StagingReport{}, permanent(ErrTypeConfig, fmt.Errorf("staging: unknown action %q", req.Action))
+		return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: unknown action %q", req.Action))
 	}
 	if errors.Is(err, staging.ErrNotBase) {
-		return stagingReport(rep), permanent(ErrTypeConfig, err)
+		return stagingReport(rep), permanent(contract.ErrTypeConfig, err)
 	}
 	return stagingReport(rep), err
 }
@@ -191,7 +192,9 @@ func heartbeatFiles(ctx context.Context, n *atomic.Int64) (stop func()) {
 	if !activity.IsActivity(ctx) {
 		return func() {}
 	}
-	progress := func() Progress { return Progress{Phase: "staging", Detail: fmt.Sprintf("%d files staged", n.Load())} }
+	progress := func() contract.Progress {
+		return contract.Progress{Phase: "staging", Detail: fmt.Sprintf("%d files staged", n.Load())}
+	}
 	// Well inside the heartbeat timeout (a large file takes a while
 	// between two finished files; the heartbeat proves the attempt lives).
 	every := 10 * time.Second
@@ -238,11 +241,11 @@ func (a *Activities) SnapshotStaging(ctx context.Context, req StagingSnapshotReq
 // staging dataset, hold the staged snapshot. Each step is the activity the
 // workflow runs, so a rerun after a crash resumes the same way.
 func RunStagingHere(ctx context.Context, a *Activities, source, dataset string) (StagingPlan, *StagingReport, error) {
-	src, err := zfsexec.ParseDataset(source)
+	src, err := zfsname.ParseDataset(source)
 	if err != nil {
 		return StagingPlan{}, nil, err
 	}
-	dst, err := zfsexec.ParseDataset(dataset)
+	dst, err := zfsname.ParseDataset(dataset)
 	if err != nil {
 		return StagingPlan{}, nil, err
 	}
@@ -269,5 +272,5 @@ func RunStagingHere(ctx context.Context, a *Activities, source, dataset string) 
 	if err != nil {
 		return plan, rep, err
 	}
-	return plan, rep, a.HoldBase(ctx, HoldRequest{Snapshot: base, Tag: StagingHoldTag})
+	return plan, rep, a.HoldBase(ctx, contract.HoldRequest{Snapshot: base, Tag: StagingHoldTag})
 }

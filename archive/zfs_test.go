@@ -22,12 +22,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/objstoretest"
 	"zcloud/cloud/objstore/s3store"
 	"zcloud/internal/testenv"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // backend is a store under test plus a way to damage one of its objects.
@@ -112,15 +114,15 @@ func zfsRoundTrip(t *testing.T, b backend) {
 
 	m := NewManifest(ds)
 	cycle := CycleID(time.Now())
-	var prev SnapRef
+	var prev archivetypes.SnapRef
 	for i := 0; i < 4; i++ {
 		changeFiles(t, mnt, i)
 		snap, _ := ds.Snapshot(fmt.Sprintf("s%d", i))
 		testenv.MustZFS(t, "zfs", "snapshot", snap.String())
-		to := SnapRef{Name: snap.Name(), GUID: guid(t, snap.String())}
-		kind, argv := Full, []string{"zfs", "send", snap.String()}
+		to := archivetypes.SnapRef{Name: snap.Name(), GUID: guid(t, snap.String())}
+		kind, argv := archivetypes.Full, []string{"zfs", "send", snap.String()}
 		if i > 0 {
-			kind, argv = Incremental, []string{"zfs", "send", "-i", "@" + prev.Name, snap.String()}
+			kind, argv = archivetypes.Incremental, []string{"zfs", "send", "-i", "@" + prev.Name, snap.String()}
 		}
 		key := StreamKey(prefix, ds, cycle, StreamID(kind, prev.GUID, to.GUID))
 		srcR := CommandReader(ctx, runner, argv)
@@ -204,7 +206,7 @@ func zfsRoundTrip(t *testing.T, b backend) {
 
 // receiveHook restores one stream into `zfs receive -F target`, started
 // only when verified bytes are ready.
-func receiveHook(ctx context.Context, t *testing.T, r zfsexec.Runner, st objstore.Store, s Stream, id age.Identity, target zfsexec.Dataset, started *bool) error {
+func receiveHook(ctx context.Context, t *testing.T, r zfsexec.Runner, st objstore.Store, s Stream, id age.Identity, target zfsname.Dataset, started *bool) error {
 	var cw *CmdWriter
 	w := OpenOnWrite(func() (io.WriteCloser, error) {
 		*started = true

@@ -23,7 +23,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/crypto/ssh"
 
-	"zcloud/activities"
 	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/retention"
@@ -155,8 +154,8 @@ func TestForgedWorkflowInputsAreRefused(t *testing.T) {
 			if !errors.As(err, &ae) {
 				t.Fatalf("want a refusal, got %v", err)
 			}
-			if ae.Type() != activities.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
-				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", activities.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
+			if ae.Type() != contract.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
+				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", contract.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
 			}
 			t.Logf("refused: %s", ae.Message())
 		})
@@ -243,8 +242,8 @@ func refused(t *testing.T, err error, field string) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("want a refusal, got %v", err)
 	}
-	if ae.Type() != activities.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), field+": not allowed;") {
-		t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", activities.ErrTypeNotAllowed, field, ae.Type(), ae.Message(), ae.NonRetryable())
+	if ae.Type() != contract.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), field+": not allowed;") {
+		t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", contract.ErrTypeNotAllowed, field, ae.Type(), ae.Message(), ae.NonRetryable())
 	}
 	t.Logf("refused: %s", ae.Message())
 }
