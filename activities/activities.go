@@ -12,14 +12,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
-	"zcloud/cloud/ec2"
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/internal/testgate"
 	"zcloud/keys"
 	"zcloud/metrics"
 	"zcloud/progress"
-	"zcloud/transfer"
 	"zcloud/zfsexec"
 	"zcloud/zfsname"
 )
@@ -34,22 +32,11 @@ type Activities struct {
 	// ReceiverBinary is the zcloud executable copied to targets as the
 	// transfer receiver; empty means the running executable.
 	ReceiverBinary string
-	// SessionObserver, when set, sees each transfer session (tests use it
-	// to prove the key never reaches history, logs or process lists).
-	SessionObserver func(transfer.Session)
 	// Metrics may be nil (nothing recorded).
 	Metrics *metrics.Metrics
-	// DialTarget, when set, replaces the SSH dial for a target (tests map
-	// an EC2 instance address to a local sshd; production leaves it nil).
-	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)
-	// HostKeyGen, when set, replaces ec2.GenerateHostKey for launched
-	// instances (tests inject the key their sshd serves; see session.go).
-	HostKeyGen func() (ec2.HostKey, error)
-	// Gate is TEST-ONLY (internal/testgate): end-to-end tests hold an
-	// activity at a named point to act in the middle of it. New sets it
-	// from $ZCLOUD_TEST_GATE_DIR, which production never sets; nil holds
-	// nothing.
-	Gate *testgate.Gate
+	// TestHooks is zero in production (but for a gate from the
+	// environment); embedded so that a.Gate reads at the point it holds.
+	TestHooks
 	// Live is the board of running byte streams the CLI reads (package
 	// progress); nil shows progress through heartbeats only.
 	Live *progress.Board
@@ -61,7 +48,7 @@ type Activities struct {
 // New returns activities with a local runner.
 func New(cfg *config.Config, log *zap.Logger) *Activities {
 	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
-		ReceiverBinary: cfg.ReceiverBinary, Gate: testgate.FromEnv(), Live: &progress.Board{}}
+		ReceiverBinary: cfg.ReceiverBinary, TestHooks: TestHooks{Gate: testgate.FromEnv()}, Live: &progress.Board{}}
 }
 
 // permanent wraps err as a non-retryable application error of errType.

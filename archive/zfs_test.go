@@ -157,11 +157,11 @@ func zfsRoundTrip(t *testing.T, b backend) {
 	if b.before != nil {
 		b.before(t)
 	}
-	if err := RequestRestores(ctx, b.store, chain, objstore.Expedited, 1); err != nil {
+	if err := requestRestores(ctx, b.store, chain, objstore.Expedited, 1); err != nil {
 		t.Fatal(err)
 	}
 	for polls := 0; ; polls++ {
-		n, err := RestoresReady(ctx, b.store, chain)
+		n, err := restoresReady(ctx, b.store, chain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,4 +305,29 @@ func zfsRetry(t *testing.T, argv ...string) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("%s: still busy: %v", strings.Join(argv, " "), err)
+}
+
+// requestRestores asks the store to make every stream of chain readable
+// (the test stands in for the restore workflow).
+func requestRestores(ctx context.Context, st objstore.Store, chain []Stream, tier objstore.Tier, days int) error {
+	for _, s := range chain {
+		if err := st.RequestRestore(ctx, s.Key, tier, days); err != nil {
+			return fmt.Errorf("restore %s: %w", s.Key, err)
+		}
+	}
+	return nil
+}
+
+// restoresReady counts the chain's streams that are readable now.
+func restoresReady(ctx context.Context, st objstore.Store, chain []Stream) (ready int, err error) {
+	for _, s := range chain {
+		rs, err := st.RestoreStatus(ctx, s.Key)
+		if err != nil {
+			return ready, fmt.Errorf("%s: %w", s.Key, err)
+		}
+		if rs.Ready {
+			ready++
+		}
+	}
+	return ready, nil
 }
