@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 )
 
@@ -59,8 +60,8 @@ const EgressPerGB = 0.09
 // class; otherwise class overrides it (VaultClass for vault archives).
 // Requests are counted one per object (one RestoreObject / retrieval job);
 // a parity stream's part and parity objects each count.
-func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (RestoreEstimate, error) {
-	e := RestoreEstimate{Class: class, Tier: tier}
+func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (archivetypes.RestoreEstimate, error) {
+	e := archivetypes.RestoreEstimate{Class: class, Tier: tier}
 	var gb float64
 	for _, s := range chain {
 		c := class
@@ -72,7 +73,7 @@ func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (Restore
 		}
 		p, ok := Prices[c][tier]
 		if !ok {
-			return RestoreEstimate{}, fmt.Errorf("no %s retrieval for class %s", tier, c)
+			return archivetypes.RestoreEstimate{}, fmt.Errorf("no %s retrieval for class %s", tier, c)
 		}
 		// Parity streams are retrieved whole, parity objects included (a
 		// repair needs them in hand): parity costs its bytes and requests.
@@ -93,8 +94,8 @@ func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (Restore
 
 // EstimateTiers prices every tier the chain's classes offer, cheapest
 // tier last, for a restore plan to show.
-func EstimateTiers(chain []Stream, class objstore.Class) []RestoreEstimate {
-	var out []RestoreEstimate
+func EstimateTiers(chain []Stream, class objstore.Class) []archivetypes.RestoreEstimate {
+	var out []archivetypes.RestoreEstimate
 	for _, t := range []objstore.Tier{objstore.Expedited, objstore.StandardTier, objstore.Bulk} {
 		if e, err := Estimate(chain, class, t); err == nil {
 			out = append(out, e)

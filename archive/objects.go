@@ -8,40 +8,6 @@ import (
 	"zcloud/cloud/objstore"
 )
 
-// RequestRestores asks the store to make every stream of chain readable
-// (idempotent: activities may call it again after a crash).
-func RequestRestores(ctx context.Context, st objstore.Store, chain []Stream, tier objstore.Tier, days int) error {
-	for _, s := range chain {
-		for _, k := range s.ObjectKeys() {
-			if err := st.RequestRestore(ctx, k, tier, days); err != nil {
-				return fmt.Errorf("restore %s: %w", k, err)
-			}
-		}
-	}
-	return nil
-}
-
-// RestoresReady counts the chain's streams that are readable now; a
-// workflow polls it between durable timers.
-func RestoresReady(ctx context.Context, st objstore.Store, chain []Stream) (ready int, err error) {
-	for _, s := range chain {
-		n := 0
-		for _, k := range s.ObjectKeys() {
-			rs, err := st.RestoreStatus(ctx, k)
-			if err != nil {
-				return ready, fmt.Errorf("%s: %w", k, err)
-			}
-			if rs.Ready {
-				n++
-			}
-		}
-		if n == len(s.ObjectKeys()) {
-			ready++
-		}
-	}
-	return ready, nil
-}
-
 // Problem is one stream that failed a check.
 type Problem struct {
 	Stream Stream

@@ -10,6 +10,7 @@ import (
 
 	"filippo.io/age"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/objstoretest"
 )
@@ -26,7 +27,7 @@ func uploadParity(t *testing.T, spec ParitySpec, data []byte, id *age.X25519Iden
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewStream(Full, SnapRef{}, SnapRef{Name: "s1", GUID: 1}, "c1", false, res, t0), st
+	return NewStream(archivetypes.Full, archivetypes.SnapRef{}, archivetypes.SnapRef{Name: "s1", GUID: 1}, "c1", false, res, t0), st
 }
 
 func TestParityRepairsALostAndADamagedPart(t *testing.T) {
