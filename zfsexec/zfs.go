@@ -421,6 +421,16 @@ func (z ZFS) Bookmark(ctx context.Context, s Snapshot, b Bookmark) error {
 	return err
 }
 
+// DestroyBookmark destroys bookmark b (a bookmark holds no data: only its
+// snapshot's GUID and birth time).
+func (z ZFS) DestroyBookmark(ctx context.Context, b Bookmark) error {
+	if err := z.Caps.unsupported(z.Caps.Bookmarks, "bookmarks"); err != nil {
+		return err
+	}
+	_, err := z.run(ctx, "zfs", "destroy", b.String())
+	return err
+}
+
 // ResumeToken returns d's receive_resume_token, "" when there is none (or
 // this ZFS has no resumable receive).
 func (z ZFS) ResumeToken(ctx context.Context, d Dataset) (ResumeToken, error) {
