@@ -12,7 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // receiverBinary is the local file copied to targets as the transfer
@@ -55,9 +57,9 @@ func remoteSHA256(ctx context.Context, r zfsexec.Runner, p string) (string, erro
 // the same SHA-256 as ours, copying it over SSH (stdin, then an atomic
 // rename) when it is missing or different, and verifying the copy.
 func (a *Activities) ensureReceiver(ctx context.Context, r zfsexec.Runner, dst string) error {
-	dev, err := zfsexec.ParseDevice(dst) // an absolute path of safe characters
+	dev, err := zfsname.ParseDevice(dst) // an absolute path of safe characters
 	if err != nil {
-		return permanent(ErrTypeConfig, fmt.Errorf("receiver_path: %w", err))
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("receiver_path: %w", err))
 	}
 	dst = dev.String()
 	src, err := a.receiverBinary()

@@ -13,54 +13,56 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/contract"
 	"zcloud/replication"
 	"zcloud/transfer"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // CheckTarget connects to the target (verifying its host key) and detects
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
-func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
-	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
+func (a *Activities) CheckTarget(ctx context.Context, target string) (contract.TargetCheck, error) {
+	return a.CheckTargetAt(ctx, contract.CheckRequest{Target: target})
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
 // session's instance).
-func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
+func (a *Activities) CheckTargetAt(ctx context.Context, req contract.CheckRequest) (contract.TargetCheck, error) {
 	target := req.Target
 	if req.Source != "" {
 		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw, req.AllowPlaintext); err != nil {
-			return TargetCheck{}, err
+			return contract.TargetCheck{}, err
 		}
 	}
 	_, r, err := a.targetAt(ctx, target, req.At)
 	if err != nil {
-		return TargetCheck{}, err
+		return contract.TargetCheck{}, err
 	}
 	defer r.Close()
 	if _, err := r.Connect(ctx); err != nil {
 		var ue *zfsexec.UnreachableError
 		if errors.As(err, &ue) {
-			return TargetCheck{}, permanent(ErrTypeUnreachable, fmt.Errorf("target %s unreachable: %w", target, err))
+			return contract.TargetCheck{}, permanent(contract.ErrTypeUnreachable, fmt.Errorf("target %s unreachable: %w", target, err))
 		}
-		return TargetCheck{}, classify(err)
+		return contract.TargetCheck{}, classify(err)
 	}
 	tc, err := a.capabilities(ctx, r)
 	if err != nil {
-		return TargetCheck{}, classify(fmt.Errorf("target %s: detect ZFS: %w", target, err))
+		return contract.TargetCheck{}, classify(fmt.Errorf("target %s: detect ZFS: %w", target, err))
 	}
 	sc, err := a.capabilities(ctx, a.Local)
 	if err != nil {
-		return TargetCheck{}, classify(fmt.Errorf("source: detect ZFS: %w", err))
+		return contract.TargetCheck{}, classify(fmt.Errorf("source: detect ZFS: %w", err))
 	}
-	return TargetCheck{Target: target, Host: r.Host(), SourceZFS: sc.String(), TargetZFS: tc.String(),
+	return contract.TargetCheck{Target: target, Host: r.Host(), SourceZFS: sc.String(), TargetZFS: tc.String(),
 		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
 }
 
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
-func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
+func (a *Activities) TakeSnapshot(ctx context.Context, req contract.SnapshotRequest) error {
 	if err := a.allowSnapshot(req.Snapshot.Dataset().String()); err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 		return classify(err)
 	}
 	if !exists {
-		return permanent(ErrTypeNotFound, fmt.Errorf("source dataset %s does not exist", req.Snapshot.Dataset()))
+		return permanent(contract.ErrTypeNotFound, fmt.Errorf("source dataset %s does not exist", req.Snapshot.Dataset()))
 	}
 	if ok, err := z.SnapshotExists(ctx, req.Snapshot); err != nil {
 		return classify(err)
@@ -88,23 +90,23 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 // (matched by GUID) after, or a resume from the target's receive token. It
 // works out the plan afresh on every attempt, so a retry after a crash does
 // exactly what is still missing.
-func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
+func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest) (contract.SendReport, error) {
 	begin := time.Now()
 	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
 	defer r.Close()
 	srcCaps, err := a.capabilities(ctx, a.Local)
 	if err != nil {
-		return SendReport{}, classify(err)
+		return contract.SendReport{}, classify(err)
 	}
 	dstCaps, err := a.capabilities(ctx, r)
 	if err != nil {
-		return SendReport{}, classify(err)
+		return contract.SendReport{}, classify(err)
 	}
 	src := zfsexec.ZFS{R: a.Local, Caps: srcCaps}
 	dst := zfsexec.ZFS{R: r, Caps: dstCaps}
@@ -112,17 +114,17 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 
 	mode, err := sendMode(ctx, src, dst, req)
 	if err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
-	if mode == ModePlaintext {
+	if mode == contract.ModePlaintext {
 		log.Warn("sending a natively encrypted dataset decrypted: the target stores plaintext (allow_plaintext_on_target)")
 	}
-	req.Raw = mode == ModeRaw
+	req.Raw = mode == contract.ModeRaw
 	plan, err := planSend(ctx, src, dst, req)
 	if err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
-	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
+	rep := contract.SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
 		a.keepCursor(ctx, src, req, log)
@@ -206,7 +208,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 // goes raw (zfs send -w), so the target stores ciphertext and never needs
 // the key, unless req.AllowPlaintext; a target that cannot receive raw
 // streams is then refused, never silently sent plaintext.
-func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (string, error) {
+func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendRequest) (string, error) {
 	encrypted := false
 	if src.Caps.NativeEncryption {
 		enc, err := src.GetOne(ctx, req.Source, "encryption")
@@ -217,16 +219,16 @@ func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (strin
 	}
 	switch {
 	case !encrypted && req.Raw:
-		return ModeRaw, nil
+		return contract.ModeRaw, nil
 	case !encrypted:
-		return ModePlain, nil
+		return contract.ModePlain, nil
 	case req.AllowPlaintext && !req.Raw:
-		return ModePlaintext, nil
+		return contract.ModePlaintext, nil
 	case !dst.Caps.RawSend:
-		return "", permanent(ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
+		return "", permanent(contract.ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
 			req.Source, req.Target, req.Target, dst.Caps.Impl))
 	}
-	return ModeRaw, nil
+	return contract.ModeRaw, nil
 }
 
 // staleResume says err means the target's partial receive state is of no
@@ -251,7 +253,7 @@ type sendPlan struct {
 // planSend lists both sides and lets replication.PlanSend decide; a
 // conflict (nothing in common, diverged, target newer, no such snapshot)
 // is permanent: retrying cannot change it.
-func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendPlan, error) {
+func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendRequest) (sendPlan, error) {
 	in := replication.Input{Source: req.Source, To: req.Snapshot.Name(), Target: req.TargetDataset}
 	srcSnaps, err := src.ListSnapshots(ctx, req.Source)
 	if err != nil {
@@ -287,12 +289,12 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendP
 	p, err := replication.PlanSend(in)
 	var conflict *replication.Conflict
 	if errors.As(err, &conflict) {
-		typ := ErrTypeStreamMismatch
+		typ := contract.ErrTypeStreamMismatch
 		switch conflict.Kind {
 		case replication.MissingSnapshot:
-			typ = ErrTypeNotFound
+			typ = contract.ErrTypeNotFound
 		case replication.Diverged:
-			typ = ErrTypeTargetModified
+			typ = contract.ErrTypeTargetModified
 		}
 		return sendPlan{}, permanent(typ, err)
 	}
@@ -304,7 +306,7 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendP
 	case replication.UpToDate:
 		plan.alreadyDone = true
 	case replication.Resume:
-		plan.opts = zfsexec.SendOptions{ResumeToken: zfsexec.ResumeToken(p.ResumeToken)}
+		plan.opts = zfsexec.SendOptions{ResumeToken: zfsname.ResumeToken(p.ResumeToken)}
 	case replication.Incremental:
 		from, err := req.Source.Snapshot(p.From.Name)
 		if err != nil {

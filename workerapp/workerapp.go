@@ -31,13 +31,14 @@ func Run(cfgPath string) error {
 		return err
 	}
 	defer log.Sync()
-	cl, err := tclient.Dial(cfg.Temporal, log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A service started with (or before) Temporal waits for it.
+	cl, err := tclient.DialWait(ctx, cfg.Temporal, log, tclient.DefaultBackoff)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	acts := activities.New(cfg, log)
 	if cfg.Metrics.Listen != "" {
 		acts.Metrics = metrics.New()
