@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/retention"
 	"zcloud/zfsexec"
@@ -210,11 +211,18 @@ func PlanID(dataset string, destroy []contract.PlannedDestroy) string {
 // harmless), one whose GUID changed is not the planned one, and one held
 // since the plan was made stays (a hold added since the plan wins; ZFS
 // itself refuses a held snapshot too, and that refusal is a skip as well).
+// The list is only a request: before destroying anything it is checked
+// against a plan made here from the configured policy (allowDestroy).
 func (a *Activities) DestroySnapshots(ctx context.Context, req contract.DestroyRequest) (contract.DestroyReport, error) {
-	if p, err := a.allowPolicy(req.Dataset.String()); err != nil {
+	p, err := a.allowPolicy(req.Dataset.String())
+	if err != nil {
 		return contract.DestroyReport{}, err
-	} else if req.Recursive && !p.Recursive {
+	}
+	if req.Recursive && !p.Recursive {
 		return contract.DestroyReport{}, notAllowed("recursive", "the policy for %s in the configuration is not recursive", req.Dataset)
+	}
+	if err := a.allowDestroy(ctx, p, req); err != nil {
+		return contract.DestroyReport{}, err
 	}
 	caps, err := a.capabilities(ctx, a.Local)
 	if err != nil {
@@ -256,6 +264,55 @@ func (a *Activities) DestroySnapshots(ctx context.Context, req contract.DestroyR
 		}
 	}
 	return rep, nil
+}
+
+// allowDestroy re-plans the prune from the configured policy (its rules,
+// protections and include_foreign) and the dataset's snapshots and holds
+// as they are now, and refuses a request naming any existing, unheld
+// snapshot that plan keeps: a destroy list is written by the workflow (or
+// whoever runs one), so it can only pick among what the config prunes.
+// Buckets depend on the snapshots alone, never on the clock, and a
+// snapshot taken since the plan only makes more prunable, so an honest
+// plan passes. A snapshot gone, replaced (other GUID) or held since the
+// plan is left to the per-snapshot re-check, which skips it.
+func (a *Activities) allowDestroy(ctx context.Context, p config.Policy, req contract.DestroyRequest) error {
+	loc, err := loadLocation(p.Policy)
+	if err != nil {
+		return err
+	}
+	l, err := a.listPolicySnapshots(ctx, req.Dataset, p.Recursive)
+	if err != nil {
+		return classify(err)
+	}
+	fresh, err := BuildPlan(contract.PlanRequest{Dataset: req.Dataset, Policy: p.Policy, IncludeForeign: p.IncludeForeign,
+		Protected: p.Protections(), MaxDestroyCount: -1, MaxDestroyPercent: -1}, loc, l)
+	if err != nil {
+		return err
+	}
+	live := map[string]contract.PolicySnapshot{}
+	for _, s := range l.Snapshots {
+		live[s.Name] = s
+	}
+	keeps := map[string][]string{}
+	for _, d := range fresh.Plan.Decisions {
+		if d.Action == retention.Keep {
+			keeps[d.Snapshot.Name] = d.Reasons
+		}
+	}
+	for i, pd := range req.Snapshots {
+		if _, err := req.Dataset.Snapshot(pd.Name); err != nil {
+			return permanent(contract.ErrTypeInvalidName, err)
+		}
+		s, ok := live[pd.Name]
+		if !ok || s.GUID != pd.GUID || len(HoldReasons(s)) > 0 {
+			continue
+		}
+		if why, kept := keeps[pd.Name]; kept {
+			return notAllowed(fmt.Sprintf("snapshots[%d]", i), "the policy for %s in the configuration keeps %s@%s (%s)",
+				req.Dataset, req.Dataset, pd.Name, strings.Join(why, "; "))
+		}
+	}
+	return nil
 }
 
 // destroyBlocker returns why snap must not be destroyed now ("" if it may).

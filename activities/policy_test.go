@@ -95,22 +95,44 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	pool := testenv.NewPool(t, "act", 1, 128, "")
 	ds := zfsname.MustDataset(pool.Pool.String() + "/data")
 	testenv.MustZFS(t, "zfs", "create", "-p", ds.String()+"/child")
-	cfg := &config.Config{Policies: []config.Policy{{Dataset: ds.String(), Policy: retention.Policy{Recursive: true}}}}
+	// One hourly snapshot kept, every name the policy's: f (the newest) is
+	// kept, a-e are prunable.
+	cfg := &config.Config{Policies: []config.Policy{{Dataset: ds.String(), Policy: retention.Policy{Hourly: 1, Recursive: true}, IncludeForeign: true}}}
 	a := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	ctx := context.Background()
-	for _, n := range []string{"a", "b", "c", "d", "e"} {
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@"+n)
 	}
 	l, err := a.listPolicySnapshots(ctx, ds, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Snapshots) != 5 || l.Snapshots[0].Name != "a" || l.Snapshots[0].GUID == 0 || l.Snapshots[0].Created == 0 {
+	if len(l.Snapshots) != 6 || l.Snapshots[0].Name != "a" || l.Snapshots[0].GUID == 0 || l.Snapshots[0].Created == 0 {
 		t.Fatalf("listing %+v", l)
 	}
 	var plan []contract.PlannedDestroy
-	for _, s := range l.Snapshots {
+	for _, s := range l.Snapshots[:5] {
 		plan = append(plan, contract.PlannedDestroy{Name: s.Name, GUID: s.GUID})
+	}
+
+	var s testsuite.WorkflowTestSuite
+	aenv := s.NewTestActivityEnvironment() // DestroySnapshots heartbeats: it needs an activity context
+	aenv.RegisterActivity(a)
+	destroyList := func(list []contract.PlannedDestroy) (contract.DestroyReport, error) {
+		var rep contract.DestroyReport
+		v, err := aenv.ExecuteActivity(a.DestroySnapshots, contract.DestroyRequest{Dataset: ds, Recursive: true, PlanID: "x", Snapshots: list})
+		if err == nil {
+			err = v.Get(&rep)
+		}
+		return rep, err
+	}
+	// A list naming f, which the configured policy keeps, is refused whole:
+	// nothing is destroyed, not even the prunable a-e.
+	f := l.Snapshots[5]
+	_, err = destroyList(append(slices.Clone(plan), contract.PlannedDestroy{Name: f.Name, GUID: f.GUID}))
+	wantNotAllowed(t, err, "snapshots[5]")
+	if out := testenv.MustZFS(t, "zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", ds.String()); strings.Count(out, "@") != 6 {
+		t.Fatalf("the refused list destroyed something; left:\n%s", out)
 	}
 	plan = append(plan, contract.PlannedDestroy{Name: "never-existed", GUID: 42})
 	// After the plan: a is held on the dataset, b on a child only, c is
@@ -121,17 +143,7 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@c")
 	testenv.MustZFS(t, "zfs", "destroy", "-r", ds.String()+"@d")
 
-	var s testsuite.WorkflowTestSuite
-	aenv := s.NewTestActivityEnvironment() // DestroySnapshots heartbeats: it needs an activity context
-	aenv.RegisterActivity(a)
-	destroy := func() (contract.DestroyReport, error) {
-		var rep contract.DestroyReport
-		v, err := aenv.ExecuteActivity(a.DestroySnapshots, contract.DestroyRequest{Dataset: ds, Recursive: true, PlanID: "x", Snapshots: plan})
-		if err == nil {
-			err = v.Get(&rep)
-		}
-		return rep, err
-	}
+	destroy := func() (contract.DestroyReport, error) { return destroyList(plan) }
 	rep, err := destroy()
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +165,8 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	for _, si := range infos {
 		left = append(left, si.Snapshot.Name())
 	}
-	if !slices.Equal(left, []string{"a", "b", "c"}) {
-		t.Errorf("left %v, want a b c", left)
+	if !slices.Equal(left, []string{"a", "b", "f", "c"}) {
+		t.Errorf("left %v, want a b f c", left)
 	}
 	if out := testenv.MustZFS(t, "zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", ds.String()+"/child"); strings.Contains(out, "@e") {
 		t.Errorf("recursive destroy left the child's @e: %s", out)

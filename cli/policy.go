@@ -17,7 +17,6 @@ import (
 
 	"zcloud/config"
 	"zcloud/contract"
-	"zcloud/retention"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -43,14 +42,8 @@ A prune over max_destroy_count / max_destroy_percent waits for
 // policyInput is what a policy's Schedule passes to each run.
 func policyInput(p config.Policy) workflows.PolicyInput {
 	in := workflows.PolicyInput{Dataset: p.Dataset, Policy: p.Policy, IncludeForeign: p.IncludeForeign,
-		MaxDestroyCount: *p.MaxDestroyCount, MaxDestroyPercent: *p.MaxDestroyPercent, ApprovalTimeout: p.ApprovalTimeout}
-	for _, pr := range p.Protect {
-		reason := pr.Reason
-		if reason == "" {
-			reason = "protected in the config"
-		}
-		in.Protected = append(in.Protected, retention.Protection{Name: pr.Snapshot, Reason: reason})
-	}
+		MaxDestroyCount: *p.MaxDestroyCount, MaxDestroyPercent: *p.MaxDestroyPercent, ApprovalTimeout: p.ApprovalTimeout,
+		Protected: p.Protections()}
 	return in
 }
 
