@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"zcloud/contract"
 	"zcloud/replication"
 	"zcloud/zfsexec"
 )
@@ -16,7 +17,7 @@ import (
 // bookmarks (zfs-fuse has none). A failure is logged, not returned: the
 // target has the data, and without the cursor the next send still plans
 // from the snapshots.
-func (a *Activities) keepCursor(ctx context.Context, src zfsexec.ZFS, req SendRequest, log *zap.Logger) {
+func (a *Activities) keepCursor(ctx context.Context, src zfsexec.ZFS, req contract.SendRequest, log *zap.Logger) {
 	if !src.Caps.Bookmarks {
 		return
 	}

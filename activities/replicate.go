@@ -243,7 +243,7 @@ func staleResume(err error, resumed bool) bool {
 
 type sendPlan struct {
 	alreadyDone bool
-	to          zfsexec.Snapshot // req.Snapshot, or the first hop from a bookmark
+	to          zfsname.Snapshot // req.Snapshot, or the first hop from a bookmark
 	opts        zfsexec.SendOptions
 	recv        zfsexec.ReceiveOptions
 }

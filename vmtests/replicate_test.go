@@ -257,7 +257,7 @@ func TestPrunedBaseSendsIncrementalFromBookmark(t *testing.T) {
 	sums := map[string]string{"f1": h.writeRandom(t, "/"+src.String()+"/f1", 8)}
 	a, b, c, d := snap(t, src, "a"), snap(t, src, "b"), snap(t, src, "c"), snap(t, src, "d")
 	h.sh(t, `zfs snapshot "$1"`, a.String())
-	if _, err := e.send(t, activities.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
+	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
 		t.Fatal(err)
 	}
 	if got := bookmarks(); got != src.String()+"#zcloud-vm:a" {
@@ -265,7 +265,7 @@ func TestPrunedBaseSendsIncrementalFromBookmark(t *testing.T) {
 	}
 	sums["f2"] = h.writeRandom(t, "/"+src.String()+"/f2", 1)
 	h.sh(t, `zfs snapshot "$1"`, b.String())
-	if _, err := e.send(t, activities.SendRequest{Source: src, Snapshot: b, TargetDataset: dst}); err != nil {
+	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: b, TargetDataset: dst}); err != nil {
 		t.Fatal(err)
 	}
 	if got := bookmarks(); got != src.String()+"#zcloud-vm:b" {
@@ -279,7 +279,7 @@ func TestPrunedBaseSendsIncrementalFromBookmark(t *testing.T) {
 	sums["f4"] = h.writeRandom(t, "/"+src.String()+"/f4", 1)
 	h.sh(t, `zfs snapshot "$1"`, d.String())
 	before := len(e.argvs())
-	rep, err := e.send(t, activities.SendRequest{Source: src, Snapshot: d, TargetDataset: dst})
+	rep, err := e.send(t, contract.SendRequest{Source: src, Snapshot: d, TargetDataset: dst})
 	if err != nil {
 		t.Fatalf("send after the prune: %v", err)
 	}

@@ -425,7 +425,7 @@ func (z ZFS) Bookmark(ctx context.Context, s zfsname.Snapshot, b zfsname.Bookmar
 
 // DestroyBookmark destroys bookmark b (a bookmark holds no data: only its
 // snapshot's GUID and birth time).
-func (z ZFS) DestroyBookmark(ctx context.Context, b Bookmark) error {
+func (z ZFS) DestroyBookmark(ctx context.Context, b zfsname.Bookmark) error {
 	if err := z.Caps.unsupported(z.Caps.Bookmarks, "bookmarks"); err != nil {
 		return err
 	}
