@@ -1,8 +1,11 @@
-// Package replication decides what a replication sends: a pure planner
-// from the source's and the target's snapshots (matched by GUID, since
-// names can be reused) and the target's resume token to a send plan, or a
-// typed conflict that retrying can never resolve. It does no I/O; the
-// SendSnapshots activity lists both sides, asks PlanSend, and runs the plan.
+// Package replication is how one dataset reaches a target. PlanSend
+// decides what to send: a pure planner from the source's and the target's
+// snapshots (matched by GUID, since names can be reused) and the target's
+// resume token to a send plan, or a typed conflict that retrying can never
+// resolve. Pipe joins `zfs send` to the receive side, and Parallel is that
+// side over the encrypted parallel stream (receiver installed by SHA-256).
+// The SendSnapshots activity lists both sides, asks PlanSend, and runs the
+// plan through these.
 package replication
 
 import (
