@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/zfsexec"
@@ -30,19 +31,19 @@ const (
 
 // currentVolumes lists the pool's current volumes: tagged as the pool's,
 // live, not retiring; in slot order.
-func currentVolumes(ctx context.Context, c *ec2.Client, pool string) ([]ec2.Volume, error) {
+func currentVolumes(ctx context.Context, c *ec2.Client, pool string) ([]ec2types.Volume, error) {
 	vs, err := c.FindVolumesByTag(ctx, map[string]string{TagPool: pool})
 	if err != nil {
 		return nil, err
 	}
-	vs = slices.DeleteFunc(vs, func(v ec2.Volume) bool { return v.Tags[TagState] == StateRetiring })
-	slices.SortStableFunc(vs, func(a, b ec2.Volume) int { return cmp.Compare(a.Tags[TagSlot], b.Tags[TagSlot]) })
+	vs = slices.DeleteFunc(vs, func(v ec2types.Volume) bool { return v.Tags[TagState] == StateRetiring })
+	slices.SortStableFunc(vs, func(a, b ec2types.Volume) int { return cmp.Compare(a.Tags[TagSlot], b.Tags[TagSlot]) })
 	return vs, nil
 }
 
 // oneZone checks that the pool's volumes are all in the pool's
 // availability zone and returns it.
-func oneZone(p config.Pool, vs []ec2.Volume) (string, error) {
+func oneZone(p config.Pool, vs []ec2types.Volume) (string, error) {
 	for _, v := range vs {
 		if v.AvailabilityZone != p.AvailabilityZone {
 			return "", permanent(contract.ErrTypeWrongZone, fmt.Errorf("pool %s: volume %s (slot %s) is in %s, not in the pool's availability zone %s: "+
@@ -55,13 +56,13 @@ func oneZone(p config.Pool, vs []ec2.Volume) (string, error) {
 // attachPoolVolumes attaches each of the pool's current volumes to the
 // instance, which must run in their zone. A volume attached to another
 // instance is refused with its name: the pool is mounted elsewhere.
-func attachPoolVolumes(ctx context.Context, c *ec2.Client, p config.Pool, inst ec2.Instance, note func(string)) ([]string, error) {
+func attachPoolVolumes(ctx context.Context, c *ec2.Client, p config.Pool, inst ec2types.Instance, note func(string)) ([]string, error) {
 	vs, err := currentVolumes(ctx, c, p.Name)
 	if err != nil {
 		return nil, ec2Err(err)
 	}
 	if len(vs) == 0 {
-		return nil, permanent(ErrTypeNotFound, fmt.Errorf("pool %s has no volumes (none tagged %s=%s in %s): create it first with zcloud pool create %s",
+		return nil, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s has no volumes (none tagged %s=%s in %s): create it first with zcloud pool create %s",
 			p.Name, TagPool, p.Name, p.AWS.Region, p.Name))
 	}
 	az, err := oneZone(p, vs)
@@ -76,7 +77,7 @@ func attachPoolVolumes(ctx context.Context, c *ec2.Client, p config.Pool, inst e
 	for _, v := range vs {
 		for _, at := range v.Attachments {
 			if at.InstanceID != inst.ID && at.State != "detached" {
-				return nil, permanent(ErrTypePoolUnsafe, fmt.Errorf("pool %s: volume %s (slot %s) is attached to instance %s: the pool is mounted there "+
+				return nil, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("pool %s: volume %s (slot %s) is attached to instance %s: the pool is mounted there "+
 					"(a session or pool operation that did not finish?); detach it from %s once the pool is exported there", p.Name, v.ID, v.Tags[TagSlot], at.InstanceID, at.InstanceID))
 			}
 		}
@@ -121,7 +122,7 @@ func waitDevices(ctx context.Context, r zfsexec.Runner, p config.Pool, volumeIDs
 		for _, id := range volumeIDs {
 			dev, err := ebsDevice(p, id)
 			if err != nil {
-				return permanent(ErrTypeInvalidName, err)
+				return permanent(contract.ErrTypeInvalidName, err)
 			}
 			ok, err := zfsexec.DeviceExists(ctx, r, dev)
 			if err != nil {
@@ -175,7 +176,7 @@ func (a *Activities) PoolMount(ctx context.Context, p config.Pool) ([]string, er
 	}
 	if p.LUKS.Enabled {
 		for _, id := range ids {
-			if _, err := a.PoolLUKSOpen(ctx, PoolDeviceRequest{Pool: p, VolumeID: id}); err != nil {
+			if _, err := a.PoolLUKSOpen(ctx, contract.PoolDeviceRequest{Pool: p, VolumeID: id}); err != nil {
 				return nil, err
 			}
 		}
@@ -199,7 +200,7 @@ func (a *Activities) PoolUnmount(ctx context.Context, p config.Pool) error {
 		return classify(err)
 	}
 	if imported {
-		return permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to detach pool %s's volumes: the pool is imported on %s", p.Name, p.Target))
+		return permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("refusing to detach pool %s's volumes: the pool is imported on %s", p.Name, p.Target))
 	}
 	c, err := a.ec2Client(ctx, p, hb)
 	if err != nil {
@@ -211,7 +212,7 @@ func (a *Activities) PoolUnmount(ctx context.Context, p config.Pool) error {
 			return ec2Err(err)
 		}
 		for _, v := range vs {
-			if err := a.PoolLUKSClose(ctx, PoolDeviceRequest{Pool: p, VolumeID: v.ID}); err != nil {
+			if err := a.PoolLUKSClose(ctx, contract.PoolDeviceRequest{Pool: p, VolumeID: v.ID}); err != nil {
 				return err
 			}
 		}

@@ -18,9 +18,12 @@ import (
 	"zcloud/bootstrap"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/keys"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // The session activities: everything the daily EC2 session (workflows.Session)
@@ -44,12 +47,12 @@ func (a *Activities) ec2Target(name string) (config.Target, *config.EC2, error) 
 }
 
 // PlanSession reads the session for target from the config.
-func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPlan, error) {
+func (a *Activities) PlanSession(ctx context.Context, target string) (contract.SessionPlan, error) {
 	_, e, err := a.ec2Target(target)
 	if err != nil {
-		return SessionPlan{}, err
+		return contract.SessionPlan{}, err
 	}
-	p := SessionPlan{Target: target, Mode: e.Mode, Market: e.Market, InstanceID: e.InstanceID,
+	p := contract.SessionPlan{Target: target, Mode: e.Mode, Market: e.Market, InstanceID: e.InstanceID,
 		SpotInterruptions: e.SpotInterruptions, Parallelism: e.Parallelism, Pool: e.Pool, UnlockMethod: e.Unlock.Method,
 		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
 		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
@@ -59,11 +62,11 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 		p.SSHTimeout += e.Bootstrap.Timeout
 	}
 	for _, r := range a.Config.ReplicationsTo(target) {
-		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
+		p.Replications = append(p.Replications, contract.PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
 			AllowPlaintext: r.AllowPlaintextOnTarget})
 	}
 	if len(p.Replications) == 0 {
-		return p, permanent(ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))
+		return p, permanent(contract.ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))
 	}
 	return p, nil
 }
@@ -71,7 +74,7 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 // sessionEC2 is the EC2 client of an ec2 target; its waiters heartbeat.
 func (a *Activities) sessionEC2(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
 	return newEC2(ctx, "ec2 target", awsclient.Config{Region: e.Region, Endpoint: e.Endpoint}, e.PollInterval, func(progress string) {
-		activity.RecordHeartbeat(ctx, Progress{Phase: "ec2", Detail: progress})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "ec2", Detail: progress})
 	})
 }
 
@@ -79,17 +82,17 @@ func (a *Activities) sessionEC2(ctx context.Context, e *config.EC2) (*ec2.Client
 // with a host key generated here and injected through cloud-init user
 // data: only its public half leaves this activity. It waits until the
 // instance runs and attaches the configured EBS volumes.
-func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (SessionInstance, error) {
+func (a *Activities) LaunchInstance(ctx context.Context, req contract.LaunchRequest) (contract.SessionInstance, error) {
 	t, e, err := a.ec2Target(req.Target)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	if e.Mode != config.ModeLaunchTerminate {
-		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: mode is %s, not launch-terminate", req.Target, e.Mode))
+		return contract.SessionInstance{}, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: mode is %s, not launch-terminate", req.Target, e.Mode))
 	}
 	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	gen := a.HostKeyGen
 	if gen == nil {
@@ -97,15 +100,15 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	hk, err := gen()
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	signer, err := zfsexec.LoadSigner(t.SSH.IdentityFile)
 	if err != nil {
-		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
+		return contract.SessionInstance{}, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
 	}
 	userData, err := launchUserData(e, hk, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))))
 	if err != nil {
-		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
+		return contract.SessionInstance{}, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
 	}
 	tags := maps.Clone(e.Tags)
 	if tags == nil {
@@ -114,13 +117,13 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	tags[TagHostKey] = hk.Public
 	tags[TagTarget] = req.Target
 	if tags[TagLaunch], err = launchTag(t, req.Target, req.ClientToken, hk.Public); err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	spec := ec2.LaunchSpec{AMI: e.AMI, InstanceType: e.InstanceType, SubnetID: e.SubnetID, SecurityGroupIDs: e.SecurityGroupIDs,
-		KeyName: e.KeyName, Tags: tags, UserData: userData, Market: ec2.Market(e.Market), SpotMaxPrice: e.SpotMaxPrice,
+		KeyName: e.KeyName, Tags: tags, UserData: userData, Market: ec2types.Market(e.Market), SpotMaxPrice: e.SpotMaxPrice,
 		FallbackInstanceTypes: e.FallbackInstanceTypes, FallbackToOnDemand: e.FallbackToOnDemand, ClientToken: req.ClientToken}
 	if req.OnDemand {
-		spec.Market, spec.SpotMaxPrice = ec2.OnDemand, ""
+		spec.Market, spec.SpotMaxPrice = ec2types.OnDemand, ""
 	}
 	pool, mounts := a.Config.SessionPool(req.Target)
 	if mounts {
@@ -128,10 +131,10 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 		// launch where they are.
 		vs, err := currentVolumes(ctx, c, pool.Name)
 		if err != nil {
-			return SessionInstance{}, ec2Err(err)
+			return contract.SessionInstance{}, ec2Err(err)
 		}
 		if _, err := oneZone(pool, vs); err != nil {
-			return SessionInstance{}, err
+			return contract.SessionInstance{}, err
 		}
 		if spec.SubnetID == "" {
 			spec.AvailabilityZone = pool.AvailabilityZone
@@ -139,7 +142,7 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	inst, err := c.Launch(ctx, spec)
 	if err != nil {
-		return SessionInstance{}, ec2Err(err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
 	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
 	// The key to pin is the one in the instance's user data: a retry that
@@ -147,16 +150,16 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	// Its launch record must be this worker's own (see TagLaunch).
 	pinned, err := launchedBy(t, req.Target, inst)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
-		return SessionInstance{}, ec2Err(err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
-	out := SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}
+	out := contract.SessionInstance{Instance: inst, At: contract.TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}
 	if mounts {
 		if out.Volumes, err = attachPoolVolumes(ctx, c, pool, inst, nil); err != nil {
-			return SessionInstance{}, err
+			return contract.SessionInstance{}, err
 		}
 		log.Info("attached the pool's volumes", zap.String("pool", pool.Name), zap.Strings("volumes", out.Volumes))
 	}
@@ -180,33 +183,33 @@ func launchUserData(e *config.EC2, hk ec2.HostKey, authorizedKey string) (string
 
 // StartInstance starts the configured existing instance (mode start-stop)
 // and waits until it runs. Its host key is the one pinned in the config.
-func (a *Activities) StartInstance(ctx context.Context, target string) (SessionInstance, error) {
+func (a *Activities) StartInstance(ctx context.Context, target string) (contract.SessionInstance, error) {
 	t, e, err := a.ec2Target(target)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	if _, err := c.Start(ctx, e.InstanceID); err != nil {
-		return SessionInstance{}, ec2Err(err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
 	inst, err := c.WaitRunning(ctx, e.InstanceID)
 	if err != nil {
-		return SessionInstance{}, ec2Err(err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
 	host := t.SSH.Host
 	if host == "" {
 		host = inst.Address()
 	}
-	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: host}}, nil
+	return contract.SessionInstance{Instance: inst, At: contract.TargetAddr{Instance: inst.ID, Host: host}}, nil
 }
 
 // ReleaseInstance detaches the configured volumes and terminates a
 // launched instance, or stops a started one. Releasing a released (or
 // vanished) instance succeeds, so it is safe as a compensation.
-func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) error {
+func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRequest) error {
 	t, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return err
@@ -289,7 +292,7 @@ func waitsBootstrap(e *config.EC2) bool {
 // up to the target's ssh_timeout, and then (a launched instance) until its
 // bootstrap script has finished, up to bootstrap.timeout more. A different
 // host key, or a bootstrap that failed, is refused at once.
-func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
+func (a *Activities) WaitSSH(ctx context.Context, req contract.SessionStep) error {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return err
@@ -318,14 +321,14 @@ func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
 		case err == nil:
 			return nil
 		case errors.As(err, &hk):
-			return permanent(ErrTypeHostKey, err)
+			return permanent(contract.ErrTypeHostKey, err)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
 		last = err
-		activity.RecordHeartbeat(ctx, Progress{Phase: "wait-ssh", Detail: fmt.Sprintf("try %d: %v", try, err)})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "wait-ssh", Detail: fmt.Sprintf("try %d: %v", try, err)})
 		if time.Now().After(deadline) {
-			return permanent(ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, e.SSHTimeout, last))
+			return permanent(contract.ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, e.SSHTimeout, last))
 		}
 		select {
 		case <-ctx.Done():
@@ -348,13 +351,13 @@ func waitBootstrap(ctx context.Context, r zfsexec.Runner, timeout time.Duration)
 		case err == nil && status == "ok":
 			return nil
 		case err == nil && status != "":
-			return permanent(ErrTypeBootstrap, fmt.Errorf("%s: the instance's bootstrap %s (its log is in the instance's console output / cloud-init log)", r.Host(), status))
+			return permanent(contract.ErrTypeBootstrap, fmt.Errorf("%s: the instance's bootstrap %s (its log is in the instance's console output / cloud-init log)", r.Host(), status))
 		case err != nil && !errors.As(err, &ee):
 			return err // the connection broke
 		}
-		activity.RecordHeartbeat(ctx, Progress{Phase: "wait-bootstrap", Detail: fmt.Sprintf("try %d: %s not written yet", try, bootstrap.StatusPath)})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "wait-bootstrap", Detail: fmt.Sprintf("try %d: %s not written yet", try, bootstrap.StatusPath)})
 		if time.Now().After(deadline) {
-			return permanent(ErrTypeBootstrap, fmt.Errorf("%s: bootstrap not finished after %s (raise bootstrap.timeout, or prepare the image: docs/target-image.md)", r.Host(), timeout))
+			return permanent(contract.ErrTypeBootstrap, fmt.Errorf("%s: bootstrap not finished after %s (raise bootstrap.timeout, or prepare the image: docs/target-image.md)", r.Host(), timeout))
 		}
 		select {
 		case <-ctx.Done():
@@ -365,7 +368,7 @@ func waitBootstrap(ctx context.Context, r zfsexec.Runner, timeout time.Duration)
 }
 
 // sessionRunner is an SSH runner to the session's instance.
-func (a *Activities) sessionRunner(ctx context.Context, req SessionStep) (*config.EC2, *zfsexec.SSH, error) {
+func (a *Activities) sessionRunner(ctx context.Context, req contract.SessionStep) (*config.EC2, *zfsexec.SSH, error) {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return nil, nil, err
@@ -379,7 +382,7 @@ func (a *Activities) sessionRunner(ctx context.Context, req SessionStep) (*confi
 // zfs load-key -L prompt (method zfs, after import), cryptsetup open
 // --key-file=- per device (luks), or the configured command (command).
 // Already unlocked is success. A refused key is a permanent error.
-func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
+func (a *Activities) Unlock(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
@@ -391,7 +394,7 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 	}
 	key, err := a.Keys.Get(ctx, u.Key)
 	if err != nil {
-		return permanent(ErrTypeConfig, fmt.Errorf("unlock %s: %w", req.Target, err))
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("unlock %s: %w", req.Target, err))
 	}
 	defer clear(key)
 	switch u.Method {
@@ -401,9 +404,9 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 			return classify(err)
 		}
 		z := zfsexec.ZFS{R: r, Caps: caps}
-		ds, err := zfsexec.ParseDataset(u.Dataset)
+		ds, err := zfsname.ParseDataset(u.Dataset)
 		if err != nil {
-			return permanent(ErrTypeInvalidName, err)
+			return permanent(contract.ErrTypeInvalidName, err)
 		}
 		if caps.NativeEncryption {
 			if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "available" {
@@ -416,15 +419,15 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 	case "luks":
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
-			name := zfsexec.MapperName(d.Name)
+			name := zfsname.MapperName(d.Name)
 			if open, err := cs.IsOpen(ctx, name); err != nil {
 				return classify(err)
 			} else if open {
 				continue
 			}
-			dev, err := zfsexec.ParseDevice(d.Device)
+			dev, err := zfsname.ParseDevice(d.Device)
 			if err != nil {
-				return permanent(ErrTypeInvalidName, err)
+				return permanent(contract.ErrTypeInvalidName, err)
 			}
 			if err := cs.Open(ctx, dev, name, key); err != nil {
 				return unlockErr(withoutKey(err, key))
@@ -435,12 +438,12 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 			err = withoutKey(err, key)
 			var ee *zfsexec.ExitError
 			if errors.As(err, &ee) {
-				return permanent(ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
+				return permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
 			}
 			return err
 		}
 	default:
-		return permanent(ErrTypeConfig, fmt.Errorf("unlock method %q", u.Method))
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("unlock method %q", u.Method))
 	}
 	a.Log.Info("unlocked", zap.String("target", req.Target), zap.String("method", u.Method))
 	return nil
@@ -461,19 +464,19 @@ func withoutKey(err error, key []byte) error {
 func unlockErr(err error) error {
 	var ee *zfsexec.ExitError
 	if errors.As(err, &ee) && ee.Kind == zfsexec.ErrKeyIncorrect {
-		return permanent(ErrTypeKeyIncorrect, err)
+		return permanent(contract.ErrTypeKeyIncorrect, err)
 	}
 	if zfsexec.IsUnsupported(err) {
-		return permanent(ErrTypeUnsupported, err)
+		return permanent(contract.ErrTypeUnsupported, err)
 	}
 	return classify(err)
 }
 
 // sessionZpool is zpool on the session's instance, its ZFS detected.
-func (a *Activities) sessionZpool(ctx context.Context, r zfsexec.Runner, name string) (zfsexec.Zpool, zfsexec.Pool, error) {
-	pool, err := zfsexec.ParsePool(name)
+func (a *Activities) sessionZpool(ctx context.Context, r zfsexec.Runner, name string) (zfsexec.Zpool, zfsname.Pool, error) {
+	pool, err := zfsname.ParsePool(name)
 	if err != nil {
-		return zfsexec.Zpool{}, pool, permanent(ErrTypeInvalidName, err)
+		return zfsexec.Zpool{}, pool, permanent(contract.ErrTypeInvalidName, err)
 	}
 	caps, err := a.capabilities(ctx, r)
 	if err != nil {
@@ -484,7 +487,7 @@ func (a *Activities) sessionZpool(ctx context.Context, r zfsexec.Runner, name st
 
 // ImportPool imports the session's pool (searching pool_device_dirs, or
 // the mounted pool's device_dir); an imported pool is success.
-func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
+func (a *Activities) ImportPool(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
@@ -506,9 +509,9 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		}
 	}
 	for _, d := range e.PoolDeviceDirs {
-		dev, err := zfsexec.ParseDevice(d)
+		dev, err := zfsname.ParseDevice(d)
 		if err != nil {
-			return permanent(ErrTypeInvalidName, err)
+			return permanent(contract.ErrTypeInvalidName, err)
 		}
 		o.Dirs = append(o.Dirs, dev)
 	}
@@ -517,7 +520,7 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		// Freshly attached volumes can take a moment to show up; after a
 		// few tries a missing pool is a clear, permanent error.
 		if errors.Is(err, zfsexec.ErrNoSuchPool) && activity.GetInfo(ctx).Attempt >= 3 {
-			return permanent(ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
+			return permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
 		}
 		return classify(err)
 	}
@@ -531,7 +534,7 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 // ExportPool exports the session's pool; not imported is success. From the
 // fourth attempt on it forces the export (a receive killed mid-stream can
 // leave a dataset busy for a while).
-func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
+func (a *Activities) ExportPool(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
@@ -554,7 +557,7 @@ func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
 // Lock undoes Unlock after the export: unload the key if the pool is still
 // imported (export already forgets it), close the LUKS devices, or run the
 // lock command.
-func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
+func (a *Activities) Lock(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
@@ -570,7 +573,7 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 		if _, imported, err := poolStatus(ctx, zp, pool); err != nil || !imported {
 			return classify(err)
 		}
-		ds, _ := zfsexec.ParseDataset(u.Dataset)
+		ds, _ := zfsname.ParseDataset(u.Dataset)
 		z := zfsexec.ZFS{R: r, Caps: zp.Caps}
 		if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "unavailable" {
 			return nil
@@ -581,7 +584,7 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 	case "luks":
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
-			name := zfsexec.MapperName(d.Name)
+			name := zfsname.MapperName(d.Name)
 			if open, err := cs.IsOpen(ctx, name); err != nil {
 				return classify(err)
 			} else if !open {
@@ -611,7 +614,7 @@ tok=$(curl -sS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$base
 printf 'X-aws-ec2-metadata-token: %s\n' "$tok" | curl -sS -m 5 -H @- -w '\n%{http_code}' "$base/latest/meta-data/spot/instance-action" || exit 3`
 
 // parseSpotPoll reads spotPoll's output: nil when there is no notice.
-func parseSpotPoll(out []byte) (*ec2.SpotNotice, error) {
+func parseSpotPoll(out []byte) (*ec2types.SpotNotice, error) {
 	s := strings.TrimRight(string(out), "\n")
 	i := strings.LastIndexByte(s, '\n')
 	code, err := strconv.Atoi(strings.TrimSpace(s[i+1:]))
@@ -636,7 +639,7 @@ func parseSpotPoll(out []byte) (*ec2.SpotNotice, error) {
 // Failed polls (the instance busy, a dropped connection) are retried: a
 // dead instance shows up as failed replications, and a dead worker as a
 // heartbeat timeout.
-func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotNotice, error) {
+func (a *Activities) WatchSpot(ctx context.Context, req contract.SessionStep) (*ec2types.SpotNotice, error) {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return nil, err
@@ -645,7 +648,7 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 	log := a.Log.With(zap.String("target", req.Target))
 	for polls := 1; ; polls++ {
 		res, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"sh", "-c", spotPoll, "sh", e.IMDSEndpoint}})
-		var n *ec2.SpotNotice
+		var n *ec2types.SpotNotice
 		if err == nil {
 			n, err = parseSpotPoll(res.Stdout)
 		}
@@ -661,7 +664,7 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 			detail = err.Error()
 			log.Debug("spot poll failed", zap.Error(err))
 		}
-		activity.RecordHeartbeat(ctx, Progress{Phase: "spot-watch", Detail: fmt.Sprintf("poll %d: %s", polls, detail)})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "spot-watch", Detail: fmt.Sprintf("poll %d: %s", polls, detail)})
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -672,30 +675,30 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 
 // SessionCost prices each instance (spot: the latest spot price, else the
 // max price; on-demand: the configured list price) times its hours.
-func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostReport, error) {
+func (a *Activities) SessionCost(ctx context.Context, req contract.CostRequest) (contract.CostReport, error) {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
-		return CostReport{}, err
+		return contract.CostReport{}, err
 	}
 	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
-		return CostReport{}, err
+		return contract.CostReport{}, err
 	}
-	var rep CostReport
+	var rep contract.CostReport
 	var parts []string
 	unknown := false
 	for _, u := range req.Uses {
-		it := CostItem{InstanceID: u.Instance.ID, Type: u.Instance.Type, Market: string(u.Instance.Market), Hours: u.Seconds / 3600}
+		it := contract.CostItem{InstanceID: u.Instance.ID, Type: u.Instance.Type, Market: string(u.Instance.Market), Hours: u.Seconds / 3600}
 		rep.Hours += it.Hours
 		p, err := c.InstancePrice(ctx, u.Instance, ec2.PriceTable(e.Prices), e.SpotMaxPrice)
 		if err != nil {
 			if ec2.IsRetryable(err) {
-				return CostReport{}, err
+				return contract.CostReport{}, err
 			}
 			it.Error, unknown = err.Error(), true
 			parts = append(parts, fmt.Sprintf("%s %s %s %s h × unknown price", it.InstanceID, it.Type, it.Market, ec2.FormatHours(it.Hours)))
 		} else {
-			it.Price, it.USD = Price(p), p.USDPerHour*it.Hours
+			it.Price, it.USD = contract.Price(p), p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
 			parts = append(parts, fmt.Sprintf("%s %s %s %s", it.InstanceID, it.Type, it.Market, p.CostTerm(it.Hours)))
 		}

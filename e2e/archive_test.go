@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/archive"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/s3store"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 )
@@ -53,9 +53,9 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 			t.Fatalf("archive round %d: %v", i, err)
 		}
 		ids = append(ids, id)
-		wantAction := activities.ArchiveIncremental
+		wantAction := contract.ArchiveIncremental
 		if i == 0 {
-			wantAction = activities.ArchiveFull
+			wantAction = contract.ArchiveFull
 		}
 		if st.Plan.Action != wantAction || st.Stream == nil || st.Stream.Stream.To.Name != fmt.Sprintf("s%d", i) {
 			t.Fatalf("round %d: plan %+v stream %+v", i, st.Plan, st.Stream)
@@ -82,7 +82,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	}
 	// Nothing new: the run is skipped.
 	st, id, err := w.archive(w.input())
-	if err != nil || st.Plan.Action != activities.ArchiveSkip || st.Stream != nil {
+	if err != nil || st.Plan.Action != contract.ArchiveSkip || st.Stream != nil {
 		t.Fatalf("archive without a new snapshot: %v %+v", err, st.Plan)
 	}
 	ids = append(ids, id)
@@ -91,7 +91,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 
 	wantSums := treeSums(t, w.dir)
 	wantGUIDs := archSnapGUIDs(t, w.ds.String())
-	testenv.MustZFS(t, "zfs", "release", activities.ArchiveHoldTag, w.ds.String()+"@s3")
+	testenv.MustZFS(t, "zfs", "release", contract.ArchiveHoldTag, w.ds.String()+"@s3")
 	archDestroy(t, w.ds.String())
 
 	// A fresh worker: its key source has the owner's key only.
@@ -241,20 +241,8 @@ func TestArchiveCorruptObjectIsNamedAndNeverReceived(t *testing.T) {
 
 // restore runs Restore on the world's worker with its defaults filled in.
 func (w *archiveWorld) restore(t *testing.T, in workflows.RestoreInput) error {
-	in.Dataset, in.Identity, in.Tier, in.Days, in.PollInterval = w.ds.String(), "owner", "Standard", 1, time.Second
-	in.HeartbeatTimeout = 10 * time.Second
-	// The world's worker holds the host key only; the owner's key joins
-	// its key source for restores (an operator copying it in).
-	ownerKey := filepath.Join(w.keysDir, "owner")
-	if _, err := os.Stat(ownerKey); err != nil {
-		body := fmt.Sprintf("%s\n", w.owner)
-		if err := os.WriteFile(ownerKey, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run := w.e.archStart(w.queue, workflows.RestoreName, in)
-	var st workflows.RestoreStatus
-	return run.Get(w.e.ctx(3*time.Minute), &st)
+	_, err := w.restoreStatus(t, in)
+	return err
 }
 
 // A new full much smaller than the previous one fails the sanity check and

@@ -31,13 +31,14 @@ func Run(cfgPath string) error {
 		return err
 	}
 	defer log.Sync()
-	cl, err := tclient.Dial(cfg.Temporal, log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A service started with (or before) Temporal waits for it.
+	cl, err := tclient.DialWait(ctx, cfg.Temporal, log, tclient.DefaultBackoff)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	acts := activities.New(cfg, log)
 	if cfg.Metrics.Listen != "" {
 		acts.Metrics = metrics.New()
@@ -62,6 +63,7 @@ func Run(cfgPath string) error {
 // New returns a worker on cfg's task queue with everything registered.
 func New(cl client.Client, cfg *config.Config, acts *activities.Activities) worker.Worker {
 	w := worker.New(cl, cfg.Temporal.TaskQueue, worker.Options{
+		Identity: Identity(),
 		// Activities stop when the worker stops; their heartbeats let a
 		// retry on another worker resume.
 		WorkerStopTimeout: 10e9,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 // Every failing block in the captures must classify to the kind a caller
@@ -95,7 +97,7 @@ func TestPoolErrorKinds(t *testing.T) {
 }
 
 func TestCryptsetupOpenRefusedKey(t *testing.T) {
-	dev, _ := ParseDevice("/dev/xvdf")
+	dev, _ := zfsname.ParseDevice("/dev/xvdf")
 	line := strings.Join(OpenArgv(dev, "zc-x"), " ")
 	r := newReplay(block{Cmd: line, RC: 2, Out: "No key available with this passphrase.\n"})
 	if err := (Cryptsetup{R: r}).Open(context.Background(), dev, "zc-x", []byte("0123456789abcdef0123")); !errors.Is(err, ErrKeyIncorrect) {
