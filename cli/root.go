@@ -72,7 +72,7 @@ func (a *app) checkedClient(check func(*config.Config) error) (client.Client, *c
 	if err := check(cfg); err != nil {
 		return nil, nil, err
 	}
-	cl, err := tclient.Dial(cfg.Temporal, a.logger())
+	cl, err := tclient.Dial(cfg.Temporal, a.logger(), nil)
 	return cl, cfg, err
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/searchattr"
 	"zcloud/staging"
 	"zcloud/workflows"
 )
@@ -110,10 +111,10 @@ that owns the pool).`,
 			}
 			defer cl.Close()
 			for _, j := range jobs {
-				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 					ID: workflows.StagingWorkflowID(j.Source), TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.StagingName, stagingInput(j))
+				}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{j.Source}}), workflows.StagingName, stagingInput(j))
 				if err != nil {
 					return fmt.Errorf("start staging of %s: %w", j.Source, err)
 				}
@@ -350,10 +351,10 @@ func applyStagingSchedules(ctx context.Context, cl client.Client, cfg *config.Co
 		want = append(want, desiredSchedule{client.ScheduleOptions{
 			ID:   id,
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.Schedule}}},
-			Action: &client.ScheduleWorkflowAction{
+			Action: scheduledJob(&client.ScheduleWorkflowAction{
 				ID: workflows.StagingWorkflowID(s.Source), Workflow: workflows.StagingName,
 				Args: []any{stagingInput(s)}, TaskQueue: cfg.Temporal.TaskQueue,
-			},
+			}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{s.Source}}),
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: max(s.Schedule, 60e9),
 			Note:          "managed by zcloud staging schedule",

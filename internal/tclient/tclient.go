@@ -15,9 +15,10 @@ import (
 	"zcloud/logging"
 )
 
-// Dial connects to the configured Temporal server.
-func Dial(c config.Temporal, log *zap.Logger) (client.Client, error) {
-	opts := client.Options{HostPort: c.Address, Namespace: c.Namespace, Logger: logging.NewTemporal(log)}
+// Dial connects to the configured Temporal server; the SDK reports its own
+// metrics to metrics (nil: nowhere).
+func Dial(c config.Temporal, log *zap.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	opts := client.Options{HostPort: c.Address, Namespace: c.Namespace, Logger: logging.NewTemporal(log), MetricsHandler: metrics}
 	tlsCfg, err := tlsConfig(c.TLS)
 	if err != nil {
 		return nil, err

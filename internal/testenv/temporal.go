@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"zcloud/searchattr"
 )
 
 // Temporal is a real Temporal server (the CLI's dev server, in memory).
@@ -61,6 +63,9 @@ func StartTemporal(logPath string, withUI bool) (*Temporal, error) {
 	port, httpPort, metrics := FreePort(), FreePort(), FreePort()
 	args := []string{bin, "server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
 		"--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics), "--log-level", "error"}
+	// zcloud's search attributes, as on a real cluster (docs/operations.md):
+	// the CLI sets them on every workflow it starts.
+	args = append(args, searchattr.DevServerFlags()...)
 	ui := ""
 	if withUI {
 		uiPort := FreePort()
