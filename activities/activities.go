@@ -12,14 +12,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
-	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testgate"
 	"zcloud/keys"
 	"zcloud/metrics"
 	"zcloud/progress"
-	"zcloud/transfer"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Activities is registered with the worker as a whole.
@@ -32,22 +32,11 @@ type Activities struct {
 	// ReceiverBinary is the zcloud executable copied to targets as the
 	// transfer receiver; empty means the running executable.
 	ReceiverBinary string
-	// SessionObserver, when set, sees each transfer session (tests use it
-	// to prove the key never reaches history, logs or process lists).
-	SessionObserver func(transfer.Session)
 	// Metrics may be nil (nothing recorded).
 	Metrics *metrics.Metrics
-	// DialTarget, when set, replaces the SSH dial for a target (tests map
-	// an EC2 instance address to a local sshd; production leaves it nil).
-	DialTarget func(target string, cfg zfsexec.SSHConfig) (zfsexec.SSHConfig, error)
-	// HostKeyGen, when set, replaces ec2.GenerateHostKey for launched
-	// instances (tests inject the key their sshd serves; see session.go).
-	HostKeyGen func() (ec2.HostKey, error)
-	// Gate is TEST-ONLY (internal/testgate): end-to-end tests hold an
-	// activity at a named point to act in the middle of it. New sets it
-	// from $ZCLOUD_TEST_GATE_DIR, which production never sets; nil holds
-	// nothing.
-	Gate *testgate.Gate
+	// TestHooks is zero in production (but for a gate from the
+	// environment); embedded so that a.Gate reads at the point it holds.
+	TestHooks
 	// Live is the board of running byte streams the CLI reads (package
 	// progress); nil shows progress through heartbeats only.
 	Live *progress.Board
@@ -59,7 +48,7 @@ type Activities struct {
 // New returns activities with a local runner.
 func New(cfg *config.Config, log *zap.Logger) *Activities {
 	return &Activities{Config: cfg, Log: log, Local: zfsexec.NewLocal(log), Keys: keys.Source{Dir: cfg.Keys.Dir, Command: cfg.Keys.Command},
-		ReceiverBinary: cfg.ReceiverBinary, Gate: testgate.FromEnv(), Live: &progress.Board{}}
+		ReceiverBinary: cfg.ReceiverBinary, TestHooks: TestHooks{Gate: testgate.FromEnv()}, Live: &progress.Board{}}
 }
 
 // permanent wraps err as a non-retryable application error of errType.
@@ -90,22 +79,22 @@ func classify(err error) error {
 			return temporal.NewNonRetryableApplicationError(msg, ae.Type(), nil)
 		}
 		return err
-	case zfsexec.IsInvalidName(err):
-		return permanent(ErrTypeInvalidName, err)
+	case zfsname.IsInvalidName(err):
+		return permanent(contract.ErrTypeInvalidName, err)
 	case errors.As(err, &hk):
-		return permanent(ErrTypeHostKey, err)
+		return permanent(contract.ErrTypeHostKey, err)
 	case errors.As(err, &np):
-		return permanent(ErrTypeNotFound, err)
+		return permanent(contract.ErrTypeNotFound, err)
 	case errors.As(err, &ee):
 		switch ee.Kind {
 		case zfsexec.ErrDatasetNotFound:
-			return permanent(ErrTypeNotFound, err)
+			return permanent(contract.ErrTypeNotFound, err)
 		case zfsexec.ErrKeyIncorrect:
-			return permanent(ErrTypeKeyIncorrect, err)
+			return permanent(contract.ErrTypeKeyIncorrect, err)
 		case zfsexec.ErrNoSpace:
-			return permanent(ErrTypeNoSpace, err)
+			return permanent(contract.ErrTypeNoSpace, err)
 		case zfsexec.ErrUsage:
-			return permanent(ErrTypeUnsupported, err)
+			return permanent(contract.ErrTypeUnsupported, err)
 		}
 	}
 	return err
@@ -113,7 +102,7 @@ func classify(err error) error {
 
 // target returns the configured target and an SSH runner to it.
 func (a *Activities) target(ctx context.Context, name string) (config.Target, *zfsexec.SSH, error) {
-	return a.targetAt(ctx, name, TargetAddr{})
+	return a.targetAt(ctx, name, contract.TargetAddr{})
 }
 
 // capabilities detects (once per host) what the ZFS on r can do.

@@ -15,7 +15,10 @@ import (
 	"go.uber.org/zap"
 
 	"zcloud/archive"
+	"zcloud/archive/archivetypes"
+	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // PlanArchive compares the manifest in the store (the truth) with the
@@ -23,32 +26,32 @@ import (
 // due or the chain's base is gone; else an incremental from the last
 // archived snapshot to the newest; skip when there is no new snapshot or
 // (where ZFS reports `written`) nothing changed since the last one.
-func (a *Activities) PlanArchive(ctx context.Context, req ArchivePlanRequest) (ArchivePlan, error) {
+func (a *Activities) PlanArchive(ctx context.Context, req contract.ArchivePlanRequest) (contract.ArchivePlan, error) {
 	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
-		return ArchivePlan{}, err
+		return contract.ArchivePlan{}, err
 	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
-		return ArchivePlan{}, err
+		return contract.ArchivePlan{}, err
 	}
 	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
 	if err != nil {
-		return ArchivePlan{}, err
+		return contract.ArchivePlan{}, err
 	}
 	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
 	if err != nil {
-		return ArchivePlan{}, err
+		return contract.ArchivePlan{}, err
 	}
 	caps, err := a.capabilities(ctx, a.Local)
 	if err != nil {
-		return ArchivePlan{}, classify(err)
+		return contract.ArchivePlan{}, classify(err)
 	}
 	z := zfsexec.ZFS{R: a.Local, Caps: caps}
 	snaps, err := z.ListSnapshots(ctx, req.Dataset)
 	if err != nil {
-		return ArchivePlan{}, classify(fmt.Errorf("source %s: %w", req.Dataset, err))
+		return contract.ArchivePlan{}, classify(fmt.Errorf("source %s: %w", req.Dataset, err))
 	}
-	p := ArchivePlan{Dataset: req.Dataset.String(), Cycles: len(m.Cycles)}
+	p := contract.ArchivePlan{Dataset: req.Dataset.String(), Cycles: len(m.Cycles)}
 	for _, c := range m.Cycles {
 		p.Streams += len(c.Streams)
 	}
@@ -56,15 +59,15 @@ func (a *Activities) PlanArchive(ctx context.Context, req ArchivePlanRequest) (A
 		p.CurrentCycle, p.CurrentVerified = cur.ID, !cur.Verified.IsZero()
 	}
 	if len(snaps) == 0 {
-		p.Action, p.Reason = ArchiveSkip, fmt.Sprintf("%s has no snapshots yet (a snapshot policy takes them)", req.Dataset)
+		p.Action, p.Reason = contract.ArchiveSkip, fmt.Sprintf("%s has no snapshots yet (a snapshot policy takes them)", req.Dataset)
 		return p, nil
 	}
 	newest := snaps[len(snaps)-1]
-	to := archive.SnapRef{Name: newest.Snapshot.Name(), GUID: newest.GUID}
-	full := func(reason string) (ArchivePlan, error) {
-		p.Action, p.Kind, p.Reason, p.To, p.Cycle = ArchiveFull, archive.Full, reason, to, archive.CycleID(req.Now)
+	to := archivetypes.SnapRef{Name: newest.Snapshot.Name(), GUID: newest.GUID}
+	full := func(reason string) (contract.ArchivePlan, error) {
+		p.Action, p.Kind, p.Reason, p.To, p.Cycle = contract.ArchiveFull, archivetypes.Full, reason, to, archive.CycleID(req.Now)
 		if m.Cycle(p.Cycle) != nil {
-			return p, permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s already exists in the manifest of %s: run again in a second", p.Cycle, req.Dataset))
+			return p, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("cycle %s already exists in the manifest of %s: run again in a second", p.Cycle, req.Dataset))
 		}
 		if caps.SendEstimate {
 			p.EstimatedBytes, _ = z.EstimateSize(ctx, newest.Snapshot, zfsexec.SendOptions{})
@@ -93,18 +96,18 @@ func (a *Activities) PlanArchive(ctx context.Context, req ArchivePlanRequest) (A
 		return full(fmt.Sprintf("the chain's last snapshot @%s (guid %d) is gone from the source: starting a new cycle", tip.To.Name, tip.To.GUID))
 	}
 	if base.GUID == newest.GUID {
-		p.Action, p.Reason = ArchiveSkip, fmt.Sprintf("no new snapshot since @%s, the last archived", tip.To.Name)
+		p.Action, p.Reason = contract.ArchiveSkip, fmt.Sprintf("no new snapshot since @%s, the last archived", tip.To.Name)
 		return p, nil
 	}
 	if base.CreateTXG > newest.CreateTXG {
-		return p, permanent(ErrTypeBrokenChain, fmt.Errorf("the chain's last snapshot @%s is newer than the newest snapshot @%s", base.Snapshot.Name(), newest.Snapshot.Name()))
+		return p, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("the chain's last snapshot @%s is newer than the newest snapshot @%s", base.Snapshot.Name(), newest.Snapshot.Name()))
 	}
 	if changed, known := a.changedSince(ctx, z, snaps, *base); known && !changed {
-		p.Action, p.Reason = ArchiveSkip, fmt.Sprintf("nothing changed since @%s (written = 0 for every newer snapshot)", tip.To.Name)
+		p.Action, p.Reason = contract.ArchiveSkip, fmt.Sprintf("nothing changed since @%s (written = 0 for every newer snapshot)", tip.To.Name)
 		return p, nil
 	}
-	p.Action, p.Kind, p.Cycle = ArchiveIncremental, archive.Incremental, cur.ID
-	p.From = archive.SnapRef{Name: base.Snapshot.Name(), GUID: base.GUID}
+	p.Action, p.Kind, p.Cycle = contract.ArchiveIncremental, archivetypes.Incremental, cur.ID
+	p.From = archivetypes.SnapRef{Name: base.Snapshot.Name(), GUID: base.GUID}
 	p.To = to
 	p.Reason = fmt.Sprintf("incremental @%s → @%s in cycle %s", p.From.Name, p.To.Name, cur.ID)
 	if caps.SendEstimate {
@@ -126,7 +129,7 @@ func (a *Activities) changedSince(ctx context.Context, z zfsexec.ZFS, snaps []zf
 			targets = append(targets, s.Snapshot)
 		}
 	}
-	props, err := z.Get(ctx, []zfsexec.PropName{"written"}, targets...)
+	props, err := z.Get(ctx, []zfsname.PropName{"written"}, targets...)
 	if err != nil || len(props) != len(targets) {
 		return false, false
 	}
@@ -144,7 +147,7 @@ func (a *Activities) changedSince(ctx context.Context, z zfsexec.ZFS, snaps []zf
 // in the manifest. A retry (a crash, a lost connection) sends the stream
 // again to the same key, replacing the partial object, so no duplicate is
 // ever stored; a stream already in the manifest is not sent again.
-func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
+func (a *Activities) ArchiveStream(ctx context.Context, req contract.ArchiveStreamRequest) (contract.ArchiveStreamReport, error) {
 	begin := time.Now()
 	rep, err := a.archiveStream(ctx, req)
 	// Counted whatever the outcome: a failed upload is a failure in the
@@ -153,18 +156,18 @@ func (a *Activities) ArchiveStream(ctx context.Context, req ArchiveStreamRequest
 	return rep, err
 }
 
-func (a *Activities) archiveStream(ctx context.Context, req ArchiveStreamRequest) (ArchiveStreamReport, error) {
+func (a *Activities) archiveStream(ctx context.Context, req contract.ArchiveStreamRequest) (contract.ArchiveStreamReport, error) {
 	if err := a.allowArchiveStream(req.Dataset.String(), string(req.Class), req.Raw); err != nil {
-		return ArchiveStreamReport{}, err
+		return contract.ArchiveStreamReport{}, err
 	}
 	begin := time.Now()
-	rep := ArchiveStreamReport{Attempt: activity.GetInfo(ctx).Attempt}
+	rep := contract.ArchiveStreamReport{Attempt: activity.GetInfo(ctx).Attempt}
 	if prev, ok := previousProgress(ctx); ok {
 		rep.RestartedAfter = prev.Bytes
 	}
 	log := a.Log.With(zap.String("dataset", req.Dataset.String()), zap.String("cycle", req.Cycle), zap.String("to", req.To.Name))
-	if req.Kind != archive.Full && req.Kind != archive.Incremental {
-		return rep, permanent(ErrTypeConfig, fmt.Errorf("stream kind %q", req.Kind))
+	if req.Kind != archivetypes.Full && req.Kind != archivetypes.Incremental {
+		return rep, permanent(contract.ErrTypeConfig, fmt.Errorf("stream kind %q", req.Kind))
 	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
@@ -204,13 +207,13 @@ func (a *Activities) archiveStream(ctx context.Context, req ArchiveStreamRequest
 	}
 	toSnap, ok := snapByGUID(snaps, req.To.GUID)
 	if !ok {
-		return rep, permanent(ErrTypeNotFound, fmt.Errorf("snapshot @%s (guid %d) of %s no longer exists", req.To.Name, req.To.GUID, req.Dataset))
+		return rep, permanent(contract.ErrTypeNotFound, fmt.Errorf("snapshot @%s (guid %d) of %s no longer exists", req.To.Name, req.To.GUID, req.Dataset))
 	}
 	opts := zfsexec.SendOptions{Raw: req.Raw}
-	if req.Kind == archive.Incremental {
+	if req.Kind == archivetypes.Incremental {
 		fromSnap, ok := snapByGUID(snaps, req.From.GUID)
 		if !ok {
-			return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("incremental base @%s (guid %d) of %s no longer exists: the next run starts a new cycle", req.From.Name, req.From.GUID, req.Dataset))
+			return rep, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("incremental base @%s (guid %d) of %s no longer exists: the next run starts a new cycle", req.From.Name, req.From.GUID, req.Dataset))
 		}
 		opts.From = zfsexec.FromSnapshot(fromSnap)
 	}
@@ -242,7 +245,7 @@ func (a *Activities) archiveStream(ctx context.Context, req ArchiveStreamRequest
 	s := archive.NewStream(req.Kind, req.From, req.To, req.Cycle, req.Raw, res, time.Now())
 	if _, err := a.saveManifest(ctx, st, req.Dataset, hostIDs, func(m *archive.Manifest) error {
 		if err := m.AddStream(s); err != nil {
-			return permanent(ErrTypeBrokenChain, err)
+			return permanent(contract.ErrTypeBrokenChain, err)
 		}
 		return nil
 	}); err != nil {
@@ -254,19 +257,19 @@ func (a *Activities) archiveStream(ctx context.Context, req ArchiveStreamRequest
 }
 
 // canAdd checks before uploading that the manifest will take the stream.
-func canAdd(m *archive.Manifest, req ArchiveStreamRequest) error {
-	if req.Kind == archive.Full {
+func canAdd(m *archive.Manifest, req contract.ArchiveStreamRequest) error {
+	if req.Kind == archivetypes.Full {
 		if c := m.Cycle(req.Cycle); c != nil {
-			return permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s already has a full stream", req.Cycle))
+			return permanent(contract.ErrTypeBrokenChain, fmt.Errorf("cycle %s already has a full stream", req.Cycle))
 		}
 		return nil
 	}
 	cur := m.Current()
 	if cur == nil || cur.ID != req.Cycle || len(cur.Streams) == 0 {
-		return permanent(ErrTypeBrokenChain, fmt.Errorf("incremental for cycle %s, but the current cycle is %v", req.Cycle, cycleName(cur)))
+		return permanent(contract.ErrTypeBrokenChain, fmt.Errorf("incremental for cycle %s, but the current cycle is %v", req.Cycle, cycleName(cur)))
 	}
 	if tip := cur.Streams[len(cur.Streams)-1]; tip.To.GUID != req.From.GUID {
-		return permanent(ErrTypeBrokenChain, fmt.Errorf("incremental from @%s (guid %d), but the chain ends at @%s (guid %d)", req.From.Name, req.From.GUID, tip.To.Name, tip.To.GUID))
+		return permanent(contract.ErrTypeBrokenChain, fmt.Errorf("incremental from @%s (guid %d), but the chain ends at @%s (guid %d)", req.From.Name, req.From.GUID, tip.To.Name, tip.To.GUID))
 	}
 	return nil
 }
@@ -278,24 +281,24 @@ func cycleName(c *archive.Cycle) string {
 	return c.ID
 }
 
-func snapByGUID(snaps []zfsexec.SnapshotInfo, guid uint64) (zfsexec.Snapshot, bool) {
+func snapByGUID(snaps []zfsexec.SnapshotInfo, guid uint64) (zfsname.Snapshot, bool) {
 	for _, s := range snaps {
 		if s.GUID == guid {
 			return s.Snapshot, true
 		}
 	}
-	return zfsexec.Snapshot{}, false
+	return zfsname.Snapshot{}, false
 }
 
 // CheckArchiveCycle verifies the cycle's objects with HEAD (size and
 // SHA-256 against the manifest), runs the sanity check against the previous
 // cycle's full, and only if both pass marks the cycle Verified in the
 // manifest: from then on older cycles may be deleted.
-func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckRequest) (CycleCheck, error) {
+func (a *Activities) CheckArchiveCycle(ctx context.Context, req contract.CycleCheckRequest) (contract.CycleCheck, error) {
 	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
-		return CycleCheck{}, err
+		return contract.CycleCheck{}, err
 	}
-	out := CycleCheck{Cycle: req.Cycle}
+	out := contract.CycleCheck{Cycle: req.Cycle}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return out, err
@@ -315,12 +318,12 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckReques
 		}
 	}
 	if ci < 0 {
-		return out, permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s is not in the manifest of %s", req.Cycle, req.Dataset))
+		return out, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("cycle %s is not in the manifest of %s", req.Cycle, req.Dataset))
 	}
 	c := m.Cycles[ci]
 	full, ok := c.Full()
 	if !ok {
-		return out, permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s of %s has no full stream", req.Cycle, req.Dataset))
+		return out, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("cycle %s of %s has no full stream", req.Cycle, req.Dataset))
 	}
 	out.FullBytes = full.PlainSize
 	if !c.Verified.IsZero() {
@@ -351,7 +354,7 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckReques
 	if _, err := a.saveManifest(ctx, st, req.Dataset, hostIDs, func(m *archive.Manifest) error {
 		c := m.Cycle(req.Cycle)
 		if c == nil {
-			return permanent(ErrTypeBrokenChain, fmt.Errorf("cycle %s vanished from the manifest", req.Cycle))
+			return permanent(contract.ErrTypeBrokenChain, fmt.Errorf("cycle %s vanished from the manifest", req.Cycle))
 		}
 		if c.Verified.IsZero() {
 			c.Verified = now
@@ -364,8 +367,8 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req CycleCheckReques
 	return out, nil
 }
 
-func summarize(c archive.Cycle) CycleSummary {
-	s := CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
+func summarize(c archive.Cycle) contract.CycleSummary {
+	s := contract.CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
 	for _, st := range c.Streams {
 		s.StoredBytes += st.StoredSize
 		if at := st.Uploaded.Add(archive.MinStorageDuration(st.Class)); at.After(s.DeletableAt) {
@@ -379,11 +382,11 @@ func summarize(c archive.Cycle) CycleSummary {
 // current cycle is verified (uploaded, HEAD-checked, sanity-checked), never
 // the current cycle, and no cycle before its streams' minimum storage
 // duration unless forced.
-func (a *Activities) PlanArchiveDeletion(ctx context.Context, req DeletionPlanRequest) (DeletionPlan, error) {
+func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.DeletionPlanRequest) (contract.DeletionPlan, error) {
 	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
-		return DeletionPlan{}, err
+		return contract.DeletionPlan{}, err
 	}
-	p := DeletionPlan{Dataset: req.Dataset.String()}
+	p := contract.DeletionPlan{Dataset: req.Dataset.String()}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return p, err
@@ -456,11 +459,11 @@ func deletionPlanID(dataset string, cycles []string) string {
 // removes it from the manifest. Objects go first: a crash in between
 // leaves a manifest naming deleted objects of a cycle being deleted, which
 // the retry finishes, never objects no manifest knows (orphans).
-func (a *Activities) DeleteArchiveCycles(ctx context.Context, req DeleteCyclesRequest) (DeletionReport, error) {
+func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.DeleteCyclesRequest) (contract.DeletionReport, error) {
 	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
-		return DeletionReport{}, err
+		return contract.DeletionReport{}, err
 	}
-	var rep DeletionReport
+	var rep contract.DeletionReport
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return rep, err
@@ -494,14 +497,14 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req DeleteCyclesRe
 			}
 			rep.Objects++
 			rep.Bytes += s.StoredSize
-			activity.RecordHeartbeat(ctx, Progress{Phase: "delete", Bytes: rep.Bytes, Detail: s.Key})
+			activity.RecordHeartbeat(ctx, contract.Progress{Phase: "delete", Bytes: rep.Bytes, Detail: s.Key})
 		}
 		gone = append(gone, id)
 	}
 	if _, err := a.saveManifest(ctx, st, req.Dataset, hostIDs, func(m *archive.Manifest) error {
 		for _, id := range gone {
 			if cur := m.Current(); cur != nil && cur.ID == id {
-				return permanent(ErrTypeBrokenChain, fmt.Errorf("refusing to remove the current cycle %s", id))
+				return permanent(contract.ErrTypeBrokenChain, fmt.Errorf("refusing to remove the current cycle %s", id))
 			}
 			m.RemoveCycle(id)
 		}
@@ -516,11 +519,11 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req DeleteCyclesRe
 
 // DescribeArchive reads the manifest with the host identity (or the named
 // identity) and summarizes it.
-func (a *Activities) DescribeArchive(ctx context.Context, req VerifyPlanRequest) (ManifestSummary, error) {
-	out := ManifestSummary{Dataset: req.Dataset.String()}
+func (a *Activities) DescribeArchive(ctx context.Context, req contract.VerifyPlanRequest) (contract.ManifestSummary, error) {
+	out := contract.ManifestSummary{Dataset: req.Dataset.String()}
 	_, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	var pe interface{ Type() string }
-	if errors.As(err, &pe) && pe.Type() == ErrTypeNoArchive {
+	if errors.As(err, &pe) && pe.Type() == contract.ErrTypeNoArchive {
 		return out, nil
 	}
 	if err != nil {

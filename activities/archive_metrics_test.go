@@ -5,6 +5,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"zcloud/contract"
 	"zcloud/metrics"
 )
 
@@ -12,7 +13,7 @@ import (
 func TestArchiveStreamFailureCountedAsError(t *testing.T) {
 	f := newArchiveFixture(t, "STANDARD")
 	f.a.Metrics = metrics.New()
-	_, err := f.env.ExecuteActivity(f.a.ArchiveStream, ArchiveStreamRequest{Dataset: f.ds, Cycle: "c1", Kind: "bogus"})
+	_, err := f.env.ExecuteActivity(f.a.ArchiveStream, contract.ArchiveStreamRequest{Dataset: f.ds, Cycle: "c1", Kind: "bogus"})
 	if err == nil {
 		t.Fatal("a bogus stream kind was archived")
 	}

@@ -17,8 +17,10 @@ import (
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/s3store"
 	"zcloud/cloud/objstore/vault"
+	"zcloud/contract"
 	"zcloud/keys"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // archiveStore builds the configured object store, wrapped in retries and
@@ -29,17 +31,17 @@ func (a *Activities) archiveStore(ctx context.Context) (objstore.Store, error) {
 	switch c.Kind {
 	case "local", "":
 		if c.Dir == "" {
-			return nil, permanent(ErrTypeConfig, errors.New("archive.store.dir is not set (kind local)"))
+			return nil, permanent(contract.ErrTypeConfig, errors.New("archive.store.dir is not set (kind local)"))
 		}
 		l, err := local.New(c.Dir, local.Options{PartSize: c.PartSize, Parallel: c.Parallel})
 		if err != nil {
-			return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.store.dir: %w", err))
+			return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.store.dir: %w", err))
 		}
 		st = l
 	case "s3":
 		cl, err := s3store.NewClient(ctx, c.Region, c.Endpoint)
 		if err != nil {
-			return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.store: S3 client: %w", err))
+			return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.store: S3 client: %w", err))
 		}
 		st = s3store.New(cl, c.Bucket, s3store.Options{PartSize: c.PartSize, Parallel: c.Parallel})
 	case "vault":
@@ -47,27 +49,27 @@ func (a *Activities) archiveStore(ctx context.Context) (objstore.Store, error) {
 		if c.Bucket != "" {
 			cl, err := s3store.NewClient(ctx, c.Region, c.Endpoint)
 			if err != nil {
-				return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.store: S3 client: %w", err))
+				return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.store: S3 client: %w", err))
 			}
 			hot = s3store.New(cl, c.Bucket, s3store.Options{PartSize: c.PartSize, Parallel: c.Parallel})
 		} else {
 			l, err := local.New(c.Dir, local.Options{PartSize: c.PartSize, Parallel: c.Parallel})
 			if err != nil {
-				return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.store.dir: %w", err))
+				return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.store.dir: %w", err))
 			}
 			hot = l
 		}
 		gc, err := vault.NewClient(ctx, c.Region, c.Endpoint)
 		if err != nil {
-			return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.store: Glacier client: %w", err))
+			return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.store: Glacier client: %w", err))
 		}
 		v, err := vault.New(gc, c.Vault, vault.Options{Hot: hot, PartSize: c.PartSize, Parallel: c.Parallel})
 		if err != nil {
-			return nil, permanent(ErrTypeConfig, err)
+			return nil, permanent(contract.ErrTypeConfig, err)
 		}
 		st = v
 	default:
-		return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.store.kind %q is not local, s3 or vault", c.Kind))
+		return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.store.kind %q is not local, s3 or vault", c.Kind))
 	}
 	log := a.Log
 	st = objstore.WithRetry(st, objstore.RetryOptions{OnRetry: func(op, key string, attempt int, err error) {
@@ -94,22 +96,22 @@ func (a *Activities) identities(ctx context.Context, names ...string) ([]age.Ide
 	var ids []age.Identity
 	for _, name := range names {
 		if name == "" {
-			return nil, permanent(ErrTypeConfig, errors.New("no identity key name given (archive.host_identity / restore --identity)"))
+			return nil, permanent(contract.ErrTypeConfig, errors.New("no identity key name given (archive.host_identity / restore --identity)"))
 		}
 		if err := a.allowIdentity(name); err != nil {
 			return nil, err
 		}
 		b, err := a.Keys.Get(ctx, name)
 		if errors.Is(err, keys.ErrNotFound) {
-			return nil, permanent(ErrTypeConfig, fmt.Errorf("age identity %q is not in this worker's key source (keys.dir / keys.command): %w", name, err))
+			return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("age identity %q is not in this worker's key source (keys.dir / keys.command): %w", name, err))
 		}
 		if err != nil {
-			return nil, permanent(ErrTypeConfig, err)
+			return nil, permanent(contract.ErrTypeConfig, err)
 		}
 		got, err := age.ParseIdentities(bytes.NewReader(b))
 		clear(b)
 		if err != nil {
-			return nil, permanent(ErrTypeKeyIncorrect, fmt.Errorf("key %q is not an age identity (AGE-SECRET-KEY-1...): %v", name, err))
+			return nil, permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("key %q is not an age identity (AGE-SECRET-KEY-1...): %v", name, err))
 		}
 		ids = append(ids, got...)
 	}
@@ -141,12 +143,12 @@ func (a *Activities) streamRecipients() ([]age.Recipient, error) {
 	for i, r := range a.Config.Archive.Recipients {
 		got, err := age.ParseRecipients(bytes.NewReader([]byte(r)))
 		if err != nil {
-			return nil, permanent(ErrTypeConfig, fmt.Errorf("archive.recipients[%d]: %v", i, err))
+			return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("archive.recipients[%d]: %v", i, err))
 		}
 		rcpts = append(rcpts, got...)
 	}
 	if len(rcpts) == 0 {
-		return nil, permanent(ErrTypeConfig, errors.New("archive.recipients is empty: nothing can be archived without a public key to encrypt to"))
+		return nil, permanent(contract.ErrTypeConfig, errors.New("archive.recipients is empty: nothing can be archived without a public key to encrypt to"))
 	}
 	return rcpts, nil
 }
@@ -156,7 +158,7 @@ func (a *Activities) streamRecipients() ([]age.Recipient, error) {
 // readManifest opens the store and loads ds's manifest with the named
 // identity, or the host identity when identity is "" (reading the manifest
 // needs no restore key).
-func (a *Activities) readManifest(ctx context.Context, ds zfsexec.Dataset, identity string) (objstore.Store, *archive.Manifest, error) {
+func (a *Activities) readManifest(ctx context.Context, ds zfsname.Dataset, identity string) (objstore.Store, *archive.Manifest, error) {
 	if identity == "" {
 		identity = a.Config.Archive.HostIdentity
 	}
@@ -175,16 +177,16 @@ func (a *Activities) readManifest(ctx context.Context, ds zfsexec.Dataset, ident
 	return st, m, err
 }
 
-func (a *Activities) loadManifest(ctx context.Context, st objstore.Store, ds zfsexec.Dataset, ids []age.Identity, missingOK bool) (*archive.Manifest, error) {
+func (a *Activities) loadManifest(ctx context.Context, st objstore.Store, ds zfsname.Dataset, ids []age.Identity, missingOK bool) (*archive.Manifest, error) {
 	m, err := archive.LoadManifest(ctx, st, a.archivePrefix(), ds, ids...)
 	switch {
 	case errors.Is(err, archive.ErrNoManifest):
 		if missingOK {
 			return archive.NewManifest(ds), nil
 		}
-		return nil, permanent(ErrTypeNoArchive, fmt.Errorf("no archive of %s in the store (%s): %v", ds, archive.ManifestKey(a.archivePrefix(), ds), err))
+		return nil, permanent(contract.ErrTypeNoArchive, fmt.Errorf("no archive of %s in the store (%s): %v", ds, archive.ManifestKey(a.archivePrefix(), ds), err))
 	case errors.Is(err, archive.ErrWrongKey):
-		return nil, permanent(ErrTypeKeyIncorrect, fmt.Errorf("manifest of %s: %v", ds, err))
+		return nil, permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("manifest of %s: %v", ds, err))
 	case err != nil:
 		return nil, archiveErr(err)
 	}
@@ -197,7 +199,7 @@ func (a *Activities) loadManifest(ctx context.Context, st objstore.Store, ds zfs
 // saveManifest applies change to the freshest manifest and saves it,
 // reloading and re-applying on a generation conflict (another run saved in
 // between). change may return an error to stop.
-func (a *Activities) saveManifest(ctx context.Context, st objstore.Store, ds zfsexec.Dataset, hostIDs []age.Identity, change func(*archive.Manifest) error) (*archive.Manifest, error) {
+func (a *Activities) saveManifest(ctx context.Context, st objstore.Store, ds zfsname.Dataset, hostIDs []age.Identity, change func(*archive.Manifest) error) (*archive.Manifest, error) {
 	rcpts, err := a.manifestRecipients(hostIDs)
 	if err != nil {
 		return nil, err
@@ -231,30 +233,30 @@ func archiveErr(err error) error {
 	var ce *objstore.CorruptError
 	switch {
 	case errors.As(err, &ce):
-		return permanent(ErrTypeCorrupt, err)
+		return permanent(contract.ErrTypeCorrupt, err)
 	case errors.Is(err, archive.ErrWrongKey):
-		return permanent(ErrTypeKeyIncorrect, err)
+		return permanent(contract.ErrTypeKeyIncorrect, err)
 	case errors.Is(err, archive.ErrBrokenChain):
-		return permanent(ErrTypeBrokenChain, err)
+		return permanent(contract.ErrTypeBrokenChain, err)
 	case errors.Is(err, objstore.ErrNotFound):
-		return permanent(ErrTypeObjectMissing, err)
+		return permanent(contract.ErrTypeObjectMissing, err)
 	case errors.Is(err, objstore.ErrNotRestored):
 		return err // a restored copy expired: retrying after a new request may help
 	case errors.Is(err, archive.ErrNoRecipients):
-		return permanent(ErrTypeConfig, err)
+		return permanent(contract.ErrTypeConfig, err)
 	}
 	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) || zfsexec.IsInvalidName(err) {
+	if errors.As(err, &ee) || zfsname.IsInvalidName(err) {
 		return classify(err)
 	}
 	if objstore.IsPermanent(err) {
-		return permanent(ErrTypeConfig, err)
+		return permanent(contract.ErrTypeConfig, err)
 	}
 	return err
 }
 
-func streamInfo(s archive.Stream) StreamInfo {
-	return StreamInfo{ID: s.ID, Cycle: s.Cycle, Kind: s.Kind, From: s.From, To: s.To, Raw: s.Raw, Key: s.Key, Class: s.Class,
+func streamInfo(s archive.Stream) contract.StreamInfo {
+	return contract.StreamInfo{ID: s.ID, Cycle: s.Cycle, Kind: s.Kind, From: s.From, To: s.To, Raw: s.Raw, Key: s.Key, Class: s.Class,
 		PlainSize: s.PlainSize, StoredSize: s.StoredSize, Parts: len(s.Parts), Uploaded: s.Uploaded}
 }
 
@@ -273,8 +275,8 @@ func findStream(m *archive.Manifest, cycle, id string) (archive.Stream, bool) {
 }
 
 // previousProgress is what the last attempt of this activity heartbeat.
-func previousProgress(ctx context.Context) (Progress, bool) {
-	var p Progress
+func previousProgress(ctx context.Context) (contract.Progress, bool) {
+	var p contract.Progress
 	if !activity.HasHeartbeatDetails(ctx) || activity.GetHeartbeatDetails(ctx, &p) != nil {
 		return p, false
 	}

@@ -15,12 +15,14 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"zcloud/archive"
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/objstoretest"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/keys"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // archiveFixture is a local store with a manifest built by hand (no ZFS):
@@ -30,12 +32,12 @@ type archiveFixture struct {
 	a           *Activities
 	st          *local.Store
 	owner, host *age.X25519Identity
-	ds          zfsexec.Dataset
+	ds          zfsname.Dataset
 	env         *testsuite.TestActivityEnvironment
 }
 
 func newArchiveFixture(t *testing.T, class objstore.Class) *archiveFixture {
-	f := &archiveFixture{t: t, ds: zfsexec.MustDataset("tank/data")}
+	f := &archiveFixture{t: t, ds: zfsname.MustDataset("tank/data")}
 	var err error
 	f.owner, _ = age.GenerateX25519Identity()
 	f.host, _ = age.GenerateX25519Identity()
@@ -63,7 +65,7 @@ func newArchiveFixture(t *testing.T, class objstore.Class) *archiveFixture {
 }
 
 // add uploads a stream of n random bytes and records it in the manifest.
-func (f *archiveFixture) add(kind archive.Kind, cycle string, from, to uint64, n int, uploaded time.Time) archive.Stream {
+func (f *archiveFixture) add(kind archivetypes.Kind, cycle string, from, to uint64, n int, uploaded time.Time) archive.Stream {
 	t := f.t
 	ctx := context.Background()
 	id := archive.StreamID(kind, from, to)
@@ -73,9 +75,9 @@ func (f *archiveFixture) add(kind archive.Kind, cycle string, from, to uint64, n
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := archive.NewStream(kind, archive.SnapRef{Name: fmt.Sprintf("s%d", from), GUID: from}, archive.SnapRef{Name: fmt.Sprintf("s%d", to), GUID: to}, cycle, false, res, uploaded)
-	if kind == archive.Full {
-		s.From = archive.SnapRef{}
+	s := archive.NewStream(kind, archivetypes.SnapRef{Name: fmt.Sprintf("s%d", from), GUID: from}, archivetypes.SnapRef{Name: fmt.Sprintf("s%d", to), GUID: to}, cycle, false, res, uploaded)
+	if kind == archivetypes.Full {
+		s.From = archivetypes.SnapRef{}
 	}
 	m, err := archive.LoadManifest(ctx, f.st, "zcloud", f.ds, f.host)
 	if err != nil {
@@ -101,14 +103,14 @@ func (f *archiveFixture) manifest() *archive.Manifest {
 func TestCheckArchiveCycleSanityAndVerifiedMark(t *testing.T) {
 	f := newArchiveFixture(t, objstore.Glacier)
 	old := time.Now().Add(-100 * 24 * time.Hour)
-	f.add(archive.Full, "c1", 0, 1, 3<<20, old)
-	f.add(archive.Full, "c2", 0, 2, 1<<20, time.Now()) // a third of the previous full
+	f.add(archivetypes.Full, "c1", 0, 1, 3<<20, old)
+	f.add(archivetypes.Full, "c2", 0, 2, 1<<20, time.Now()) // a third of the previous full
 
-	v, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50})
+	v, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, contract.CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chk CycleCheck
+	var chk contract.CycleCheck
 	v.Get(&chk)
 	if chk.Verified || !strings.Contains(chk.Sanity, "at least 50%") || chk.PrevFullBytes != 3<<20 {
 		t.Fatalf("small full passed: %+v", chk)
@@ -117,17 +119,17 @@ func TestCheckArchiveCycleSanityAndVerifiedMark(t *testing.T) {
 		t.Fatal("cycle marked verified after a failed sanity check")
 	}
 	// Nothing may be deleted while the new cycle is unverified, even forced.
-	v, err = f.env.ExecuteActivity(f.a.PlanArchiveDeletion, DeletionPlanRequest{Dataset: f.ds, Now: time.Now(), Force: true, MaxDeleteCycles: -1, MaxDeleteBytes: -1})
+	v, err = f.env.ExecuteActivity(f.a.PlanArchiveDeletion, contract.DeletionPlanRequest{Dataset: f.ds, Now: time.Now(), Force: true, MaxDeleteCycles: -1, MaxDeleteBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dp DeletionPlan
+	var dp contract.DeletionPlan
 	v.Get(&dp)
 	if len(dp.Delete) != 0 || len(dp.Kept) != 1 || !strings.Contains(dp.Kept[0].Reason, "not verified") {
 		t.Fatalf("deletion plan with an unverified cycle: %+v", dp)
 	}
 
-	v, err = f.env.ExecuteActivity(f.a.CheckArchiveCycle, CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50, AcceptSmaller: true})
+	v, err = f.env.ExecuteActivity(f.a.CheckArchiveCycle, contract.CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50, AcceptSmaller: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,15 +141,15 @@ func TestCheckArchiveCycleSanityAndVerifiedMark(t *testing.T) {
 
 func TestCheckArchiveCycleNamesAMissingObject(t *testing.T) {
 	f := newArchiveFixture(t, objstore.Standard)
-	s := f.add(archive.Full, "c1", 0, 1, 2<<20, time.Now())
+	s := f.add(archivetypes.Full, "c1", 0, 1, 2<<20, time.Now())
 	if err := os.Remove(f.st.Path(s.Key)); err != nil {
 		t.Fatal(err)
 	}
-	v, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, CycleCheckRequest{Dataset: f.ds, Cycle: "c1", SanityMinPercent: 50})
+	v, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, contract.CycleCheckRequest{Dataset: f.ds, Cycle: "c1", SanityMinPercent: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chk CycleCheck
+	var chk contract.CycleCheck
 	v.Get(&chk)
 	if chk.Verified || len(chk.Problems) != 1 || !strings.Contains(chk.Problems[0], s.Key) {
 		t.Fatalf("missing object not reported: %+v", chk)
@@ -156,18 +158,18 @@ func TestCheckArchiveCycleNamesAMissingObject(t *testing.T) {
 
 func TestRotationHonoursMinimumStorageUnlessForced(t *testing.T) {
 	f := newArchiveFixture(t, objstore.DeepArchive)
-	f.add(archive.Full, "c1", 0, 1, 1<<20, time.Now().Add(-100*24*time.Hour)) // < 180 days
-	f.add(archive.Incremental, "c1", 1, 2, 1<<19, time.Now().Add(-99*24*time.Hour))
-	f.add(archive.Full, "c2", 0, 3, 1<<20, time.Now())
-	if _, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50}); err != nil {
+	f.add(archivetypes.Full, "c1", 0, 1, 1<<20, time.Now().Add(-100*24*time.Hour)) // < 180 days
+	f.add(archivetypes.Incremental, "c1", 1, 2, 1<<19, time.Now().Add(-99*24*time.Hour))
+	f.add(archivetypes.Full, "c2", 0, 3, 1<<20, time.Now())
+	if _, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, contract.CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50}); err != nil {
 		t.Fatal(err)
 	}
-	plan := func(force bool) DeletionPlan {
-		v, err := f.env.ExecuteActivity(f.a.PlanArchiveDeletion, DeletionPlanRequest{Dataset: f.ds, Now: time.Now(), Force: force, MaxDeleteCycles: 1, MaxDeleteBytes: 1 << 20})
+	plan := func(force bool) contract.DeletionPlan {
+		v, err := f.env.ExecuteActivity(f.a.PlanArchiveDeletion, contract.DeletionPlanRequest{Dataset: f.ds, Now: time.Now(), Force: force, MaxDeleteCycles: 1, MaxDeleteBytes: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var dp DeletionPlan
+		var dp contract.DeletionPlan
 		v.Get(&dp)
 		return dp
 	}
@@ -179,11 +181,11 @@ func TestRotationHonoursMinimumStorageUnlessForced(t *testing.T) {
 		t.Fatalf("forced plan: %+v", dp)
 	}
 	old := f.manifest().Cycles[0]
-	v, err := f.env.ExecuteActivity(f.a.DeleteArchiveCycles, DeleteCyclesRequest{Dataset: f.ds, PlanID: dp.ID, Cycles: []string{"c1", "c2"}, Now: time.Now(), Force: true})
+	v, err := f.env.ExecuteActivity(f.a.DeleteArchiveCycles, contract.DeleteCyclesRequest{Dataset: f.ds, PlanID: dp.ID, Cycles: []string{"c1", "c2"}, Now: time.Now(), Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep DeletionReport
+	var rep contract.DeletionReport
 	v.Get(&rep)
 	// c2 is the current cycle: re-checked and refused even though asked for.
 	if len(rep.Deleted) != 1 || rep.Objects != 2 || len(rep.Skipped) != 1 || !strings.HasPrefix(rep.Skipped[0], "c2") {
@@ -203,20 +205,20 @@ func TestRotationHonoursMinimumStorageUnlessForced(t *testing.T) {
 		t.Fatalf("orphans %v %v", orphans, err)
 	}
 	// A retry of the same deletion is a no-op.
-	if _, err := f.env.ExecuteActivity(f.a.DeleteArchiveCycles, DeleteCyclesRequest{Dataset: f.ds, PlanID: dp.ID, Cycles: []string{"c1"}, Now: time.Now(), Force: true}); err != nil {
+	if _, err := f.env.ExecuteActivity(f.a.DeleteArchiveCycles, contract.DeleteCyclesRequest{Dataset: f.ds, PlanID: dp.ID, Cycles: []string{"c1"}, Now: time.Now(), Force: true}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPlanArchiveRestoreNeedsTheRightKey(t *testing.T) {
 	f := newArchiveFixture(t, objstore.Glacier)
-	f.add(archive.Full, "c1", 0, 1, 1<<20, time.Now())
-	f.add(archive.Incremental, "c1", 1, 2, 1<<19, time.Now())
-	v, err := f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "owner", Tier: objstore.Bulk})
+	f.add(archivetypes.Full, "c1", 0, 1, 1<<20, time.Now())
+	f.add(archivetypes.Incremental, "c1", 1, 2, 1<<19, time.Now())
+	v, err := f.env.ExecuteActivity(f.a.PlanArchiveRestore, contract.RestorePlanRequest{Dataset: f.ds, Identity: "owner", Tier: objstore.Bulk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p RestorePlan
+	var p contract.RestorePlan
 	v.Get(&p)
 	if len(p.Chain) != 2 || p.Snapshot != "s2" || !p.NeedsRestore || len(p.Estimates) != 3 || p.Chosen.Tier != objstore.Bulk || p.Chosen.Objects != 2 {
 		t.Fatalf("plan %+v", p)
@@ -225,25 +227,25 @@ func TestPlanArchiveRestoreNeedsTheRightKey(t *testing.T) {
 	other, _ := age.GenerateX25519Identity()
 	os.WriteFile(filepath.Join(f.a.Keys.Dir, "other"), []byte(other.String()), 0o600)
 	// A key the config does not name is never read on request.
-	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "other", Tier: objstore.Bulk})
-	if err == nil || !strings.Contains(err.Error(), `identity: not allowed; key "other"`) || !strings.Contains(err.Error(), ErrTypeNotAllowed) {
+	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, contract.RestorePlanRequest{Dataset: f.ds, Identity: "other", Tier: objstore.Bulk})
+	if err == nil || !strings.Contains(err.Error(), `identity: not allowed; key "other"`) || !strings.Contains(err.Error(), contract.ErrTypeNotAllowed) {
 		t.Fatalf("unlisted key: %v", err)
 	}
 	f.a.Config.Archive.RestoreIdentity = "other"
-	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "other", Tier: objstore.Bulk})
-	if err == nil || !strings.Contains(err.Error(), "wrong private key") || !strings.Contains(err.Error(), ErrTypeKeyIncorrect) {
+	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, contract.RestorePlanRequest{Dataset: f.ds, Identity: "other", Tier: objstore.Bulk})
+	if err == nil || !strings.Contains(err.Error(), "wrong private key") || !strings.Contains(err.Error(), contract.ErrTypeKeyIncorrect) {
 		t.Fatalf("wrong key: %v", err)
 	}
 	if strings.Contains(err.Error(), other.String()) {
 		t.Fatal("the key appears in the error")
 	}
 	f.a.Config.Archive.RestoreIdentity = "absent"
-	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Identity: "absent", Tier: objstore.Bulk})
+	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, contract.RestorePlanRequest{Dataset: f.ds, Identity: "absent", Tier: objstore.Bulk})
 	if err == nil || !strings.Contains(err.Error(), `"absent" is not in this worker's key source`) {
 		t.Fatalf("missing key: %v", err)
 	}
 	f.a.Config.Archive.RestoreIdentity = "owner"
-	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, RestorePlanRequest{Dataset: f.ds, Snapshot: "nope", Identity: "owner", Tier: objstore.Bulk})
+	_, err = f.env.ExecuteActivity(f.a.PlanArchiveRestore, contract.RestorePlanRequest{Dataset: f.ds, Snapshot: "nope", Identity: "owner", Tier: objstore.Bulk})
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("unknown snapshot: %v", err)
 	}
@@ -251,13 +253,13 @@ func TestPlanArchiveRestoreNeedsTheRightKey(t *testing.T) {
 
 func TestVerifyArchiveStreamFindsCorruption(t *testing.T) {
 	f := newArchiveFixture(t, objstore.Standard)
-	s := f.add(archive.Full, "c1", 0, 1, 3<<20, time.Now())
-	verify := func() VerifyStreamReport {
-		v, err := f.env.ExecuteActivity(f.a.VerifyArchiveStream, VerifyStreamRequest{Dataset: f.ds, Cycle: "c1", StreamID: s.ID})
+	s := f.add(archivetypes.Full, "c1", 0, 1, 3<<20, time.Now())
+	verify := func() contract.VerifyStreamReport {
+		v, err := f.env.ExecuteActivity(f.a.VerifyArchiveStream, contract.VerifyStreamRequest{Dataset: f.ds, Cycle: "c1", StreamID: s.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r VerifyStreamReport
+		var r contract.VerifyStreamReport
 		v.Get(&r)
 		return r
 	}

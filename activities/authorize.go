@@ -7,8 +7,9 @@ import (
 	"strings"
 
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // What the config allows. A workflow's input, and so every activity
@@ -22,7 +23,7 @@ import (
 // notAllowed refuses a request field: "field: not allowed; why".
 // Retrying cannot change the config, so it is permanent.
 func notAllowed(field, format string, args ...any) error {
-	return permanent(ErrTypeNotAllowed, fmt.Errorf("%s: not allowed; %s", field, fmt.Sprintf(format, args...)))
+	return permanent(contract.ErrTypeNotAllowed, fmt.Errorf("%s: not allowed; %s", field, fmt.Sprintf(format, args...)))
 }
 
 // allowTarget returns the configured target called name.
@@ -70,7 +71,7 @@ func (a *Activities) allowReplication(source, target, targetDataset string, raw,
 // configured replication source for that target, zcloud-archive on an
 // archived dataset. Moving a tag releases it elsewhere, so a forged one
 // could unprotect another chain's base.
-func (a *Activities) allowHold(snap zfsexec.Snapshot, tag string) error {
+func (a *Activities) allowHold(snap zfsname.Snapshot, tag string) error {
 	ds := snap.Dataset().String()
 	if tag == StagingHoldTag {
 		if _, ok := a.Config.StagingFor(ds); !ok {
@@ -78,7 +79,7 @@ func (a *Activities) allowHold(snap zfsexec.Snapshot, tag string) error {
 		}
 		return nil
 	}
-	if tag == ArchiveHoldTag {
+	if tag == contract.ArchiveHoldTag {
 		if _, ok := a.Config.ArchiveDatasetFor(ds); !ok {
 			return notAllowed("tag", "%s is not an archived dataset in the configuration", ds)
 		}
@@ -170,7 +171,7 @@ func (a *Activities) allowPolicy(dataset string) (config.Policy, error) {
 // allowPrune checks a prune plan's request against the dataset's
 // configured policy: the same rules, no more foreign snapshots, no looser
 // approval limits, every configured protection kept.
-func (a *Activities) allowPrune(req PlanRequest) error {
+func (a *Activities) allowPrune(req contract.PlanRequest) error {
 	p, err := a.allowPolicy(req.Dataset.String())
 	if err != nil {
 		return err

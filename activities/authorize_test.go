@@ -13,8 +13,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 
-	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/zfsname"
 )
 
@@ -34,7 +35,7 @@ func identityFile(t *testing.T) string {
 
 func wantNotAllowed(t *testing.T, err error, field string) {
 	t.Helper()
-	if err == nil || !strings.Contains(err.Error(), field+": not allowed;") || !strings.Contains(err.Error(), ErrTypeNotAllowed) ||
+	if err == nil || !strings.Contains(err.Error(), field+": not allowed;") || !strings.Contains(err.Error(), contract.ErrTypeNotAllowed) ||
 		!strings.Contains(err.Error(), "retryable: false") {
 		t.Fatalf("want %s refused, got %v", field, err)
 	}
@@ -46,7 +47,7 @@ func TestStaticTargetRefusesAnAddressOrHostKeyFromTheRequest(t *testing.T) {
 	cfg := &config.Config{Targets: map[string]config.Target{"plain": {Kind: "static",
 		SSH: config.SSH{Host: "127.0.0.1", Port: 22, User: "root", IdentityFile: id, HostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7KNGBXb9vUE3gE8nS1m1E1hm3x0i5hRkY0vQfCkz8G"}}}}
 	a := New(cfg, zap.NewNop())
-	for field, at := range map[string]TargetAddr{
+	for field, at := range map[string]contract.TargetAddr{
 		"target_host":     {Host: "127.0.0.2"},
 		"target_host_key": {HostKey: "ssh-ed25519 AAAA"},
 		"target_instance": {Instance: "i-0123456789abcdef0"},
@@ -54,7 +55,7 @@ func TestStaticTargetRefusesAnAddressOrHostKeyFromTheRequest(t *testing.T) {
 		_, _, err := a.targetAt(context.Background(), "plain", at)
 		wantNotAllowed(t, err, field)
 	}
-	_, _, err := a.targetAt(context.Background(), "nosuch", TargetAddr{})
+	_, _, err := a.targetAt(context.Background(), "nosuch", contract.TargetAddr{})
 	wantNotAllowed(t, err, "target")
 }
 
@@ -69,19 +70,19 @@ func TestLaunchRecordIsTheWorkersOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst := ec2.Instance{ID: "i-1", Tags: map[string]string{TagTarget: "nightly", TagHostKey: key, TagLaunch: rec}}
+	inst := ec2types.Instance{ID: "i-1", Tags: map[string]string{TagTarget: "nightly", TagHostKey: key, TagLaunch: rec}}
 	if got, err := launchedBy(t1, "nightly", inst); err != nil || got != key {
 		t.Fatalf("own launch: %q %v", got, err)
 	}
-	forged := func(mod func(map[string]string)) ec2.Instance {
-		i := ec2.Instance{ID: "i-2", Tags: map[string]string{}}
+	forged := func(mod func(map[string]string)) ec2types.Instance {
+		i := ec2types.Instance{ID: "i-2", Tags: map[string]string{}}
 		for k, v := range inst.Tags {
 			i.Tags[k] = v
 		}
 		mod(i.Tags)
 		return i
 	}
-	for name, i := range map[string]ec2.Instance{
+	for name, i := range map[string]ec2types.Instance{
 		"another host key": forged(func(m map[string]string) { m[TagHostKey] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBB" }),
 		"another target":   forged(func(m map[string]string) { m[TagTarget] = "other" }),
 		"no record":        forged(func(m map[string]string) { delete(m, TagLaunch) }),
@@ -117,5 +118,5 @@ func TestStagingRequestsAreTheConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantNotAllowed(t, a.allowHold(other, StagingHoldTag), "tag")
-	wantNotAllowed(t, a.allowHold(snap, ArchiveHoldTag), "tag")
+	wantNotAllowed(t, a.allowHold(snap, contract.ArchiveHoldTag), "tag")
 }

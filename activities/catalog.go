@@ -7,6 +7,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Catalog lists every dataset the config names (replications, policies,
@@ -17,7 +18,7 @@ import (
 func (a *Activities) Catalog(ctx context.Context) ([]contract.CatalogDataset, error) {
 	var out []contract.CatalogDataset
 	for _, name := range a.Config.Datasets() {
-		ds, err := zfsexec.ParseDataset(name)
+		ds, err := zfsname.ParseDataset(name)
 		if err != nil {
 			continue // config validation refused it already
 		}
@@ -62,7 +63,7 @@ func (a *Activities) catalogReplica(ctx context.Context, target, dataset string)
 		t.Skipped = "ec2 target: reached only during its session"
 		return t
 	}
-	ds, err := zfsexec.ParseDataset(dataset)
+	ds, err := zfsname.ParseDataset(dataset)
 	if err != nil {
 		t.Error = err.Error()
 		return t
@@ -89,7 +90,7 @@ func (a *Activities) catalogReplica(ctx context.Context, target, dataset string)
 	return t
 }
 
-func (a *Activities) catalogArchive(ctx context.Context, ds zfsexec.Dataset, created map[uint64]time.Time) contract.CatalogTier {
+func (a *Activities) catalogArchive(ctx context.Context, ds zfsname.Dataset, created map[uint64]time.Time) contract.CatalogTier {
 	t := contract.CatalogTier{Tier: "archive", Where: a.Config.Archive.Store.Kind}
 	sum, err := a.DescribeArchive(ctx, contract.VerifyPlanRequest{Dataset: ds})
 	if err != nil {

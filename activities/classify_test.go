@@ -6,19 +6,21 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
+
+	"zcloud/contract"
 )
 
-// A permanent error wrapped with context on its way up (pipeStream's
+// A permanent error wrapped with context on its way up (replication.Pipe's
 // "receive: ...") stays permanent: the SDK reads only the outermost error,
 // so without this a ConfigError was retried for an hour.
 func TestClassifyKeepsWrappedPermanentErrors(t *testing.T) {
-	inner := permanent(ErrTypeConfig, errors.New(`receiver_path: invalid device name "/x;y"`))
+	inner := permanent(contract.ErrTypeConfig, errors.New(`receiver_path: invalid device name "/x;y"`))
 	err := classify(fmt.Errorf("receive: %w", inner))
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || err != error(ae) {
 		t.Fatalf("classify returned %T %v, want an application error at the top", err, err)
 	}
-	if !ae.NonRetryable() || ae.Type() != ErrTypeConfig {
+	if !ae.NonRetryable() || ae.Type() != contract.ErrTypeConfig {
 		t.Fatalf("lost the flag or type: retryable=%v type=%s", !ae.NonRetryable(), ae.Type())
 	}
 	if want := `receive: receiver_path: invalid device name "/x;y"`; ae.Message() != want {

@@ -13,17 +13,18 @@ import (
 	"zcloud/cloud/objstore"
 	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // DrillReportKey is where a drill's report is kept in the store.
-func DrillReportKey(prefix string, ds zfsexec.Dataset, started time.Time) string {
+func DrillReportKey(prefix string, ds zfsname.Dataset, started time.Time) string {
 	return path.Join(archive.DatasetPrefix(prefix, ds), "drills", started.UTC().Format("20060102T150405Z")+".json")
 }
 
 // ClearDrillScratch destroys a deep drill's scratch dataset if it exists
 // (left by an earlier drill that crashed), so a drill never passes on
 // snapshots it did not receive itself.
-func (a *Activities) ClearDrillScratch(ctx context.Context, req DrillScratchRequest) error {
+func (a *Activities) ClearDrillScratch(ctx context.Context, req contract.DrillScratchRequest) error {
 	z, err := a.drillScratch(ctx, req.Scratch)
 	if err != nil {
 		return err
@@ -38,8 +39,8 @@ func (a *Activities) ClearDrillScratch(ctx context.Context, req DrillScratchRequ
 // FinishDeepDrill checks that the scratch dataset holds exactly the
 // chain's snapshots (by GUID), destroys it, and saves the report (with the
 // check's result) in the store. It returns the final report.
-func (a *Activities) FinishDeepDrill(ctx context.Context, req DrillScratchRequest) (DrillReport, error) {
-	var rep DrillReport
+func (a *Activities) FinishDeepDrill(ctx context.Context, req contract.DrillScratchRequest) (contract.DrillReport, error) {
+	var rep contract.DrillReport
 	if req.Report != nil {
 		rep = *req.Report
 	}
@@ -77,9 +78,9 @@ func (a *Activities) FinishDeepDrill(ctx context.Context, req DrillScratchReques
 	if err != nil {
 		return rep, err
 	}
-	ds, err := zfsexec.ParseDataset(rep.Dataset)
+	ds, err := zfsname.ParseDataset(rep.Dataset)
 	if err != nil {
-		return rep, permanent(ErrTypeInvalidName, err)
+		return rep, permanent(contract.ErrTypeInvalidName, err)
 	}
 	b, err := json.MarshalIndent(rep, "", " ")
 	if err != nil {
@@ -91,9 +92,9 @@ func (a *Activities) FinishDeepDrill(ctx context.Context, req DrillScratchReques
 	return rep, nil
 }
 
-func (a *Activities) drillScratch(ctx context.Context, ds zfsexec.Dataset) (zfsexec.ZFS, error) {
+func (a *Activities) drillScratch(ctx context.Context, ds zfsname.Dataset) (zfsexec.ZFS, error) {
 	if !strings.HasPrefix(path.Base(ds.String()), contract.DrillScratchPrefix) || !strings.Contains(ds.String(), "/") {
-		return zfsexec.ZFS{}, permanent(ErrTypeInvalidName, fmt.Errorf("drill scratch %s: its name must start with %s (a drill destroys it)", ds, contract.DrillScratchPrefix))
+		return zfsexec.ZFS{}, permanent(contract.ErrTypeInvalidName, fmt.Errorf("drill scratch %s: its name must start with %s (a drill destroys it)", ds, contract.DrillScratchPrefix))
 	}
 	caps, err := a.capabilities(ctx, a.Local)
 	if err != nil {

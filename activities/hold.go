@@ -7,20 +7,22 @@ import (
 
 	"go.uber.org/zap"
 
+	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // HoldBase puts Tag on Snapshot (so no one can destroy the next incremental
 // base by accident) and releases Tag from the dataset's older snapshots.
 // Holding an already held snapshot and releasing an absent tag are fine, so
 // the activity can be retried.
-func (a *Activities) HoldBase(ctx context.Context, req HoldRequest) error {
+func (a *Activities) HoldBase(ctx context.Context, req contract.HoldRequest) error {
 	if err := a.allowHold(req.Snapshot, req.Tag); err != nil {
 		return err
 	}
-	tag, err := zfsexec.ParseHoldTag(req.Tag)
+	tag, err := zfsname.ParseHoldTag(req.Tag)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
+		return permanent(contract.ErrTypeInvalidName, err)
 	}
 	z := zfsexec.ZFS{R: a.Local}
 	if err := z.Hold(ctx, tag, false, req.Snapshot); err != nil && !errors.Is(err, zfsexec.ErrExists) {

@@ -13,9 +13,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/retention"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -24,10 +26,10 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // where only counts exist (zfs-fuse) the count does.
 func TestBuildPlanHoldReasons(t *testing.T) {
 	now := time.Date(2026, 11, 22, 17, 0, 0, 0, time.UTC)
-	snap := func(name string, age time.Duration, holds int, tags ...string) PolicySnapshot {
-		return PolicySnapshot{Name: name, Created: now.Add(-age).Unix(), GUID: uint64(age), CreateTxg: uint64(now.Add(-age).Unix()), Holds: holds, HoldTags: tags}
+	snap := func(name string, age time.Duration, holds int, tags ...string) contract.PolicySnapshot {
+		return contract.PolicySnapshot{Name: name, Created: now.Add(-age).Unix(), GUID: uint64(age), CreateTxg: uint64(now.Add(-age).Unix()), Holds: holds, HoldTags: tags}
 	}
-	l := SnapshotListing{Snapshots: []PolicySnapshot{
+	l := contract.SnapshotListing{Snapshots: []contract.PolicySnapshot{
 		snap("zcloud_20261122T120000Z", 5*time.Hour, 1, "zcloud-backup"),
 		snap("zcloud_20261122T130000Z", 4*time.Hour, 1, "zcloud-archive"),
 		snap("zcloud_20261122T140000Z", 3*time.Hour, 2),
@@ -36,7 +38,7 @@ func TestBuildPlanHoldReasons(t *testing.T) {
 		snap("zcloud_20261122T160000Z", time.Hour, 0),
 	}}
 	l.Snapshots[4].HeldBelow = []string{"child: 1 hold"}
-	req := PlanRequest{Dataset: zfsexec.MustDataset("tank/data"), Policy: retention.Policy{Hourly: 1}, Now: now,
+	req := contract.PlanRequest{Dataset: zfsname.MustDataset("tank/data"), Policy: retention.Policy{Hourly: 1}, Now: now,
 		Protected: []retention.Protection{{Name: "zcloud_20261122T160000Z", Reason: "kept for the audit"}}, MaxDestroyCount: 0, MaxDestroyPercent: -1}
 	rep, err := BuildPlan(req, time.UTC, l)
 	if err != nil {
@@ -72,17 +74,17 @@ func TestBuildPlanHoldReasons(t *testing.T) {
 }
 
 func TestPlanIDDependsOnTheExactDestroySet(t *testing.T) {
-	a := PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}})
+	a := PlanID("tank/a", []contract.PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}})
 	for _, other := range []string{
-		PlanID("tank/b", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}}),
-		PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}}),
-		PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 3}}),
+		PlanID("tank/b", []contract.PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}}),
+		PlanID("tank/a", []contract.PlannedDestroy{{Name: "s1", GUID: 1}}),
+		PlanID("tank/a", []contract.PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 3}}),
 	} {
 		if other == a {
 			t.Fatal("different destroy sets share a plan ID")
 		}
 	}
-	if a != PlanID("tank/a", []PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}}) || len(a) != 12 {
+	if a != PlanID("tank/a", []contract.PlannedDestroy{{Name: "s1", GUID: 1}, {Name: "s2", GUID: 2}}) || len(a) != 12 {
 		t.Fatal("plan ID not stable")
 	}
 }
@@ -91,26 +93,48 @@ func TestPlanIDDependsOnTheExactDestroySet(t *testing.T) {
 // it, and a retry after success changes nothing.
 func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	pool := testenv.NewPool(t, "act", 1, 128, "")
-	ds := zfsexec.MustDataset(pool.Pool.String() + "/data")
+	ds := zfsname.MustDataset(pool.Pool.String() + "/data")
 	testenv.MustZFS(t, "zfs", "create", "-p", ds.String()+"/child")
-	cfg := &config.Config{Policies: []config.Policy{{Dataset: ds.String(), Policy: retention.Policy{Recursive: true}}}}
+	// One hourly snapshot kept, every name the policy's: f (the newest) is
+	// kept, a-e are prunable.
+	cfg := &config.Config{Policies: []config.Policy{{Dataset: ds.String(), Policy: retention.Policy{Hourly: 1, Recursive: true}, IncludeForeign: true}}}
 	a := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	ctx := context.Background()
-	for _, n := range []string{"a", "b", "c", "d", "e"} {
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@"+n)
 	}
 	l, err := a.listPolicySnapshots(ctx, ds, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Snapshots) != 5 || l.Snapshots[0].Name != "a" || l.Snapshots[0].GUID == 0 || l.Snapshots[0].Created == 0 {
+	if len(l.Snapshots) != 6 || l.Snapshots[0].Name != "a" || l.Snapshots[0].GUID == 0 || l.Snapshots[0].Created == 0 {
 		t.Fatalf("listing %+v", l)
 	}
-	var plan []PlannedDestroy
-	for _, s := range l.Snapshots {
-		plan = append(plan, PlannedDestroy{Name: s.Name, GUID: s.GUID})
+	var plan []contract.PlannedDestroy
+	for _, s := range l.Snapshots[:5] {
+		plan = append(plan, contract.PlannedDestroy{Name: s.Name, GUID: s.GUID})
 	}
-	plan = append(plan, PlannedDestroy{Name: "never-existed", GUID: 42})
+
+	var s testsuite.WorkflowTestSuite
+	aenv := s.NewTestActivityEnvironment() // DestroySnapshots heartbeats: it needs an activity context
+	aenv.RegisterActivity(a)
+	destroyList := func(list []contract.PlannedDestroy) (contract.DestroyReport, error) {
+		var rep contract.DestroyReport
+		v, err := aenv.ExecuteActivity(a.DestroySnapshots, contract.DestroyRequest{Dataset: ds, Recursive: true, PlanID: "x", Snapshots: list})
+		if err == nil {
+			err = v.Get(&rep)
+		}
+		return rep, err
+	}
+	// A list naming f, which the configured policy keeps, is refused whole:
+	// nothing is destroyed, not even the prunable a-e.
+	f := l.Snapshots[5]
+	_, err = destroyList(append(slices.Clone(plan), contract.PlannedDestroy{Name: f.Name, GUID: f.GUID}))
+	wantNotAllowed(t, err, "snapshots[5]")
+	if out := testenv.MustZFS(t, "zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", ds.String()); strings.Count(out, "@") != 6 {
+		t.Fatalf("the refused list destroyed something; left:\n%s", out)
+	}
+	plan = append(plan, contract.PlannedDestroy{Name: "never-existed", GUID: 42})
 	// After the plan: a is held on the dataset, b on a child only, c is
 	// destroyed and re-created (new guid), d is destroyed by someone else.
 	testenv.MustZFS(t, "zfs", "hold", "zcloud-backup", ds.String()+"@a")
@@ -119,17 +143,7 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	testenv.MustZFS(t, "zfs", "snapshot", "-r", ds.String()+"@c")
 	testenv.MustZFS(t, "zfs", "destroy", "-r", ds.String()+"@d")
 
-	var s testsuite.WorkflowTestSuite
-	aenv := s.NewTestActivityEnvironment() // DestroySnapshots heartbeats: it needs an activity context
-	aenv.RegisterActivity(a)
-	destroy := func() (DestroyReport, error) {
-		var rep DestroyReport
-		v, err := aenv.ExecuteActivity(a.DestroySnapshots, DestroyRequest{Dataset: ds, Recursive: true, PlanID: "x", Snapshots: plan})
-		if err == nil {
-			err = v.Get(&rep)
-		}
-		return rep, err
-	}
+	destroy := func() (contract.DestroyReport, error) { return destroyList(plan) }
 	rep, err := destroy()
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +155,7 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	for _, s := range rep.Skipped {
 		reasons[s.Name] = s.Reason
 	}
-	for name, want := range map[string]string{"a": "held since the plan (1 hold)", "b": "held since the plan on descendant", "c": SkipChanged, "d": SkipGone, "never-existed": SkipGone} {
+	for name, want := range map[string]string{"a": "held since the plan (1 hold)", "b": "held since the plan on descendant", "c": contract.SkipChanged, "d": contract.SkipGone, "never-existed": contract.SkipGone} {
 		if !strings.Contains(reasons[name], want) {
 			t.Errorf("%s: skipped for %q, want %q", name, reasons[name], want)
 		}
@@ -151,8 +165,8 @@ func TestDestroySnapshotsRechecksEachSnapshot(t *testing.T) {
 	for _, si := range infos {
 		left = append(left, si.Snapshot.Name())
 	}
-	if !slices.Equal(left, []string{"a", "b", "c"}) {
-		t.Errorf("left %v, want a b c", left)
+	if !slices.Equal(left, []string{"a", "b", "f", "c"}) {
+		t.Errorf("left %v, want a b f c", left)
 	}
 	if out := testenv.MustZFS(t, "zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", ds.String()+"/child"); strings.Contains(out, "@e") {
 		t.Errorf("recursive destroy left the child's @e: %s", out)

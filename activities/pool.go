@@ -12,9 +12,12 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/poolplan"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Pool activities: every one is idempotent (a retry after a crash finds
@@ -30,7 +33,7 @@ func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool
 		return p, notAllowed("pool", "no pool named %q in the configuration (known: %v)", name, a.Config.PoolNames())
 	}
 	if err := p.Validate("pool "+name, a.Config.Targets); err != nil {
-		return p, permanent(ErrTypeConfig, err)
+		return p, permanent(contract.ErrTypeConfig, err)
 	}
 	return p, nil
 }
@@ -39,8 +42,8 @@ func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool
 // Temporal server the worker is connected to (a strongly consistent read,
 // not a visibility query), so a workflow that could not take a pool's
 // operation id can say what holds it.
-func (a *Activities) PoolDescribeOperation(ctx context.Context, workflowID string) (PoolOperation, error) {
-	op := PoolOperation{WorkflowID: workflowID}
+func (a *Activities) PoolDescribeOperation(ctx context.Context, workflowID string) (contract.PoolOperation, error) {
+	op := contract.PoolOperation{WorkflowID: workflowID}
 	desc, err := activity.GetClient(ctx).DescribeWorkflowExecution(ctx, workflowID, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
@@ -61,12 +64,12 @@ func (a *Activities) PoolDescribeOperation(ctx context.Context, workflowID strin
 
 // PoolCreateVolume creates (or finds, by token) a volume tagged as the
 // pool's, in the instance's availability zone, and waits until it is available.
-func (a *Activities) PoolCreateVolume(ctx context.Context, req PoolVolumeRequest) (ec2.Volume, error) {
+func (a *Activities) PoolCreateVolume(ctx context.Context, req contract.PoolVolumeRequest) (ec2types.Volume, error) {
 	hb := startBeat(ctx, "create volume "+req.Slot)
 	defer hb.stop()
 	c, err := a.ec2Client(ctx, req.Pool, hb)
 	if err != nil {
-		return ec2.Volume{}, err
+		return ec2types.Volume{}, err
 	}
 	tags := maps.Clone(req.Pool.Tags)
 	if tags == nil {
@@ -84,7 +87,7 @@ func (a *Activities) PoolCreateVolume(ctx context.Context, req PoolVolumeRequest
 		return v, ec2Err(err)
 	}
 	if v.Tags[TagPool] != req.Pool.Name {
-		return v, permanent(ErrTypePoolUnsafe, fmt.Errorf("volume %s found by token %s is not tagged as pool %s's", v.ID, req.Token, req.Pool.Name))
+		return v, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("volume %s found by token %s is not tagged as pool %s's", v.ID, req.Token, req.Pool.Name))
 	}
 	return v, nil
 }
@@ -92,37 +95,37 @@ func (a *Activities) PoolCreateVolume(ctx context.Context, req PoolVolumeRequest
 // PoolAttachVolume attaches the volume to the pool's instance (a volume
 // already attached there is not attached again) and waits until its
 // by-id device node appears on the instance (checked over SSH).
-func (a *Activities) PoolAttachVolume(ctx context.Context, req PoolDeviceRequest) (PoolAttachResult, error) {
+func (a *Activities) PoolAttachVolume(ctx context.Context, req contract.PoolDeviceRequest) (contract.PoolAttachResult, error) {
 	hb := startBeat(ctx, "attach "+req.VolumeID)
 	defer hb.stop()
 	c, err := a.ec2Client(ctx, req.Pool, hb)
 	if err != nil {
-		return PoolAttachResult{}, err
+		return contract.PoolAttachResult{}, err
 	}
 	v, err := c.DescribeVolume(ctx, req.VolumeID)
 	if err != nil {
-		return PoolAttachResult{}, ec2Err(err)
+		return contract.PoolAttachResult{}, ec2Err(err)
 	}
 	if v.Tags[TagPool] != req.Pool.Name {
-		return PoolAttachResult{}, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to attach %s: it is not tagged %s=%s", req.VolumeID, TagPool, req.Pool.Name))
+		return contract.PoolAttachResult{}, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("refusing to attach %s: it is not tagged %s=%s", req.VolumeID, TagPool, req.Pool.Name))
 	}
 	att, err := c.AttachVolume(ctx, req.VolumeID, req.Pool.InstanceID)
 	if err != nil {
-		return PoolAttachResult{}, ec2Err(err)
+		return contract.PoolAttachResult{}, ec2Err(err)
 	}
 	dev, err := ebsDevice(req.Pool, req.VolumeID)
 	if err != nil {
-		return PoolAttachResult{}, permanent(ErrTypeInvalidName, err)
+		return contract.PoolAttachResult{}, permanent(contract.ErrTypeInvalidName, err)
 	}
 	hb.set("waiting for " + dev.String())
 	if err := a.waitDeviceNode(ctx, req.Pool, dev); err != nil {
-		return PoolAttachResult{}, err
+		return contract.PoolAttachResult{}, err
 	}
-	return PoolAttachResult{VolumeID: req.VolumeID, EC2Device: att.Device, Device: dev.String()}, nil
+	return contract.PoolAttachResult{VolumeID: req.VolumeID, EC2Device: att.Device, Device: dev.String()}, nil
 }
 
 // waitDeviceNode polls the target until the device node exists.
-func (a *Activities) waitDeviceNode(ctx context.Context, p config.Pool, dev zfsexec.Device) error {
+func (a *Activities) waitDeviceNode(ctx context.Context, p config.Pool, dev zfsname.Device) error {
 	_, r, err := a.poolTarget(ctx, p)
 	if err != nil {
 		return err
@@ -159,14 +162,14 @@ func (a *Activities) refuseIfMember(ctx context.Context, p config.Pool, volumeID
 		return classify(err)
 	}
 	if imported && hasVolume(st, volumeID) {
-		return permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to %s %s: it is still a device of pool %s", what, volumeID, p.Name))
+		return permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("refusing to %s %s: it is still a device of pool %s", what, volumeID, p.Name))
 	}
 	return nil
 }
 
 // PoolDetachVolume detaches a volume that is no longer a pool device (its
 // LUKS mapping closed first). A detached or missing volume is a success.
-func (a *Activities) PoolDetachVolume(ctx context.Context, req PoolDeviceRequest) error {
+func (a *Activities) PoolDetachVolume(ctx context.Context, req contract.PoolDeviceRequest) error {
 	hb := startBeat(ctx, "detach "+req.VolumeID)
 	defer hb.stop()
 	if err := a.refuseIfMember(ctx, req.Pool, req.VolumeID, "detach"); err != nil {
@@ -186,7 +189,7 @@ func (a *Activities) PoolDetachVolume(ctx context.Context, req PoolDeviceRequest
 
 // PoolDeleteVolume deletes a detached volume, only if it is tagged as this
 // pool's and is no pool device. A missing volume is a success.
-func (a *Activities) PoolDeleteVolume(ctx context.Context, req PoolDeviceRequest) error {
+func (a *Activities) PoolDeleteVolume(ctx context.Context, req contract.PoolDeviceRequest) error {
 	hb := startBeat(ctx, "delete "+req.VolumeID)
 	defer hb.stop()
 	if err := a.refuseIfMember(ctx, req.Pool, req.VolumeID, "delete"); err != nil {
@@ -203,34 +206,34 @@ func (a *Activities) PoolDeleteVolume(ctx context.Context, req PoolDeviceRequest
 // rules itself (moto does not), and appends it to the volume's
 // modification-history tag. A refusal by the rate rule is a result, not an
 // error: the workflow sleeps on a timer until NotBefore.
-func (a *Activities) PoolModifyVolume(ctx context.Context, req PoolModifyRequest) (PoolModifyResult, error) {
+func (a *Activities) PoolModifyVolume(ctx context.Context, req contract.PoolModifyRequest) (contract.PoolModifyResult, error) {
 	hb := startBeat(ctx, "modify "+req.VolumeID)
 	defer hb.stop()
 	c, err := a.ec2Client(ctx, req.Pool, hb)
 	if err != nil {
-		return PoolModifyResult{}, err
+		return contract.PoolModifyResult{}, err
 	}
 	v, err := c.DescribeVolume(ctx, req.VolumeID)
 	if err != nil {
-		return PoolModifyResult{}, ec2Err(err)
+		return contract.PoolModifyResult{}, ec2Err(err)
 	}
 	if v.Tags[TagPool] != req.Pool.Name {
-		return PoolModifyResult{}, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to modify %s: it is not tagged %s=%s", req.VolumeID, TagPool, req.Pool.Name))
+		return contract.PoolModifyResult{}, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("refusing to modify %s: it is not tagged %s=%s", req.VolumeID, TagPool, req.Pool.Name))
 	}
 	history := mergeModifications(req.History, parseModTag(req.VolumeID, v.Tags[TagModifications]))
 	m, err := c.ModifyVolume(ctx, ec2.ModifySpec{VolumeID: req.VolumeID, SizeGiB: req.SizeGiB, History: history, Now: req.Now})
 	if err != nil {
 		var le *ec2.ModifyLimitError
 		if asLimit(err, &le) {
-			return PoolModifyResult{Deferred: true, NotBefore: le.NotBefore, Reason: le.Reason}, nil
+			return contract.PoolModifyResult{Deferred: true, NotBefore: le.NotBefore, Reason: le.Reason}, nil
 		}
 		if ec2.IsRetryable(err) && ec2Code(err) == "IncorrectModificationState" {
-			return PoolModifyResult{Deferred: true, Reason: err.Error()}, nil
+			return contract.PoolModifyResult{Deferred: true, Reason: err.Error()}, nil
 		}
-		return PoolModifyResult{}, ec2Err(err)
+		return contract.PoolModifyResult{}, ec2Err(err)
 	}
 	if m.Unchanged {
-		return PoolModifyResult{Unchanged: true}, nil
+		return contract.PoolModifyResult{Unchanged: true}, nil
 	}
 	rec := m.Record()
 	if rec.Start.IsZero() {
@@ -238,26 +241,26 @@ func (a *Activities) PoolModifyVolume(ctx context.Context, req PoolModifyRequest
 	}
 	own := parseModTag(req.VolumeID, v.Tags[TagModifications])
 	if err := c.TagVolume(ctx, req.VolumeID, map[string]string{TagModifications: formatModTag(mergeModifications(own, []poolplan.Modification{rec}))}); err != nil {
-		return PoolModifyResult{}, ec2Err(err)
+		return contract.PoolModifyResult{}, ec2Err(err)
 	}
-	return PoolModifyResult{Modification: rec}, nil
+	return contract.PoolModifyResult{Modification: rec}, nil
 }
 
 // PoolCheckModification polls the volume's latest modification once (the
 // workflow waits between polls on a durable timer).
-func (a *Activities) PoolCheckModification(ctx context.Context, req PoolDeviceRequest) (ec2.VolumeModification, error) {
+func (a *Activities) PoolCheckModification(ctx context.Context, req contract.PoolDeviceRequest) (ec2types.VolumeModification, error) {
 	hb := startBeat(ctx, "check modification of "+req.VolumeID)
 	defer hb.stop()
 	c, err := a.ec2Client(ctx, req.Pool, hb)
 	if err != nil {
-		return ec2.VolumeModification{}, err
+		return ec2types.VolumeModification{}, err
 	}
 	m, err := c.LatestModification(ctx, req.VolumeID)
 	if ec2.IsNotFound(err) {
-		return ec2.VolumeModification{VolumeID: req.VolumeID, State: poolplan.ModCompleted}, nil
+		return ec2types.VolumeModification{VolumeID: req.VolumeID, State: poolplan.ModCompleted}, nil
 	}
 	if err == nil && m.State == poolplan.ModFailed {
-		return m, permanent(ErrTypeEC2, fmt.Errorf("modification of %s failed: %s", req.VolumeID, m.Message))
+		return m, permanent(contract.ErrTypeEC2, fmt.Errorf("modification of %s failed: %s", req.VolumeID, m.Message))
 	}
 	return m, ec2Err(err)
 }
@@ -265,10 +268,10 @@ func (a *Activities) PoolCheckModification(ctx context.Context, req PoolDeviceRe
 // PoolDestroyVolumes detaches and deletes every volume tagged as the
 // pool's, after the zpool is gone. Volumes attached to another instance are
 // left alone and reported.
-func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (PoolDestroyVolumesReport, error) {
+func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (contract.PoolDestroyVolumesReport, error) {
 	hb := startBeat(ctx, "destroy volumes")
 	defer hb.stop()
-	var rep PoolDestroyVolumesReport
+	var rep contract.PoolDestroyVolumesReport
 	zp, _, done, err := a.zpoolOn(ctx, p)
 	if err != nil {
 		return rep, err
@@ -285,7 +288,7 @@ func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (Poo
 	}
 	if imported {
 		done()
-		return rep, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is still imported", p.Name))
+		return rep, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is still imported", p.Name))
 	}
 	cands, err := importCandidates(ctx, zp, p)
 	done()
@@ -294,7 +297,7 @@ func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (Poo
 	}
 	for _, c := range cands {
 		if c.Name == p.Name {
-			return rep, permanent(ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is exported but still importable (destroy the zpool first)", p.Name))
+			return rep, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("refusing to delete volumes: pool %s is exported but still importable (destroy the zpool first)", p.Name))
 		}
 	}
 	c, err := a.ec2Client(ctx, p, hb)
@@ -318,7 +321,7 @@ func (a *Activities) PoolDestroyVolumes(ctx context.Context, p config.Pool) (Poo
 		}
 		hb.set("deleting " + v.ID)
 		if p.LUKS.Enabled {
-			if err := a.PoolLUKSClose(ctx, PoolDeviceRequest{Pool: p, VolumeID: v.ID}); err != nil {
+			if err := a.PoolLUKSClose(ctx, contract.PoolDeviceRequest{Pool: p, VolumeID: v.ID}); err != nil {
 				return rep, err
 			}
 		}

@@ -15,8 +15,10 @@ import (
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/poolplan"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Tags zcloud puts on every pool volume. A crashed workflow finds what it
@@ -32,22 +34,22 @@ const (
 const nvmePrefix = "nvme-Amazon_Elastic_Block_Store_"
 
 // ebsDevice is where the instance shows volumeID: <device_dir>/nvme-Amazon_Elastic_Block_Store_vol…
-func ebsDevice(p config.Pool, volumeID string) (zfsexec.Device, error) {
-	return zfsexec.ParseDevice(ec2.NVMeDevicePath(volumeID, p.DeviceDir))
+func ebsDevice(p config.Pool, volumeID string) (zfsname.Device, error) {
+	return zfsname.ParseDevice(ec2.NVMeDevicePath(volumeID, p.DeviceDir))
 }
 
 // mapperName is the LUKS mapping of volumeID: zc-vol0123….
-func mapperName(volumeID string) (zfsexec.MapperName, error) {
-	return zfsexec.ParseMapperName("zc-" + strings.ReplaceAll(volumeID, "-", ""))
+func mapperName(volumeID string) (zfsname.MapperName, error) {
+	return zfsname.ParseMapperName("zc-" + strings.ReplaceAll(volumeID, "-", ""))
 }
 
 // poolDevice is the device zpool uses for volumeID: the LUKS mapping when
 // LUKS is on, else the by-id path.
-func poolDevice(p config.Pool, volumeID string) (zfsexec.Device, error) {
+func poolDevice(p config.Pool, volumeID string) (zfsname.Device, error) {
 	if p.LUKS.Enabled {
 		m, err := mapperName(volumeID)
 		if err != nil {
-			return zfsexec.Device{}, err
+			return zfsname.Device{}, err
 		}
 		return m.Device(), nil
 	}
@@ -55,12 +57,12 @@ func poolDevice(p config.Pool, volumeID string) (zfsexec.Device, error) {
 }
 
 // importDir is where `zpool import -d` finds the pool's devices.
-func importDir(p config.Pool) zfsexec.Device {
+func importDir(p config.Pool) zfsname.Device {
 	dir := p.DeviceDir
 	if p.LUKS.Enabled {
 		dir = "/dev/mapper"
 	}
-	d, _ := zfsexec.ParseDevice(dir)
+	d, _ := zfsname.ParseDevice(dir)
 	return d
 }
 
@@ -95,7 +97,7 @@ func (a *Activities) ec2Client(ctx context.Context, p config.Pool, hb *beat) (*e
 	}
 	api, err := awsclient.EC2(ctx, awsclient.Config(p.AWS))
 	if err != nil {
-		return nil, permanent(ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
+		return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
 	}
 	poll := min(p.PollInterval, 2*time.Second)
 	return ec2.New(api, ec2.Options{PollInterval: poll, OnPoll: func(_ context.Context, progress string) {
@@ -115,7 +117,7 @@ func ec2Err(err error) error {
 	if errors.As(err, &e) && !e.Retryable() {
 		typ := e.Code
 		if typ == "" {
-			typ = ErrTypeEC2
+			typ = contract.ErrTypeEC2
 		}
 		return permanent(typ, err)
 	}
@@ -148,7 +150,7 @@ func (a *Activities) zpoolOn(ctx context.Context, p config.Pool) (zfsexec.Zpool,
 
 // openPool validates the pool's name and returns the zpool commands on its
 // host; done closes the connection.
-func (a *Activities) openPool(ctx context.Context, p config.Pool) (zfsexec.Zpool, zfsexec.Pool, func(), error) {
+func (a *Activities) openPool(ctx context.Context, p config.Pool) (zfsexec.Zpool, zfsname.Pool, func(), error) {
 	name, err := poolName(p)
 	if err != nil {
 		return zfsexec.Zpool{}, name, nil, err
@@ -157,16 +159,16 @@ func (a *Activities) openPool(ctx context.Context, p config.Pool) (zfsexec.Zpool
 	return zp, name, done, err
 }
 
-func poolName(p config.Pool) (zfsexec.Pool, error) {
-	n, err := zfsexec.ParsePool(p.Name)
+func poolName(p config.Pool) (zfsname.Pool, error) {
+	n, err := zfsname.ParsePool(p.Name)
 	if err != nil {
-		return n, permanent(ErrTypeInvalidName, err)
+		return n, permanent(contract.ErrTypeInvalidName, err)
 	}
 	return n, nil
 }
 
 // poolStatus returns the pool's status, or ok=false if it is not imported.
-func poolStatus(ctx context.Context, zp zfsexec.Zpool, p zfsexec.Pool) (zfsexec.PoolStatus, bool, error) {
+func poolStatus(ctx context.Context, zp zfsexec.Zpool, p zfsname.Pool) (zfsexec.PoolStatus, bool, error) {
 	st, err := zp.Status(ctx, p)
 	if err != nil {
 		var ee *zfsexec.ExitError
@@ -246,13 +248,13 @@ func resilvering(st zfsexec.PoolStatus) bool {
 type beat struct {
 	ctx  context.Context
 	mu   sync.Mutex
-	p    Progress
+	p    contract.Progress
 	done chan struct{}
 	once sync.Once
 }
 
 func startBeat(ctx context.Context, phase string) *beat {
-	b := &beat{ctx: ctx, p: Progress{Phase: phase}, done: make(chan struct{})}
+	b := &beat{ctx: ctx, p: contract.Progress{Phase: phase}, done: make(chan struct{})}
 	every := 5 * time.Second
 	if activity.IsActivity(ctx) {
 		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
@@ -380,7 +382,7 @@ func mergeModifications(a, b []poolplan.Modification) []poolplan.Modification {
 // importCandidates lists importable pools in the pool's device directory.
 // zfs-fuse exits 1 without a word when it finds none; that is an empty list.
 func importCandidates(ctx context.Context, zp zfsexec.Zpool, p config.Pool) ([]zfsexec.ImportCandidate, error) {
-	cs, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}})
+	cs, err := zp.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsname.Device{importDir(p)}})
 	var ee *zfsexec.ExitError
 	if errors.As(err, &ee) && ee.Code == 1 && strings.TrimSpace(ee.Stderr) == "" {
 		return nil, nil

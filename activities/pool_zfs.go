@@ -12,8 +12,10 @@ import (
 
 	"zcloud/cloud/ec2"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/poolplan"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func asLimit(err error, le **ec2.ModifyLimitError) bool { return errors.As(err, le) }
@@ -30,19 +32,19 @@ func ec2Code(err error) string {
 // header yet (only new, blank volumes reach this step) and opens it as
 // /dev/mapper/zc-vol…, unless it is open already. The key is read from the
 // key source here and sent on stdin only.
-func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (string, error) {
+func (a *Activities) PoolLUKSOpen(ctx context.Context, req contract.PoolDeviceRequest) (string, error) {
 	hb := startBeat(ctx, "luks open "+req.VolumeID)
 	defer hb.stop()
 	if !req.Pool.LUKS.Enabled {
-		return "", permanent(ErrTypeConfig, fmt.Errorf("pool %s does not use LUKS", req.Pool.Name))
+		return "", permanent(contract.ErrTypeConfig, fmt.Errorf("pool %s does not use LUKS", req.Pool.Name))
 	}
 	dev, err := ebsDevice(req.Pool, req.VolumeID)
 	if err != nil {
-		return "", permanent(ErrTypeInvalidName, err)
+		return "", permanent(contract.ErrTypeInvalidName, err)
 	}
 	m, err := mapperName(req.VolumeID)
 	if err != nil {
-		return "", permanent(ErrTypeInvalidName, err)
+		return "", permanent(contract.ErrTypeInvalidName, err)
 	}
 	_, r, err := a.poolTarget(ctx, req.Pool)
 	if err != nil {
@@ -56,7 +58,7 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 	}
 	key, err := a.Keys.Get(ctx, req.Pool.LUKS.Key)
 	if err != nil {
-		return "", permanent(ErrTypeConfig, fmt.Errorf("pool %s: LUKS key: %w", req.Pool.Name, err))
+		return "", permanent(contract.ErrTypeConfig, fmt.Errorf("pool %s: LUKS key: %w", req.Pool.Name, err))
 	}
 	defer clear(key)
 	cs := zfsexec.Cryptsetup{R: r}
@@ -75,7 +77,7 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 		err = withoutKey(err, key)
 		var ee *zfsexec.ExitError
 		if errors.As(err, &ee) && (ee.Code == 2 || strings.Contains(ee.Stderr, "No key available")) {
-			return "", permanent(ErrTypeKeyIncorrect, fmt.Errorf("LUKS key %q does not open %s", req.Pool.LUKS.Key, dev))
+			return "", permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("LUKS key %q does not open %s", req.Pool.LUKS.Key, dev))
 		}
 		return "", classify(err)
 	}
@@ -83,13 +85,13 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req PoolDeviceRequest) (s
 }
 
 // PoolLUKSClose closes the volume's LUKS mapping if it is open.
-func (a *Activities) PoolLUKSClose(ctx context.Context, req PoolDeviceRequest) error {
+func (a *Activities) PoolLUKSClose(ctx context.Context, req contract.PoolDeviceRequest) error {
 	if !req.Pool.LUKS.Enabled {
 		return nil
 	}
 	m, err := mapperName(req.VolumeID)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
+		return permanent(contract.ErrTypeInvalidName, err)
 	}
 	_, r, err := a.poolTarget(ctx, req.Pool)
 	if err != nil {
@@ -107,7 +109,7 @@ func (a *Activities) PoolLUKSClose(ctx context.Context, req PoolDeviceRequest) e
 // autoexpand=on). A pool of that name already imported or importable with
 // exactly these devices (an earlier attempt made it) is a success; one with
 // other devices is refused.
-func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest) error {
+func (a *Activities) PoolZpoolCreate(ctx context.Context, req contract.PoolCreateRequest) error {
 	hb := startBeat(ctx, "zpool create")
 	defer hb.stop()
 	p := req.Pool
@@ -117,13 +119,13 @@ func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest)
 	}
 	defer done()
 	var want []string
-	var devs []zfsexec.Device
+	var devs []zfsname.Device
 	for _, vd := range req.Vdevs {
 		for _, id := range vd {
 			want = append(want, id)
 			d, err := poolDevice(p, id)
 			if err != nil {
-				return permanent(ErrTypeInvalidName, err)
+				return permanent(contract.ErrTypeInvalidName, err)
 			}
 			devs = append(devs, d)
 		}
@@ -136,7 +138,7 @@ func (a *Activities) PoolZpoolCreate(ctx context.Context, req PoolCreateRequest)
 			}
 		}
 		if !slices.Equal(got, want) {
-			return permanent(ErrTypePoolUnsafe, fmt.Errorf("a pool named %s already exists with devices %v, not the pool's volumes %v", p.Name, got, want))
+			return permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("a pool named %s already exists with devices %v, not the pool's volumes %v", p.Name, got, want))
 		}
 		return nil
 	}
@@ -177,10 +179,10 @@ func (a *Activities) PoolImport(ctx context.Context, p config.Pool) (bool, error
 	if err != nil || imported {
 		return false, classify(err)
 	}
-	if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
+	if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsname.Device{importDir(p)}}); err != nil {
 		var ee *zfsexec.ExitError
 		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") {
-			return false, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
+			return false, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
 		}
 		return false, classify(err)
 	}
@@ -206,32 +208,32 @@ func (a *Activities) PoolExport(ctx context.Context, p config.Pool) error {
 // PoolInspect reads the imported pool's tree (zpool status), maps each
 // device to its EBS volume, and describes the volumes (type, size, recent
 // modifications).
-func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (PoolState, error) {
+func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (contract.PoolState, error) {
 	hb := startBeat(ctx, "inspect")
 	defer hb.stop()
 	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
-		return PoolState{}, err
+		return contract.PoolState{}, err
 	}
 	defer done()
 	st, imported, err := poolStatus(ctx, zp, name)
 	if err != nil {
-		return PoolState{}, classify(err)
+		return contract.PoolState{}, classify(err)
 	}
 	if !imported {
-		return PoolState{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported on %s", p.Name, p.Target))
+		return contract.PoolState{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is not imported on %s", p.Name, p.Target))
 	}
 	info, err := zp.List(ctx, name)
 	if err != nil {
-		return PoolState{}, classify(err)
+		return contract.PoolState{}, classify(err)
 	}
-	out := PoolState{Name: p.Name, Health: st.State, Healthy: st.Healthy(), SizeBytes: info.Size, Resilvering: resilvering(st), Scan: st.Scan.Raw}
+	out := contract.PoolState{Name: p.Name, Health: st.State, Healthy: st.Healthy(), SizeBytes: info.Size, Resilvering: resilvering(st), Scan: st.Scan.Raw}
 	c, err := a.ec2Client(ctx, p, hb)
 	if err != nil {
-		return PoolState{}, err
+		return contract.PoolState{}, err
 	}
 	for _, vd := range topVdevs(st) {
-		var row []PoolVolume
+		var row []contract.PoolVolume
 		for _, l := range vd {
 			if l.VolumeID == "" {
 				out.Foreign = append(out.Foreign, l.Device)
@@ -239,14 +241,14 @@ func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (PoolState,
 			}
 			v, err := c.DescribeVolume(ctx, l.VolumeID)
 			if err != nil {
-				return PoolState{}, ec2Err(err)
+				return contract.PoolState{}, ec2Err(err)
 			}
-			pv := PoolVolume{Volume: poolplan.Volume{ID: v.ID, Type: v.Type, SizeGiB: v.SizeGiB}, Device: l.Device, State: l.State, Slot: v.Tags[TagSlot]}
+			pv := contract.PoolVolume{Volume: poolplan.Volume{ID: v.ID, Type: v.Type, SizeGiB: v.SizeGiB}, Device: l.Device, State: l.State, Slot: v.Tags[TagSlot]}
 			hist := parseModTag(v.ID, v.Tags[TagModifications])
 			if m, err := c.LatestModification(ctx, v.ID); err == nil && !m.Start.IsZero() {
 				hist = mergeModifications(hist, []poolplan.Modification{m.Record()})
 			} else if err != nil && !ec2.IsNotFound(err) {
-				return PoolState{}, ec2Err(err)
+				return contract.PoolState{}, ec2Err(err)
 			}
 			pv.Modifications = hist
 			row = append(row, pv)
@@ -258,7 +260,7 @@ func (a *Activities) PoolInspect(ctx context.Context, p config.Pool) (PoolState,
 
 // PoolReplace runs zpool replace old new. If the new device is already in
 // the pool (an earlier attempt ran it), nothing is redone.
-func (a *Activities) PoolReplace(ctx context.Context, req PoolReplaceRequest) error {
+func (a *Activities) PoolReplace(ctx context.Context, req contract.PoolReplaceRequest) error {
 	hb := startBeat(ctx, "zpool replace "+req.OldVolumeID+" "+req.NewVolumeID)
 	defer hb.stop()
 	p := req.Pool
@@ -272,13 +274,13 @@ func (a *Activities) PoolReplace(ctx context.Context, req PoolReplaceRequest) er
 		return classify(err)
 	}
 	if !imported {
-		return permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+		return permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
 	}
 	if hasVolume(st, req.NewVolumeID) {
 		return nil // replaced (or replacing) already
 	}
 	if !hasVolume(st, req.OldVolumeID) {
-		return permanent(ErrTypePoolUnsafe, fmt.Errorf("pool %s has neither %s nor %s", p.Name, req.OldVolumeID, req.NewVolumeID))
+		return permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("pool %s has neither %s nor %s", p.Name, req.OldVolumeID, req.NewVolumeID))
 	}
 	oldDev, err := a.memberDevice(st, req.OldVolumeID)
 	if err != nil {
@@ -286,7 +288,7 @@ func (a *Activities) PoolReplace(ctx context.Context, req PoolReplaceRequest) er
 	}
 	newDev, err := poolDevice(p, req.NewVolumeID)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
+		return permanent(contract.ErrTypeInvalidName, err)
 	}
 	return classify(zp.Replace(ctx, name, oldDev, newDev, false))
 }
@@ -294,7 +296,7 @@ func (a *Activities) PoolReplace(ctx context.Context, req PoolReplaceRequest) er
 // memberDevice is the device name zpool status shows for volumeID, as an
 // argument for zpool (status may print a short name; use the full path
 // when it is one).
-func (a *Activities) memberDevice(st zfsexec.PoolStatus, volumeID string) (zfsexec.Device, error) {
+func (a *Activities) memberDevice(st zfsexec.PoolStatus, volumeID string) (zfsname.Device, error) {
 	for _, vd := range topVdevs(st) {
 		for _, l := range vd {
 			if l.VolumeID != volumeID {
@@ -307,50 +309,50 @@ func (a *Activities) memberDevice(st zfsexec.PoolStatus, volumeID string) (zfsex
 					name = "/dev/mapper/" + l.Device
 				}
 			}
-			d, err := zfsexec.ParseDevice(name)
+			d, err := zfsname.ParseDevice(name)
 			if err != nil {
-				return d, permanent(ErrTypeInvalidName, err)
+				return d, permanent(contract.ErrTypeInvalidName, err)
 			}
 			return d, nil
 		}
 	}
-	return zfsexec.Device{}, permanent(ErrTypeNotFound, fmt.Errorf("%s is not a device of the pool", volumeID))
+	return zfsname.Device{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("%s is not a device of the pool", volumeID))
 }
 
 // PoolWaitResilver polls zpool status (heartbeating the progress) until no
 // resilver runs and no replacing vdev is left, then checks the new device
 // is an ONLINE member and the old one is gone.
-func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceRequest) (ResilverReport, error) {
+func (a *Activities) PoolWaitResilver(ctx context.Context, req contract.PoolReplaceRequest) (contract.ResilverReport, error) {
 	begin := time.Now()
 	hb := startBeat(ctx, "resilver "+req.NewVolumeID)
 	defer hb.stop()
 	if err := a.Gate.Reached(ctx, "resilver-wait"); err != nil { // test-only
-		return ResilverReport{}, err
+		return contract.ResilverReport{}, err
 	}
 	p := req.Pool
 	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
-		return ResilverReport{}, err
+		return contract.ResilverReport{}, err
 	}
 	defer done()
 	for {
 		st, imported, err := poolStatus(ctx, zp, name)
 		if err != nil {
-			return ResilverReport{}, classify(err)
+			return contract.ResilverReport{}, classify(err)
 		}
 		if !imported {
-			return ResilverReport{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+			return contract.ResilverReport{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
 		}
 		if !hasVolume(st, req.NewVolumeID) {
-			return ResilverReport{}, permanent(ErrTypePoolUnsafe, fmt.Errorf("%s is not a device of pool %s: was zpool replace run?", req.NewVolumeID, p.Name))
+			return contract.ResilverReport{}, permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("%s is not a device of pool %s: was zpool replace run?", req.NewVolumeID, p.Name))
 		}
 		if !resilvering(st) {
-			return ResilverReport{Resilvered: st.Scan.Repaired, Seconds: time.Since(begin).Seconds(), Scan: st.Scan.Raw}, nil
+			return contract.ResilverReport{Resilvered: st.Scan.Repaired, Seconds: time.Since(begin).Seconds(), Scan: st.Scan.Raw}, nil
 		}
 		hb.set(fmt.Sprintf("%.1f%% done", st.Scan.Percent))
 		hb.setBytes(int64(st.Scan.Repaired), 0)
 		if err := sleepCtx(ctx, p.PollInterval); err != nil {
-			return ResilverReport{}, err
+			return contract.ResilverReport{}, err
 		}
 	}
 }
@@ -361,7 +363,7 @@ func (a *Activities) PoolWaitResilver(ctx context.Context, req PoolReplaceReques
 // resilver running now was started by another vdev's replacement (with
 // parallel vdevs a replace restarts the pool-wide resilver): it waits for
 // that to end (heartbeating) instead of failing the grow.
-func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequest) error {
+func (a *Activities) PoolVerifyReplaced(ctx context.Context, req contract.PoolReplaceRequest) error {
 	hb := startBeat(ctx, "verify "+req.NewVolumeID)
 	defer hb.stop()
 	p := req.Pool
@@ -407,7 +409,7 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequ
 		}
 	}
 	if len(problems) > 0 {
-		return permanent(ErrTypePoolUnsafe, fmt.Errorf("pool %s after replacing %s with %s: %s; the old volume is kept",
+		return permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("pool %s after replacing %s with %s: %s; the old volume is kept",
 			p.Name, req.OldVolumeID, req.NewVolumeID, strings.Join(problems, "; ")))
 	}
 	return nil
@@ -417,83 +419,84 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req PoolReplaceRequ
 // this ZFS supports it; elsewhere (zfs-fuse) the pool is exported and
 // imported again, which with autoexpand=on reopens the devices at their
 // new size.
-func (a *Activities) PoolExpand(ctx context.Context, req PoolExpandRequest) (PoolExpandResult, error) {
+func (a *Activities) PoolExpand(ctx context.Context, req contract.PoolExpandRequest) (contract.PoolExpandResult, error) {
 	hb := startBeat(ctx, "expand")
 	defer hb.stop()
 	p := req.Pool
 	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
-		return PoolExpandResult{}, err
+		return contract.PoolExpandResult{}, err
 	}
 	defer done()
 	st, imported, err := poolStatus(ctx, zp, name)
 	if err != nil {
-		return PoolExpandResult{}, classify(err)
+		return contract.PoolExpandResult{}, classify(err)
 	}
 	if !imported {
-		return PoolExpandResult{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+		return contract.PoolExpandResult{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
 	}
 	method := "zpool online -e"
 	if zp.Caps.OnlineExpand {
-		var devs []zfsexec.Device
+		var devs []zfsname.Device
 		for _, id := range req.VolumeIDs {
 			d, err := a.memberDevice(st, id)
 			if err != nil {
-				return PoolExpandResult{}, err
+				return contract.PoolExpandResult{}, err
 			}
 			devs = append(devs, d)
 		}
 		if len(devs) > 0 {
 			if err := zp.OnlineExpand(ctx, name, devs...); err != nil {
-				return PoolExpandResult{}, classify(err)
+				return contract.PoolExpandResult{}, classify(err)
 			}
 		}
 	} else {
 		method = "export and import (autoexpand=on)"
 		if err := zp.Export(ctx, name, false); err != nil {
-			return PoolExpandResult{}, classify(err)
+			return contract.PoolExpandResult{}, classify(err)
 		}
-		if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
-			return PoolExpandResult{}, classify(err)
+		if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsname.Device{importDir(p)}}); err != nil {
+			return contract.PoolExpandResult{}, classify(err)
 		}
 	}
 	info, err := zp.List(ctx, name)
 	if err != nil {
-		return PoolExpandResult{}, classify(err)
+		return contract.PoolExpandResult{}, classify(err)
 	}
-	return PoolExpandResult{SizeBytes: info.Size, Method: method}, nil
+	return contract.PoolExpandResult{SizeBytes: info.Size, Method: method}, nil
 }
 
 type scrubHeartbeat struct {
-	Progress
+	contract.Progress
+
 	Started bool `json:"started"`
 }
 
 // PoolScrub starts a scrub (or joins one running) and waits for it,
 // heartbeating progress; a retry after a crash finds the scrub it started
 // instead of starting another.
-func (a *Activities) PoolScrub(ctx context.Context, p config.Pool) (ScrubReport, error) {
+func (a *Activities) PoolScrub(ctx context.Context, p config.Pool) (contract.ScrubReport, error) {
 	begin := time.Now()
 	zp, name, done, err := a.openPool(ctx, p)
 	if err != nil {
-		return ScrubReport{}, err
+		return contract.ScrubReport{}, err
 	}
 	defer done()
 	var prev scrubHeartbeat
 	resumed := activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &prev) == nil && prev.Started
 	st, imported, err := poolStatus(ctx, zp, name)
 	if err != nil {
-		return ScrubReport{}, classify(err)
+		return contract.ScrubReport{}, classify(err)
 	}
 	if !imported {
-		return ScrubReport{}, permanent(ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
+		return contract.ScrubReport{}, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is not imported", p.Name))
 	}
 	if !(st.Scan.Function == zfsexec.ScanScrub && (st.Scan.InProgress() || resumed)) {
 		if resilvering(st) {
-			return ScrubReport{}, fmt.Errorf("pool %s is resilvering; the scrub waits for it", p.Name)
+			return contract.ScrubReport{}, fmt.Errorf("pool %s is resilvering; the scrub waits for it", p.Name)
 		}
 		if err := zp.Scrub(ctx, name); err != nil {
-			return ScrubReport{}, classify(err)
+			return contract.ScrubReport{}, classify(err)
 		}
 		resumed = false
 	}
@@ -502,19 +505,19 @@ func (a *Activities) PoolScrub(ctx context.Context, p config.Pool) (ScrubReport,
 	for {
 		st, _, err = poolStatus(ctx, zp, name)
 		if err != nil {
-			return ScrubReport{}, classify(err)
+			return contract.ScrubReport{}, classify(err)
 		}
 		if activity.IsActivity(ctx) {
-			activity.RecordHeartbeat(ctx, scrubHeartbeat{Progress: Progress{Phase: "scrub", Detail: fmt.Sprintf("%.1f%% done", st.Scan.Percent)}, Started: true})
+			activity.RecordHeartbeat(ctx, scrubHeartbeat{Progress: contract.Progress{Phase: "scrub", Detail: fmt.Sprintf("%.1f%% done", st.Scan.Percent)}, Started: true})
 		}
 		if !(st.Scan.Function == zfsexec.ScanScrub && st.Scan.InProgress()) {
 			break
 		}
 		if err := sleepCtx(ctx, min(p.PollInterval, time.Second)); err != nil {
-			return ScrubReport{}, err
+			return contract.ScrubReport{}, err
 		}
 	}
-	rep := ScrubReport{Pool: p.Name, RepairedBytes: st.Scan.Repaired, Errors: st.Scan.Errors, Healthy: st.Healthy(),
+	rep := contract.ScrubReport{Pool: p.Name, RepairedBytes: st.Scan.Repaired, Errors: st.Scan.Errors, Healthy: st.Healthy(),
 		Seconds: time.Since(begin).Seconds(), Scan: st.Scan.Raw, Resumed: resumed}
 	st.Walk(func(v *zfsexec.Vdev) { rep.DeviceErrors += v.Read + v.Write + v.Cksum })
 	return rep, nil
@@ -555,7 +558,7 @@ func (a *Activities) PoolDestroyZpool(ctx context.Context, p config.Pool) error 
 		if !found {
 			return nil
 		}
-		if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsexec.Device{importDir(p)}}); err != nil {
+		if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsname.Device{importDir(p)}}); err != nil {
 			return classify(err)
 		}
 	}

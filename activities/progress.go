@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"zcloud/contract"
 	"zcloud/progress"
 )
 
@@ -75,14 +76,14 @@ func (mr *meteredReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (m *meter) progress(phase string, total int64) Progress {
+func (m *meter) progress(phase string, total int64) contract.Progress {
 	n := m.n.Load()
 	secs := time.Since(m.start).Seconds()
 	rate := 0.0
 	if secs > 0 {
 		rate = float64(n) / secs
 	}
-	return Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate}
+	return contract.Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate}
 }
 
 // heartbeatBytes reports a byte counter while a long activity runs: on the
@@ -99,13 +100,13 @@ func (a *Activities) heartbeatBytes(ctx context.Context, phase, detail string, t
 			Attempt: info.Attempt, Phase: phase, Detail: detail, Total: total, Bytes: n})
 	}
 	start := time.Now()
-	current := func() Progress {
+	current := func() contract.Progress {
 		b := n.Load()
 		rate := 0.0
 		if s := time.Since(start).Seconds(); s > 0 {
 			rate = float64(b) / s
 		}
-		return Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail, Live: live}
+		return contract.Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail, Live: live}
 	}
 	done := make(chan struct{})
 	go func() {

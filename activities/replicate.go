@@ -6,61 +6,61 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/replication"
-	"zcloud/transfer"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // CheckTarget connects to the target (verifying its host key) and detects
 // both ends' ZFS. An unreachable host or a wrong host key is permanent here:
 // the run stops with a clear error instead of retrying for hours.
-func (a *Activities) CheckTarget(ctx context.Context, target string) (TargetCheck, error) {
-	return a.CheckTargetAt(ctx, CheckRequest{Target: target})
+func (a *Activities) CheckTarget(ctx context.Context, target string) (contract.TargetCheck, error) {
+	return a.CheckTargetAt(ctx, contract.CheckRequest{Target: target})
 }
 
 // CheckTargetAt is CheckTarget for a target reached at req.At (an EC2
 // session's instance).
-func (a *Activities) CheckTargetAt(ctx context.Context, req CheckRequest) (TargetCheck, error) {
+func (a *Activities) CheckTargetAt(ctx context.Context, req contract.CheckRequest) (contract.TargetCheck, error) {
 	target := req.Target
 	if req.Source != "" {
 		if err := a.allowReplication(req.Source, target, req.TargetDataset, req.Raw, req.AllowPlaintext); err != nil {
-			return TargetCheck{}, err
+			return contract.TargetCheck{}, err
 		}
 	}
 	_, r, err := a.targetAt(ctx, target, req.At)
 	if err != nil {
-		return TargetCheck{}, err
+		return contract.TargetCheck{}, err
 	}
 	defer r.Close()
 	if _, err := r.Connect(ctx); err != nil {
 		var ue *zfsexec.UnreachableError
 		if errors.As(err, &ue) {
-			return TargetCheck{}, permanent(ErrTypeUnreachable, fmt.Errorf("target %s unreachable: %w", target, err))
+			return contract.TargetCheck{}, permanent(contract.ErrTypeUnreachable, fmt.Errorf("target %s unreachable: %w", target, err))
 		}
-		return TargetCheck{}, classify(err)
+		return contract.TargetCheck{}, classify(err)
 	}
 	tc, err := a.capabilities(ctx, r)
 	if err != nil {
-		return TargetCheck{}, classify(fmt.Errorf("target %s: detect ZFS: %w", target, err))
+		return contract.TargetCheck{}, classify(fmt.Errorf("target %s: detect ZFS: %w", target, err))
 	}
 	sc, err := a.capabilities(ctx, a.Local)
 	if err != nil {
-		return TargetCheck{}, classify(fmt.Errorf("source: detect ZFS: %w", err))
+		return contract.TargetCheck{}, classify(fmt.Errorf("source: detect ZFS: %w", err))
 	}
-	return TargetCheck{Target: target, Host: r.Host(), SourceZFS: sc.String(), TargetZFS: tc.String(),
+	return contract.TargetCheck{Target: target, Host: r.Host(), SourceZFS: sc.String(), TargetZFS: tc.String(),
 		CanResume: tc.ResumableReceive && sc.ResumableReceive, CanRawSend: tc.RawSend && sc.RawSend}, nil
 }
 
 // TakeSnapshot creates the snapshot; one that already exists (a retried
 // activity whose first attempt succeeded) is success.
-func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) error {
+func (a *Activities) TakeSnapshot(ctx context.Context, req contract.SnapshotRequest) error {
 	if err := a.allowSnapshot(req.Snapshot.Dataset().String()); err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 		return classify(err)
 	}
 	if !exists {
-		return permanent(ErrTypeNotFound, fmt.Errorf("source dataset %s does not exist", req.Snapshot.Dataset()))
+		return permanent(contract.ErrTypeNotFound, fmt.Errorf("source dataset %s does not exist", req.Snapshot.Dataset()))
 	}
 	if ok, err := z.SnapshotExists(ctx, req.Snapshot); err != nil {
 		return classify(err)
@@ -88,23 +88,23 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req SnapshotRequest) erro
 // (matched by GUID) after, or a resume from the target's receive token. It
 // works out the plan afresh on every attempt, so a retry after a crash does
 // exactly what is still missing.
-func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendReport, error) {
+func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest) (contract.SendReport, error) {
 	begin := time.Now()
 	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
 	defer r.Close()
 	srcCaps, err := a.capabilities(ctx, a.Local)
 	if err != nil {
-		return SendReport{}, classify(err)
+		return contract.SendReport{}, classify(err)
 	}
 	dstCaps, err := a.capabilities(ctx, r)
 	if err != nil {
-		return SendReport{}, classify(err)
+		return contract.SendReport{}, classify(err)
 	}
 	src := zfsexec.ZFS{R: a.Local, Caps: srcCaps}
 	dst := zfsexec.ZFS{R: r, Caps: dstCaps}
@@ -112,19 +112,20 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 
 	mode, err := sendMode(ctx, src, dst, req)
 	if err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
-	if mode == ModePlaintext {
+	if mode == contract.ModePlaintext {
 		log.Warn("sending a natively encrypted dataset decrypted: the target stores plaintext (allow_plaintext_on_target)")
 	}
-	req.Raw = mode == ModeRaw
+	req.Raw = mode == contract.ModeRaw
 	plan, err := planSend(ctx, src, dst, req)
 	if err != nil {
-		return SendReport{}, err
+		return contract.SendReport{}, err
 	}
-	rep := SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
+	rep := contract.SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
+		a.keepCursor(ctx, src, req, log)
 		return rep, nil
 	}
 	rep.Full, rep.Resumed = plan.opts.From.IsZero() && plan.opts.ResumeToken == "", plan.opts.ResumeToken != ""
@@ -136,14 +137,14 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 	}
 	var total int64
 	if srcCaps.SendEstimate {
-		total, _ = src.EstimateSize(ctx, req.Snapshot, plan.opts)
+		total, _ = src.EstimateSize(ctx, plan.to, plan.opts)
 	}
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
 	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
-	err = pipeStream(ctx, m,
-		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
+	err = replication.Pipe(ctx, m.reader,
+		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, plan.to, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
 			if tcfg.Transport != "parallel" {
 				return dst.Receive(ctx, req.TargetDataset, plan.recv, rd)
@@ -176,10 +177,11 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 		return rep, classify(err)
 	}
 	activity.RecordHeartbeat(ctx, m.progress("done", total))
-	log.Info("sent", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
-	if rep.Resumed {
+	log.Info("sent", zap.String("to", plan.to.String()), zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
+	if rep.Resumed || plan.to != req.Snapshot {
 		// The resumed stream ends at the snapshot the interrupted send was
-		// for, which may be older than req.Snapshot (an earlier session's):
+		// for, which may be older than req.Snapshot (an earlier session's),
+		// and a send from a bookmark ends at the first snapshot after it:
 		// go on from there, so the target really reaches req.Snapshot.
 		more, err := a.SendSnapshots(ctx, req)
 		if err != nil {
@@ -187,11 +189,16 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 		}
 		if !more.AlreadyDone {
 			more.Bytes += rep.Bytes
-			more.Resumed = true
+			if rep.Resumed {
+				more.Resumed = true
+			} else {
+				more.From = rep.From // the bookmark the chain started from
+			}
 			more.Seconds = time.Since(begin).Seconds()
 			return more, nil
 		}
 	}
+	a.keepCursor(ctx, src, req, log)
 	return rep, nil
 }
 
@@ -199,7 +206,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req SendRequest) (SendRe
 // goes raw (zfs send -w), so the target stores ciphertext and never needs
 // the key, unless req.AllowPlaintext; a target that cannot receive raw
 // streams is then refused, never silently sent plaintext.
-func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (string, error) {
+func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendRequest) (string, error) {
 	encrypted := false
 	if src.Caps.NativeEncryption {
 		enc, err := src.GetOne(ctx, req.Source, "encryption")
@@ -210,16 +217,16 @@ func sendMode(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (strin
 	}
 	switch {
 	case !encrypted && req.Raw:
-		return ModeRaw, nil
+		return contract.ModeRaw, nil
 	case !encrypted:
-		return ModePlain, nil
+		return contract.ModePlain, nil
 	case req.AllowPlaintext && !req.Raw:
-		return ModePlaintext, nil
+		return contract.ModePlaintext, nil
 	case !dst.Caps.RawSend:
-		return "", permanent(ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
+		return "", permanent(contract.ErrTypeUnsupported, fmt.Errorf("%s is natively encrypted and is sent raw so that %s never holds plaintext, but %s's ZFS (%s) cannot receive a raw stream: use a target with OpenZFS >= 0.8, or set allow_plaintext_on_target: true on the replication to store it decrypted there",
 			req.Source, req.Target, req.Target, dst.Caps.Impl))
 	}
-	return ModeRaw, nil
+	return contract.ModeRaw, nil
 }
 
 // staleResume says err means the target's partial receive state is of no
@@ -236,6 +243,7 @@ func staleResume(err error, resumed bool) bool {
 
 type sendPlan struct {
 	alreadyDone bool
+	to          zfsname.Snapshot // req.Snapshot, or the first hop from a bookmark
 	opts        zfsexec.SendOptions
 	recv        zfsexec.ReceiveOptions
 }
@@ -243,7 +251,7 @@ type sendPlan struct {
 // planSend lists both sides and lets replication.PlanSend decide; a
 // conflict (nothing in common, diverged, target newer, no such snapshot)
 // is permanent: retrying cannot change it.
-func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendPlan, error) {
+func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendRequest) (sendPlan, error) {
 	in := replication.Input{Source: req.Source, To: req.Snapshot.Name(), Target: req.TargetDataset}
 	srcSnaps, err := src.ListSnapshots(ctx, req.Source)
 	if err != nil {
@@ -266,28 +274,37 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendP
 			return sendPlan{}, classify(err)
 		}
 		in.TargetSnaps = planned(dstSnaps)
+		if src.Caps.Bookmarks {
+			bms, err := src.ListBookmarks(ctx, req.Source)
+			if err != nil {
+				return sendPlan{}, classify(err)
+			}
+			for _, b := range bms {
+				in.SourceBookmarks = append(in.SourceBookmarks, replication.Snapshot{Name: b.Bookmark.Name(), GUID: b.GUID, CreateTXG: b.CreateTXG})
+			}
+		}
 	}
 	p, err := replication.PlanSend(in)
 	var conflict *replication.Conflict
 	if errors.As(err, &conflict) {
-		typ := ErrTypeStreamMismatch
+		typ := contract.ErrTypeStreamMismatch
 		switch conflict.Kind {
 		case replication.MissingSnapshot:
-			typ = ErrTypeNotFound
+			typ = contract.ErrTypeNotFound
 		case replication.Diverged:
-			typ = ErrTypeTargetModified
+			typ = contract.ErrTypeTargetModified
 		}
 		return sendPlan{}, permanent(typ, err)
 	}
 	if err != nil {
 		return sendPlan{}, err
 	}
-	plan := sendPlan{opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
+	plan := sendPlan{to: req.Snapshot, opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
 	switch p.Kind {
 	case replication.UpToDate:
 		plan.alreadyDone = true
 	case replication.Resume:
-		plan.opts = zfsexec.SendOptions{ResumeToken: zfsexec.ResumeToken(p.ResumeToken)}
+		plan.opts = zfsexec.SendOptions{ResumeToken: zfsname.ResumeToken(p.ResumeToken)}
 	case replication.Incremental:
 		from, err := req.Source.Snapshot(p.From.Name)
 		if err != nil {
@@ -298,6 +315,16 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req SendRequest) (sendP
 		// -F rolls back changes made on the target since the common
 		// snapshot (atime, a stray file); newer snapshots there are a
 		// conflict the planner already refused.
+		plan.recv.Force = true
+	case replication.FromBookmark:
+		from, err := req.Source.Bookmark(p.From.Name)
+		if err != nil {
+			return plan, classify(err)
+		}
+		if plan.to, err = req.Source.Snapshot(p.To.Name); err != nil {
+			return plan, classify(err)
+		}
+		plan.opts.From = zfsexec.FromBookmark(from)
 		plan.recv.Force = true
 	}
 	return plan, nil
@@ -312,73 +339,20 @@ func planned(list []zfsexec.SnapshotInfo) []replication.Snapshot {
 	return out
 }
 
-// pipeStream runs send and receive concurrently, joined by an OS pipe: `zfs
-// send` writes into it directly and the receive side reads 1 MiB at a time
-// (an io.Pipe would add a copying goroutine and 32 KiB handoffs). The first
-// side to fail is the cause: the other is cancelled (so no half-dead process
-// stays behind) and its consequent error is not reported. The reader sees EOF
-// only once the send has exited cleanly, so a failed send can never look
-// like a complete stream.
-func pipeStream(ctx context.Context, m *meter, send func(context.Context, io.Writer) error, recv func(context.Context, io.Reader) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var once sync.Once
-	var first error
-	fail := func(side string, err error) {
-		once.Do(func() { first = fmt.Errorf("%s: %w", side, err) })
-		cancel()
-	}
-	pr, pw, err := blockingPipe()
+// receiveParallel receives rd into recvArgv on r over the encrypted
+// parallel stream (replication.Parallel), installing the receiver first.
+func (a *Activities) receiveParallel(ctx context.Context, r *zfsexec.SSH, tcfg config.Target, recvArgv []string, rd io.Reader) error {
+	dst, err := zfsname.ParseDevice(tcfg.ReceiverPath) // an absolute path of safe characters
 	if err != nil {
-		return fmt.Errorf("send: pipe: %w", err)
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("receiver_path: %w", err))
 	}
-	transfer.GrowPipe(pw)
-	in := &sentStream{r: pr, done: make(chan struct{})}
-	go func() {
-		err := send(ctx, pw)
-		if err != nil {
-			fail("send", err)
-		}
-		in.err = err
-		close(in.done)
-		pw.Close() // only now can the reader see EOF
-	}()
-	if err := recv(ctx, m.reader(in)); err != nil {
-		fail("receive", err)
-	}
-	pr.Close() // a send still writing gets EPIPE and exits
-	<-in.done
-	return first
-}
-
-// blockingPipe is os.Pipe without the runtime poller. Through epoll a reader
-// faster than `zfs send` is woken, parked and woken again for small reads; a
-// blocking read sleeps in the kernel and takes all that is there when it
-// wakes (on the test machine 0.39 against 0.55-0.72 CPU s/GiB, 1 MiB pipe).
-// A read blocked in it ends when the send exits and the write end closes.
-func blockingPipe() (r, w *os.File, err error) {
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
-		return nil, nil, err
-	}
-	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
-}
-
-// sentStream is the read end of the send pipe. EOF is passed on only when
-// the send succeeded; otherwise the reader gets the send's error.
-type sentStream struct {
-	r    *os.File
-	done chan struct{} // closed once err is set
-	err  error
-}
-
-func (s *sentStream) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err == io.EOF {
-		<-s.done // the writer end closes only after done
-		if s.err != nil {
-			return n, fmt.Errorf("the send failed: %w", s.err)
+	bin := a.ReceiverBinary // empty: the running zcloud executable
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return err
 		}
 	}
-	return n, err
+	p := replication.Parallel{Binary: bin, ReceiverPath: dst, Cipher: tcfg.Cipher,
+		Streams: tcfg.Streams, PortMin: tcfg.PortMin, PortMax: tcfg.PortMax, Observe: a.SessionObserver, Log: a.Log}
+	return p.Receive(ctx, r, recvArgv, rd)
 }

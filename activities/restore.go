@@ -11,16 +11,19 @@ import (
 	"go.uber.org/zap"
 
 	"zcloud/archive"
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
+	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // PlanArchiveRestore loads the manifest from the store with the operator's
 // private key (read here from the key source, by name) and plans the chain
 // to the snapshot: the full of the newest cycle holding it and every
 // incremental up to it, priced per retrieval tier.
-func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequest) (RestorePlan, error) {
-	p := RestorePlan{Dataset: req.Dataset.String()}
+func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.RestorePlanRequest) (contract.RestorePlan, error) {
+	p := contract.RestorePlan{Dataset: req.Dataset.String()}
 	if err := a.allowIdentity(req.Identity); err != nil {
 		return p, err
 	}
@@ -44,7 +47,7 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequ
 	}
 	chain, err := archive.PlanRestore(m, req.Snapshot)
 	if errors.Is(err, archive.ErrNoSnapshot) {
-		return p, permanent(ErrTypeNotFound, err)
+		return p, permanent(contract.ErrTypeNotFound, err)
 	}
 	if err != nil {
 		return p, archiveErr(err)
@@ -60,7 +63,7 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequ
 	p.Snapshot = chain[len(chain)-1].To.Name
 	p.Estimates = archive.EstimateTiers(chain, a.estimateClass())
 	if p.Chosen, err = archive.Estimate(chain, a.estimateClass(), req.Tier); err != nil {
-		return p, permanent(ErrTypeConfig, fmt.Errorf("tier %s: %v", req.Tier, err))
+		return p, permanent(contract.ErrTypeConfig, fmt.Errorf("tier %s: %v", req.Tier, err))
 	}
 	return p, nil
 }
@@ -68,7 +71,7 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req RestorePlanRequ
 // RequestArchiveRetrieval asks the store to restore every object (S3
 // RestoreObject, vault archive-retrieval jobs; nothing for readable
 // classes). Idempotent: requests in progress are not repeated.
-func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req RetrievalRequest) error {
+func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req contract.RetrievalRequest) error {
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return err
@@ -83,8 +86,8 @@ func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req RetrievalR
 
 // ArchiveRetrievalStatus is one short poll of the objects' restore status;
 // workflows call it between durable timers (never a sleeping activity).
-func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req RetrievalRequest) (Retrieval, error) {
-	out := Retrieval{Total: len(req.Keys)}
+func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req contract.RetrievalRequest) (contract.Retrieval, error) {
+	out := contract.Retrieval{Total: len(req.Keys)}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return out, err
@@ -109,9 +112,9 @@ func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req RetrievalRe
 // into zfs receive, which starts only once verified bytes are in hand. A
 // stream whose `to` snapshot the target already has (by GUID) is skipped,
 // so a retry after any crash resumes at the next stream.
-func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveRequest) (ReceiveReport, error) {
+func (a *Activities) ReceiveArchiveStream(ctx context.Context, req contract.ReceiveRequest) (contract.ReceiveReport, error) {
 	begin := time.Now()
-	rep := ReceiveReport{StreamID: req.StreamID, Attempt: activity.GetInfo(ctx).Attempt}
+	rep := contract.ReceiveReport{StreamID: req.StreamID, Attempt: activity.GetInfo(ctx).Attempt}
 	if err := a.allowIdentity(req.Identity); err != nil {
 		return rep, err
 	}
@@ -134,7 +137,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	}
 	s, ok := findStream(m, req.Cycle, req.StreamID)
 	if !ok {
-		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s (deleted by rotation since the plan?)", req.StreamID, req.Cycle, req.Dataset))
+		return rep, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s (deleted by rotation since the plan?)", req.StreamID, req.Cycle, req.Dataset))
 	}
 	rep.To = s.To.Name
 
@@ -170,32 +173,32 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		}
 	}
 	switch s.Kind {
-	case archive.Full:
+	case archivetypes.Full:
 		if exists && len(have) == 0 {
 			if rep.Attempt <= 1 {
 				// Not ours: no earlier attempt of this receive left it.
-				return rep, permanent(ErrTypeTargetModified, errTargetWithoutSnapshots(req.TargetDataset))
+				return rep, permanent(contract.ErrTypeTargetModified, errTargetWithoutSnapshots(req.TargetDataset))
 			}
 			// What a receive killed moments ago (a crashed worker) leaves
 			// until ZFS cleans it up: retry later, never destroy it here.
 			return rep, fmt.Errorf("target %s exists without snapshots (a full receive aborted moments ago?); retrying", req.TargetDataset)
 		}
 		if exists {
-			return rep, permanent(ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
+			return rep, permanent(contract.ErrTypeTargetModified, fmt.Errorf("target %s exists and does not hold @%s (guid %d): refusing to receive a full stream over it; restore into a new dataset or destroy it",
 				req.TargetDataset, s.To.Name, s.To.GUID))
 		}
 		if err := z.EnsureParent(ctx, req.TargetDataset); err != nil {
 			return rep, classify(err)
 		}
-	case archive.Incremental:
+	case archivetypes.Incremental:
 		if _, ok := snapByGUID(have, s.From.GUID); !ok {
-			return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("target %s lacks @%s (guid %d), the base of %s: restore the chain in order",
+			return rep, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("target %s lacks @%s (guid %d), the base of %s: restore the chain in order",
 				req.TargetDataset, s.From.Name, s.From.GUID, s.ID))
 		}
 	}
 	// -F on incrementals rolls back what mounting changed (atime) since
 	// the previous stream; the chain itself was checked above.
-	argv, err := z.ReceiveArgv(req.TargetDataset, zfsexec.ReceiveOptions{Force: s.Kind == archive.Incremental})
+	argv, err := z.ReceiveArgv(req.TargetDataset, zfsexec.ReceiveOptions{Force: s.Kind == archivetypes.Incremental})
 	if err != nil {
 		return rep, classify(err)
 	}
@@ -216,7 +219,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 		stop()
 		if cw != nil {
 			cw.Abort() // zfs receive discards the incomplete stream
-			if s.Kind == archive.Full {
+			if s.Kind == archivetypes.Full {
 				waitGone(ctx, z, req.TargetDataset)
 			}
 		}
@@ -240,7 +243,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req ReceiveReques
 	return rep, nil
 }
 
-func finding(p archive.Problem) Finding {
+func finding(p archive.Problem) contract.Finding {
 	kind := "error"
 	switch {
 	case errors.Is(p.Err, objstore.ErrNotFound):
@@ -248,13 +251,13 @@ func finding(p archive.Problem) Finding {
 	case errors.Is(p.Err, objstore.ErrCorrupt):
 		kind = "corrupt"
 	}
-	return Finding{StreamID: p.Stream.ID, Cycle: p.Stream.Cycle, Key: p.Stream.Key, Kind: kind, Detail: p.Err.Error()}
+	return contract.Finding{StreamID: p.Stream.ID, Cycle: p.Stream.Cycle, Key: p.Stream.Key, Kind: kind, Detail: p.Err.Error()}
 }
 
 // PlanArchiveVerify loads the manifest and checks every stream's object
 // with HEAD (exists, size, SHA-256 where the store keeps it).
-func (a *Activities) PlanArchiveVerify(ctx context.Context, req VerifyPlanRequest) (VerifyPlan, error) {
-	p := VerifyPlan{Dataset: req.Dataset.String()}
+func (a *Activities) PlanArchiveVerify(ctx context.Context, req contract.VerifyPlanRequest) (contract.VerifyPlan, error) {
+	p := contract.VerifyPlan{Dataset: req.Dataset.String()}
 	st, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	if err != nil {
 		return p, err
@@ -279,15 +282,15 @@ func (a *Activities) PlanArchiveVerify(ctx context.Context, req VerifyPlanReques
 // VerifyArchiveStream downloads every part of the stream and checks each
 // part's and the whole object's SHA-256 against the manifest (a restore
 // drill; it decrypts nothing, so no private key is needed).
-func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRequest) (VerifyStreamReport, error) {
-	rep := VerifyStreamReport{StreamID: req.StreamID}
+func (a *Activities) VerifyArchiveStream(ctx context.Context, req contract.VerifyStreamRequest) (contract.VerifyStreamReport, error) {
+	rep := contract.VerifyStreamReport{StreamID: req.StreamID}
 	st, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	if err != nil {
 		return rep, err
 	}
 	s, ok := findStream(m, req.Cycle, req.StreamID)
 	if !ok {
-		return rep, permanent(ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s", req.StreamID, req.Cycle, req.Dataset))
+		return rep, permanent(contract.ErrTypeBrokenChain, fmt.Errorf("stream %s of cycle %s is not in the manifest of %s", req.StreamID, req.Cycle, req.Dataset))
 	}
 	n := a.newCounter(ctx, "verify")
 	stop := a.heartbeatBytes(ctx, "verify", s.ID, s.StoredSize, &n.Int64, 2*time.Second)
@@ -311,7 +314,7 @@ func (a *Activities) VerifyArchiveStream(ctx context.Context, req VerifyStreamRe
 
 // waitGone waits (briefly) until an aborted full receive's dataset is gone:
 // zfs-fuse removes it a moment after zfs receive exits.
-func waitGone(ctx context.Context, z zfsexec.ZFS, ds zfsexec.Dataset) {
+func waitGone(ctx context.Context, z zfsexec.ZFS, ds zfsname.Dataset) {
 	for i := 0; i < 60; i++ {
 		if ok, err := z.Exists(context.WithoutCancel(ctx), ds); err != nil || !ok {
 			return
@@ -324,7 +327,7 @@ func waitGone(ctx context.Context, z zfsexec.ZFS, ds zfsexec.Dataset) {
 // dataset that exists without snapshots: a restore never receives over a
 // dataset it did not create (one holding snapshots of the chain is an
 // earlier restore's, which the receive resumes).
-func (a *Activities) checkRestoreTarget(ctx context.Context, target string, ds zfsexec.Dataset) error {
+func (a *Activities) checkRestoreTarget(ctx context.Context, target string, ds zfsname.Dataset) error {
 	var r zfsexec.Runner = a.Local
 	if target != "" {
 		_, sr, err := a.target(ctx, target)
@@ -344,11 +347,11 @@ func (a *Activities) checkRestoreTarget(ctx context.Context, target string, ds z
 		return classify(err)
 	}
 	if len(have) == 0 {
-		return permanent(ErrTypeTargetModified, errTargetWithoutSnapshots(ds))
+		return permanent(contract.ErrTypeTargetModified, errTargetWithoutSnapshots(ds))
 	}
 	return nil
 }
 
-func errTargetWithoutSnapshots(ds zfsexec.Dataset) error {
+func errTargetWithoutSnapshots(ds zfsname.Dataset) error {
 	return fmt.Errorf("target %s already exists and holds no snapshot: a restore needs a new dataset (give another --to, or destroy %s)", ds, ds)
 }

@@ -18,9 +18,12 @@ import (
 	"zcloud/bootstrap"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/keys"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // The session activities: everything the daily EC2 session (workflows.Session)
@@ -44,12 +47,12 @@ func (a *Activities) ec2Target(name string) (config.Target, *config.EC2, error) 
 }
 
 // PlanSession reads the session for target from the config.
-func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPlan, error) {
+func (a *Activities) PlanSession(ctx context.Context, target string) (contract.SessionPlan, error) {
 	_, e, err := a.ec2Target(target)
 	if err != nil {
-		return SessionPlan{}, err
+		return contract.SessionPlan{}, err
 	}
-	p := SessionPlan{Target: target, Mode: e.Mode, Market: e.Market, InstanceID: e.InstanceID,
+	p := contract.SessionPlan{Target: target, Mode: e.Mode, Market: e.Market, InstanceID: e.InstanceID,
 		SpotInterruptions: e.SpotInterruptions, Parallelism: e.Parallelism, Pool: e.Pool, UnlockMethod: e.Unlock.Method,
 		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
 		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
@@ -58,11 +61,11 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 		p.SSHTimeout += e.Bootstrap.Timeout
 	}
 	for _, r := range a.Config.ReplicationsTo(target) {
-		p.Replications = append(p.Replications, PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
+		p.Replications = append(p.Replications, contract.PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
 			AllowPlaintext: r.AllowPlaintextOnTarget})
 	}
 	if len(p.Replications) == 0 {
-		return p, permanent(ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))
+		return p, permanent(contract.ErrTypeConfig, fmt.Errorf("no replications to target %s in the configuration", target))
 	}
 	return p, nil
 }
@@ -71,10 +74,10 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (SessionPla
 func (a *Activities) sessionEC2(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
 	api, err := awsclient.EC2(ctx, awsclient.Config{Region: e.Region, Endpoint: e.Endpoint})
 	if err != nil {
-		return nil, permanent(ErrTypeConfig, err)
+		return nil, permanent(contract.ErrTypeConfig, err)
 	}
 	opts := ec2.Options{OnPoll: func(ctx context.Context, progress string) {
-		activity.RecordHeartbeat(ctx, Progress{Phase: "ec2", Detail: progress})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "ec2", Detail: progress})
 	}}
 	if e.PollInterval > 0 {
 		opts.PollInterval = e.PollInterval
@@ -96,17 +99,17 @@ func sessionEC2Err(errType string, err error) error {
 // with a host key generated here and injected through cloud-init user
 // data: only its public half leaves this activity. It waits until the
 // instance runs and attaches the configured EBS volumes.
-func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (SessionInstance, error) {
+func (a *Activities) LaunchInstance(ctx context.Context, req contract.LaunchRequest) (contract.SessionInstance, error) {
 	t, e, err := a.ec2Target(req.Target)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	if e.Mode != config.ModeLaunchTerminate {
-		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: mode is %s, not launch-terminate", req.Target, e.Mode))
+		return contract.SessionInstance{}, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: mode is %s, not launch-terminate", req.Target, e.Mode))
 	}
 	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	gen := a.HostKeyGen
 	if gen == nil {
@@ -114,15 +117,15 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	}
 	hk, err := gen()
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	signer, err := zfsexec.LoadSigner(t.SSH.IdentityFile)
 	if err != nil {
-		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
+		return contract.SessionInstance{}, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
 	}
 	userData, err := launchUserData(e, hk, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))))
 	if err != nil {
-		return SessionInstance{}, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
+		return contract.SessionInstance{}, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", req.Target, err))
 	}
 	tags := maps.Clone(e.Tags)
 	if tags == nil {
@@ -131,17 +134,17 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	tags[TagHostKey] = hk.Public
 	tags[TagTarget] = req.Target
 	if tags[TagLaunch], err = launchTag(t, req.Target, req.ClientToken, hk.Public); err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	spec := ec2.LaunchSpec{AMI: e.AMI, InstanceType: e.InstanceType, SubnetID: e.SubnetID, SecurityGroupIDs: e.SecurityGroupIDs,
-		KeyName: e.KeyName, Tags: tags, UserData: userData, Market: ec2.Market(e.Market), SpotMaxPrice: e.SpotMaxPrice,
+		KeyName: e.KeyName, Tags: tags, UserData: userData, Market: ec2types.Market(e.Market), SpotMaxPrice: e.SpotMaxPrice,
 		FallbackInstanceTypes: e.FallbackInstanceTypes, FallbackToOnDemand: e.FallbackToOnDemand, ClientToken: req.ClientToken}
 	if req.OnDemand {
-		spec.Market, spec.SpotMaxPrice = ec2.OnDemand, ""
+		spec.Market, spec.SpotMaxPrice = ec2types.OnDemand, ""
 	}
 	inst, err := c.Launch(ctx, spec)
 	if err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
 	}
 	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
 	// The key to pin is the one in the instance's user data: a retry that
@@ -149,20 +152,20 @@ func (a *Activities) LaunchInstance(ctx context.Context, req LaunchRequest) (Ses
 	// Its launch record must be this worker's own (see TagLaunch).
 	pinned, err := launchedBy(t, req.Target, inst)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
 	}
 	for _, v := range e.Volumes {
 		att, err := c.AttachVolume(ctx, v, inst.ID)
 		if err != nil {
-			return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+			return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
 		}
 		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
 	}
-	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}, nil
+	return contract.SessionInstance{Instance: inst, At: contract.TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}, nil
 }
 
 // launchUserData is a launched instance's cloud-config: the pinned host
@@ -182,33 +185,33 @@ func launchUserData(e *config.EC2, hk ec2.HostKey, authorizedKey string) (string
 
 // StartInstance starts the configured existing instance (mode start-stop)
 // and waits until it runs. Its host key is the one pinned in the config.
-func (a *Activities) StartInstance(ctx context.Context, target string) (SessionInstance, error) {
+func (a *Activities) StartInstance(ctx context.Context, target string) (contract.SessionInstance, error) {
 	t, e, err := a.ec2Target(target)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
-		return SessionInstance{}, err
+		return contract.SessionInstance{}, err
 	}
 	if _, err := c.Start(ctx, e.InstanceID); err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
 	}
 	inst, err := c.WaitRunning(ctx, e.InstanceID)
 	if err != nil {
-		return SessionInstance{}, sessionEC2Err(ErrTypeLaunch, err)
+		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
 	}
 	host := t.SSH.Host
 	if host == "" {
 		host = inst.Address()
 	}
-	return SessionInstance{Instance: inst, At: TargetAddr{Instance: inst.ID, Host: host}}, nil
+	return contract.SessionInstance{Instance: inst, At: contract.TargetAddr{Instance: inst.ID, Host: host}}, nil
 }
 
 // ReleaseInstance detaches the configured volumes and terminates a
 // launched instance, or stops a started one. Releasing a released (or
 // vanished) instance succeeds, so it is safe as a compensation.
-func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) error {
+func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRequest) error {
 	t, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return err
@@ -225,7 +228,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 			return notAllowed("instance_id", "target %s uses instance %s from the configuration", req.Target, e.InstanceID)
 		}
 		if _, err := c.Stop(ctx, req.InstanceID); err != nil && !ec2.IsNotFound(err) {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(contract.ErrTypeLaunch, err)
 		}
 		return nil
 	}
@@ -247,7 +250,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 		// terminated; one already gone is released.
 		inst, err := c.DescribeInstance(ctx, req.InstanceID)
 		if err != nil && !ec2.IsNotFound(err) {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(contract.ErrTypeLaunch, err)
 		}
 		if err == nil && inst.State != ec2.StateTerminated {
 			if _, err := launchedBy(t, req.Target, inst); err != nil {
@@ -257,10 +260,10 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 	}
 	if req.InstanceID != "" {
 		if err := detach(ctx, req.InstanceID); err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(contract.ErrTypeLaunch, err)
 		}
 		if err := c.Terminate(ctx, req.InstanceID); err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(contract.ErrTypeLaunch, err)
 		}
 		log.Info("terminated", zap.String("instance", req.InstanceID))
 	}
@@ -277,7 +280,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req ReleaseRequest) er
 			log.Info("terminated", zap.String("instance", id))
 		}
 		if err != nil {
-			return sessionEC2Err(ErrTypeLaunch, err)
+			return sessionEC2Err(contract.ErrTypeLaunch, err)
 		}
 	}
 	return nil
@@ -293,7 +296,7 @@ func waitsBootstrap(e *config.EC2) bool {
 // up to the target's ssh_timeout, and then (a launched instance) until its
 // bootstrap script has finished, up to bootstrap.timeout more. A different
 // host key, or a bootstrap that failed, is refused at once.
-func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
+func (a *Activities) WaitSSH(ctx context.Context, req contract.SessionStep) error {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return err
@@ -322,14 +325,14 @@ func (a *Activities) WaitSSH(ctx context.Context, req SessionStep) error {
 		case err == nil:
 			return nil
 		case errors.As(err, &hk):
-			return permanent(ErrTypeHostKey, err)
+			return permanent(contract.ErrTypeHostKey, err)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
 		last = err
-		activity.RecordHeartbeat(ctx, Progress{Phase: "wait-ssh", Detail: fmt.Sprintf("try %d: %v", try, err)})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "wait-ssh", Detail: fmt.Sprintf("try %d: %v", try, err)})
 		if time.Now().After(deadline) {
-			return permanent(ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, e.SSHTimeout, last))
+			return permanent(contract.ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, e.SSHTimeout, last))
 		}
 		select {
 		case <-ctx.Done():
@@ -352,13 +355,13 @@ func waitBootstrap(ctx context.Context, r zfsexec.Runner, timeout time.Duration)
 		case err == nil && status == "ok":
 			return nil
 		case err == nil && status != "":
-			return permanent(ErrTypeBootstrap, fmt.Errorf("%s: the instance's bootstrap %s (its log is in the instance's console output / cloud-init log)", r.Host(), status))
+			return permanent(contract.ErrTypeBootstrap, fmt.Errorf("%s: the instance's bootstrap %s (its log is in the instance's console output / cloud-init log)", r.Host(), status))
 		case err != nil && !errors.As(err, &ee):
 			return err // the connection broke
 		}
-		activity.RecordHeartbeat(ctx, Progress{Phase: "wait-bootstrap", Detail: fmt.Sprintf("try %d: %s not written yet", try, bootstrap.StatusPath)})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "wait-bootstrap", Detail: fmt.Sprintf("try %d: %s not written yet", try, bootstrap.StatusPath)})
 		if time.Now().After(deadline) {
-			return permanent(ErrTypeBootstrap, fmt.Errorf("%s: bootstrap not finished after %s (raise bootstrap.timeout, or prepare the image: docs/target-image.md)", r.Host(), timeout))
+			return permanent(contract.ErrTypeBootstrap, fmt.Errorf("%s: bootstrap not finished after %s (raise bootstrap.timeout, or prepare the image: docs/target-image.md)", r.Host(), timeout))
 		}
 		select {
 		case <-ctx.Done():
@@ -369,7 +372,7 @@ func waitBootstrap(ctx context.Context, r zfsexec.Runner, timeout time.Duration)
 }
 
 // sessionRunner is an SSH runner to the session's instance.
-func (a *Activities) sessionRunner(ctx context.Context, req SessionStep) (*config.EC2, *zfsexec.SSH, error) {
+func (a *Activities) sessionRunner(ctx context.Context, req contract.SessionStep) (*config.EC2, *zfsexec.SSH, error) {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
 		return nil, nil, err
@@ -383,7 +386,7 @@ func (a *Activities) sessionRunner(ctx context.Context, req SessionStep) (*confi
 // zfs load-key -L prompt (method zfs, after import), cryptsetup open
 // --key-file=- per device (luks), or the configured command (command).
 // Already unlocked is success. A refused key is a permanent error.
-func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
+func (a *Activities) Unlock(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
@@ -395,7 +398,7 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 	}
 	key, err := a.Keys.Get(ctx, u.Key)
 	if err != nil {
-		return permanent(ErrTypeConfig, fmt.Errorf("unlock %s: %w", req.Target, err))
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("unlock %s: %w", req.Target, err))
 	}
 	defer clear(key)
 	switch u.Method {
@@ -405,9 +408,9 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 			return classify(err)
 		}
 		z := zfsexec.ZFS{R: r, Caps: caps}
-		ds, err := zfsexec.ParseDataset(u.Dataset)
+		ds, err := zfsname.ParseDataset(u.Dataset)
 		if err != nil {
-			return permanent(ErrTypeInvalidName, err)
+			return permanent(contract.ErrTypeInvalidName, err)
 		}
 		if caps.NativeEncryption {
 			if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "available" {
@@ -420,15 +423,15 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 	case "luks":
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
-			name := zfsexec.MapperName(d.Name)
+			name := zfsname.MapperName(d.Name)
 			if open, err := cs.IsOpen(ctx, name); err != nil {
 				return classify(err)
 			} else if open {
 				continue
 			}
-			dev, err := zfsexec.ParseDevice(d.Device)
+			dev, err := zfsname.ParseDevice(d.Device)
 			if err != nil {
-				return permanent(ErrTypeInvalidName, err)
+				return permanent(contract.ErrTypeInvalidName, err)
 			}
 			if err := cs.Open(ctx, dev, name, key); err != nil {
 				return unlockErr(withoutKey(err, key))
@@ -439,12 +442,12 @@ func (a *Activities) Unlock(ctx context.Context, req SessionStep) error {
 			err = withoutKey(err, key)
 			var ee *zfsexec.ExitError
 			if errors.As(err, &ee) {
-				return permanent(ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
+				return permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("unlock command refused the key: %w", err))
 			}
 			return err
 		}
 	default:
-		return permanent(ErrTypeConfig, fmt.Errorf("unlock method %q", u.Method))
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("unlock method %q", u.Method))
 	}
 	a.Log.Info("unlocked", zap.String("target", req.Target), zap.String("method", u.Method))
 	return nil
@@ -465,16 +468,16 @@ func withoutKey(err error, key []byte) error {
 func unlockErr(err error) error {
 	var ee *zfsexec.ExitError
 	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrKeyIncorrect || (ee.Argv[0] == "cryptsetup" && ee.Code == 2)) {
-		return permanent(ErrTypeKeyIncorrect, err)
+		return permanent(contract.ErrTypeKeyIncorrect, err)
 	}
 	if zfsexec.IsUnsupported(err) {
-		return permanent(ErrTypeUnsupported, err)
+		return permanent(contract.ErrTypeUnsupported, err)
 	}
 	return classify(err)
 }
 
 // poolImported asks whether the pool is imported on r.
-func poolImported(ctx context.Context, r zfsexec.Runner, p zfsexec.Pool) (bool, error) {
+func poolImported(ctx context.Context, r zfsexec.Runner, p zfsname.Pool) (bool, error) {
 	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"zpool", "list", "-H", "-o", "name", p.String()}})
 	var ee *zfsexec.ExitError
 	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrDatasetNotFound || strings.Contains(ee.Stderr, "no such pool")) {
@@ -485,24 +488,24 @@ func poolImported(ctx context.Context, r zfsexec.Runner, p zfsexec.Pool) (bool, 
 
 // ImportPool imports the session's pool (searching pool_device_dirs);
 // an imported pool is success.
-func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
+func (a *Activities) ImportPool(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	pool, err := zfsexec.ParsePool(e.Pool)
+	pool, err := zfsname.ParsePool(e.Pool)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
+		return permanent(contract.ErrTypeInvalidName, err)
 	}
 	if ok, err := poolImported(ctx, r, pool); err != nil || ok {
 		return classify(err)
 	}
 	var o zfsexec.ImportOptions
 	for _, d := range e.PoolDeviceDirs {
-		dev, err := zfsexec.ParseDevice(d)
+		dev, err := zfsname.ParseDevice(d)
 		if err != nil {
-			return permanent(ErrTypeInvalidName, err)
+			return permanent(contract.ErrTypeInvalidName, err)
 		}
 		o.Dirs = append(o.Dirs, dev)
 	}
@@ -519,7 +522,7 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 		// Freshly attached volumes can take a moment to show up; after a
 		// few tries a missing pool is a clear, permanent error.
 		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") && activity.GetInfo(ctx).Attempt >= 3 {
-			return permanent(ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
+			return permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
 		}
 		return classify(err)
 	}
@@ -530,15 +533,15 @@ func (a *Activities) ImportPool(ctx context.Context, req SessionStep) error {
 // ExportPool exports the session's pool; not imported is success. From the
 // fourth attempt on it forces the export (a receive killed mid-stream can
 // leave a dataset busy for a while).
-func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
+func (a *Activities) ExportPool(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	pool, err := zfsexec.ParsePool(e.Pool)
+	pool, err := zfsname.ParsePool(e.Pool)
 	if err != nil {
-		return permanent(ErrTypeInvalidName, err)
+		return permanent(contract.ErrTypeInvalidName, err)
 	}
 	if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
 		return classify(err)
@@ -553,7 +556,7 @@ func (a *Activities) ExportPool(ctx context.Context, req SessionStep) error {
 // Lock undoes Unlock after the export: unload the key if the pool is still
 // imported (export already forgets it), close the LUKS devices, or run the
 // lock command.
-func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
+func (a *Activities) Lock(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
@@ -562,7 +565,7 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 	u := e.Unlock
 	switch u.Method {
 	case "zfs":
-		pool, _ := zfsexec.ParsePool(e.Pool)
+		pool, _ := zfsname.ParsePool(e.Pool)
 		if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
 			return classify(err)
 		}
@@ -570,7 +573,7 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 		if err != nil {
 			return classify(err)
 		}
-		ds, _ := zfsexec.ParseDataset(u.Dataset)
+		ds, _ := zfsname.ParseDataset(u.Dataset)
 		z := zfsexec.ZFS{R: r, Caps: caps}
 		if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "unavailable" {
 			return nil
@@ -581,7 +584,7 @@ func (a *Activities) Lock(ctx context.Context, req SessionStep) error {
 	case "luks":
 		cs := zfsexec.Cryptsetup{R: r}
 		for _, d := range u.Devices {
-			name := zfsexec.MapperName(d.Name)
+			name := zfsname.MapperName(d.Name)
 			if open, err := cs.IsOpen(ctx, name); err != nil {
 				return classify(err)
 			} else if !open {
@@ -611,7 +614,7 @@ tok=$(curl -sS -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$base
 printf 'X-aws-ec2-metadata-token: %s\n' "$tok" | curl -sS -m 5 -H @- -w '\n%{http_code}' "$base/latest/meta-data/spot/instance-action" || exit 3`
 
 // parseSpotPoll reads spotPoll's output: nil when there is no notice.
-func parseSpotPoll(out []byte) (*ec2.SpotNotice, error) {
+func parseSpotPoll(out []byte) (*ec2types.SpotNotice, error) {
 	s := strings.TrimRight(string(out), "\n")
 	i := strings.LastIndexByte(s, '\n')
 	code, err := strconv.Atoi(strings.TrimSpace(s[i+1:]))
@@ -636,7 +639,7 @@ func parseSpotPoll(out []byte) (*ec2.SpotNotice, error) {
 // Failed polls (the instance busy, a dropped connection) are retried: a
 // dead instance shows up as failed replications, and a dead worker as a
 // heartbeat timeout.
-func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotNotice, error) {
+func (a *Activities) WatchSpot(ctx context.Context, req contract.SessionStep) (*ec2types.SpotNotice, error) {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return nil, err
@@ -645,7 +648,7 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 	log := a.Log.With(zap.String("target", req.Target))
 	for polls := 1; ; polls++ {
 		res, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"sh", "-c", spotPoll, "sh", e.IMDSEndpoint}})
-		var n *ec2.SpotNotice
+		var n *ec2types.SpotNotice
 		if err == nil {
 			n, err = parseSpotPoll(res.Stdout)
 		}
@@ -661,7 +664,7 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 			detail = err.Error()
 			log.Debug("spot poll failed", zap.Error(err))
 		}
-		activity.RecordHeartbeat(ctx, Progress{Phase: "spot-watch", Detail: fmt.Sprintf("poll %d: %s", polls, detail)})
+		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "spot-watch", Detail: fmt.Sprintf("poll %d: %s", polls, detail)})
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -672,30 +675,30 @@ func (a *Activities) WatchSpot(ctx context.Context, req SessionStep) (*ec2.SpotN
 
 // SessionCost prices each instance (spot: the latest spot price, else the
 // max price; on-demand: the configured list price) times its hours.
-func (a *Activities) SessionCost(ctx context.Context, req CostRequest) (CostReport, error) {
+func (a *Activities) SessionCost(ctx context.Context, req contract.CostRequest) (contract.CostReport, error) {
 	_, e, err := a.ec2Target(req.Target)
 	if err != nil {
-		return CostReport{}, err
+		return contract.CostReport{}, err
 	}
 	c, err := a.sessionEC2(ctx, e)
 	if err != nil {
-		return CostReport{}, err
+		return contract.CostReport{}, err
 	}
-	var rep CostReport
+	var rep contract.CostReport
 	var parts []string
 	unknown := false
 	for _, u := range req.Uses {
-		it := CostItem{InstanceID: u.Instance.ID, Type: u.Instance.Type, Market: string(u.Instance.Market), Hours: u.Seconds / 3600}
+		it := contract.CostItem{InstanceID: u.Instance.ID, Type: u.Instance.Type, Market: string(u.Instance.Market), Hours: u.Seconds / 3600}
 		rep.Hours += it.Hours
 		p, err := c.InstancePrice(ctx, u.Instance, ec2.PriceTable(e.Prices), e.SpotMaxPrice)
 		if err != nil {
 			if ec2.IsRetryable(err) {
-				return CostReport{}, err
+				return contract.CostReport{}, err
 			}
 			it.Error, unknown = err.Error(), true
 			parts = append(parts, fmt.Sprintf("%s %s %s %s h × unknown price", it.InstanceID, it.Type, it.Market, ec2.FormatHours(it.Hours)))
 		} else {
-			it.Price, it.USD = Price(p), p.USDPerHour*it.Hours
+			it.Price, it.USD = contract.Price(p), p.USDPerHour*it.Hours
 			rep.TotalUSD += it.USD
 			parts = append(parts, fmt.Sprintf("%s %s %s %s", it.InstanceID, it.Type, it.Market, p.CostTerm(it.Hours)))
 		}

@@ -18,7 +18,9 @@ import (
 
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 )
 
@@ -118,7 +120,7 @@ func TestReleaseInstanceCancelsTheSpotRequestOfAnAbandonedLaunch(t *testing.T) {
 	f := newSessionFixture(t)
 	token := testenv.RandomName("zc-")
 	reqID, instID := f.spotRequest(token)
-	req := ReleaseRequest{Target: "nightly", ClientToken: token}
+	req := contract.ReleaseRequest{Target: "nightly", ClientToken: token}
 	if _, err := f.env.ExecuteActivity(f.a.ReleaseInstance, req); err != nil {
 		t.Fatal(err)
 	}
@@ -148,15 +150,15 @@ func TestReleaseInstanceCancelsTheSpotRequestOfAnAbandonedLaunch(t *testing.T) {
 // the price and the amount instead of rounding them to $0.0000.
 func TestSessionCostLineKeepsDigitsOfCheapPrices(t *testing.T) {
 	f := newSessionFixture(t)
-	req := CostRequest{Target: "nightly", Uses: []InstanceUse{
-		{Instance: ec2.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2.Spot}, Seconds: 432},
-		{Instance: ec2.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 1800},
+	req := contract.CostRequest{Target: "nightly", Uses: []contract.InstanceUse{
+		{Instance: ec2types.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2types.Spot}, Seconds: 432},
+		{Instance: ec2types.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2types.OnDemand}, Seconds: 1800},
 	}}
 	v, err := f.env.ExecuteActivity(f.a.SessionCost, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep CostReport
+	var rep contract.CostReport
 	if err := v.Get(&rep); err != nil {
 		t.Fatal(err)
 	}
@@ -184,17 +186,17 @@ var costTerm = regexp.MustCompile(`([0-9.e+-]+) h × \$([0-9.e+-]+)/h \([a-z-]+\
 // $0.00000822".
 func TestSessionCostLineMultipliesOutForShortUses(t *testing.T) {
 	f := newSessionFixture(t)
-	req := CostRequest{Target: "nightly", Uses: []InstanceUse{
-		{Instance: ec2.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 1.2},
-		{Instance: ec2.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 2.846},
-		{Instance: ec2.Instance{ID: "i-0c", Type: "t3.micro", Market: ec2.Spot}, Seconds: 4},
-		{Instance: ec2.Instance{ID: "i-0d", Type: "t3.micro", Market: ec2.OnDemand}, Seconds: 434.16},
+	req := contract.CostRequest{Target: "nightly", Uses: []contract.InstanceUse{
+		{Instance: ec2types.Instance{ID: "i-0a", Type: "t3.micro", Market: ec2types.OnDemand}, Seconds: 1.2},
+		{Instance: ec2types.Instance{ID: "i-0b", Type: "t3.micro", Market: ec2types.OnDemand}, Seconds: 2.846},
+		{Instance: ec2types.Instance{ID: "i-0c", Type: "t3.micro", Market: ec2types.Spot}, Seconds: 4},
+		{Instance: ec2types.Instance{ID: "i-0d", Type: "t3.micro", Market: ec2types.OnDemand}, Seconds: 434.16},
 	}}
 	v, err := f.env.ExecuteActivity(f.a.SessionCost, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep CostReport
+	var rep contract.CostReport
 	if err := v.Get(&rep); err != nil {
 		t.Fatal(err)
 	}

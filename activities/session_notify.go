@@ -6,16 +6,17 @@ import (
 
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/notify"
+	"zcloud/contract"
 )
 
 // Notify sends an event to the configured notifiers (notify: sns and/or
 // webhook); with none configured it does nothing.
-func (a *Activities) Notify(ctx context.Context, e NotifyEvent) error {
+func (a *Activities) Notify(ctx context.Context, e contract.NotifyEvent) error {
 	var m notify.Multi
 	if s := a.Config.Notify.SNS; s != nil {
 		api, err := awsclient.SNS(ctx, awsclient.Config{Region: s.Region, Endpoint: s.Endpoint})
 		if err != nil {
-			return permanent(ErrTypeConfig, fmt.Errorf("notify.sns: %w", err))
+			return permanent(contract.ErrTypeConfig, fmt.Errorf("notify.sns: %w", err))
 		}
 		m = append(m, notify.SNS{API: api, TopicARN: s.TopicARN})
 	}

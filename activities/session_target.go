@@ -15,7 +15,9 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/zfsexec"
 )
 
@@ -61,14 +63,14 @@ func launchMAC(identityFile, target, token, hostKey string) (string, error) {
 func launchTag(t config.Target, target, token, hostKey string) (string, error) {
 	mac, err := launchMAC(t.SSH.IdentityFile, target, token, hostKey)
 	if err != nil {
-		return "", permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", target, err))
+		return "", permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", target, err))
 	}
 	return token + " " + mac, nil
 }
 
 // launchedBy checks inst's launch record: launched by this worker for
 // target. It returns the host key injected at that launch.
-func launchedBy(t config.Target, target string, inst ec2.Instance) (string, error) {
+func launchedBy(t config.Target, target string, inst ec2types.Instance) (string, error) {
 	rec, key := inst.Tags[TagLaunch], inst.Tags[TagHostKey]
 	token, _, _ := strings.Cut(rec, " ")
 	if inst.Tags[TagTarget] != target || rec == "" || key == "" {
@@ -87,14 +89,14 @@ func launchedBy(t config.Target, target string, inst ec2.Instance) (string, erro
 // targetAt returns the configured target and an SSH runner to it, at the
 // address and with the host key the config and the worker's own launch
 // record say; at only selects the instance of an ec2 target.
-func (a *Activities) targetAt(ctx context.Context, name string, at TargetAddr) (config.Target, *zfsexec.SSH, error) {
+func (a *Activities) targetAt(ctx context.Context, name string, at contract.TargetAddr) (config.Target, *zfsexec.SSH, error) {
 	t, err := a.allowTarget(name)
 	if err != nil {
 		return t, nil, err
 	}
 	signer, err := zfsexec.LoadSigner(t.SSH.IdentityFile)
 	if err != nil {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
+		return t, nil, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
 	}
 	sc := zfsexec.SSHConfig{Host: t.SSH.Host, Port: t.SSH.Port, User: t.SSH.User, Signer: signer,
 		KnownHostsFile: t.SSH.KnownHostsFile, HostKey: t.SSH.HostKey, ConnectTimeout: t.SSH.ConnectTimeout}
@@ -119,7 +121,7 @@ func (a *Activities) targetAt(ctx context.Context, name string, at TargetAddr) (
 	}
 	r, err := zfsexec.NewSSH(sc, a.Log.With(zap.String("target", name)))
 	if err != nil {
-		return t, nil, permanent(ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
+		return t, nil, permanent(contract.ErrTypeConfig, fmt.Errorf("target %s: %w", name, err))
 	}
 	return t, r, nil
 }
@@ -129,7 +131,7 @@ func (a *Activities) targetAt(ctx context.Context, name string, at TargetAddr) (
 // address, the configured host key), or one this worker launched for the
 // target (launch-terminate: AWS's address, the host key of its launch
 // record). A host or host key in the request must match what was found.
-func (a *Activities) instanceAddr(ctx context.Context, name string, t config.Target, at TargetAddr, sc zfsexec.SSHConfig) (zfsexec.SSHConfig, error) {
+func (a *Activities) instanceAddr(ctx context.Context, name string, t config.Target, at contract.TargetAddr, sc zfsexec.SSHConfig) (zfsexec.SSHConfig, error) {
 	e := t.EC2
 	id := at.Instance
 	switch {
@@ -149,7 +151,7 @@ func (a *Activities) instanceAddr(ctx context.Context, name string, t config.Tar
 		return sc, notAllowed("target_instance", "no instance %s", id)
 	}
 	if err != nil {
-		return sc, sessionEC2Err(ErrTypeUnreachable, err)
+		return sc, sessionEC2Err(contract.ErrTypeUnreachable, err)
 	}
 	if e.Mode != config.ModeStartStop {
 		if sc.HostKey, err = launchedBy(t, name, inst); err != nil {
@@ -161,7 +163,7 @@ func (a *Activities) instanceAddr(ctx context.Context, name string, t config.Tar
 		sc.Host = inst.Address()
 	}
 	if sc.Host == "" {
-		return sc, permanent(ErrTypeUnreachable, fmt.Errorf("target %s: instance %s has no address (state %s)", name, id, inst.State))
+		return sc, permanent(contract.ErrTypeUnreachable, fmt.Errorf("target %s: instance %s has no address (state %s)", name, id, inst.State))
 	}
 	if at.Host != "" && at.Host != sc.Host {
 		return sc, notAllowed("target_host", "instance %s of target %s is at %s", id, name, sc.Host)

@@ -1,6 +1,10 @@
 package archive
 
-import "fmt"
+import (
+	"fmt"
+
+	"zcloud/archive/archivetypes"
+)
 
 // PlanRestore returns the streams to receive, in order, to recreate the
 // snapshot named target ("" = the newest archived snapshot): the full of
@@ -33,7 +37,7 @@ func PlanRestore(m *Manifest, target string) ([]Stream, error) {
 	cur := c.Streams[si]
 	for {
 		rev = append(rev, cur)
-		if cur.Kind == Full {
+		if cur.Kind == archivetypes.Full {
 			break
 		}
 		if len(rev) > len(c.Streams) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 )
 
@@ -58,8 +59,8 @@ const EgressPerGB = 0.09
 // Estimate prices restoring chain at tier. class "" uses each stream's own
 // class; otherwise class overrides it (VaultClass for vault archives).
 // Requests are counted one per object (one RestoreObject / retrieval job).
-func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (RestoreEstimate, error) {
-	e := RestoreEstimate{Class: class, Tier: tier}
+func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (archivetypes.RestoreEstimate, error) {
+	e := archivetypes.RestoreEstimate{Class: class, Tier: tier}
 	var gb float64
 	for _, s := range chain {
 		c := class
@@ -71,7 +72,7 @@ func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (Restore
 		}
 		p, ok := Prices[c][tier]
 		if !ok {
-			return RestoreEstimate{}, fmt.Errorf("no %s retrieval for class %s", tier, c)
+			return archivetypes.RestoreEstimate{}, fmt.Errorf("no %s retrieval for class %s", tier, c)
 		}
 		sgb := float64(s.StoredSize) / (1 << 30)
 		gb += sgb
@@ -87,8 +88,8 @@ func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (Restore
 
 // EstimateTiers prices every tier the chain's classes offer, cheapest
 // tier last, for a restore plan to show.
-func EstimateTiers(chain []Stream, class objstore.Class) []RestoreEstimate {
-	var out []RestoreEstimate
+func EstimateTiers(chain []Stream, class objstore.Class) []archivetypes.RestoreEstimate {
+	var out []archivetypes.RestoreEstimate
 	for _, t := range []objstore.Tier{objstore.Expedited, objstore.StandardTier, objstore.Bulk} {
 		if e, err := Estimate(chain, class, t); err == nil {
 			out = append(out, e)

@@ -5,7 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"zcloud/zfsexec"
+	"zcloud/archive/archivetypes"
+	"zcloud/zfsname"
 )
 
 // CycleID names a cycle by its start time.
@@ -13,29 +14,29 @@ func CycleID(start time.Time) string { return start.UTC().Format("c20060102T1504
 
 // StreamID is the deterministic id of a stream: a full stream by the
 // snapshot it sends, an incremental by both ends.
-func StreamID(kind Kind, from, to uint64) string {
-	if kind == Full {
+func StreamID(kind archivetypes.Kind, from, to uint64) string {
+	if kind == archivetypes.Full {
 		return fmt.Sprintf("full-%016x", to)
 	}
 	return fmt.Sprintf("incr-%016x-%016x", from, to)
 }
 
 // DatasetPrefix is where one dataset's objects live.
-func DatasetPrefix(prefix string, ds zfsexec.Dataset) string {
+func DatasetPrefix(prefix string, ds zfsname.Dataset) string {
 	return joinKey(prefix, ds.String())
 }
 
 // ManifestKey and PrevManifestKey are the manifest objects of a dataset.
-func ManifestKey(prefix string, ds zfsexec.Dataset) string {
+func ManifestKey(prefix string, ds zfsname.Dataset) string {
 	return joinKey(prefix, ds.String(), "manifest.json")
 }
 
-func PrevManifestKey(prefix string, ds zfsexec.Dataset) string {
+func PrevManifestKey(prefix string, ds zfsname.Dataset) string {
 	return joinKey(prefix, ds.String(), "manifest.prev.json")
 }
 
 // StreamKey is the object holding one stream.
-func StreamKey(prefix string, ds zfsexec.Dataset, cycle, streamID string) string {
+func StreamKey(prefix string, ds zfsname.Dataset, cycle, streamID string) string {
 	return joinKey(prefix, ds.String(), cycle, streamID+".zfs.age")
 }
 

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // ManifestVersion is the schema version this code writes and reads.
@@ -16,7 +17,7 @@ const ManifestVersion = 1
 // the truth; any local copy is a cache.
 type Manifest struct {
 	Version    int             `json:"version"`
-	Dataset    zfsexec.Dataset `json:"dataset"`
+	Dataset    zfsname.Dataset `json:"dataset"`
 	Generation int64           `json:"generation"` // bumped by every save; guards against lost updates
 	Updated    time.Time       `json:"updated"`
 	Cycles     []Cycle         `json:"cycles"` // oldest first; the last is the current cycle
@@ -40,25 +41,25 @@ type Cycle struct {
 
 // Stream is one archived zfs send stream.
 type Stream struct {
-	ID           string          `json:"id"`
-	Cycle        string          `json:"cycle"`
-	Kind         Kind            `json:"kind"`
-	From         SnapRef         `json:"from,omitzero"` // incremental only
-	To           SnapRef         `json:"to"`
-	Raw          bool            `json:"raw,omitempty"` // zfs send -w of an encrypted dataset
-	Key          string          `json:"key"`
-	ArchiveID    string          `json:"archive_id,omitempty"` // vault archive id
-	Class        objstore.Class  `json:"class"`
-	PlainSize    int64           `json:"plain_size"`
-	StoredSize   int64           `json:"stored_size"`
-	PlainSHA256  string          `json:"plain_sha256"`
-	StoredSHA256 string          `json:"stored_sha256"`
-	Parts        []objstore.Part `json:"parts"` // stored-byte ranges with SHA-256, checked before use
-	Uploaded     time.Time       `json:"uploaded"`
+	ID           string               `json:"id"`
+	Cycle        string               `json:"cycle"`
+	Kind         archivetypes.Kind    `json:"kind"`
+	From         archivetypes.SnapRef `json:"from,omitzero"` // incremental only
+	To           archivetypes.SnapRef `json:"to"`
+	Raw          bool                 `json:"raw,omitempty"` // zfs send -w of an encrypted dataset
+	Key          string               `json:"key"`
+	ArchiveID    string               `json:"archive_id,omitempty"` // vault archive id
+	Class        objstore.Class       `json:"class"`
+	PlainSize    int64                `json:"plain_size"`
+	StoredSize   int64                `json:"stored_size"`
+	PlainSHA256  string               `json:"plain_sha256"`
+	StoredSHA256 string               `json:"stored_sha256"`
+	Parts        []objstore.Part      `json:"parts"` // stored-byte ranges with SHA-256, checked before use
+	Uploaded     time.Time            `json:"uploaded"`
 }
 
 // NewManifest starts an empty manifest for ds.
-func NewManifest(ds zfsexec.Dataset) *Manifest {
+func NewManifest(ds zfsname.Dataset) *Manifest {
 	return &Manifest{Version: ManifestVersion, Dataset: ds}
 }
 
@@ -92,7 +93,7 @@ func (m *Manifest) Latest() (Stream, bool) {
 
 // Full is the cycle's full stream.
 func (c *Cycle) Full() (Stream, bool) {
-	if len(c.Streams) == 0 || c.Streams[0].Kind != Full {
+	if len(c.Streams) == 0 || c.Streams[0].Kind != archivetypes.Full {
 		return Stream{}, false
 	}
 	return c.Streams[0], true
@@ -109,7 +110,7 @@ var (
 // tip (From.GUID == tip's To.GUID). Adding a stream already recorded (same
 // id in the same cycle, a retried activity) replaces it.
 func (m *Manifest) AddStream(s Stream) error {
-	if s.Kind != Full && s.Kind != Incremental {
+	if s.Kind != archivetypes.Full && s.Kind != archivetypes.Incremental {
 		return fmt.Errorf("stream %s: unknown kind %q", s.ID, s.Kind)
 	}
 	if c := m.Cycle(s.Cycle); c != nil {
@@ -120,7 +121,7 @@ func (m *Manifest) AddStream(s Stream) error {
 			}
 		}
 	}
-	if s.Kind == Full {
+	if s.Kind == archivetypes.Full {
 		if m.Cycle(s.Cycle) != nil {
 			return fmt.Errorf("full stream %s: cycle %s already has a full", s.ID, s.Cycle)
 		}

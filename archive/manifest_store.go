@@ -13,7 +13,7 @@ import (
 	"filippo.io/age"
 
 	"zcloud/cloud/objstore"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // Manifest store errors.
@@ -31,7 +31,7 @@ const maxManifest = 64 << 20
 // If manifest.json is unreadable (damaged, or cut off by a crash of a
 // backend without atomic writes) it falls back to manifest.prev.json and
 // says so in the returned error-free manifest's FromPrevious.
-func LoadManifest(ctx context.Context, st objstore.Store, prefix string, ds zfsexec.Dataset, ids ...age.Identity) (*Manifest, error) {
+func LoadManifest(ctx context.Context, st objstore.Store, prefix string, ds zfsname.Dataset, ids ...age.Identity) (*Manifest, error) {
 	m, err := loadManifest(ctx, st, ManifestKey(prefix, ds), ids)
 	if err == nil || errors.Is(err, ErrNoManifest) || errors.Is(err, ErrWrongKey) {
 		return m, err

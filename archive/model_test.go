@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -16,17 +17,17 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // names are "<cycle>-<i>", GUIDs unique.
 func chainManifest(t *testing.T, cycles []time.Time, n int) *Manifest {
 	t.Helper()
-	m := NewManifest(zfsexec.MustDataset("tank/data"))
+	m := NewManifest(zfsname.MustDataset("tank/data"))
 	guid := uint64(100)
 	for _, start := range cycles {
 		cid := CycleID(start)
-		var prev SnapRef
+		var prev archivetypes.SnapRef
 		for i := 0; i <= n; i++ {
 			guid++
-			to := SnapRef{Name: cid + "-" + string(rune('a'+i)), GUID: guid}
-			kind := Full
+			to := archivetypes.SnapRef{Name: cid + "-" + string(rune('a'+i)), GUID: guid}
+			kind := archivetypes.Full
 			if i > 0 {
-				kind = Incremental
+				kind = archivetypes.Incremental
 			}
 			s := NewStream(kind, prev, to, cid, false, UploadResult{
 				Key: StreamKey("arch", m.Dataset, cid, StreamID(kind, prev.GUID, to.GUID)), Class: objstore.Glacier,
@@ -47,7 +48,7 @@ func TestPlanRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(chain) != 4 || chain[0].Kind != Full || chain[3].To.Name != m.Cycles[1].Streams[3].To.Name {
+	if len(chain) != 4 || chain[0].Kind != archivetypes.Full || chain[3].To.Name != m.Cycles[1].Streams[3].To.Name {
 		t.Fatalf("newest chain: %+v", chain)
 	}
 	// A snapshot of the old cycle: its full and incrementals up to it.
@@ -80,7 +81,7 @@ func TestPlanRestoreGap(t *testing.T) {
 func TestAddStreamChecksParent(t *testing.T) {
 	m := chainManifest(t, []time.Time{t0}, 1)
 	c := m.Current()
-	bad := NewStream(Incremental, SnapRef{Name: "elsewhere", GUID: 999}, SnapRef{Name: "x", GUID: 1000}, c.ID, false, UploadResult{}, t0)
+	bad := NewStream(archivetypes.Incremental, archivetypes.SnapRef{Name: "elsewhere", GUID: 999}, archivetypes.SnapRef{Name: "x", GUID: 1000}, c.ID, false, UploadResult{}, t0)
 	if err := m.AddStream(bad); !errors.Is(err, ErrBrokenChain) {
 		t.Fatalf("incremental from a foreign snapshot: %v", err)
 	}
@@ -93,7 +94,7 @@ func TestAddStreamChecksParent(t *testing.T) {
 }
 
 func TestCycleDue(t *testing.T) {
-	m := NewManifest(zfsexec.MustDataset("tank/data"))
+	m := NewManifest(zfsname.MustDataset("tank/data"))
 	period := 30 * 24 * time.Hour
 	if !CycleDue(m, t0, period) {
 		t.Fatal("an empty manifest needs a full")
@@ -201,14 +202,14 @@ func abs(f float64) float64 {
 }
 
 func TestKeys(t *testing.T) {
-	ds := zfsexec.MustDataset("tank/home")
-	if k := StreamKey("zcloud/", ds, CycleID(t0), StreamID(Incremental, 0xab, 0xcd)); k != "zcloud/tank/home/c20260101T000000Z/incr-00000000000000ab-00000000000000cd.zfs.age" {
+	ds := zfsname.MustDataset("tank/home")
+	if k := StreamKey("zcloud/", ds, CycleID(t0), StreamID(archivetypes.Incremental, 0xab, 0xcd)); k != "zcloud/tank/home/c20260101T000000Z/incr-00000000000000ab-00000000000000cd.zfs.age" {
 		t.Fatal(k)
 	}
 	if k := ManifestKey("", ds); k != "tank/home/manifest.json" {
 		t.Fatal(k)
 	}
-	if err := objstore.CheckKey(StreamKey("p", ds, CycleID(t0), StreamID(Full, 0, 1))); err != nil {
+	if err := objstore.CheckKey(StreamKey("p", ds, CycleID(t0), StreamID(archivetypes.Full, 0, 1))); err != nil {
 		t.Fatal(err)
 	}
 }

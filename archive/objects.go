@@ -8,32 +8,6 @@ import (
 	"zcloud/cloud/objstore"
 )
 
-// RequestRestores asks the store to make every stream of chain readable
-// (idempotent: activities may call it again after a crash).
-func RequestRestores(ctx context.Context, st objstore.Store, chain []Stream, tier objstore.Tier, days int) error {
-	for _, s := range chain {
-		if err := st.RequestRestore(ctx, s.Key, tier, days); err != nil {
-			return fmt.Errorf("restore %s: %w", s.Key, err)
-		}
-	}
-	return nil
-}
-
-// RestoresReady counts the chain's streams that are readable now; a
-// workflow polls it between durable timers.
-func RestoresReady(ctx context.Context, st objstore.Store, chain []Stream) (ready int, err error) {
-	for _, s := range chain {
-		rs, err := st.RestoreStatus(ctx, s.Key)
-		if err != nil {
-			return ready, fmt.Errorf("%s: %w", s.Key, err)
-		}
-		if rs.Ready {
-			ready++
-		}
-	}
-	return ready, nil
-}
-
 // Problem is one stream that failed a check.
 type Problem struct {
 	Stream Stream

@@ -14,11 +14,12 @@ import (
 
 	"filippo.io/age"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/objstoretest"
 	"zcloud/internal/testenv"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -57,7 +58,7 @@ func upload(t *testing.T, st objstore.Store, key string, data []byte, id *age.X2
 	if res.StoredSize <= res.PlainSize || len(res.Parts) == 0 {
 		t.Fatalf("stored %d bytes in %d parts", res.StoredSize, len(res.Parts))
 	}
-	return NewStream(Full, SnapRef{}, SnapRef{Name: "s1", GUID: 1}, "c1", false, res, t0)
+	return NewStream(archivetypes.Full, archivetypes.SnapRef{}, archivetypes.SnapRef{Name: "s1", GUID: 1}, "c1", false, res, t0)
 }
 
 func TestPipelineRoundTrip(t *testing.T) {
@@ -241,17 +242,17 @@ func (failingReader) Read([]byte) (int, error) { return 0, errors.New("zfs send 
 
 func TestOrphans(t *testing.T) {
 	st, id := smallParts(t), newIdentity(t)
-	m := NewManifest(zfsexec.MustDataset("tank/data"))
+	m := NewManifest(zfsname.MustDataset("tank/data"))
 	cid := CycleID(t0)
-	known := upload(t, st, StreamKey("a", m.Dataset, cid, StreamID(Full, 0, 1)), objstoretest.Data(6, 1000), id)
+	known := upload(t, st, StreamKey("a", m.Dataset, cid, StreamID(archivetypes.Full, 0, 1)), objstoretest.Data(6, 1000), id)
 	known.Cycle = cid
-	known.ID = StreamID(Full, 0, 1)
+	known.ID = StreamID(archivetypes.Full, 0, 1)
 	if err := m.AddStream(known); err != nil {
 		t.Fatal(err)
 	}
-	lost := StreamKey("a", m.Dataset, cid, StreamID(Incremental, 1, 2))
+	lost := StreamKey("a", m.Dataset, cid, StreamID(archivetypes.Incremental, 1, 2))
 	upload(t, st, lost, objstoretest.Data(7, 1000), id)
-	upload(t, st, StreamKey("a", zfsexec.MustDataset("tank/data/child"), cid, StreamID(Full, 0, 9)), objstoretest.Data(8, 1000), id)
+	upload(t, st, StreamKey("a", zfsname.MustDataset("tank/data/child"), cid, StreamID(archivetypes.Full, 0, 9)), objstoretest.Data(8, 1000), id)
 	o, err := Orphans(context.Background(), st, "a", m)
 	if err != nil || len(o) != 1 || o[0].Key != lost {
 		t.Fatalf("orphans: %+v %v", o, err)

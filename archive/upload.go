@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 )
 
@@ -168,7 +169,7 @@ func storedEstimate(plain int64) int64 {
 }
 
 // NewStream makes the manifest entry for an uploaded stream.
-func NewStream(kind Kind, from, to SnapRef, cycle string, raw bool, res UploadResult, uploaded time.Time) Stream {
+func NewStream(kind archivetypes.Kind, from, to archivetypes.SnapRef, cycle string, raw bool, res UploadResult, uploaded time.Time) Stream {
 	return Stream{
 		ID: StreamID(kind, from.GUID, to.GUID), Cycle: cycle, Kind: kind, From: from, To: to, Raw: raw,
 		Key: res.Key, ArchiveID: res.ArchiveID, Class: res.Class,

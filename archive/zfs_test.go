@@ -22,12 +22,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"zcloud/archive/archivetypes"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/objstoretest"
 	"zcloud/cloud/objstore/s3store"
 	"zcloud/internal/testenv"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // backend is a store under test plus a way to damage one of its objects.
@@ -112,15 +114,15 @@ func zfsRoundTrip(t *testing.T, b backend) {
 
 	m := NewManifest(ds)
 	cycle := CycleID(time.Now())
-	var prev SnapRef
+	var prev archivetypes.SnapRef
 	for i := 0; i < 4; i++ {
 		changeFiles(t, mnt, i)
 		snap, _ := ds.Snapshot(fmt.Sprintf("s%d", i))
 		testenv.MustZFS(t, "zfs", "snapshot", snap.String())
-		to := SnapRef{Name: snap.Name(), GUID: guid(t, snap.String())}
-		kind, argv := Full, []string{"zfs", "send", snap.String()}
+		to := archivetypes.SnapRef{Name: snap.Name(), GUID: guid(t, snap.String())}
+		kind, argv := archivetypes.Full, []string{"zfs", "send", snap.String()}
 		if i > 0 {
-			kind, argv = Incremental, []string{"zfs", "send", "-i", "@" + prev.Name, snap.String()}
+			kind, argv = archivetypes.Incremental, []string{"zfs", "send", "-i", "@" + prev.Name, snap.String()}
 		}
 		key := StreamKey(prefix, ds, cycle, StreamID(kind, prev.GUID, to.GUID))
 		srcR := CommandReader(ctx, runner, argv)
@@ -155,11 +157,11 @@ func zfsRoundTrip(t *testing.T, b backend) {
 	if b.before != nil {
 		b.before(t)
 	}
-	if err := RequestRestores(ctx, b.store, chain, objstore.Expedited, 1); err != nil {
+	if err := requestRestores(ctx, b.store, chain, objstore.Expedited, 1); err != nil {
 		t.Fatal(err)
 	}
 	for polls := 0; ; polls++ {
-		n, err := RestoresReady(ctx, b.store, chain)
+		n, err := restoresReady(ctx, b.store, chain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +206,7 @@ func zfsRoundTrip(t *testing.T, b backend) {
 
 // receiveHook restores one stream into `zfs receive -F target`, started
 // only when verified bytes are ready.
-func receiveHook(ctx context.Context, t *testing.T, r zfsexec.Runner, st objstore.Store, s Stream, id age.Identity, target zfsexec.Dataset, started *bool) error {
+func receiveHook(ctx context.Context, t *testing.T, r zfsexec.Runner, st objstore.Store, s Stream, id age.Identity, target zfsname.Dataset, started *bool) error {
 	var cw *CmdWriter
 	w := OpenOnWrite(func() (io.WriteCloser, error) {
 		*started = true
@@ -303,4 +305,29 @@ func zfsRetry(t *testing.T, argv ...string) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("%s: still busy: %v", strings.Join(argv, " "), err)
+}
+
+// requestRestores asks the store to make every stream of chain readable
+// (the test stands in for the restore workflow).
+func requestRestores(ctx context.Context, st objstore.Store, chain []Stream, tier objstore.Tier, days int) error {
+	for _, s := range chain {
+		if err := st.RequestRestore(ctx, s.Key, tier, days); err != nil {
+			return fmt.Errorf("restore %s: %w", s.Key, err)
+		}
+	}
+	return nil
+}
+
+// restoresReady counts the chain's streams that are readable now.
+func restoresReady(ctx context.Context, st objstore.Store, chain []Stream) (ready int, err error) {
+	for _, s := range chain {
+		rs, err := st.RestoreStatus(ctx, s.Key)
+		if err != nil {
+			return ready, fmt.Errorf("%s: %w", s.Key, err)
+		}
+		if rs.Ready {
+			ready++
+		}
+	}
+	return ready, nil
 }

@@ -17,7 +17,6 @@ import (
 
 	"zcloud/config"
 	"zcloud/contract"
-	"zcloud/retention"
 	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
@@ -42,15 +41,14 @@ A prune over max_destroy_count / max_destroy_percent waits for
 }
 
 // policyInput is what a policy's Schedule passes to each run.
-func policyInput(p config.Policy) workflows.PolicyInput {
+// A staging job with after_snapshot rides along: each snapshot the run
+// takes starts the dataset's staging.
+func policyInput(cfg *config.Config, p config.Policy) workflows.PolicyInput {
 	in := workflows.PolicyInput{Dataset: p.Dataset, Policy: p.Policy, IncludeForeign: p.IncludeForeign,
-		MaxDestroyCount: *p.MaxDestroyCount, MaxDestroyPercent: *p.MaxDestroyPercent, ApprovalTimeout: p.ApprovalTimeout}
-	for _, pr := range p.Protect {
-		reason := pr.Reason
-		if reason == "" {
-			reason = "protected in the config"
-		}
-		in.Protected = append(in.Protected, retention.Protection{Name: pr.Snapshot, Reason: reason})
+		MaxDestroyCount: *p.MaxDestroyCount, MaxDestroyPercent: *p.MaxDestroyPercent, ApprovalTimeout: p.ApprovalTimeout,
+		Protected: p.Protections()}
+	if s, ok := cfg.StagingFor(p.Dataset); ok && s.AfterSnapshot {
+		in.StagingDataset = s.Dataset
 	}
 	return in
 }
@@ -67,7 +65,7 @@ func scheduleOptions(cfg *config.Config, p config.Policy) client.ScheduleOptions
 		Action: scheduledJob(&client.ScheduleWorkflowAction{
 			ID:                 workflows.ScheduleID(p.Dataset), // the server appends the scheduled time
 			Workflow:           workflows.SnapshotPolicyName,
-			Args:               []any{policyInput(p)},
+			Args:               []any{policyInput(cfg, p)},
 			TaskQueue:          cfg.Temporal.TaskQueue,
 			WorkflowRunTimeout: time.Hour,
 		}, searchattr.Job{Kind: searchattr.KindSnapshot, Datasets: []string{p.Dataset}}),
@@ -166,7 +164,7 @@ those it would destroy. It also says whether the prune would need approval.`,
 			defer cancel()
 			id := fmt.Sprintf("policy-plan/%s/%s", p.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
 			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowExecutionTimeout: 10 * time.Minute}, searchattr.Job{Kind: searchattr.KindPlan, Datasets: []string{p.Dataset}}), workflows.PolicyPlanName, policyInput(p))
+				WorkflowExecutionTimeout: 10 * time.Minute}, searchattr.Job{Kind: searchattr.KindPlan, Datasets: []string{p.Dataset}}), workflows.PolicyPlanName, policyInput(cfg, p))
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}

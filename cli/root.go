@@ -72,7 +72,7 @@ func (a *app) checkedClient(check func(*config.Config) error) (client.Client, *c
 	if err := check(cfg); err != nil {
 		return nil, nil, err
 	}
-	cl, err := tclient.Dial(cfg.Temporal, a.logger(), nil)
+	cl, err := tclient.Dial(cfg.Temporal, a.logger())
 	return cl, cfg, err
 }
 

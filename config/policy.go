@@ -56,6 +56,20 @@ type Protection struct {
 	Reason   string `yaml:"reason"`
 }
 
+// Protections are the policy's protect: entries as a prune plan takes
+// them (the reason defaults to "protected in the config").
+func (p Policy) Protections() []retention.Protection {
+	var out []retention.Protection
+	for _, pr := range p.Protect {
+		reason := pr.Reason
+		if reason == "" {
+			reason = "protected in the config"
+		}
+		out = append(out, retention.Protection{Name: pr.Snapshot, Reason: reason})
+	}
+	return out
+}
+
 // FinestPeriod is the length of the finest period the policy keeps
 // snapshots for, capped at 24h (months are not fixed lengths, and a daily
 // check costs nothing when nothing is due).

@@ -17,6 +17,7 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workerapp"
 	"zcloud/workflows"
@@ -104,7 +105,7 @@ archive:
 		runErr = run.Get(ctx, nil)
 		break
 	}
-	if runErr == nil || !strings.Contains(runErr.Error(), ds) || !strings.Contains(runErr.Error(), activities.ErrTypeNotFound) {
+	if runErr == nil || !strings.Contains(runErr.Error(), ds) || !strings.Contains(runErr.Error(), contract.ErrTypeNotFound) {
 		t.Fatalf("archive of a missing dataset: %v", runErr)
 	}
 	// The tick that started it: the archive run's parent.

@@ -17,15 +17,15 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"zcloud/activities"
 	"zcloud/archive"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/s3store"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // archiveWorld is one archive test's keys, store and configuration.
@@ -34,7 +34,7 @@ type archiveWorld struct {
 	owner   *age.X25519Identity // the archive recipient; its private key is offline
 	host    *age.X25519Identity // the backup host's manifest key
 	storeY  string              // the archive.store YAML
-	ds      zfsexec.Dataset     // the archived source dataset
+	ds      zfsname.Dataset     // the archived source dataset
 	dir     string              // its mountpoint
 	queue   string
 	cfg     *config.Config
@@ -53,7 +53,7 @@ func newArchiveWorld(t *testing.T, e *env, store string) *archiveWorld {
 	if w.host, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)
 	}
-	w.ds = zfsexec.MustDataset(e.src.Pool.String() + "/data")
+	w.ds = zfsname.MustDataset(e.src.Pool.String() + "/data")
 	testenv.MustZFS(t, "zfs", "create", w.ds.String())
 	w.dir = "/" + w.ds.String()
 	// The backup host's key source holds the host identity only: the
@@ -237,7 +237,7 @@ func (e *env) archProgress(id, activity string) int64 {
 		if pa.GetActivityType().GetName() != activity || pa.GetHeartbeatDetails() == nil {
 			continue
 		}
-		var p activities.Progress
+		var p contract.Progress
 		if converter.GetDefaultDataConverter().FromPayload(pa.GetHeartbeatDetails().GetPayloads()[0], &p) == nil {
 			return p.Bytes
 		}

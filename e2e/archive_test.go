@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/client"
 
-	"zcloud/activities"
 	"zcloud/archive"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
 	"zcloud/cloud/objstore/s3store"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 )
@@ -53,9 +53,9 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 			t.Fatalf("archive round %d: %v", i, err)
 		}
 		ids = append(ids, id)
-		wantAction := activities.ArchiveIncremental
+		wantAction := contract.ArchiveIncremental
 		if i == 0 {
-			wantAction = activities.ArchiveFull
+			wantAction = contract.ArchiveFull
 		}
 		if st.Plan.Action != wantAction || st.Stream == nil || st.Stream.Stream.To.Name != fmt.Sprintf("s%d", i) {
 			t.Fatalf("round %d: plan %+v stream %+v", i, st.Plan, st.Stream)
@@ -82,7 +82,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	}
 	// Nothing new: the run is skipped.
 	st, id, err := w.archive(w.input())
-	if err != nil || st.Plan.Action != activities.ArchiveSkip || st.Stream != nil {
+	if err != nil || st.Plan.Action != contract.ArchiveSkip || st.Stream != nil {
 		t.Fatalf("archive without a new snapshot: %v %+v", err, st.Plan)
 	}
 	ids = append(ids, id)
@@ -91,7 +91,7 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 
 	wantSums := treeSums(t, w.dir)
 	wantGUIDs := archSnapGUIDs(t, w.ds.String())
-	testenv.MustZFS(t, "zfs", "release", activities.ArchiveHoldTag, w.ds.String()+"@s3")
+	testenv.MustZFS(t, "zfs", "release", contract.ArchiveHoldTag, w.ds.String()+"@s3")
 	archDestroy(t, w.ds.String())
 
 	// A fresh worker: its key source has the owner's key only.

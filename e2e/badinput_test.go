@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 )
@@ -26,7 +26,7 @@ func TestRestoreOverSnapshotlessDatasetRefusedAtOnce(t *testing.T) {
 	testenv.MustZFS(t, "zfs", "create", target)
 	begin := time.Now()
 	err := w.restore(t, workflows.RestoreInput{TargetDataset: target})
-	checkErr(t, err, activities.ErrTypeTargetModified, "already exists and holds no snapshot")
+	checkErr(t, err, contract.ErrTypeTargetModified, "already exists and holds no snapshot")
 	if !strings.Contains(err.Error(), "plan") {
 		t.Errorf("refused after the plan: %v", err)
 	}

@@ -26,13 +26,14 @@ import (
 	"zcloud/workerapp"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // policyEnv is a zfs-fuse pool with one dataset under a policy, a worker
 // and the zcloud CLI, all against the shared Temporal dev server.
 type policyEnv struct {
 	t       *testing.T
-	ds      zfsexec.Dataset
+	ds      zfsname.Dataset
 	cfgPath string
 	cfg     *config.Config
 	client  client.Client
@@ -45,7 +46,7 @@ func newPolicyEnv(t *testing.T, policyFields string) *policyEnv {
 	t.Helper()
 	tmp := testenv.SharedTemporal(t)
 	pool := testenv.NewPool(t, "pol", 1, 128, "")
-	e := &policyEnv{t: t, ds: zfsexec.MustDataset(pool.Pool.String() + "/data"), zfs: zfsexec.ZFS{R: zfsexec.NewLocal(zap.NewNop())}}
+	e := &policyEnv{t: t, ds: zfsname.MustDataset(pool.Pool.String() + "/data"), zfs: zfsexec.ZFS{R: zfsexec.NewLocal(zap.NewNop())}}
 	testenv.MustZFS(t, "zfs", "create", e.ds.String())
 	y := fmt.Sprintf(`
 temporal: {address: %q, namespace: %q, task_queue: %q}

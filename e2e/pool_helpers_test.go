@@ -32,6 +32,7 @@ import (
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // ebsEvent is one EC2 call the worker made, seen by the proxy, with the
@@ -479,8 +480,8 @@ func poolSize(t *testing.T, pool string) uint64 {
 	return info.Size
 }
 
-func mustPool(name string) zfsexec.Pool {
-	p, err := zfsexec.ParsePool(name)
+func mustPool(name string) zfsname.Pool {
+	p, err := zfsname.ParsePool(name)
 	if err != nil {
 		panic(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 )
@@ -117,13 +117,13 @@ func TestReplicateFailsClearly(t *testing.T) {
 		wantType string
 		wantMsg  string
 	}{
-		{"missing source", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/nope" }, "", 0, activities.ErrTypeNotFound, "does not exist"},
-		{"hostile source name", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/a;touch /tmp/zcloud-pwned" }, "", 0, activities.ErrTypeInvalidName, "not allowed"},
-		{"hostile target name", func(in *workflows.ReplicateInput) { in.TargetDataset = "$(touch /tmp/zcloud-pwned)" }, "", 0, activities.ErrTypeInvalidName, "invalid dataset name"},
-		{"unknown target", func(in *workflows.ReplicateInput) { in.Target = "nosuch" }, "", 0, activities.ErrTypeNotAllowed, "target: not allowed; no target named"},
-		{"missing target pool", func(in *workflows.ReplicateInput) { in.TargetDataset = "nosuchpool/data" }, "", 0, activities.ErrTypeNotFound, "pool nosuchpool does not exist"},
-		{"wrong host key", nil, wrongKey.HostKey, 0, activities.ErrTypeHostKey, "host key"},
-		{"unreachable", nil, "", testenv.FreePort(), activities.ErrTypeUnreachable, "unreachable"},
+		{"missing source", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/nope" }, "", 0, contract.ErrTypeNotFound, "does not exist"},
+		{"hostile source name", func(in *workflows.ReplicateInput) { in.Source = e.src.Pool.String() + "/a;touch /tmp/zcloud-pwned" }, "", 0, contract.ErrTypeInvalidName, "not allowed"},
+		{"hostile target name", func(in *workflows.ReplicateInput) { in.TargetDataset = "$(touch /tmp/zcloud-pwned)" }, "", 0, contract.ErrTypeInvalidName, "invalid dataset name"},
+		{"unknown target", func(in *workflows.ReplicateInput) { in.Target = "nosuch" }, "", 0, contract.ErrTypeNotAllowed, "target: not allowed; no target named"},
+		{"missing target pool", func(in *workflows.ReplicateInput) { in.TargetDataset = "nosuchpool/data" }, "", 0, contract.ErrTypeNotFound, "pool nosuchpool does not exist"},
+		{"wrong host key", nil, wrongKey.HostKey, 0, contract.ErrTypeHostKey, "host key"},
+		{"unreachable", nil, "", testenv.FreePort(), contract.ErrTypeUnreachable, "unreachable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

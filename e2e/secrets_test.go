@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"zcloud/activities"
+	"zcloud/contract"
 )
 
 // A key helper and an unlock command that echo their stdin (and the key) on
@@ -21,8 +21,8 @@ func TestSessionEchoingHelpersLeakNoKey(t *testing.T) {
 		wantType string
 		wantText string
 	}{
-		{"unlock command", false, activities.ErrTypeKeyIncorrect, "wrong key"},
-		{"key helper", true, activities.ErrTypeConfig, `key command`},
+		{"unlock command", false, contract.ErrTypeKeyIncorrect, "wrong key"},
+		{"key helper", true, contract.ErrTypeConfig, `key command`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSessEnv(t)

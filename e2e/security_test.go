@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,10 +19,13 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"golang.org/x/crypto/ssh"
 
-	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
+	"zcloud/retention"
 	"zcloud/workflows"
 )
 
@@ -148,8 +154,8 @@ func TestForgedWorkflowInputsAreRefused(t *testing.T) {
 			if !errors.As(err, &ae) {
 				t.Fatalf("want a refusal, got %v", err)
 			}
-			if ae.Type() != activities.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
-				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", activities.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
+			if ae.Type() != contract.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), tc.field+": not allowed;") {
+				t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", contract.ErrTypeNotAllowed, tc.field, ae.Type(), ae.Message(), ae.NonRetryable())
 			}
 			t.Logf("refused: %s", ae.Message())
 		})
@@ -166,5 +172,136 @@ func TestForgedWorkflowInputsAreRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(evil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the forged path %s was written (%v)", evil, err)
+	}
+}
+
+// rogueName is the workflow a rogue worker runs: one activity, by name,
+// with whatever request its input carries, on the victim's task queue.
+const rogueName = "RogueActivity"
+
+type rogueCall struct {
+	Queue    string          `json:"queue"`
+	Activity string          `json:"activity"`
+	Request  json.RawMessage `json:"request"` // raw: a map would turn 64-bit GUIDs into float64
+}
+
+func rogueActivity(ctx workflow.Context, c rogueCall) (map[string]any, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{TaskQueue: c.Queue, StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+	var out map[string]any
+	err := workflow.ExecuteActivity(ctx, c.Activity, c.Request).Get(ctx, &out)
+	return out, err
+}
+
+// rogue is someone who can run a worker on the namespace: workflow code of
+// their own, on a queue of their own, that schedules the victim worker's
+// activities with any request at all. No workflow input check can stop
+// that; only each activity's own check against the config can.
+type rogue struct {
+	t      *testing.T
+	client client.Client
+	queue  string // the rogue's
+	victim string // the worker's
+}
+
+func newRogue(t *testing.T, cl client.Client, victim string) *rogue {
+	r := &rogue{t: t, client: cl, queue: testenv.RandomName("rogue-"), victim: victim}
+	w := worker.New(cl, r.queue, worker.Options{})
+	w.RegisterWorkflowWithOptions(rogueActivity, workflow.RegisterOptions{Name: rogueName})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return r
+}
+
+// call runs activity on the victim's worker with req and returns its
+// result or error.
+func (r *rogue) call(activity string, req map[string]any) (map[string]any, error) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := json.Marshal(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	run, err := r.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: r.queue, ID: testenv.RandomName("rogue-")},
+		rogueName, rogueCall{Queue: r.victim, Activity: activity, Request: b})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out map[string]any
+	err = run.Get(ctx, &out)
+	return out, err
+}
+
+// refused checks that err is the non-retryable NotAllowed refusal of field.
+func refused(t *testing.T, err error, field string) {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	if ae.Type() != contract.ErrTypeNotAllowed || !ae.NonRetryable() || !strings.Contains(ae.Message(), field+": not allowed;") {
+		t.Fatalf("want a non-retryable %s naming %s, got %s: %s (non-retryable %t)", contract.ErrTypeNotAllowed, field, ae.Type(), ae.Message(), ae.NonRetryable())
+	}
+	t.Logf("refused: %s", ae.Message())
+}
+
+// A forged destroy list cannot prune what the configured policy keeps:
+// the activity re-plans from the config and the live snapshots and refuses
+// the whole list, and the snapshot is still there.
+func TestForgedPruneListIsRefused(t *testing.T) {
+	e := newPolicyEnv(t, "hourly: 1")
+	r := newRogue(t, e.client, e.cfg.Temporal.TaskQueue)
+	now := time.Now().UTC()
+	first, second := retention.SnapshotName(retention.DefaultPrefix, now.Add(-2*time.Hour)), retention.SnapshotName(retention.DefaultPrefix, now.Add(-time.Hour))
+	newest := retention.SnapshotName(retention.DefaultPrefix, now)
+	e.snap("manual", first, second, newest) // created in this order: newest is the newest
+	guids := map[string]uint64{}
+	infos, err := e.zfs.ListSnapshots(context.Background(), e.ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, si := range infos {
+		guids[si.Snapshot.Name()] = si.GUID
+	}
+	testenv.MustZFS(t, "zfs", "hold", "keep", e.ds.String()+"@"+first)
+	t.Cleanup(func() { exec.Command("zfs", "release", "keep", e.ds.String()+"@"+first).Run() })
+	destroy := func(names ...string) (map[string]any, error) {
+		var list []map[string]any
+		for _, n := range names {
+			list = append(list, map[string]any{"name": n, "guid": guids[n]})
+		}
+		return r.call(contract.DestroySnapshots, map[string]any{"dataset": e.ds.String(), "plan_id": "forged", "snapshots": list})
+	}
+	for _, tc := range []struct {
+		name  string
+		list  []string
+		field string
+	}{
+		{"the newest snapshot, which the policy keeps", []string{second, newest}, "snapshots[1]"},
+		{"a snapshot zcloud did not take (no include_foreign)", []string{"manual"}, "snapshots[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := destroy(tc.list...)
+			refused(t, err, tc.field)
+		})
+	}
+	// A held snapshot is skipped, not destroyed.
+	out, err := destroy(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("held snapshot: %v", out)
+	if got := e.snapshots(); !slices.Equal(got, []string{"manual", first, second, newest}) {
+		t.Fatalf("snapshots after the forged lists: %v; want all four", got)
+	}
+	// What the policy does prune still goes: the check refuses only what the config keeps.
+	if _, err := destroy(second); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.snapshots(); !slices.Equal(got, []string{"manual", first, newest}) {
+		t.Fatalf("snapshots after the honest destroy: %v", got)
 	}
 }

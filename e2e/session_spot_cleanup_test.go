@@ -17,6 +17,7 @@ import (
 	"zcloud/activities"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
+	"zcloud/contract"
 )
 
 // launchToken waits for the session's LaunchInstance to be scheduled and
@@ -32,7 +33,7 @@ func (s *sessEnv) launchToken(id string) string {
 				break
 			}
 			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "LaunchInstance" {
-				var req activities.LaunchRequest
+				var req contract.LaunchRequest
 				if err := converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &req); err != nil || req.ClientToken == "" {
 					s.t.Fatalf("LaunchInstance input: %+v %v", req, err)
 				}

@@ -31,7 +31,9 @@ import (
 	"zcloud/activities"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
@@ -267,7 +269,7 @@ func (s *sessEnv) status(id string) workflows.SessionStatus {
 }
 
 // instances are this test's instances in moto (terminated ones included).
-func (s *sessEnv) instances(m *testenv.Moto) []ec2.Instance {
+func (s *sessEnv) instances(m *testenv.Moto) []ec2types.Instance {
 	s.t.Helper()
 	api, err := awsclient.EC2(context.Background(), awsclient.Config{Region: m.Region, Endpoint: m.Endpoint})
 	if err != nil {
@@ -281,7 +283,7 @@ func (s *sessEnv) instances(m *testenv.Moto) []ec2.Instance {
 }
 
 // assertNoneRunning checks moto: want instances, none left running.
-func (s *sessEnv) assertNoneRunning(m *testenv.Moto, want int) []ec2.Instance {
+func (s *sessEnv) assertNoneRunning(m *testenv.Moto, want int) []ec2types.Instance {
 	s.t.Helper()
 	found := s.instances(m)
 	if len(found) != want {
@@ -465,7 +467,7 @@ func TestSessionSSHNeverReadyTerminates(t *testing.T) {
 	s.exportInstancePool()
 	run := s.startSession()
 	ae := failed(t, run, s.ctx(2*time.Minute))
-	if ae.Type() != activities.ErrTypeSSHReady || !strings.Contains(ae.Error(), "SSH not ready after 4s") {
+	if ae.Type() != contract.ErrTypeSSHReady || !strings.Contains(ae.Error(), "SSH not ready after 4s") {
 		t.Errorf("error %s %q", ae.Type(), ae.Error())
 	}
 	s.assertNoneRunning(s.moto, 1)
@@ -484,7 +486,7 @@ func TestSessionWrongKeyFailsAndTerminates(t *testing.T) {
 	s.exportInstancePool()
 	run := s.startSession()
 	ae := failed(t, run, s.ctx(2*time.Minute))
-	if ae.Type() != activities.ErrTypeKeyIncorrect || !strings.Contains(ae.Error(), "unlock") || !strings.Contains(ae.Error(), "wrong key") {
+	if ae.Type() != contract.ErrTypeKeyIncorrect || !strings.Contains(ae.Error(), "unlock") || !strings.Contains(ae.Error(), "wrong key") {
 		t.Errorf("error %s %q", ae.Type(), ae.Error())
 	}
 	if s.instancePoolImported() {
@@ -522,7 +524,7 @@ func (s *sessEnv) motoVolume() (subnet, volume string) {
 	return aws.ToString(sub.SubnetId), v.ID
 }
 
-func (s *sessEnv) volume(id string) ec2.Volume {
+func (s *sessEnv) volume(id string) ec2types.Volume {
 	s.t.Helper()
 	api, err := awsclient.EC2(context.Background(), awsclient.Config{Region: s.moto.Region, Endpoint: s.moto.Endpoint})
 	if err != nil {

@@ -14,7 +14,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: zfs-fuse (a real ZFS that runs here), OpenSSH (target
 # hosts in tests), mbuffer (benchmark baseline), age and jq (the
-# restore-by-hand test follows docs/restore-by-hand.md with them).
+# restore-by-hand test follows docs/restore-by-hand.md with them), systemd
+# (systemd-analyze).
 need=()
 command -v zfs-fuse >/dev/null 2>&1 || [ -x /usr/sbin/zfs-fuse ] || need+=(zfs-fuse)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -22,6 +23,8 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v mbuffer >/dev/null 2>&1 || need+=(mbuffer)
 command -v age >/dev/null 2>&1 || need+=(age)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+# systemd-analyze verifies the units in systemd/ (go test ./systemd).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

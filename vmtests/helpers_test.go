@@ -16,6 +16,7 @@ import (
 
 	"zcloud/internal/vmhost"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // transferGuestPort is where `zcloud transfer recv` listens in the guest; the
@@ -128,9 +129,9 @@ func newSerial() string { return "vol" + randHex(9)[:17] }
 
 // attachDisks hot-plugs n fresh disks and waits until the guest shows them
 // by serial; they are detached when the test ends.
-func (h *host) attachDisks(t *testing.T, n int, size int64) []zfsexec.Device {
+func (h *host) attachDisks(t *testing.T, n int, size int64) []zfsname.Device {
 	t.Helper()
-	var devs []zfsexec.Device
+	var devs []zfsname.Device
 	for i := 0; i < n; i++ {
 		serial := newSerial()
 		if err := h.vm.AttachDisk(serial, size); err != nil {
@@ -141,7 +142,7 @@ func (h *host) attachDisks(t *testing.T, n int, size int64) []zfsexec.Device {
 				t.Errorf("detach %s: %v", serial, err)
 			}
 		})
-		d, err := zfsexec.ParseDevice(vmhost.DevicePath(serial))
+		d, err := zfsname.ParseDevice(vmhost.DevicePath(serial))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,16 +166,16 @@ func (h *host) waitDevice(t *testing.T, path string, present bool) {
 
 // newPool creates a pool with a unique name on n hot-plugged disks; it is
 // destroyed (before the disks are detached) when the test ends.
-func (h *host) newPool(t *testing.T, l zfsexec.Layout, n int, size int64) (zfsexec.Pool, []zfsexec.Device) {
+func (h *host) newPool(t *testing.T, l zfsexec.Layout, n int, size int64) (zfsname.Pool, []zfsname.Device) {
 	t.Helper()
 	devs := h.attachDisks(t, n, size)
 	p := h.poolOn(t, l, devs)
 	return p, devs
 }
 
-func (h *host) poolOn(t *testing.T, l zfsexec.Layout, devs []zfsexec.Device) zfsexec.Pool {
+func (h *host) poolOn(t *testing.T, l zfsexec.Layout, devs []zfsname.Device) zfsname.Pool {
 	t.Helper()
-	p, err := zfsexec.ParsePool("vt" + randHex(4))
+	p, err := zfsname.ParsePool("vt" + randHex(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func (h *host) poolOn(t *testing.T, l zfsexec.Layout, devs []zfsexec.Device) zfs
 	return p
 }
 
-func (h *host) destroyPool(t *testing.T, p zfsexec.Pool) {
+func (h *host) destroyPool(t *testing.T, p zfsname.Pool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := h.zpool.Destroy(ctx, p, true); err != nil && !strings.Contains(err.Error(), "no such pool") {
@@ -197,7 +198,7 @@ func (h *host) destroyPool(t *testing.T, p zfsexec.Pool) {
 // createEncrypted makes an encrypted filesystem whose passphrase is read from
 // stdin (keylocation=prompt). zfsexec.ZFS.Create takes no stdin, so this
 // runs `zfs create` through the runner directly (key on stdin, not argv).
-func (h *host) createEncrypted(t *testing.T, d zfsexec.Dataset, key string, extra ...string) {
+func (h *host) createEncrypted(t *testing.T, d zfsname.Dataset, key string, extra ...string) {
 	t.Helper()
 	argv := []string{"zfs", "create", "-o", "encryption=aes-256-gcm", "-o", "keyformat=passphrase", "-o", "keylocation=prompt"}
 	for _, e := range extra {
@@ -225,7 +226,7 @@ func (h *host) sha256(t *testing.T, path string) string {
 	return h.sh(t, `s=$(sha256sum "$1") && echo "${s%% *}"`, path)
 }
 
-func (h *host) prop(t *testing.T, target zfsexec.Target, name zfsexec.PropName) string {
+func (h *host) prop(t *testing.T, target zfsexec.Target, name zfsname.PropName) string {
 	t.Helper()
 	v, err := h.zfs.GetOne(ctxT(t, time.Minute), target, name)
 	if err != nil {
@@ -237,7 +238,7 @@ func (h *host) prop(t *testing.T, target zfsexec.Target, name zfsexec.PropName) 
 // pipe streams a zfs send into a zfs receive through this process (as the
 // replication does between hosts), optionally cutting the stream after limit
 // bytes (limit < 0: no cut). It returns the send and receive errors.
-func (h *host) pipe(ctx context.Context, snap zfsexec.Snapshot, so zfsexec.SendOptions, target zfsexec.Dataset, ro zfsexec.ReceiveOptions, limit int64, tap io.Writer) (sendErr, recvErr error) {
+func (h *host) pipe(ctx context.Context, snap zfsname.Snapshot, so zfsexec.SendOptions, target zfsname.Dataset, ro zfsexec.ReceiveOptions, limit int64, tap io.Writer) (sendErr, recvErr error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -15,6 +15,7 @@ import (
 
 	"zcloud/internal/vmhost"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 const gib = 1 << 30
@@ -43,7 +44,7 @@ func TestLoadKeyOnStdin(t *testing.T) {
 	h := vmHost(t)
 	ctx := ctxT(t, 10*time.Minute)
 	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
-	ds := zfsexec.MustDataset(p.String() + "/secure")
+	ds := zfsname.MustDataset(p.String() + "/secure")
 	key := "pass-" + randHex(12)
 	h.createEncrypted(t, ds, key)
 	sum := h.writeRandom(t, "/"+ds.String()+"/f", 2)
@@ -105,7 +106,7 @@ func TestRawSendReceiveEncrypted(t *testing.T) {
 	ctx := ctxT(t, 10*time.Minute)
 	src, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
 	dst, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
-	ds := zfsexec.MustDataset(src.String() + "/secure")
+	ds := zfsname.MustDataset(src.String() + "/secure")
 	key := "pass-" + randHex(12)
 	// compression=off so that a non-raw stream would show the plaintext.
 	h.createEncrypted(t, ds, key, "compression=off")
@@ -118,7 +119,7 @@ func TestRawSendReceiveEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	target := zfsexec.MustDataset(dst.String() + "/copy")
+	target := zfsname.MustDataset(dst.String() + "/copy")
 	var stream capture
 	sendErr, recvErr := h.pipe(ctx, snap, zfsexec.SendOptions{Raw: true}, target, zfsexec.ReceiveOptions{}, -1, &stream)
 	if sendErr != nil || recvErr != nil {
@@ -132,7 +133,7 @@ func TestRawSendReceiveEncrypted(t *testing.T) {
 	}
 
 	// The receiving side never had the key.
-	for prop, want := range map[zfsexec.PropName]string{
+	for prop, want := range map[zfsname.PropName]string{
 		"encryption":     "aes-256-gcm",
 		"keystatus":      "unavailable",
 		"encryptionroot": target.String(),
@@ -170,7 +171,7 @@ func TestInterruptedReceiveResumes(t *testing.T) {
 	h := vmHost(t)
 	ctx := ctxT(t, 15*time.Minute)
 	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 2*gib)
-	src := zfsexec.MustDataset(p.String() + "/src")
+	src := zfsname.MustDataset(p.String() + "/src")
 	if err := h.zfs.Create(ctx, src, zfsexec.CreateOptions{Props: zfsexec.MustProps("compression", "off")}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestInterruptedReceiveResumes(t *testing.T) {
 	if err := h.zfs.Snapshot(ctx, false, zfsexec.Props{}, s1); err != nil {
 		t.Fatal(err)
 	}
-	dst := zfsexec.MustDataset(p.String() + "/dst")
+	dst := zfsname.MustDataset(p.String() + "/dst")
 	ro := zfsexec.ReceiveOptions{Resumable: true}
 
 	// 1. Cut after 5 MiB.
@@ -195,13 +196,13 @@ func TestInterruptedReceiveResumes(t *testing.T) {
 	if tok == "" {
 		t.Fatal("no receive_resume_token after an interrupted resumable receive")
 	}
-	if n, err := h.zfs.EstimateSize(ctx, zfsexec.Snapshot{}, zfsexec.SendOptions{ResumeToken: tok}); err != nil || n <= 0 || n >= 17<<20 {
+	if n, err := h.zfs.EstimateSize(ctx, zfsname.Snapshot{}, zfsexec.SendOptions{ResumeToken: tok}); err != nil || n <= 0 || n >= 17<<20 {
 		t.Errorf("resume estimate: %d bytes, %v (want the remaining part of ~16 MiB)", n, err)
 	}
 
 	// 2. Resume from the token: only the rest is sent.
 	var rest capture
-	sendErr, recvErr := h.pipe(ctx, zfsexec.Snapshot{}, zfsexec.SendOptions{ResumeToken: tok}, dst, ro, -1, &rest)
+	sendErr, recvErr := h.pipe(ctx, zfsname.Snapshot{}, zfsexec.SendOptions{ResumeToken: tok}, dst, ro, -1, &rest)
 	if sendErr != nil || recvErr != nil {
 		t.Fatalf("resume: send %v, receive %v", sendErr, recvErr)
 	}
@@ -236,7 +237,7 @@ func TestInterruptedReceiveResumes(t *testing.T) {
 	if err := h.zfs.DestroySnapshot(ctx, s2, false); err != nil {
 		t.Fatal(err)
 	}
-	sendErr, recvErr = h.pipe(ctx, zfsexec.Snapshot{}, zfsexec.SendOptions{ResumeToken: tok}, dst, ro, -1, nil)
+	sendErr, recvErr = h.pipe(ctx, zfsname.Snapshot{}, zfsexec.SendOptions{ResumeToken: tok}, dst, ro, -1, nil)
 	if sendErr == nil && recvErr == nil {
 		t.Fatal("resume from a stale token succeeded")
 	}
@@ -272,7 +273,7 @@ func TestDiffLive(t *testing.T) {
 	h := vmHost(t)
 	ctx := ctxT(t, 10*time.Minute)
 	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
-	ds := zfsexec.MustDataset(p.String() + "/d")
+	ds := zfsname.MustDataset(p.String() + "/d")
 	if err := h.zfs.Create(ctx, ds, zfsexec.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func TestDiffLive(t *testing.T) {
 	}
 	// Against the live filesystem too.
 	h.sh(t, `rm "$1/keep"; sync`, m)
-	live, err := h.zfs.Diff(ctx, b, zfsexec.Snapshot{})
+	live, err := h.zfs.Diff(ctx, b, zfsname.Snapshot{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,8 +337,8 @@ func TestBookmarkIncrementalBase(t *testing.T) {
 	h := vmHost(t)
 	ctx := ctxT(t, 10*time.Minute)
 	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
-	src := zfsexec.MustDataset(p.String() + "/src")
-	dst := zfsexec.MustDataset(p.String() + "/dst")
+	src := zfsname.MustDataset(p.String() + "/src")
+	dst := zfsname.MustDataset(p.String() + "/dst")
 	if err := h.zfs.Create(ctx, src, zfsexec.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -491,8 +492,8 @@ func TestLUKSPool(t *testing.T) {
 			}
 		}
 	}
-	var names []zfsexec.MapperName
-	var mapped []zfsexec.Device
+	var names []zfsname.MapperName
+	var mapped []zfsname.Device
 	for i, d := range devs {
 		if err := h.luks.LuksFormat(ctx, d, key); err != nil {
 			t.Fatal(err)
@@ -500,7 +501,7 @@ func TestLUKSPool(t *testing.T) {
 		if ok, err := h.luks.IsLuks(ctx, d); err != nil || !ok {
 			t.Fatalf("IsLuks(%s) = %v, %v", d, ok, err)
 		}
-		name, err := zfsexec.ParseMapperName("zc-" + randHex(3) + "-" + string(rune('a'+i)))
+		name, err := zfsname.ParseMapperName("zc-" + randHex(3) + "-" + string(rune('a'+i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -517,7 +518,7 @@ func TestLUKSPool(t *testing.T) {
 			}
 		}
 	}
-	p, err := zfsexec.ParsePool("vl" + randHex(4))
+	p, err := zfsname.ParsePool("vl" + randHex(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +554,7 @@ func TestLUKSPool(t *testing.T) {
 		}
 	}
 	cleaned = false
-	if err := h.zpool.Import(ctx, p, zfsexec.ImportOptions{Dirs: []zfsexec.Device{must(zfsexec.ParseDevice("/dev/mapper"))}}); err != nil {
+	if err := h.zpool.Import(ctx, p, zfsexec.ImportOptions{Dirs: []zfsname.Device{must(zfsname.ParseDevice("/dev/mapper"))}}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := h.zpool.Status(ctx, p)
@@ -590,12 +591,12 @@ func TestHotPlugDiskBySerial(t *testing.T) {
 			_ = h.vm.DetachDisk(serial)
 		}
 	})
-	dev := must(zfsexec.ParseDevice(vmhost.DevicePath(serial)))
+	dev := must(zfsname.ParseDevice(vmhost.DevicePath(serial)))
 	h.waitDevice(t, dev.String(), true)
 	if got := strings.TrimSpace(h.sh(t, `cat /sys/block/$(basename $(readlink -f "$1"))/serial`, dev.String())); got != serial {
 		t.Fatalf("guest serial %q, want %q", got, serial)
 	}
-	p := h.poolOn(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, []zfsexec.Device{dev})
+	p := h.poolOn(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, []zfsname.Device{dev})
 	st, err := h.zpool.Status(ctx, p)
 	if err != nil {
 		t.Fatal(err)
@@ -644,11 +645,11 @@ func TestParsersLive(t *testing.T) {
 	if info.Health != "ONLINE" || info.Size < 2*gib || info.Size > 3*gib+gib/2 {
 		t.Fatalf("zpool list %+v", info)
 	}
-	ds := zfsexec.MustDataset(p.String() + "/d")
+	ds := zfsname.MustDataset(p.String() + "/d")
 	if err := h.zfs.Create(ctx, ds, zfsexec.CreateOptions{Props: zfsexec.MustProps("compression", "lz4", "user:zcloud", "test value")}); err != nil {
 		t.Fatal(err)
 	}
-	props, err := h.zfs.Get(ctx, []zfsexec.PropName{"compression", "user:zcloud", "used"}, ds)
+	props, err := h.zfs.Get(ctx, []zfsname.PropName{"compression", "user:zcloud", "used"}, ds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -660,7 +661,7 @@ func TestParsersLive(t *testing.T) {
 		t.Fatalf("zfs get %+v", props)
 	}
 	h.writeRandom(t, "/"+ds.String()+"/f", 3)
-	var snaps []zfsexec.Snapshot
+	var snaps []zfsname.Snapshot
 	for _, n := range []string{"2026-11-22T0000Z", "2026-11-22T0100Z"} {
 		s, _ := ds.Snapshot(n)
 		if err := h.zfs.Snapshot(ctx, false, zfsexec.Props{}, s); err != nil {
@@ -677,7 +678,7 @@ func TestParsersLive(t *testing.T) {
 		t.Fatalf("snapshots %+v", list)
 	}
 	// Several datasets in one atomic zfs snapshot share a txg.
-	ds2 := zfsexec.MustDataset(p.String() + "/d2")
+	ds2 := zfsname.MustDataset(p.String() + "/d2")
 	if err := h.zfs.Create(ctx, ds2, zfsexec.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -689,7 +690,7 @@ func TestParsersLive(t *testing.T) {
 	if a, b := h.prop(t, m1, "createtxg"), h.prop(t, m2, "createtxg"); a != b {
 		t.Fatalf("atomic snapshots in txgs %s and %s", a, b)
 	}
-	tag := must(zfsexec.ParseHoldTag("zcloud-test"))
+	tag := must(zfsname.ParseHoldTag("zcloud-test"))
 	if err := h.zfs.Hold(ctx, tag, false, snaps[1]); err != nil {
 		t.Fatal(err)
 	}
@@ -710,17 +711,17 @@ func TestParsersLive(t *testing.T) {
 	if err != nil || n < 3<<20 || n > 4<<20 {
 		t.Fatalf("send estimate %d, %v (want ~3 MiB)", n, err)
 	}
-	missing := must(zfsexec.ParseSnapshot(p.String() + "/nope@x"))
+	missing := must(zfsname.ParseSnapshot(p.String() + "/nope@x"))
 	if _, err := h.zfs.EstimateSize(ctx, missing, zfsexec.SendOptions{}); !errors.Is(err, zfsexec.ErrDatasetNotFound) {
 		t.Fatalf("estimate of a missing snapshot: want ErrDatasetNotFound, got %v", err)
 	}
-	if err := h.zfs.Receive(ctx, zfsexec.MustDataset(p.String()+"/empty"), zfsexec.ReceiveOptions{}, strings.NewReader("")); !errors.Is(err, zfsexec.ErrEmptyStream) {
+	if err := h.zfs.Receive(ctx, zfsname.MustDataset(p.String()+"/empty"), zfsexec.ReceiveOptions{}, strings.NewReader("")); !errors.Is(err, zfsexec.ErrEmptyStream) {
 		t.Fatalf("receive of an empty stream: want ErrEmptyStream, got %v", err)
 	}
 	if err := h.zpool.Export(ctx, p, false); err != nil {
 		t.Fatal(err)
 	}
-	cands, err := h.zpool.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsexec.Device{must(zfsexec.ParseDevice("/dev/disk/by-id"))}})
+	cands, err := h.zpool.ImportCandidates(ctx, zfsexec.ImportOptions{Dirs: []zfsname.Device{must(zfsname.ParseDevice("/dev/disk/by-id"))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -733,7 +734,7 @@ func TestParsersLive(t *testing.T) {
 	if cand == nil || cand.ID == 0 || cand.State != "ONLINE" {
 		t.Fatalf("import candidates %+v", cands)
 	}
-	if err := h.zpool.Import(ctx, p, zfsexec.ImportOptions{Dirs: []zfsexec.Device{must(zfsexec.ParseDevice("/dev/disk/by-id"))}}); err != nil {
+	if err := h.zpool.Import(ctx, p, zfsexec.ImportOptions{Dirs: []zfsname.Device{must(zfsname.ParseDevice("/dev/disk/by-id"))}}); err != nil {
 		t.Fatal(err)
 	}
 	_ = devs

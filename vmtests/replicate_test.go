@@ -12,7 +12,9 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // replEnv runs the replication activity against the VM's OpenZFS on both
@@ -58,7 +60,7 @@ targets:
 	return &replEnv{h: h, a: a, env: env, logs: logs}
 }
 
-func (e *replEnv) send(t *testing.T, req activities.SendRequest) (activities.SendReport, error) {
+func (e *replEnv) send(t *testing.T, req contract.SendRequest) (contract.SendReport, error) {
 	t.Helper()
 	req.Target = "vm"
 	// The activity sends only what the configuration replicates (a workflow
@@ -69,9 +71,9 @@ func (e *replEnv) send(t *testing.T, req activities.SendRequest) (activities.Sen
 	})
 	v, err := e.env.ExecuteActivity(e.a.SendSnapshots, req)
 	if err != nil {
-		return activities.SendReport{}, err
+		return contract.SendReport{}, err
 	}
-	var rep activities.SendReport
+	var rep contract.SendReport
 	if err := v.Get(&rep); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func (e *replEnv) argvs() []string {
 	return out
 }
 
-func snap(t *testing.T, d zfsexec.Dataset, name string) zfsexec.Snapshot {
+func snap(t *testing.T, d zfsname.Dataset, name string) zfsname.Snapshot {
 	t.Helper()
 	s, err := d.Snapshot(name)
 	if err != nil {
@@ -100,9 +102,9 @@ func snap(t *testing.T, d zfsexec.Dataset, name string) zfsexec.Snapshot {
 	return s
 }
 
-func child(t *testing.T, p zfsexec.Pool, name string) zfsexec.Dataset {
+func child(t *testing.T, p zfsname.Pool, name string) zfsname.Dataset {
 	t.Helper()
-	d, err := zfsexec.ParseDataset(p.String() + "/" + name)
+	d, err := zfsname.ParseDataset(p.String() + "/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestStaleResumeTokenFallsBackToAFreshIncremental(t *testing.T) {
 	h.writeRandom(t, "/"+src.String()+"/a", 4)
 	a, b, c := snap(t, src, "a"), snap(t, src, "b"), snap(t, src, "c")
 	h.sh(t, `zfs snapshot "$1"`, a.String())
-	if _, err := e.send(t, activities.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
+	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
 		t.Fatal(err)
 	}
 	h.writeRandom(t, "/"+src.String()+"/b", 8)
@@ -141,7 +143,7 @@ func TestStaleResumeTokenFallsBackToAFreshIncremental(t *testing.T) {
 	want := h.writeRandom(t, "/"+src.String()+"/c", 2)
 	h.sh(t, `zfs snapshot "$1"`, c.String())
 
-	rep, err := e.send(t, activities.SendRequest{Source: src, Snapshot: c, TargetDataset: dst})
+	rep, err := e.send(t, contract.SendRequest{Source: src, Snapshot: c, TargetDataset: dst})
 	if err != nil {
 		t.Fatalf("send after the stale token: %v", err)
 	}
@@ -182,11 +184,11 @@ func TestEncryptedSourceIsSentRawByDefault(t *testing.T) {
 	h.sh(t, `zfs snapshot "$1"`, s1.String())
 
 	dst := child(t, dstPool, "enc")
-	rep, err := e.send(t, activities.SendRequest{Source: enc, Snapshot: s1, TargetDataset: dst})
+	rep, err := e.send(t, contract.SendRequest{Source: enc, Snapshot: s1, TargetDataset: dst})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mode != activities.ModeRaw {
+	if rep.Mode != contract.ModeRaw {
 		t.Errorf("mode %q, want raw", rep.Mode)
 	}
 	if !strings.Contains(strings.Join(e.argvs(), "\n"), "[zfs send -w ") {
@@ -212,11 +214,11 @@ func TestEncryptedSourceIsSentRawByDefault(t *testing.T) {
 
 	// Explicitly allowed: decrypted on the way, plaintext on the target.
 	plain := child(t, dstPool, "plain")
-	rep, err = e.send(t, activities.SendRequest{Source: enc, Snapshot: s1, TargetDataset: plain, AllowPlaintext: true})
+	rep, err = e.send(t, contract.SendRequest{Source: enc, Snapshot: s1, TargetDataset: plain, AllowPlaintext: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mode != activities.ModePlaintext || h.prop(t, plain, "encryption") != "off" {
+	if rep.Mode != contract.ModePlaintext || h.prop(t, plain, "encryption") != "off" {
 		t.Errorf("allowed plaintext: mode %q, target encryption %q", rep.Mode, h.prop(t, plain, "encryption"))
 	}
 	if e.logs.FilterMessageSnippet("the target stores plaintext").Len() != 1 {
@@ -229,7 +231,84 @@ func TestEncryptedSourceIsSentRawByDefault(t *testing.T) {
 	}
 	ps := snap(t, pl, "s1")
 	h.sh(t, `zfs snapshot "$1"`, ps.String())
-	if rep, err := e.send(t, activities.SendRequest{Source: pl, Snapshot: ps, TargetDataset: child(t, dstPool, "plainsrc")}); err != nil || rep.Mode != activities.ModePlain {
+	if rep, err := e.send(t, contract.SendRequest{Source: pl, Snapshot: ps, TargetDataset: child(t, dstPool, "plainsrc")}); err != nil || rep.Mode != contract.ModePlain {
 		t.Errorf("plain source: %+v %v", rep, err)
+	}
+}
+
+// A successful send leaves a cursor bookmark of the sent snapshot on the
+// source (and drops the previous one). When a prune destroys the base
+// snapshot, the next send goes incremental from the bookmark (-i #cursor to
+// the first snapshot after it, then -I for the rest) instead of failing
+// with "no common snapshot" or resending everything, and the target ends
+// byte-identical with every snapshot.
+func TestPrunedBaseSendsIncrementalFromBookmark(t *testing.T) {
+	h := vmHost(t)
+	e := h.replEnv(t)
+	ctx := ctxT(t, 5*time.Minute)
+	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 1<<30)
+	src, dst := child(t, p, "src"), child(t, p, "dst")
+	if err := h.zfs.Create(ctx, src, zfsexec.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bookmarks := func() string {
+		return strings.TrimSpace(h.sh(t, `zfs list -H -o name -t bookmark "$1"`, src.String()))
+	}
+	sums := map[string]string{"f1": h.writeRandom(t, "/"+src.String()+"/f1", 8)}
+	a, b, c, d := snap(t, src, "a"), snap(t, src, "b"), snap(t, src, "c"), snap(t, src, "d")
+	h.sh(t, `zfs snapshot "$1"`, a.String())
+	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bookmarks(); got != src.String()+"#zcloud-vm:a" {
+		t.Fatalf("bookmarks after the first send: %q", got)
+	}
+	sums["f2"] = h.writeRandom(t, "/"+src.String()+"/f2", 1)
+	h.sh(t, `zfs snapshot "$1"`, b.String())
+	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: b, TargetDataset: dst}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bookmarks(); got != src.String()+"#zcloud-vm:b" {
+		t.Fatalf("bookmarks after the second send (the old cursor should be gone): %q", got)
+	}
+
+	// A prune takes a and b, the target's newest; two snapshots follow.
+	h.sh(t, `zfs destroy "$1" && zfs destroy "$2"`, a.String(), b.String())
+	sums["f3"] = h.writeRandom(t, "/"+src.String()+"/f3", 1)
+	h.sh(t, `zfs snapshot "$1"`, c.String())
+	sums["f4"] = h.writeRandom(t, "/"+src.String()+"/f4", 1)
+	h.sh(t, `zfs snapshot "$1"`, d.String())
+	before := len(e.argvs())
+	rep, err := e.send(t, contract.SendRequest{Source: src, Snapshot: d, TargetDataset: dst})
+	if err != nil {
+		t.Fatalf("send after the prune: %v", err)
+	}
+	sends := []string{}
+	for _, a := range e.argvs()[before:] {
+		if strings.HasPrefix(a, "[zfs send ") && !strings.Contains(a, " -nvP ") {
+			sends = append(sends, a)
+		}
+	}
+	want := []string{
+		"[zfs send -i " + src.String() + "#zcloud-vm:b " + c.String() + "]",
+		"[zfs send -I " + c.String() + " " + d.String() + "]",
+	}
+	if strings.Join(sends, "\n") != strings.Join(want, "\n") {
+		t.Errorf("sends:\n%s\nwant:\n%s", strings.Join(sends, "\n"), strings.Join(want, "\n"))
+	}
+	if rep.Full || rep.From != src.String()+"#zcloud-vm:b" || rep.Bytes > 4<<20 {
+		t.Errorf("report %+v: want an incremental of about 2 MiB from the bookmark", rep)
+	}
+	if got := bookmarks(); got != src.String()+"#zcloud-vm:d" {
+		t.Errorf("bookmarks after the send from the bookmark: %q", got)
+	}
+	if got := h.sh(t, `zfs list -H -o name -t snapshot -s createtxg "$1"`, dst.String()); got != strings.Join([]string{
+		dst.String() + "@a", dst.String() + "@b", dst.String() + "@c", dst.String() + "@d"}, "\n")+"\n" {
+		t.Errorf("target snapshots:\n%s", got)
+	}
+	for f, sum := range sums {
+		if got := h.sha256(t, "/"+dst.String()+"/"+f); got != sum {
+			t.Errorf("target %s: %s, source %s", f, got, sum)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // File-level encrypted staging, end to end on OpenZFS 2.3 (which has zfs
@@ -30,10 +31,10 @@ func TestStagingAcceptance(t *testing.T) {
 	ctx := ctxT(t, 25*time.Minute)
 	bin := h.installZcloud(t)
 	pool, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 3*gib)
-	src := zfsexec.MustDataset(pool.String() + "/src")
-	stg := zfsexec.MustDataset(pool.String() + "/stg")
-	rst := zfsexec.MustDataset(pool.String() + "/rst")
-	for _, d := range []zfsexec.Dataset{src, stg, rst} {
+	src := zfsname.MustDataset(pool.String() + "/src")
+	stg := zfsname.MustDataset(pool.String() + "/stg")
+	rst := zfsname.MustDataset(pool.String() + "/rst")
+	for _, d := range []zfsname.Dataset{src, stg, rst} {
 		if err := h.zfs.Create(ctx, d, zfsexec.CreateOptions{Props: zfsexec.MustProps("compression", "off")}); err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"zcloud/transfer"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // The encrypted parallel transfer into a real OpenZFS 2.3 `zfs receive`,
@@ -35,7 +36,7 @@ func TestParallelTransferIntoZFSReceive(t *testing.T) {
 	bin := h.installZcloud(t)
 	src, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
 	dst, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, gib)
-	ds := zfsexec.MustDataset(src.String() + "/data")
+	ds := zfsname.MustDataset(src.String() + "/data")
 	if err := h.zfs.Create(ctx, ds, zfsexec.CreateOptions{Props: zfsexec.MustProps("compression", "off")}); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestParallelTransferIntoZFSReceive(t *testing.T) {
 	if err := h.zfs.Snapshot(ctx, false, zfsexec.Props{}, snap); err != nil {
 		t.Fatal(err)
 	}
-	target := zfsexec.MustDataset(dst.String() + "/copy")
+	target := zfsname.MustDataset(dst.String() + "/copy")
 
 	// The receiver in the guest, as the replication activity starts it.
 	sess, err := transfer.NewSession("")

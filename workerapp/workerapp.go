@@ -38,13 +38,14 @@ func Run(cfgPath string) error {
 	if cfg.Metrics.Listen != "" {
 		m = metrics.New()
 	}
-	cl, err := tclient.Dial(cfg.Temporal, log, m.SDKHandler())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A service started with (or before) Temporal waits for it.
+	cl, err := tclient.DialWait(ctx, cfg.Temporal, log, tclient.DefaultBackoff, tclient.WithMetrics(m.SDKHandler()))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	ensureSearchAttributes(ctx, cl, cfg.Temporal.Namespace, log)
 	acts := activities.New(cfg, log)
 	if m != nil {
@@ -70,6 +71,7 @@ func Run(cfgPath string) error {
 // New returns a worker on cfg's task queue with everything registered.
 func New(cl client.Client, cfg *config.Config, acts *activities.Activities) worker.Worker {
 	w := worker.New(cl, cfg.Temporal.TaskQueue, worker.Options{
+		Identity: Identity(),
 		// Activities stop when the worker stops; their heartbeats let a
 		// retry on another worker resume.
 		WorkerStopTimeout: 10e9,

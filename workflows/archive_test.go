@@ -11,8 +11,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"zcloud/activities"
-	"zcloud/archive"
+	"zcloud/archive/archivetypes"
+	"zcloud/contract"
 )
 
 func archiveIn() ArchiveInput {
@@ -41,67 +41,67 @@ func (c *calls) get(name string) int {
 	return c.n[name]
 }
 
-func newArchiveEnv(t *testing.T, plan activities.ArchivePlan, check activities.CycleCheck, del activities.DeletionPlan) (*testsuite.TestWorkflowEnvironment, *calls) {
+func newArchiveEnv(t *testing.T, plan contract.ArchivePlan, check contract.CycleCheck, del contract.DeletionPlan) (*testsuite.TestWorkflowEnvironment, *calls) {
 	var s testsuite.WorkflowTestSuite
 	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(Archive, registerAs(ArchiveName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
 	c := &calls{}
-	env.OnActivity(acts.PlanArchive, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.ArchivePlanRequest) (activities.ArchivePlan, error) {
+	env.OnActivity(acts.PlanArchive, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.ArchivePlanRequest) (contract.ArchivePlan, error) {
 		c.add("plan")
 		if !req.Now.Equal(t0) {
 			t.Errorf("plan at %s, want the workflow's time %s", req.Now, t0)
 		}
 		return plan, nil
 	})
-	env.OnActivity(acts.ArchiveStream, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.ArchiveStreamRequest) (activities.ArchiveStreamReport, error) {
+	env.OnActivity(acts.ArchiveStream, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.ArchiveStreamRequest) (contract.ArchiveStreamReport, error) {
 		c.add("stream")
 		if req.Cycle != plan.Cycle || req.To != plan.To || req.Kind != plan.Kind {
 			t.Errorf("stream request %+v does not follow the plan %+v", req, plan)
 		}
-		return activities.ArchiveStreamReport{Stream: activities.StreamInfo{ID: "x", Kind: req.Kind, To: req.To}}, nil
+		return contract.ArchiveStreamReport{Stream: contract.StreamInfo{ID: "x", Kind: req.Kind, To: req.To}}, nil
 	}).Maybe()
-	env.OnActivity(acts.HoldBase, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.HoldRequest) error {
+	env.OnActivity(acts.HoldBase, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.HoldRequest) error {
 		c.add("hold")
-		if req.Tag != activities.ArchiveHoldTag || req.Snapshot.Name() != plan.To.Name {
+		if req.Tag != contract.ArchiveHoldTag || req.Snapshot.Name() != plan.To.Name {
 			t.Errorf("hold %+v", req)
 		}
 		return nil
 	}).Maybe()
-	env.OnActivity(acts.CheckArchiveCycle, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.CycleCheckRequest) (activities.CycleCheck, error) {
+	env.OnActivity(acts.CheckArchiveCycle, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.CycleCheckRequest) (contract.CycleCheck, error) {
 		c.add("check")
 		return check, nil
 	}).Maybe()
-	env.OnActivity(acts.PlanArchiveDeletion, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.DeletionPlanRequest) (activities.DeletionPlan, error) {
+	env.OnActivity(acts.PlanArchiveDeletion, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.DeletionPlanRequest) (contract.DeletionPlan, error) {
 		c.add("plan-deletion")
 		return del, nil
 	}).Maybe()
-	env.OnActivity(acts.DeleteArchiveCycles, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.DeleteCyclesRequest) (activities.DeletionReport, error) {
+	env.OnActivity(acts.DeleteArchiveCycles, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.DeleteCyclesRequest) (contract.DeletionReport, error) {
 		c.add("delete")
 		if req.PlanID != del.ID || len(req.Cycles) != len(del.Delete) {
 			t.Errorf("delete %+v is not the plan %+v", req, del)
 		}
-		return activities.DeletionReport{Deleted: req.Cycles, Objects: 3}, nil
+		return contract.DeletionReport{Deleted: req.Cycles, Objects: 3}, nil
 	}).Maybe()
 	return env, c
 }
 
-func fullPlan() activities.ArchivePlan {
-	return activities.ArchivePlan{Action: activities.ArchiveFull, Kind: archive.Full, Cycle: "c2", CurrentCycle: "c1", CurrentVerified: true,
-		To: archive.SnapRef{Name: "s9", GUID: 9}}
+func fullPlan() contract.ArchivePlan {
+	return contract.ArchivePlan{Action: contract.ArchiveFull, Kind: archivetypes.Full, Cycle: "c2", CurrentCycle: "c1", CurrentVerified: true,
+		To: archivetypes.SnapRef{Name: "s9", GUID: 9}}
 }
 
-func deletion(n int, approval bool) activities.DeletionPlan {
-	d := activities.DeletionPlan{ID: "plan1", Dataset: "tank/data", NeedsApproval: approval}
+func deletion(n int, approval bool) contract.DeletionPlan {
+	d := contract.DeletionPlan{ID: "plan1", Dataset: "tank/data", NeedsApproval: approval}
 	for i := 0; i < n; i++ {
-		d.Delete = append(d.Delete, activities.CycleSummary{ID: "c1"})
+		d.Delete = append(d.Delete, contract.CycleSummary{ID: "c1"})
 	}
 	return d
 }
 
 func TestArchiveNewCycleVerifiedThenOldCycleDeleted(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(1, false))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Verified: true}, deletion(1, false))
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestArchiveNewCycleVerifiedThenOldCycleDeleted(t *testing.T) {
 
 // The sanity check's failure ends the run before any deletion is planned.
 func TestArchiveSanityFailureDeletesNothing(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Sanity: "new full is 10% of the previous"}, deletion(1, false))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Sanity: "new full is 10% of the previous"}, deletion(1, false))
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	err := env.GetWorkflowError()
 	if err == nil || !strings.Contains(err.Error(), "previous cycle is kept") {
@@ -127,7 +127,7 @@ func TestArchiveSanityFailureDeletesNothing(t *testing.T) {
 }
 
 func TestArchiveHeadMismatchDeletesNothing(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Problems: []string{"k: size 1, manifest says 2"}}, deletion(1, false))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Problems: []string{"k: size 1, manifest says 2"}}, deletion(1, false))
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "k: size 1") {
 		t.Fatalf("want a verify failure naming the object, got %v", err)
@@ -138,8 +138,8 @@ func TestArchiveHeadMismatchDeletesNothing(t *testing.T) {
 }
 
 func TestArchiveSkipRunsNoStreamButStillRotates(t *testing.T) {
-	plan := activities.ArchivePlan{Action: activities.ArchiveSkip, Reason: "no new snapshot", CurrentCycle: "c2", CurrentVerified: true}
-	env, c := newArchiveEnv(t, plan, activities.CycleCheck{}, deletion(0, false))
+	plan := contract.ArchivePlan{Action: contract.ArchiveSkip, Reason: "no new snapshot", CurrentCycle: "c2", CurrentVerified: true}
+	env, c := newArchiveEnv(t, plan, contract.CycleCheck{}, deletion(0, false))
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -150,9 +150,9 @@ func TestArchiveSkipRunsNoStreamButStillRotates(t *testing.T) {
 }
 
 func TestArchiveIncrementalInVerifiedCycleSkipsTheCheck(t *testing.T) {
-	plan := activities.ArchivePlan{Action: activities.ArchiveIncremental, Kind: archive.Incremental, Cycle: "c2", CurrentCycle: "c2", CurrentVerified: true,
-		From: archive.SnapRef{Name: "s8", GUID: 8}, To: archive.SnapRef{Name: "s9", GUID: 9}}
-	env, c := newArchiveEnv(t, plan, activities.CycleCheck{}, deletion(0, false))
+	plan := contract.ArchivePlan{Action: contract.ArchiveIncremental, Kind: archivetypes.Incremental, Cycle: "c2", CurrentCycle: "c2", CurrentVerified: true,
+		From: archivetypes.SnapRef{Name: "s8", GUID: 8}, To: archivetypes.SnapRef{Name: "s9", GUID: 9}}
+	env, c := newArchiveEnv(t, plan, contract.CycleCheck{}, deletion(0, false))
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -173,7 +173,7 @@ func archiveUpdate(env *testsuite.TestWorkflowEnvironment, ap Approval) *updateO
 }
 
 func TestArchiveDeletionOverThresholdWaitsAndRejectDeletesNothing(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
 	var wrong, noBy, reject *updateOutcome
 	var during ArchiveStatus
 	env.RegisterDelayedCallback(func() {
@@ -209,7 +209,7 @@ func TestArchiveDeletionOverThresholdWaitsAndRejectDeletesNothing(t *testing.T) 
 }
 
 func TestArchiveDeletionApprovedDeletesThePlan(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
 	var ok *updateOutcome
 	env.RegisterDelayedCallback(func() {
 		ok = archiveUpdate(env, Approval{Approve: true, By: "alice", PlanID: "plan1"})
@@ -224,7 +224,7 @@ func TestArchiveDeletionApprovedDeletesThePlan(t *testing.T) {
 }
 
 func TestArchiveApprovalTimeoutDeletesNothing(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	var st ArchiveStatus
 	if err := env.GetWorkflowResult(&st); err != nil {
@@ -239,11 +239,11 @@ func restoreIn() RestoreInput {
 	return RestoreInput{Dataset: "tank/data", TargetDataset: "tank/restored", Identity: "owner", Tier: "Bulk", Days: 1}
 }
 
-func restorePlan(needsRestore bool) activities.RestorePlan {
-	return activities.RestorePlan{Dataset: "tank/data", Snapshot: "s2", NeedsRestore: needsRestore, Chain: []activities.StreamInfo{
-		{ID: "full-1", Cycle: "c1", Kind: archive.Full, Key: "k1", To: archive.SnapRef{Name: "s0", GUID: 1}},
-		{ID: "incr-1-2", Cycle: "c1", Kind: archive.Incremental, Key: "k2", To: archive.SnapRef{Name: "s1", GUID: 2}},
-		{ID: "incr-2-3", Cycle: "c1", Kind: archive.Incremental, Key: "k3", To: archive.SnapRef{Name: "s2", GUID: 3}},
+func restorePlan(needsRestore bool) contract.RestorePlan {
+	return contract.RestorePlan{Dataset: "tank/data", Snapshot: "s2", NeedsRestore: needsRestore, Chain: []contract.StreamInfo{
+		{ID: "full-1", Cycle: "c1", Kind: archivetypes.Full, Key: "k1", To: archivetypes.SnapRef{Name: "s0", GUID: 1}},
+		{ID: "incr-1-2", Cycle: "c1", Kind: archivetypes.Incremental, Key: "k2", To: archivetypes.SnapRef{Name: "s1", GUID: 2}},
+		{ID: "incr-2-3", Cycle: "c1", Kind: archivetypes.Incremental, Key: "k3", To: archivetypes.SnapRef{Name: "s2", GUID: 3}},
 	}}
 }
 
@@ -257,7 +257,7 @@ func TestRestoreWaitsDurablyThenReceivesInOrder(t *testing.T) {
 	env.SetStartTime(t0)
 	env.OnActivity(acts.PlanArchiveRestore, mock.Anything, mock.Anything).Return(restorePlan(true), nil)
 	requested := 0
-	env.OnActivity(acts.RequestArchiveRetrieval, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.RetrievalRequest) error {
+	env.OnActivity(acts.RequestArchiveRetrieval, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.RetrievalRequest) error {
 		requested++
 		if len(r.Keys) != 3 || r.Tier != "Bulk" {
 			t.Errorf("retrieval request %+v", r)
@@ -265,21 +265,21 @@ func TestRestoreWaitsDurablyThenReceivesInOrder(t *testing.T) {
 		return nil
 	})
 	var pollTimes []time.Time
-	env.OnActivity(acts.ArchiveRetrievalStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.RetrievalRequest) (activities.Retrieval, error) {
+	env.OnActivity(acts.ArchiveRetrievalStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.RetrievalRequest) (contract.Retrieval, error) {
 		pollTimes = append(pollTimes, env.Now())
 		ready := 0
 		if env.Now().Sub(t0) >= 7*time.Hour { // Bulk: 5-12 hours
 			ready = 3
 		}
-		return activities.Retrieval{Ready: ready, Total: 3}, nil
+		return contract.Retrieval{Ready: ready, Total: 3}, nil
 	})
 	var order []string
-	env.OnActivity(acts.ReceiveArchiveStream, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ReceiveRequest) (activities.ReceiveReport, error) {
+	env.OnActivity(acts.ReceiveArchiveStream, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.ReceiveRequest) (contract.ReceiveReport, error) {
 		order = append(order, r.StreamID)
 		if r.Identity != "owner" || r.TargetDataset.String() != "tank/restored" {
 			t.Errorf("receive request %+v", r)
 		}
-		return activities.ReceiveReport{StreamID: r.StreamID}, nil
+		return contract.ReceiveReport{StreamID: r.StreamID}, nil
 	})
 	var during RestoreStatus
 	env.RegisterDelayedCallback(func() {
@@ -342,16 +342,16 @@ func TestVerifyReportsEveryFindingAndFails(t *testing.T) {
 	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(ArchiveVerify, registerAs(VerifyName))
 	env.RegisterActivity(acts)
-	plan := activities.VerifyPlan{Dataset: "tank/data", Streams: restorePlan(false).Chain,
-		HeadProblems: []activities.Finding{{StreamID: "incr-2-3", Cycle: "c1", Key: "k3", Kind: "missing", Detail: "k3: object not found"}}}
+	plan := contract.VerifyPlan{Dataset: "tank/data", Streams: restorePlan(false).Chain,
+		HeadProblems: []contract.Finding{{StreamID: "incr-2-3", Cycle: "c1", Key: "k3", Kind: "missing", Detail: "k3: object not found"}}}
 	env.OnActivity(acts.PlanArchiveVerify, mock.Anything, mock.Anything).Return(plan, nil)
 	var verified []string
-	env.OnActivity(acts.VerifyArchiveStream, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.VerifyStreamRequest) (activities.VerifyStreamReport, error) {
+	env.OnActivity(acts.VerifyArchiveStream, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.VerifyStreamRequest) (contract.VerifyStreamReport, error) {
 		verified = append(verified, r.StreamID)
 		if r.StreamID == "full-1" {
-			return activities.VerifyStreamReport{StreamID: r.StreamID, Finding: &activities.Finding{StreamID: "full-1", Key: "k1", Kind: "corrupt", Detail: "part 2 sha256"}}, nil
+			return contract.VerifyStreamReport{StreamID: r.StreamID, Finding: &contract.Finding{StreamID: "full-1", Key: "k1", Kind: "corrupt", Detail: "part 2 sha256"}}, nil
 		}
-		return activities.VerifyStreamReport{StreamID: r.StreamID, OK: true}, nil
+		return contract.VerifyStreamReport{StreamID: r.StreamID, OK: true}, nil
 	})
 	env.ExecuteWorkflow(VerifyName, VerifyInput{Dataset: "tank/data"})
 	err := env.GetWorkflowError()
@@ -367,7 +367,7 @@ func TestVerifyReportsEveryFindingAndFails(t *testing.T) {
 // An archive cancelled while its deletion plan waits for approval ends as
 // cancelled (not failed) and deletes nothing.
 func TestArchiveCancelledEndsCancelled(t *testing.T) {
-	env, c := newArchiveEnv(t, fullPlan(), activities.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
+	env, c := newArchiveEnv(t, fullPlan(), contract.CycleCheck{Cycle: "c2", Verified: true}, deletion(2, true))
 	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
 	env.ExecuteWorkflow(ArchiveName, archiveIn())
 	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {

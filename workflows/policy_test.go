@@ -14,8 +14,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/retention"
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 var t0 = time.Date(2026, 3, 29, 0, 30, 0, 0, time.UTC) // a DST change day in Europe
@@ -25,11 +26,11 @@ func policyInput() PolicyInput {
 }
 
 // planReport is a plan destroying n snapshots.
-func planReport(n int, needsApproval bool) activities.PlanReport {
-	rep := activities.PlanReport{Dataset: "tank/data", NeedsApproval: needsApproval, Verdict: "test verdict"}
+func planReport(n int, needsApproval bool) contract.PlanReport {
+	rep := contract.PlanReport{Dataset: "tank/data", NeedsApproval: needsApproval, Verdict: "test verdict"}
 	for i := 0; i < n; i++ {
 		name := retention.SnapshotName("zcloud", t0.Add(-time.Duration(i+10)*time.Hour))
-		rep.Destroy = append(rep.Destroy, activities.PlannedDestroy{Name: name, GUID: uint64(1000 + i)})
+		rep.Destroy = append(rep.Destroy, contract.PlannedDestroy{Name: name, GUID: uint64(1000 + i)})
 		rep.Plan.Decisions = append(rep.Plan.Decisions, retention.Decision{
 			Snapshot: retention.Snapshot{Name: name}, Action: retention.Destroy, Reasons: []string{retention.ReasonNoBucket}, Managed: true})
 	}
@@ -40,13 +41,13 @@ func planReport(n int, needsApproval bool) activities.PlanReport {
 // destroyRecorder mocks DestroySnapshots and remembers each call.
 type destroyRecorder struct {
 	mu    sync.Mutex
-	calls []activities.DestroyRequest
+	calls []contract.DestroyRequest
 	at    []time.Time
 }
 
 func (d *destroyRecorder) mock(env *testsuite.TestWorkflowEnvironment) {
 	env.OnActivity(acts.DestroySnapshots, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req activities.DestroyRequest) (activities.DestroyReport, error) {
+		func(_ context.Context, req contract.DestroyRequest) (contract.DestroyReport, error) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			d.calls = append(d.calls, req)
@@ -55,7 +56,7 @@ func (d *destroyRecorder) mock(env *testsuite.TestWorkflowEnvironment) {
 			for _, s := range req.Snapshots {
 				names = append(names, s.Name)
 			}
-			return activities.DestroyReport{Destroyed: names}, nil
+			return contract.DestroyReport{Destroyed: names}, nil
 		}).Maybe()
 }
 
@@ -65,7 +66,7 @@ func (d *destroyRecorder) count() int {
 	return len(d.calls)
 }
 
-func newPruneEnv(t *testing.T, rep activities.PlanReport) (*testsuite.TestWorkflowEnvironment, *destroyRecorder) {
+func newPruneEnv(t *testing.T, rep contract.PlanReport) (*testsuite.TestWorkflowEnvironment, *destroyRecorder) {
 	var s testsuite.WorkflowTestSuite
 	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(PrunePolicy, registerAs(PrunePolicyName))
@@ -133,7 +134,7 @@ func TestPruneWithinLimitsDestroysWithoutApproval(t *testing.T) {
 		t.Fatalf("phase %q, %d destroy calls; want done after 1", st.Phase, d.count())
 	}
 	req := d.calls[0]
-	if req.PlanID != rep.ID || len(req.Snapshots) != 2 || req.Snapshots[0] != rep.Destroy[0] || req.Dataset != zfsexec.MustDataset("tank/data") {
+	if req.PlanID != rep.ID || len(req.Snapshots) != 2 || req.Snapshots[0] != rep.Destroy[0] || req.Dataset != zfsname.MustDataset("tank/data") {
 		t.Fatalf("destroy request %+v does not match the plan %+v", req, rep.Destroy)
 	}
 	if !d.at[0].Equal(t0) {
@@ -290,25 +291,25 @@ func TestPruneRejectsBadInputWithoutTouchingZFS(t *testing.T) {
 	}
 }
 
-func newTickEnv(t *testing.T, due bool) (*testsuite.TestWorkflowEnvironment, *[]activities.SnapshotRequest, *[]PolicyInput) {
+func newTickEnv(t *testing.T, due bool) (*testsuite.TestWorkflowEnvironment, *[]contract.SnapshotRequest, *[]PolicyInput) {
 	var s testsuite.WorkflowTestSuite
 	env := newTestEnv(&s)
 	env.RegisterWorkflowWithOptions(SnapshotPolicy, registerAs(SnapshotPolicyName))
 	env.RegisterActivity(acts)
 	env.SetStartTime(t0)
 	env.OnActivity(acts.SnapshotDue, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req activities.DueRequest) (activities.DueReport, error) {
+		func(_ context.Context, req contract.DueRequest) (contract.DueReport, error) {
 			if !req.Now.Equal(t0) {
-				return activities.DueReport{}, errors.New("due asked for " + req.Now.String())
+				return contract.DueReport{}, errors.New("due asked for " + req.Now.String())
 			}
 			if due {
-				return activities.DueReport{Due: true, Kinds: []retention.Kind{retention.Hourly}}, nil
+				return contract.DueReport{Due: true, Kinds: []retention.Kind{retention.Hourly}}, nil
 			}
-			return activities.DueReport{}, nil
+			return contract.DueReport{}, nil
 		}).Once()
-	var snaps []activities.SnapshotRequest
+	var snaps []contract.SnapshotRequest
 	env.OnActivity(acts.TakeSnapshot, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req activities.SnapshotRequest) error { snaps = append(snaps, req); return nil }).Maybe()
+		func(_ context.Context, req contract.SnapshotRequest) error { snaps = append(snaps, req); return nil }).Maybe()
 	var prunes []PolicyInput
 	env.OnWorkflow(PrunePolicy, mock.Anything, mock.Anything).Return(
 		func(_ workflow.Context, in PolicyInput) (PruneStatus, error) {
@@ -370,5 +371,42 @@ func TestPruneCancelledEndsCancelled(t *testing.T) {
 	}
 	if st := queryPrune(t, env); st.Phase != PhaseCancelled || d.count() != 0 {
 		t.Fatalf("after the cancellation: phase %q, %d destroys", st.Phase, d.count())
+	}
+}
+
+// With staging after each tick, a tick that takes a snapshot starts the
+// dataset's Staging workflow (ID staging/<dataset>) into the staging
+// dataset; a tick that takes none starts no staging.
+func TestSnapshotPolicyStartsStagingAfterItsSnapshot(t *testing.T) {
+	for _, due := range []bool{true, false} {
+		env, _, _ := newTickEnv(t, due)
+		var started []string
+		env.OnWorkflow(Staging, mock.Anything, mock.Anything).Return(
+			func(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
+				started = append(started, workflow.GetInfo(ctx).WorkflowExecution.ID+" "+in.Source+" -> "+in.Dataset)
+				return StagingStatus{Phase: PhaseDone}, nil
+			})
+		in := policyInput()
+		in.StagingDataset = "tank/staging/data"
+		env.ExecuteWorkflow(SnapshotPolicyName, in)
+		if err := env.GetWorkflowError(); err != nil {
+			t.Fatal(err)
+		}
+		var st PolicyStatus
+		if err := env.GetWorkflowResult(&st); err != nil {
+			t.Fatal(err)
+		}
+		if !due {
+			if len(started) != 0 || st.StagingWorkflow != "" {
+				t.Fatalf("no snapshot, yet staging started: %v %+v", started, st)
+			}
+			continue
+		}
+		if want := "staging/tank/data tank/data -> tank/staging/data"; len(started) != 1 || started[0] != want {
+			t.Fatalf("staging runs %q, want [%q]", started, want)
+		}
+		if st.StagingWorkflow != StagingWorkflowID("tank/data") || st.PruneWorkflow == "" {
+			t.Fatalf("status %+v", st)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/contract"
 	"zcloud/poolplan"
 )
 
@@ -29,10 +30,10 @@ var pt0 = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
 type fakePool struct {
 	mu      sync.Mutex
 	env     *testsuite.TestWorkflowEnvironment
-	vdevs   [][]activities.PoolVolume
+	vdevs   [][]contract.PoolVolume
 	calls   []string
 	at      map[string]time.Time
-	scrub   activities.ScrubReport
+	scrub   contract.ScrubReport
 	created int
 	attach  map[string]int
 }
@@ -40,13 +41,13 @@ type fakePool struct {
 func newFakePool(env *testsuite.TestWorkflowEnvironment, vdevs, width int, size int64) *fakePool {
 	f := &fakePool{env: env, at: map[string]time.Time{}, attach: map[string]int{}}
 	for v := 0; v < vdevs; v++ {
-		var row []activities.PoolVolume
+		var row []contract.PoolVolume
 		for d := 0; d < width; d++ {
-			row = append(row, activities.PoolVolume{Volume: poolplan.Volume{ID: fmt.Sprintf("vol-%d%d", v, d), Type: poolplan.GP3, SizeGiB: size}})
+			row = append(row, contract.PoolVolume{Volume: poolplan.Volume{ID: fmt.Sprintf("vol-%d%d", v, d), Type: poolplan.GP3, SizeGiB: size}})
 		}
 		f.vdevs = append(f.vdevs, row)
 	}
-	f.scrub = activities.ScrubReport{Healthy: true}
+	f.scrub = contract.ScrubReport{Healthy: true}
 	return f
 }
 
@@ -70,34 +71,34 @@ func (f *fakePool) mock(env *testsuite.TestWorkflowEnvironment) {
 	env.OnActivity(a.PoolSettings, mock.Anything, "tank").Return(f.settings(), nil)
 	env.OnActivity(a.PoolImport, mock.Anything, mock.Anything).Return(false, nil)
 	env.OnActivity(a.PoolExport, mock.Anything, mock.Anything).Return(nil).Maybe()
-	env.OnActivity(a.PoolInspect, mock.Anything, mock.Anything).Return(func(context.Context, config.Pool) (activities.PoolState, error) {
+	env.OnActivity(a.PoolInspect, mock.Anything, mock.Anything).Return(func(context.Context, config.Pool) (contract.PoolState, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		st := activities.PoolState{Name: "tank", Health: "ONLINE", Healthy: true, SizeBytes: uint64(f.vdevs[0][0].SizeGiB) << 30}
+		st := contract.PoolState{Name: "tank", Health: "ONLINE", Healthy: true, SizeBytes: uint64(f.vdevs[0][0].SizeGiB) << 30}
 		for _, row := range f.vdevs {
 			st.Vdevs = append(st.Vdevs, slices.Clone(row))
 		}
 		return st, nil
 	})
-	env.OnActivity(a.PoolScrub, mock.Anything, mock.Anything).Return(func(context.Context, config.Pool) (activities.ScrubReport, error) {
+	env.OnActivity(a.PoolScrub, mock.Anything, mock.Anything).Return(func(context.Context, config.Pool) (contract.ScrubReport, error) {
 		f.call("scrub")
 		return f.scrub, nil
 	})
-	env.OnActivity(a.PoolCreateVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolVolumeRequest) (activities.Volume, error) {
+	env.OnActivity(a.PoolCreateVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolVolumeRequest) (contract.Volume, error) {
 		f.call(r.Slot + "/create")
 		f.mu.Lock()
 		f.created++
 		f.mu.Unlock()
-		return activities.Volume{ID: "new-" + r.Replaces, SizeGiB: r.Spec.SizeGiB, Type: r.Spec.Type}, nil
+		return contract.Volume{ID: "new-" + r.Replaces, SizeGiB: r.Spec.SizeGiB, Type: r.Spec.Type}, nil
 	})
-	env.OnActivity(a.PoolAttachVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) (activities.PoolAttachResult, error) {
+	env.OnActivity(a.PoolAttachVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolDeviceRequest) (contract.PoolAttachResult, error) {
 		f.call("attach " + r.VolumeID)
 		f.mu.Lock()
 		f.attach[r.VolumeID]++
 		f.mu.Unlock()
-		return activities.PoolAttachResult{VolumeID: r.VolumeID}, nil
+		return contract.PoolAttachResult{VolumeID: r.VolumeID}, nil
 	})
-	env.OnActivity(a.PoolReplace, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolReplaceRequest) error {
+	env.OnActivity(a.PoolReplace, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolReplaceRequest) error {
 		f.call("replace " + r.OldVolumeID)
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -111,32 +112,32 @@ func (f *fakePool) mock(env *testsuite.TestWorkflowEnvironment) {
 		}
 		return nil
 	})
-	env.OnActivity(a.PoolWaitResilver, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolReplaceRequest) (activities.ResilverReport, error) {
+	env.OnActivity(a.PoolWaitResilver, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolReplaceRequest) (contract.ResilverReport, error) {
 		f.call("resilvered " + r.OldVolumeID)
-		return activities.ResilverReport{}, nil
+		return contract.ResilverReport{}, nil
 	})
-	env.OnActivity(a.PoolVerifyReplaced, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolReplaceRequest) error {
+	env.OnActivity(a.PoolVerifyReplaced, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolReplaceRequest) error {
 		f.call("verified " + r.OldVolumeID)
 		return nil
 	})
-	env.OnActivity(a.PoolDetachVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) error {
+	env.OnActivity(a.PoolDetachVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolDeviceRequest) error {
 		f.call("detach " + r.VolumeID)
 		return nil
 	})
-	env.OnActivity(a.PoolDeleteVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) error {
+	env.OnActivity(a.PoolDeleteVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolDeviceRequest) error {
 		f.call("delete " + r.VolumeID)
 		return nil
 	})
-	env.OnActivity(a.PoolExpand, mock.Anything, mock.Anything).Return(func(context.Context, activities.PoolExpandRequest) (activities.PoolExpandResult, error) {
+	env.OnActivity(a.PoolExpand, mock.Anything, mock.Anything).Return(func(context.Context, contract.PoolExpandRequest) (contract.PoolExpandResult, error) {
 		f.call("expand")
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return activities.PoolExpandResult{SizeBytes: uint64(f.vdevs[0][0].SizeGiB) << 30}, nil
+		return contract.PoolExpandResult{SizeBytes: uint64(f.vdevs[0][0].SizeGiB) << 30}, nil
 	})
-	env.OnActivity(a.PoolModifyVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolModifyRequest) (activities.PoolModifyResult, error) {
+	env.OnActivity(a.PoolModifyVolume, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolModifyRequest) (contract.PoolModifyResult, error) {
 		// What the real activity (ec2.ModifyVolume) enforces.
 		if rc := poolplan.CheckModificationRate(r.VolumeID, r.History, r.Now); !rc.Allowed {
-			return activities.PoolModifyResult{}, temporal.NewNonRetryableApplicationError("rate limit: "+rc.Reason, "VolumeModificationRateExceeded", nil)
+			return contract.PoolModifyResult{}, temporal.NewNonRetryableApplicationError("rate limit: "+rc.Reason, "VolumeModificationRateExceeded", nil)
 		}
 		f.call("modify " + r.VolumeID)
 		f.mu.Lock()
@@ -148,10 +149,10 @@ func (f *fakePool) mock(env *testsuite.TestWorkflowEnvironment) {
 				}
 			}
 		}
-		return activities.PoolModifyResult{Modification: poolplan.Modification{VolumeID: r.VolumeID, Start: r.Now, State: poolplan.ModModifying, TargetSizeGiB: r.SizeGiB}}, nil
+		return contract.PoolModifyResult{Modification: poolplan.Modification{VolumeID: r.VolumeID, Start: r.Now, State: poolplan.ModModifying, TargetSizeGiB: r.SizeGiB}}, nil
 	})
-	env.OnActivity(a.PoolCheckModification, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.PoolDeviceRequest) (activities.VolumeModification, error) {
-		return activities.VolumeModification{VolumeID: r.VolumeID, State: poolplan.ModOptimizing, TargetSizeGiB: 20}, nil
+	env.OnActivity(a.PoolCheckModification, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.PoolDeviceRequest) (contract.VolumeModification, error) {
+		return contract.VolumeModification{VolumeID: r.VolumeID, State: poolplan.ModOptimizing, TargetSizeGiB: 20}, nil
 	})
 }
 
@@ -240,7 +241,7 @@ func TestPoolGrowRollingOrderParallelAndOneAttachPerVolume(t *testing.T) {
 func TestPoolGrowRollingStopsOnScrubErrorsBeforeTouchingADevice(t *testing.T) {
 	env := newEnv(t)
 	f := newFakePool(env, 2, 3, 10)
-	f.scrub = activities.ScrubReport{Pool: "tank", RepairedBytes: 4096, DeviceErrors: 3, Healthy: false}
+	f.scrub = contract.ScrubReport{Pool: "tank", RepairedBytes: 4096, DeviceErrors: 3, Healthy: false}
 	f.mock(env)
 	env.ExecuteWorkflow(PoolGrow, PoolGrowInput{Pool: "tank", Mode: GrowRollingReplace, SizeGiB: 20})
 	err := env.GetWorkflowError()
@@ -308,8 +309,7 @@ func TestPoolScrubFromAScheduleSkipsWhileAGrowHoldsThePool(t *testing.T) {
 	f := newFakePool(env, 1, 2, 10)
 	f.mock(env)
 	var a *activities.Activities
-	env.OnActivity(a.PoolDescribeOperation, mock.Anything, PoolWorkflowID("tank")).Return(
-		activities.PoolOperation{WorkflowID: PoolWorkflowID("tank"), RunID: "grow-run", Type: PoolGrowName, Running: true}, nil)
+	env.OnActivity(a.PoolDescribeOperation, mock.Anything, PoolWorkflowID("tank")).Return(contract.PoolOperation{WorkflowID: PoolWorkflowID("tank"), RunID: "grow-run", Type: PoolGrowName, Running: true}, nil)
 	// The workflow under test stands for the grow: it holds pool/tank and
 	// meanwhile the Schedule's scrub starts.
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PoolWorkflowID("tank")})

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
+	"zcloud/contract"
 )
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
@@ -29,23 +30,23 @@ func TestReplicateRunsStepsInOrderAndHoldsTheNewBase(t *testing.T) {
 	env := newEnv(t)
 	var a *activities.Activities
 	var order []string
-	env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.CheckRequest) (activities.TargetCheck, error) {
+	env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.CheckRequest) (contract.TargetCheck, error) {
 		// The worker checks the whole request before connecting.
 		if r.Target != "b" || r.Source != "tank/data" || r.TargetDataset != "bk/data" {
 			t.Errorf("check request %+v", r)
 		}
 		order = append(order, "check")
-		return activities.TargetCheck{Target: "b"}, nil
+		return contract.TargetCheck{Target: "b"}, nil
 	})
-	env.OnActivity(a.TakeSnapshot, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.SnapshotRequest) error {
+	env.OnActivity(a.TakeSnapshot, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.SnapshotRequest) error {
 		order = append(order, "snapshot "+r.Snapshot.Dataset().String())
 		return nil
 	})
-	env.OnActivity(a.SendSnapshots, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.SendRequest) (activities.SendReport, error) {
+	env.OnActivity(a.SendSnapshots, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.SendRequest) (contract.SendReport, error) {
 		order = append(order, "send "+r.TargetDataset.String())
-		return activities.SendReport{Full: true, Bytes: 42, To: r.Snapshot.String()}, nil
+		return contract.SendReport{Full: true, Bytes: 42, To: r.Snapshot.String()}, nil
 	})
-	env.OnActivity(a.HoldBase, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.HoldRequest) error {
+	env.OnActivity(a.HoldBase, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.HoldRequest) error {
 		order = append(order, "hold "+r.Tag)
 		return nil
 	})
@@ -80,7 +81,7 @@ func TestReplicateRefusesHostileNamesWithoutRunningAnything(t *testing.T) {
 		env.ExecuteWorkflow(Replicate, in) // no activity is mocked: any call fails the test
 		err := env.GetWorkflowError()
 		var ae *temporal.ApplicationError
-		if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeInvalidName || !ae.NonRetryable() {
+		if !errors.As(err, &ae) || ae.Type() != contract.ErrTypeInvalidName || !ae.NonRetryable() {
 			t.Errorf("%+v: got %v, want a non-retryable InvalidName error", in, err)
 		}
 	}
@@ -89,12 +90,11 @@ func TestReplicateRefusesHostileNamesWithoutRunningAnything(t *testing.T) {
 func TestReplicateSurfacesTheActivityErrorOnce(t *testing.T) {
 	env := newEnv(t)
 	var a *activities.Activities
-	env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(activities.TargetCheck{},
-		temporal.NewNonRetryableApplicationError("target b unreachable: connection refused", activities.ErrTypeUnreachable, nil))
+	env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(contract.TargetCheck{}, temporal.NewNonRetryableApplicationError("target b unreachable: connection refused", contract.ErrTypeUnreachable, nil))
 	env.ExecuteWorkflow(Replicate, ReplicateInput{Source: "tank/data", Target: "b", TargetDataset: "bk/data"})
 	var ae *temporal.ApplicationError
 	err := env.GetWorkflowError()
-	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeUnreachable {
+	if !errors.As(err, &ae) || ae.Type() != contract.ErrTypeUnreachable {
 		t.Fatalf("got %v", err)
 	}
 	if ae.Message() != "check target: target b unreachable: connection refused" {

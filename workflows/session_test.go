@@ -14,13 +14,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"zcloud/activities"
+	"zcloud/contract"
 )
 
 // sessionMocks records the session's activity calls in order.
 type sessionMocks struct {
 	mu       sync.Mutex
 	calls    []string
-	launches []activities.LaunchRequest
+	launches []contract.LaunchRequest
 	hosts    map[string]string // instance id -> address
 }
 
@@ -42,26 +43,26 @@ func (m *sessionMocks) joined() string {
 	return strings.Join(m.calls, ",")
 }
 
-func twoReplications(market string) activities.SessionPlan {
-	return activities.SessionPlan{Target: "t", Mode: "launch-terminate", Market: market, SpotInterruptions: 1, Parallelism: 2,
+func twoReplications(market string) contract.SessionPlan {
+	return contract.SessionPlan{Target: "t", Mode: "launch-terminate", Market: market, SpotInterruptions: 1, Parallelism: 2,
 		Pool: "backup", UnlockMethod: "command", SSHTimeout: time.Minute, SpotPollInterval: time.Second, Notify: true,
-		Replications: []activities.PlannedReplication{{Source: "tank/a", TargetDataset: "backup/a"}, {Source: "tank/b", TargetDataset: "backup/b"}}}
+		Replications: []contract.PlannedReplication{{Source: "tank/a", TargetDataset: "backup/a"}, {Source: "tank/b", TargetDataset: "backup/b"}}}
 }
 
 // mockSession wires every session activity; unlockErr fails the unlock.
-func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.SessionPlan, unlockErr error, notice bool) *sessionMocks {
+func mockSession(env *testsuite.TestWorkflowEnvironment, plan contract.SessionPlan, unlockErr error, notice bool) *sessionMocks {
 	var a *activities.Activities
 	m := &sessionMocks{}
 	env.OnActivity(a.PlanSession, mock.Anything, "t").Return(plan, nil)
-	env.OnActivity(a.LaunchInstance, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.LaunchRequest) (activities.SessionInstance, error) {
+	env.OnActivity(a.LaunchInstance, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.LaunchRequest) (contract.SessionInstance, error) {
 		m.mu.Lock()
 		m.launches = append(m.launches, r)
 		n := len(m.launches)
 		m.mu.Unlock()
 		m.add("launch")
-		market, host := activities.MarketSpot, "spot-host"
+		market, host := contract.MarketSpot, "spot-host"
 		if r.OnDemand || plan.Market != "spot" {
-			market, host = activities.MarketOnDemand, "od-host"
+			market, host = contract.MarketOnDemand, "od-host"
 		}
 		id := "i-" + string(rune('0'+n))
 		m.mu.Lock()
@@ -70,29 +71,29 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 		}
 		m.hosts[id] = host
 		m.mu.Unlock()
-		return activities.SessionInstance{Instance: activities.Instance{ID: id, Type: "t3.micro", Market: market},
-			At: activities.TargetAddr{Instance: id, Host: host, HostKey: "ssh-ed25519 AAAA"}}, nil
+		return contract.SessionInstance{Instance: contract.Instance{ID: id, Type: "t3.micro", Market: market},
+			At: contract.TargetAddr{Instance: id, Host: host, HostKey: "ssh-ed25519 AAAA"}}, nil
 	})
-	step := func(name string, err error) func(context.Context, activities.SessionStep) error {
-		return func(_ context.Context, s activities.SessionStep) error { m.add(name + "@" + s.At.Host); return err }
+	step := func(name string, err error) func(context.Context, contract.SessionStep) error {
+		return func(_ context.Context, s contract.SessionStep) error { m.add(name + "@" + s.At.Host); return err }
 	}
 	env.OnActivity(a.WaitSSH, mock.Anything, mock.Anything).Return(step("ssh", nil))
 	env.OnActivity(a.Unlock, mock.Anything, mock.Anything).Return(step("unlock", unlockErr))
 	env.OnActivity(a.ImportPool, mock.Anything, mock.Anything).Return(step("import", nil))
 	env.OnActivity(a.ExportPool, mock.Anything, mock.Anything).Return(step("export", nil))
 	env.OnActivity(a.Lock, mock.Anything, mock.Anything).Return(step("lock", nil))
-	env.OnActivity(a.ReleaseInstance, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.ReleaseRequest) error {
+	env.OnActivity(a.ReleaseInstance, mock.Anything, mock.Anything).Return(func(_ context.Context, r contract.ReleaseRequest) error {
 		m.add("release " + r.InstanceID)
 		return nil
 	})
-	env.OnActivity(a.SessionCost, mock.Anything, mock.Anything).Return(activities.CostReport{Line: "1 instance(s), $0.01"}, nil)
-	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.NotifyEvent) error {
+	env.OnActivity(a.SessionCost, mock.Anything, mock.Anything).Return(contract.CostReport{Line: "1 instance(s), $0.01"}, nil)
+	env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e contract.NotifyEvent) error {
 		m.add("notify")
 		return nil
 	})
 	// The watcher: a notice one minute into the spot instance's transfers.
 	if notice {
-		env.OnActivity(a.WatchSpot, mock.Anything, mock.Anything).After(time.Minute).Return(&activities.SpotNotice{Action: "terminate"}, nil)
+		env.OnActivity(a.WatchSpot, mock.Anything, mock.Anything).After(time.Minute).Return(&contract.SpotNotice{Action: "terminate"}, nil)
 	} else {
 		env.OnActivity(a.WatchSpot, mock.Anything, mock.Anything).After(48*time.Hour).Return(nil, nil)
 	}
@@ -110,7 +111,7 @@ func mockSession(env *testsuite.TestWorkflowEnvironment, plan activities.Session
 				return ReplicateResult{}, err
 			}
 		}
-		return ReplicateResult{Send: activities.SendReport{Full: true, Bytes: 10}}, nil
+		return ReplicateResult{Send: contract.SendReport{Full: true, Bytes: 10}}, nil
 	}, workflow.RegisterOptions{Name: ReplicateName})
 	return m
 }
@@ -150,12 +151,12 @@ func TestSessionRunsStepsInOrderAndReleases(t *testing.T) {
 
 func TestSessionFailedUnlockStillReleasesAndNotifies(t *testing.T) {
 	env := newSessionEnv()
-	bad := temporal.NewNonRetryableApplicationError("unlock command refused the key", activities.ErrTypeKeyIncorrect, nil)
+	bad := temporal.NewNonRetryableApplicationError("unlock command refused the key", contract.ErrTypeKeyIncorrect, nil)
 	m := mockSession(env, twoReplications("on-demand"), bad, false)
 	env.ExecuteWorkflow(Session, SessionInput{Target: "t"})
 	err := env.GetWorkflowError()
 	var ae *temporal.ApplicationError
-	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeKeyIncorrect || !strings.Contains(err.Error(), "session t: unlock: unlock command refused the key") {
+	if !errors.As(err, &ae) || ae.Type() != contract.ErrTypeKeyIncorrect || !strings.Contains(err.Error(), "session t: unlock: unlock command refused the key") {
 		t.Fatalf("error %v", err)
 	}
 	got := m.joined()

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"zcloud/activities"
+	"zcloud/contract"
 )
 
 // stagingEnv mocks the staging activities; stageFails makes the first
@@ -39,7 +40,7 @@ func stagingEnv(t *testing.T, plan activities.StagingPlan, stageErrs ...error) (
 		log("snapshot " + req.Snapshot.String())
 		return nil
 	})
-	env.OnActivity(acts.HoldBase, mock.Anything, mock.Anything).Return(func(_ context.Context, req activities.HoldRequest) error {
+	env.OnActivity(acts.HoldBase, mock.Anything, mock.Anything).Return(func(_ context.Context, req contract.HoldRequest) error {
 		log("hold " + req.Snapshot.String() + " " + req.Tag)
 		return nil
 	})

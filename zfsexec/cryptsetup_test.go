@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 // keyRecorder keeps what each command got on stdin.
@@ -29,7 +31,7 @@ func (k *keyRecorder) Run(ctx context.Context, c Cmd) (Result, error) {
 
 func TestCryptsetupKeyOnStdinOnly(t *testing.T) {
 	key := []byte("0123456789abcdef-very-secret-key")
-	dev, _ := ParseDevice("/dev/nvme1n1")
+	dev, _ := zfsname.ParseDevice("/dev/nvme1n1")
 	r := &keyRecorder{}
 	c := Cryptsetup{R: r}
 	ctx := context.Background()
@@ -65,7 +67,7 @@ func TestCryptsetupKeyOnStdinOnly(t *testing.T) {
 	if err := c.Open(ctx, dev, "ok", []byte("short")); err == nil {
 		t.Error("short key accepted")
 	}
-	if MapperName("zc-vol1").Device().String() != "/dev/mapper/zc-vol1" {
+	if zfsname.MapperName("zc-vol1").Device().String() != "/dev/mapper/zc-vol1" {
 		t.Error("mapper device path")
 	}
 }
@@ -87,7 +89,7 @@ func TestCryptsetupLuksFormatLive(t *testing.T) {
 	if err := os.Truncate(path, 32<<20); err != nil {
 		t.Fatal(err)
 	}
-	dev, err := ParseDevice(path)
+	dev, err := zfsname.ParseDevice(path)
 	if err != nil {
 		t.Fatal(err)
 	}

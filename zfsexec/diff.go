@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"zcloud/zfsname"
 )
 
 // DiffChange is one line of `zfs diff -FH`.
@@ -21,7 +23,7 @@ type DiffChange struct {
 
 // Diff lists changes between snapshot from and to (a later snapshot of the
 // same dataset, or its live filesystem when to is the zero Snapshot).
-func (z ZFS) Diff(ctx context.Context, from Snapshot, to Snapshot) ([]DiffChange, error) {
+func (z ZFS) Diff(ctx context.Context, from zfsname.Snapshot, to zfsname.Snapshot) ([]DiffChange, error) {
 	if err := z.Caps.unsupported(z.Caps.Diff, "zfs diff"); err != nil {
 		return nil, err
 	}

@@ -5,24 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"zcloud/zfsname"
 )
 
 // Hold places tag on snapshots (atomically); recursive (-r) also on the
 // same-named snapshots of descendants. A tag already present is ErrExists.
-func (z ZFS) Hold(ctx context.Context, tag HoldTag, recursive bool, snaps ...Snapshot) error {
+func (z ZFS) Hold(ctx context.Context, tag zfsname.HoldTag, recursive bool, snaps ...zfsname.Snapshot) error {
 	return z.holdCmd(ctx, "hold", tag, recursive, snaps)
 }
 
 // Release removes tag; a tag not present is ErrHoldNotFound.
-func (z ZFS) Release(ctx context.Context, tag HoldTag, recursive bool, snaps ...Snapshot) error {
+func (z ZFS) Release(ctx context.Context, tag zfsname.HoldTag, recursive bool, snaps ...zfsname.Snapshot) error {
 	return z.holdCmd(ctx, "release", tag, recursive, snaps)
 }
 
-func (z ZFS) holdCmd(ctx context.Context, verb string, tag HoldTag, recursive bool, snaps []Snapshot) error {
+func (z ZFS) holdCmd(ctx context.Context, verb string, tag zfsname.HoldTag, recursive bool, snaps []zfsname.Snapshot) error {
 	if len(snaps) == 0 {
 		return fmt.Errorf("zfs %s: no snapshot given", verb)
 	}
-	if _, err := ParseHoldTag(string(tag)); err != nil {
+	if _, err := zfsname.ParseHoldTag(string(tag)); err != nil {
 		return err
 	}
 	argv := []string{"zfs", verb}
@@ -39,14 +41,14 @@ func (z ZFS) holdCmd(ctx context.Context, verb string, tag HoldTag, recursive bo
 
 // HoldInfo is one hold from `zfs holds -H`.
 type HoldInfo struct {
-	Snapshot Snapshot
-	Tag      HoldTag
+	Snapshot zfsname.Snapshot
+	Tag      zfsname.HoldTag
 	Created  string // as printed ("Sun Nov 22 17:32 2026"), host local time
 }
 
 // Holds lists the holds on snaps. zfs-fuse cannot list holds ("pyzfs.py not
 // found"): that is an UnsupportedError; HoldCount works there.
-func (z ZFS) Holds(ctx context.Context, snaps ...Snapshot) ([]HoldInfo, error) {
+func (z ZFS) Holds(ctx context.Context, snaps ...zfsname.Snapshot) ([]HoldInfo, error) {
 	if err := z.Caps.unsupported(z.Caps.Holds, "zfs holds"); err != nil {
 		return nil, err
 	}
@@ -72,11 +74,11 @@ func parseHolds(out []byte) ([]HoldInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := ParseSnapshot(f[0])
+		s, err := zfsname.ParseSnapshot(f[0])
 		if err != nil {
 			return nil, &ParseError{cmd, i + 1, line, err.Error()}
 		}
-		tag, err := ParseHoldTag(f[1])
+		tag, err := zfsname.ParseHoldTag(f[1])
 		if err != nil {
 			return nil, &ParseError{cmd, i + 1, line, err.Error()}
 		}
@@ -87,7 +89,7 @@ func parseHolds(out []byte) ([]HoldInfo, error) {
 
 // HoldCount is the number of holds on s (the userrefs property), available
 // on every implementation.
-func (z ZFS) HoldCount(ctx context.Context, s Snapshot) (int, error) {
+func (z ZFS) HoldCount(ctx context.Context, s zfsname.Snapshot) (int, error) {
 	v, err := z.GetOne(ctx, s, "userrefs")
 	if err != nil {
 		return 0, err

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"zcloud/zfsname"
 )
 
 // liveLocal returns a Local runner and the detected capabilities, or skips
@@ -44,10 +46,10 @@ func liveLocal(t *testing.T) (*Local, Capabilities) {
 
 // filePool creates a pool with a unique name on sparse files in a temp dir
 // and destroys it (only it) when the test ends.
-func filePool(t *testing.T, r Runner, caps Capabilities, l Layout, ndev int, size int64) (Pool, []Device, string) {
+func filePool(t *testing.T, r Runner, caps Capabilities, l Layout, ndev int, size int64) (zfsname.Pool, []zfsname.Device, string) {
 	t.Helper()
 	dir := t.TempDir()
-	var devs []Device
+	var devs []zfsname.Device
 	for i := 0; i < ndev+2; i++ { // two spares for replace tests
 		path := filepath.Join(dir, fmt.Sprintf("d%d", i))
 		f, err := os.Create(path)
@@ -58,7 +60,7 @@ func filePool(t *testing.T, r Runner, caps Capabilities, l Layout, ndev int, siz
 			t.Fatal(err)
 		}
 		f.Close()
-		d, err := ParseDevice(path)
+		d, err := zfsname.ParseDevice(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +68,7 @@ func filePool(t *testing.T, r Runner, caps Capabilities, l Layout, ndev int, siz
 	}
 	b := make([]byte, 4)
 	rand.Read(b)
-	p, err := ParsePool("zt" + hex.EncodeToString(b))
+	p, err := zfsname.ParsePool("zt" + hex.EncodeToString(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +160,7 @@ func sameTree(t *testing.T, a, b string) {
 }
 
 // pipe runs Send into Receive through an io.Pipe, as replication does.
-func pipe(ctx context.Context, src, dst ZFS, snap Snapshot, so SendOptions, target Dataset, ro ReceiveOptions) error {
+func pipe(ctx context.Context, src, dst ZFS, snap zfsname.Snapshot, so SendOptions, target zfsname.Dataset, ro ReceiveOptions) error {
 	pr, pw := io.Pipe()
 	sendErr := make(chan error, 1)
 	go func() {

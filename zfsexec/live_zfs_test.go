@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"zcloud/zfsname"
 )
 
 // TestLiveReplicate: full then -I incremental through Send/Receive into a
@@ -112,12 +114,12 @@ func TestLiveReplicate(t *testing.T) {
 	if tok, err := z.ResumeToken(ctx, dst); err != nil || tok != "" {
 		t.Errorf("ResumeToken = %q %v", tok, err)
 	}
-	if _, err := z.ListSnapshots(ctx, MustDataset(srcPool.String()+"/nope")); !errors.Is(err, ErrDatasetNotFound) {
+	if _, err := z.ListSnapshots(ctx, zfsname.MustDataset(srcPool.String()+"/nope")); !errors.Is(err, ErrDatasetNotFound) {
 		t.Errorf("ListSnapshots of missing dataset: %v", err)
 	}
 
 	// Holds: hold/release everywhere, listing only where supported.
-	tag, _ := ParseHoldTag("zcloud-test")
+	tag, _ := zfsname.ParseHoldTag("zcloud-test")
 	if err := z.Hold(ctx, tag, false, s2); err != nil {
 		t.Fatal(err)
 	}

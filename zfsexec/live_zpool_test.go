@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"zcloud/zfsname"
 )
 
 // TestLivePoolLifecycle: raidz create, replace + wait for resilver, scrub +
@@ -68,22 +70,22 @@ func TestLivePoolLifecycle(t *testing.T) {
 	if err := zp.Export(ctx, p, false); err != nil {
 		t.Fatal(err)
 	}
-	dirDev, err := ParseDevice(dir)
+	dirDev, err := zfsname.ParseDevice(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	emptyDev, _ := ParseDevice(t.TempDir())
-	if none, err := zp.ImportCandidates(ctx, ImportOptions{Dirs: []Device{emptyDev}}); err != nil || len(none) != 0 {
+	emptyDev, _ := zfsname.ParseDevice(t.TempDir())
+	if none, err := zp.ImportCandidates(ctx, ImportOptions{Dirs: []zfsname.Device{emptyDev}}); err != nil || len(none) != 0 {
 		t.Fatalf("a directory without pools: %+v, %v", none, err)
 	}
-	cands, err := zp.ImportCandidates(ctx, ImportOptions{Dirs: []Device{dirDev}})
+	cands, err := zp.ImportCandidates(ctx, ImportOptions{Dirs: []zfsname.Device{dirDev}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cands) != 1 || cands[0].Name != p.String() || cands[0].ID == 0 || cands[0].State != "ONLINE" {
 		t.Fatalf("candidates: %+v", cands)
 	}
-	if err := zp.Import(ctx, p, ImportOptions{Dirs: []Device{dirDev}}); err != nil {
+	if err := zp.Import(ctx, p, ImportOptions{Dirs: []zfsname.Device{dirDev}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat("/" + p.String() + "/x/a"); err != nil {

@@ -3,6 +3,8 @@ package zfsexec
 import (
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 // hostileNames must all be refused by every name parser, with a message
@@ -16,42 +18,42 @@ var hostileNames = []string{
 
 func TestHostileNamesRefused(t *testing.T) {
 	for _, n := range hostileNames {
-		if _, err := ParseDataset(n); err == nil || !IsInvalidName(err) {
+		if _, err := zfsname.ParseDataset(n); err == nil || !zfsname.IsInvalidName(err) {
 			t.Errorf("ParseDataset(%q) = %v", n, err)
 		} else if !strings.Contains(err.Error(), "invalid dataset name") {
 			t.Errorf("unclear message %q", err)
 		}
-		if _, err := ParseSnapshot(n + "@s"); err == nil {
+		if _, err := zfsname.ParseSnapshot(n + "@s"); err == nil {
 			t.Errorf("ParseSnapshot(%q@s) accepted", n)
 		}
-		if _, err := ParseSnapshot("tank/a@" + strings.TrimPrefix(n, "tank/")); err == nil && n != "tank/" {
+		if _, err := zfsname.ParseSnapshot("tank/a@" + strings.TrimPrefix(n, "tank/")); err == nil && n != "tank/" {
 			t.Errorf("ParseSnapshot(tank/a@%q) accepted", strings.TrimPrefix(n, "tank/"))
 		}
-		if _, err := ParseBookmark(n + "#b"); err == nil {
+		if _, err := zfsname.ParseBookmark(n + "#b"); err == nil {
 			t.Errorf("ParseBookmark(%q#b) accepted", n)
 		}
-		if _, err := ParseHoldTag(strings.TrimPrefix(n, "tank/")); err == nil && n != "tank/.." && n != "tank/." && n != "tank//a" && n != "/tank" {
+		if _, err := zfsname.ParseHoldTag(strings.TrimPrefix(n, "tank/")); err == nil && n != "tank/.." && n != "tank/." && n != "tank//a" && n != "/tank" {
 			t.Errorf("ParseHoldTag(%q) accepted", strings.TrimPrefix(n, "tank/"))
 		}
 	}
 	for _, p := range []string{"$(id)", "a;b", "-f", "mirror", "raidz1x", "1tank", "c0t0d0", "tank/a", ""} {
-		if _, err := ParsePool(p); err == nil {
+		if _, err := zfsname.ParsePool(p); err == nil {
 			t.Errorf("ParsePool(%q) accepted", p)
 		}
 	}
 	for _, d := range []string{"dev/sda", "/dev/sd a", "/dev/$(id)", "/dev/`id`", "/dev/a;b", "/dev/../etc/passwd", "/dev/x\n", "/dev/é"} {
-		if _, err := ParseDevice(d); err == nil {
+		if _, err := zfsname.ParseDevice(d); err == nil {
 			t.Errorf("ParseDevice(%q) accepted", d)
 		}
 	}
 	for _, m := range []string{"-x", "../x", "a/b", "a b", "$(id)", ""} {
-		if _, err := ParseMapperName(m); err == nil {
+		if _, err := zfsname.ParseMapperName(m); err == nil {
 			t.Errorf("ParseMapperName(%q) accepted", m)
 		}
 	}
 	// And the good ones still pass.
 	for _, ok := range []string{"tank", "tank/data", "tank/a.b_c-d:e", "backup/host1/tank/data"} {
-		if _, err := ParseDataset(ok); err != nil {
+		if _, err := zfsname.ParseDataset(ok); err != nil {
 			t.Errorf("ParseDataset(%q): %v", ok, err)
 		}
 	}
@@ -78,11 +80,11 @@ func TestNonASCIINamedAsTheCharacter(t *testing.T) {
 		err  error
 		want string
 	}{
-		{errOf(ParseDataset("tank/données")), "'é'"},
-		{errOf(ParseHoldTag("zcloud-données")), "'é'"},
-		{errOf(ParseDevice("/dev/é")), "'é'"},
-		{errOf(ParsePool("ta€nk")), "'€'"},
-		{errOf(ParseDataset("tank/a\xffb")), `'\xff'`},
+		{errOf(zfsname.ParseDataset("tank/données")), "'é'"},
+		{errOf(zfsname.ParseHoldTag("zcloud-données")), "'é'"},
+		{errOf(zfsname.ParseDevice("/dev/é")), "'é'"},
+		{errOf(zfsname.ParsePool("ta€nk")), "'€'"},
+		{errOf(zfsname.ParseDataset("tank/a\xffb")), `'\xff'`},
 	} {
 		if tc.err == nil || !strings.Contains(tc.err.Error(), "character "+tc.want+" is not allowed") {
 			t.Errorf("got %v, want it to name %s", tc.err, tc.want)

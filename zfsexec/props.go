@@ -3,23 +3,25 @@ package zfsexec
 import (
 	"sort"
 	"strings"
+
+	"zcloud/zfsname"
 )
 
 // Props is a set of validated property assignments. Build with Set.
-type Props struct{ m map[PropName]string }
+type Props struct{ m map[zfsname.PropName]string }
 
 // Set validates and records name=value.
 func (p *Props) Set(name, value string) error {
-	n, err := ParsePropName(name)
+	n, err := zfsname.ParsePropName(name)
 	if err != nil {
 		return err
 	}
-	v, err := ParsePropValue(n, value)
+	v, err := zfsname.ParsePropValue(n, value)
 	if err != nil {
 		return err
 	}
 	if p.m == nil {
-		p.m = map[PropName]string{}
+		p.m = map[zfsname.PropName]string{}
 	}
 	p.m[n] = v
 	return nil
@@ -39,7 +41,7 @@ func MustProps(kv ...string) Props {
 func (p Props) Len() int { return len(p.m) }
 
 // Get returns the value set for name.
-func (p Props) Get(name PropName) (string, bool) { v, ok := p.m[name]; return v, ok }
+func (p Props) Get(name zfsname.PropName) (string, bool) { v, ok := p.m[name]; return v, ok }
 
 // args renders "flag name=value" pairs in name order (deterministic argv).
 func (p Props) args(flag string) []string {
@@ -50,12 +52,12 @@ func (p Props) args(flag string) []string {
 	sort.Strings(names)
 	var out []string
 	for _, n := range names {
-		out = append(out, flag, n+"="+p.m[PropName(n)])
+		out = append(out, flag, n+"="+p.m[zfsname.PropName(n)])
 	}
 	return out
 }
 
-func propList(names []PropName) string {
+func propList(names []zfsname.PropName) string {
 	s := make([]string, len(names))
 	for i, n := range names {
 		s[i] = string(n)

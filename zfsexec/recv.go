@@ -3,19 +3,21 @@ package zfsexec
 import (
 	"context"
 	"io"
+
+	"zcloud/zfsname"
 )
 
 // ReceiveOptions are the zfs receive flags zcloud uses.
 type ReceiveOptions struct {
-	Force     bool       // -F: roll back the target to its newest snapshot first
-	Resumable bool       // -s: keep partial state on interruption (OpenZFS)
-	NoMount   bool       // -u
-	Props     Props      // -o name=value (e.g. origin=, mountpoint=, readonly=on)
-	Exclude   []PropName // -x name: do not receive this property
+	Force     bool               // -F: roll back the target to its newest snapshot first
+	Resumable bool               // -s: keep partial state on interruption (OpenZFS)
+	NoMount   bool               // -u
+	Props     Props              // -o name=value (e.g. origin=, mountpoint=, readonly=on)
+	Exclude   []zfsname.PropName // -x name: do not receive this property
 }
 
 // ReceiveArgv builds zfs receive for target.
-func (z ZFS) ReceiveArgv(target Dataset, o ReceiveOptions) ([]string, error) {
+func (z ZFS) ReceiveArgv(target zfsname.Dataset, o ReceiveOptions) ([]string, error) {
 	c := z.Caps
 	argv := []string{"zfs", "receive"}
 	if o.Force {
@@ -37,7 +39,7 @@ func (z ZFS) ReceiveArgv(target Dataset, o ReceiveOptions) ([]string, error) {
 	}
 	argv = append(argv, o.Props.args("-o")...)
 	for _, x := range o.Exclude {
-		n, err := ParsePropName(string(x))
+		n, err := zfsname.ParsePropName(string(x))
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +50,7 @@ func (z ZFS) ReceiveArgv(target Dataset, o ReceiveOptions) ([]string, error) {
 
 // Receive reads a stream from r into target. Cancelling ctx kills zfs
 // receive; with Resumable the partial state stays for a resume.
-func (z ZFS) Receive(ctx context.Context, target Dataset, o ReceiveOptions, r io.Reader) error {
+func (z ZFS) Receive(ctx context.Context, target zfsname.Dataset, o ReceiveOptions, r io.Reader) error {
 	argv, err := z.ReceiveArgv(target, o)
 	if err != nil {
 		return err
@@ -59,7 +61,7 @@ func (z ZFS) Receive(ctx context.Context, target Dataset, o ReceiveOptions, r io
 
 // AbortReceive discards target's partial receive state (zfs receive -A), so
 // a fresh (non-resumed) send can start.
-func (z ZFS) AbortReceive(ctx context.Context, target Dataset) error {
+func (z ZFS) AbortReceive(ctx context.Context, target zfsname.Dataset) error {
 	if err := z.Caps.unsupported(z.Caps.ResumableReceive, "zfs receive -A"); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"zcloud/internal/testenv"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 // hostileArgs carry shell syntax that, if a shell interpreted it, would
@@ -136,7 +137,7 @@ func TestSSHHostilePropertyValueOnZFS(t *testing.T) {
 		t.Fatal("property value was executed")
 	}
 	// A hostile name never gets that far.
-	if _, err := zfsexec.ParseDataset(p.Root().String() + "/a;touch " + canary); !zfsexec.IsInvalidName(err) {
+	if _, err := zfsname.ParseDataset(p.Root().String() + "/a;touch " + canary); !zfsname.IsInvalidName(err) {
 		t.Fatalf("hostile name: %v", err)
 	}
 }

@@ -6,18 +6,20 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"zcloud/zfsname"
 )
 
 // SendFrom is the incremental source: a snapshot or (OpenZFS) a bookmark.
 // The zero value means a full stream.
 type SendFrom struct {
-	Snapshot Snapshot
-	Bookmark Bookmark
+	Snapshot zfsname.Snapshot
+	Bookmark zfsname.Bookmark
 }
 
 // FromSnapshot and FromBookmark build a SendFrom.
-func FromSnapshot(s Snapshot) SendFrom { return SendFrom{Snapshot: s} }
-func FromBookmark(b Bookmark) SendFrom { return SendFrom{Bookmark: b} }
+func FromSnapshot(s zfsname.Snapshot) SendFrom { return SendFrom{Snapshot: s} }
+func FromBookmark(b zfsname.Bookmark) SendFrom { return SendFrom{Bookmark: b} }
 
 func (f SendFrom) IsZero() bool { return f.Snapshot.IsZero() && f.Bookmark.String() == "" }
 func (f SendFrom) String() string {
@@ -29,24 +31,24 @@ func (f SendFrom) String() string {
 
 // SendOptions are the zfs send flags zcloud uses.
 type SendOptions struct {
-	From          SendFrom    // -i/-I source; zero: full stream
-	Intermediates bool        // -I (every snapshot between) instead of -i
-	Raw           bool        // -w: encrypted blocks as stored (OpenZFS)
-	Replicate     bool        // -R: descendants, properties, snapshots
-	Props         bool        // -p: include properties
-	Compressed    bool        // -c
-	LargeBlock    bool        // -L
-	Embedded      bool        // -e
-	ResumeToken   ResumeToken // -t: resume; excludes every other option
+	From          SendFrom            // -i/-I source; zero: full stream
+	Intermediates bool                // -I (every snapshot between) instead of -i
+	Raw           bool                // -w: encrypted blocks as stored (OpenZFS)
+	Replicate     bool                // -R: descendants, properties, snapshots
+	Props         bool                // -p: include properties
+	Compressed    bool                // -c
+	LargeBlock    bool                // -L
+	Embedded      bool                // -e
+	ResumeToken   zfsname.ResumeToken // -t: resume; excludes every other option
 }
 
 // SendArgv builds the zfs send command line for snap, refusing what Caps
 // says this ZFS cannot do.
-func (z ZFS) SendArgv(snap Snapshot, o SendOptions) ([]string, error) {
+func (z ZFS) SendArgv(snap zfsname.Snapshot, o SendOptions) ([]string, error) {
 	return sendArgv(z.Caps, snap, o, false)
 }
 
-func sendArgv(caps Capabilities, snap Snapshot, o SendOptions, dryRun bool) ([]string, error) {
+func sendArgv(caps Capabilities, snap zfsname.Snapshot, o SendOptions, dryRun bool) ([]string, error) {
 	argv := []string{"zfs", "send"}
 	if dryRun {
 		if err := caps.unsupported(caps.SendEstimate, "zfs send -nvP (size estimate)"); err != nil {
@@ -61,7 +63,7 @@ func sendArgv(caps Capabilities, snap Snapshot, o SendOptions, dryRun bool) ([]s
 		if o != (SendOptions{ResumeToken: o.ResumeToken}) {
 			return nil, errors.New("zfs send -t: a resume token carries its own options; set nothing else")
 		}
-		if _, err := ParseResumeToken(string(o.ResumeToken)); err != nil {
+		if _, err := zfsname.ParseResumeToken(string(o.ResumeToken)); err != nil {
 			return nil, err
 		}
 		return append(argv, "-t", string(o.ResumeToken)), nil
@@ -116,7 +118,7 @@ func sendArgv(caps Capabilities, snap Snapshot, o SendOptions, dryRun bool) ([]s
 }
 
 // Send streams snap (or a resume) to w. Cancelling ctx kills zfs send.
-func (z ZFS) Send(ctx context.Context, snap Snapshot, o SendOptions, w io.Writer) error {
+func (z ZFS) Send(ctx context.Context, snap zfsname.Snapshot, o SendOptions, w io.Writer) error {
 	argv, err := z.SendArgv(snap, o)
 	if err != nil {
 		return err
@@ -128,7 +130,7 @@ func (z ZFS) Send(ctx context.Context, snap Snapshot, o SendOptions, w io.Writer
 // EstimateSize asks zfs send -nvP for the stream size in bytes. On a ZFS
 // without it (zfs-fuse) the error is an UnsupportedError: callers fall back
 // to the snapshot's "used"/"written" or report no estimate.
-func (z ZFS) EstimateSize(ctx context.Context, snap Snapshot, o SendOptions) (int64, error) {
+func (z ZFS) EstimateSize(ctx context.Context, snap zfsname.Snapshot, o SendOptions) (int64, error) {
 	argv, err := sendArgv(z.Caps, snap, o, true)
 	if err != nil {
 		return 0, err

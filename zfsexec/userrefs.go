@@ -3,18 +3,20 @@ package zfsexec
 import (
 	"context"
 	"sort"
+
+	"zcloud/zfsname"
 )
 
 // SnapshotHolds is the number of user holds (userrefs) on one snapshot.
 type SnapshotHolds struct {
-	Snapshot Snapshot
+	Snapshot zfsname.Snapshot
 	Holds    int
 }
 
 // HoldCounts reads userrefs of every snapshot of d in one command, sorted
 // by name; recursive includes the snapshots of every descendant. Unlike
 // Holds it works on every implementation (zfs-fuse cannot list hold tags).
-func (z ZFS) HoldCounts(ctx context.Context, d Dataset, recursive bool) ([]SnapshotHolds, error) {
+func (z ZFS) HoldCounts(ctx context.Context, d zfsname.Dataset, recursive bool) ([]SnapshotHolds, error) {
 	argv := []string{"zfs", "get", "-Hp"}
 	if recursive {
 		argv = append(argv, "-r")
@@ -31,7 +33,7 @@ func (z ZFS) HoldCounts(ctx context.Context, d Dataset, recursive bool) ([]Snaps
 
 // parseHoldCounts keeps the snapshot rows of d (and with recursive, of its
 // descendants); `-d 1` also prints d's children, which are skipped.
-func parseHoldCounts(out []byte, d Dataset, recursive bool) ([]SnapshotHolds, error) {
+func parseHoldCounts(out []byte, d zfsname.Dataset, recursive bool) ([]SnapshotHolds, error) {
 	const cmd = "zfs get userrefs"
 	var hs []SnapshotHolds
 	for i, line := range outputLines(out) {
@@ -42,7 +44,7 @@ func parseHoldCounts(out []byte, d Dataset, recursive bool) ([]SnapshotHolds, er
 		if f[1] == "-" { // a filesystem or volume: no userrefs
 			continue
 		}
-		s, err := ParseSnapshot(f[0])
+		s, err := zfsname.ParseSnapshot(f[0])
 		if err != nil {
 			return nil, &ParseError{cmd, i + 1, line, err.Error()}
 		}

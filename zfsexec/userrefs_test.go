@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 // Captured on zfs-fuse 0.7.0: a@s2 has two holds, a/b@s1 one.
@@ -15,7 +17,7 @@ func TestParseHoldCountsZFSFuse(t *testing.T) {
 	}
 	for _, b := range blocks {
 		f := strings.Fields(b.Cmd)
-		ds := MustDataset(f[len(f)-1])
+		ds := zfsname.MustDataset(f[len(f)-1])
 		recursive := strings.Contains(b.Cmd, " -r ")
 		hs, err := parseHoldCounts([]byte(b.Out), ds, recursive)
 		if err != nil {
@@ -36,7 +38,7 @@ func TestParseHoldCountsZFSFuse(t *testing.T) {
 }
 
 func TestParseHoldCountsSkipsOtherDatasetsAndRejectsJunk(t *testing.T) {
-	ds := MustDataset("p/a")
+	ds := zfsname.MustDataset("p/a")
 	out := "p/a\t-\np/a@x\t1\np/a/b@y\t3\np/ab@z\t4\n"
 	hs, err := parseHoldCounts([]byte(out), ds, false)
 	if err != nil || len(hs) != 1 || hs[0].Snapshot.Name() != "x" {
@@ -59,7 +61,7 @@ func TestParseHoldCountsSkipsOtherDatasetsAndRejectsJunk(t *testing.T) {
 func TestHoldCountsReplaysCapture(t *testing.T) {
 	blocks := loadBlocks(t, "zfs-fuse-0.7.0/zfs-get-userrefs.txt")
 	r := newReplay(blocks...)
-	ds := MustDataset(strings.Fields(blocks[0].Cmd)[len(strings.Fields(blocks[0].Cmd))-1])
+	ds := zfsname.MustDataset(strings.Fields(blocks[0].Cmd)[len(strings.Fields(blocks[0].Cmd))-1])
 	for _, rec := range []bool{true, false} {
 		hs, err := ZFS{R: r}.HoldCounts(context.Background(), ds, rec)
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"zcloud/zfsname"
 )
 
 // ZFS runs zfs commands on one host. Caps come from DetectCapabilities; with
@@ -25,12 +27,12 @@ func (z ZFS) run(ctx context.Context, argv ...string) (Result, error) {
 func notFound(err error) bool { return errors.Is(err, ErrDatasetNotFound) }
 
 // Exists reports whether a filesystem/volume exists.
-func (z ZFS) Exists(ctx context.Context, d Dataset) (bool, error) {
+func (z ZFS) Exists(ctx context.Context, d zfsname.Dataset) (bool, error) {
 	return z.exists(ctx, d.String())
 }
 
 // SnapshotExists reports whether a snapshot exists.
-func (z ZFS) SnapshotExists(ctx context.Context, s Snapshot) (bool, error) {
+func (z ZFS) SnapshotExists(ctx context.Context, s zfsname.Snapshot) (bool, error) {
 	return z.exists(ctx, s.String())
 }
 
@@ -47,7 +49,7 @@ func (z ZFS) exists(ctx context.Context, name string) (bool, error) {
 
 // ListDatasets lists root and every filesystem/volume below it, in zfs order
 // (parents before children).
-func (z ZFS) ListDatasets(ctx context.Context, root Dataset) ([]Dataset, error) {
+func (z ZFS) ListDatasets(ctx context.Context, root zfsname.Dataset) ([]zfsname.Dataset, error) {
 	res, err := z.run(ctx, "zfs", "list", "-H", "-o", "name", "-t", "filesystem,volume", "-r", root.String())
 	if err != nil {
 		return nil, err
@@ -55,10 +57,10 @@ func (z ZFS) ListDatasets(ctx context.Context, root Dataset) ([]Dataset, error) 
 	return parseDatasetNames(res.Stdout)
 }
 
-func parseDatasetNames(out []byte) ([]Dataset, error) {
-	var ds []Dataset
+func parseDatasetNames(out []byte) ([]zfsname.Dataset, error) {
+	var ds []zfsname.Dataset
 	for i, line := range outputLines(out) {
-		d, err := ParseDataset(line)
+		d, err := zfsname.ParseDataset(line)
 		if err != nil {
 			return nil, &ParseError{"zfs list", i + 1, line, err.Error()}
 		}
@@ -69,19 +71,19 @@ func parseDatasetNames(out []byte) ([]Dataset, error) {
 
 // SnapshotInfo is one snapshot with the properties replication needs.
 type SnapshotInfo struct {
-	Snapshot  Snapshot
+	Snapshot  zfsname.Snapshot
 	GUID      uint64
 	CreateTXG uint64
 	Creation  int64  // unix seconds
 	Used      uint64 // bytes
 }
 
-var snapshotProps = []PropName{"guid", "createtxg", "creation", "used"}
+var snapshotProps = []zfsname.PropName{"guid", "createtxg", "creation", "used"}
 
 // ListSnapshots lists d's own snapshots (not its children's), oldest first
 // by createtxg. It uses `zfs get -Hp -d 1`, the parsable form both OpenZFS
 // and zfs-fuse (which has no `zfs list -p`) understand.
-func (z ZFS) ListSnapshots(ctx context.Context, d Dataset) ([]SnapshotInfo, error) {
+func (z ZFS) ListSnapshots(ctx context.Context, d zfsname.Dataset) ([]SnapshotInfo, error) {
 	res, err := z.run(ctx, "zfs", "get", "-Hp", "-d", "1", "-o", "name,property,value", propList(snapshotProps), d.String())
 	if err != nil {
 		return nil, err
@@ -91,7 +93,7 @@ func (z ZFS) ListSnapshots(ctx context.Context, d Dataset) ([]SnapshotInfo, erro
 
 // parseSnapshotGet pivots name/property/value rows into SnapshotInfo for the
 // snapshots of d; rows for d itself and its children are skipped.
-func parseSnapshotGet(out []byte, d Dataset) ([]SnapshotInfo, error) {
+func parseSnapshotGet(out []byte, d zfsname.Dataset) ([]SnapshotInfo, error) {
 	const cmd = "zfs get"
 	prefix := d.String() + "@"
 	byName := map[string]*SnapshotInfo{}
@@ -107,7 +109,7 @@ func parseSnapshotGet(out []byte, d Dataset) ([]SnapshotInfo, error) {
 		}
 		si := byName[f[0]]
 		if si == nil {
-			s, err := ParseSnapshot(f[0])
+			s, err := zfsname.ParseSnapshot(f[0])
 			if err != nil {
 				return nil, &ParseError{cmd, i + 1, line, err.Error()}
 			}
@@ -146,13 +148,13 @@ func parseSnapshotGet(out []byte, d Dataset) ([]SnapshotInfo, error) {
 
 // BookmarkInfo is one bookmark.
 type BookmarkInfo struct {
-	Bookmark  Bookmark
+	Bookmark  zfsname.Bookmark
 	GUID      uint64
 	CreateTXG uint64
 }
 
 // ListBookmarks lists d's bookmarks, oldest first.
-func (z ZFS) ListBookmarks(ctx context.Context, d Dataset) ([]BookmarkInfo, error) {
+func (z ZFS) ListBookmarks(ctx context.Context, d zfsname.Dataset) ([]BookmarkInfo, error) {
 	if err := z.Caps.unsupported(z.Caps.Bookmarks, "bookmarks"); err != nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func parseBookmarkList(out []byte) ([]BookmarkInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := ParseBookmark(f[0])
+		b, err := zfsname.ParseBookmark(f[0])
 		if err != nil {
 			return nil, &ParseError{cmd, i + 1, line, err.Error()}
 		}
@@ -202,7 +204,7 @@ type Property struct {
 type Target interface{ String() string }
 
 // Get reads properties (parsable values: bytes, unix seconds) of targets.
-func (z ZFS) Get(ctx context.Context, props []PropName, targets ...Target) ([]Property, error) {
+func (z ZFS) Get(ctx context.Context, props []zfsname.PropName, targets ...Target) ([]Property, error) {
 	if len(props) == 0 || len(targets) == 0 {
 		return nil, errors.New("zfs get: need at least one property and one target")
 	}
@@ -221,8 +223,8 @@ func (z ZFS) Get(ctx context.Context, props []PropName, targets ...Target) ([]Pr
 }
 
 // GetOne reads one property of one target.
-func (z ZFS) GetOne(ctx context.Context, t Target, prop PropName) (string, error) {
-	ps, err := z.Get(ctx, []PropName{prop}, t)
+func (z ZFS) GetOne(ctx context.Context, t Target, prop zfsname.PropName) (string, error) {
+	ps, err := z.Get(ctx, []zfsname.PropName{prop}, t)
 	if err != nil {
 		return "", err
 	}
@@ -266,7 +268,7 @@ type CreateOptions struct {
 }
 
 // Create makes a filesystem.
-func (z ZFS) Create(ctx context.Context, d Dataset, o CreateOptions) error {
+func (z ZFS) Create(ctx context.Context, d zfsname.Dataset, o CreateOptions) error {
 	argv := []string{"zfs", "create"}
 	if o.Parents {
 		argv = append(argv, "-p")
@@ -280,7 +282,7 @@ func (z ZFS) Create(ctx context.Context, d Dataset, o CreateOptions) error {
 // Snapshot takes snapshots atomically in one command (all or none).
 // Recursive (-r) also snapshots every descendant. zfs-fuse takes only one
 // snapshot per command: several are refused there as unsupported.
-func (z ZFS) Snapshot(ctx context.Context, recursive bool, props Props, snaps ...Snapshot) error {
+func (z ZFS) Snapshot(ctx context.Context, recursive bool, props Props, snaps ...zfsname.Snapshot) error {
 	if len(snaps) == 0 {
 		return errors.New("zfs snapshot: no snapshot given")
 	}
@@ -303,7 +305,7 @@ func (z ZFS) Snapshot(ctx context.Context, recursive bool, props Props, snaps ..
 
 // DestroySnapshot destroys one snapshot; recursive destroys the same-named
 // snapshot of every descendant. A held snapshot fails with ErrBusy.
-func (z ZFS) DestroySnapshot(ctx context.Context, s Snapshot, recursive bool) error {
+func (z ZFS) DestroySnapshot(ctx context.Context, s zfsname.Snapshot, recursive bool) error {
 	argv := []string{"zfs", "destroy"}
 	if recursive {
 		argv = append(argv, "-r")
@@ -314,7 +316,7 @@ func (z ZFS) DestroySnapshot(ctx context.Context, s Snapshot, recursive bool) er
 
 // DestroyDataset destroys a filesystem; recursive (-r) includes children and
 // snapshots.
-func (z ZFS) DestroyDataset(ctx context.Context, d Dataset, recursive bool) error {
+func (z ZFS) DestroyDataset(ctx context.Context, d zfsname.Dataset, recursive bool) error {
 	if !strings.Contains(d.String(), "/") {
 		return fmt.Errorf("zfs destroy %s: refusing to destroy a pool's root dataset (use Zpool.Destroy)", d)
 	}
@@ -350,7 +352,7 @@ func (z ZFS) fuseRetryBusy(ctx context.Context, f func() error) error {
 // fuseUnmountTree unmounts d and its descendants, deepest first, on
 // zfs-fuse only: its rename and destroy cannot unmount by themselves and
 // answer "dataset is busy" (checked live), while OpenZFS handles it.
-func (z ZFS) fuseUnmountTree(ctx context.Context, d Dataset) error {
+func (z ZFS) fuseUnmountTree(ctx context.Context, d zfsname.Dataset) error {
 	if z.Caps.Impl != ImplZFSFuse {
 		return nil
 	}
@@ -372,7 +374,7 @@ func notMounted(err error) bool {
 }
 
 // Rename renames a filesystem; parents (-p) creates missing parents.
-func (z ZFS) Rename(ctx context.Context, from, to Dataset, parents bool) error {
+func (z ZFS) Rename(ctx context.Context, from, to zfsname.Dataset, parents bool) error {
 	if err := z.fuseUnmountTree(ctx, from); err != nil {
 		return err
 	}
@@ -394,7 +396,7 @@ func (z ZFS) Rename(ctx context.Context, from, to Dataset, parents bool) error {
 }
 
 // fuseMountTree mounts what fuseUnmountTree unmounted, parents first.
-func (z ZFS) fuseMountTree(ctx context.Context, d Dataset) error {
+func (z ZFS) fuseMountTree(ctx context.Context, d zfsname.Dataset) error {
 	ds, err := z.ListDatasets(ctx, d)
 	if err != nil {
 		return err
@@ -413,7 +415,7 @@ func alreadyMounted(err error) bool {
 }
 
 // Bookmark creates bookmark b from snapshot s.
-func (z ZFS) Bookmark(ctx context.Context, s Snapshot, b Bookmark) error {
+func (z ZFS) Bookmark(ctx context.Context, s zfsname.Snapshot, b zfsname.Bookmark) error {
 	if err := z.Caps.unsupported(z.Caps.Bookmarks, "zfs bookmark"); err != nil {
 		return err
 	}
@@ -421,9 +423,19 @@ func (z ZFS) Bookmark(ctx context.Context, s Snapshot, b Bookmark) error {
 	return err
 }
 
+// DestroyBookmark destroys bookmark b (a bookmark holds no data: only its
+// snapshot's GUID and birth time).
+func (z ZFS) DestroyBookmark(ctx context.Context, b zfsname.Bookmark) error {
+	if err := z.Caps.unsupported(z.Caps.Bookmarks, "bookmarks"); err != nil {
+		return err
+	}
+	_, err := z.run(ctx, "zfs", "destroy", b.String())
+	return err
+}
+
 // ResumeToken returns d's receive_resume_token, "" when there is none (or
 // this ZFS has no resumable receive).
-func (z ZFS) ResumeToken(ctx context.Context, d Dataset) (ResumeToken, error) {
+func (z ZFS) ResumeToken(ctx context.Context, d zfsname.Dataset) (zfsname.ResumeToken, error) {
 	if !z.Caps.ResumableReceive && z.Caps.Impl != "" {
 		return "", nil
 	}
@@ -434,12 +446,12 @@ func (z ZFS) ResumeToken(ctx context.Context, d Dataset) (ResumeToken, error) {
 	if v == "-" || v == "" {
 		return "", nil
 	}
-	return ParseResumeToken(v)
+	return zfsname.ParseResumeToken(v)
 }
 
 // LoadKey loads d's encryption key from stdin (`-L prompt`): the key never
 // appears in argv, a file, or logs.
-func (z ZFS) LoadKey(ctx context.Context, d Dataset, key io.Reader) error {
+func (z ZFS) LoadKey(ctx context.Context, d zfsname.Dataset, key io.Reader) error {
 	if err := z.Caps.unsupported(z.Caps.NativeEncryption, "native encryption (zfs load-key)"); err != nil {
 		return err
 	}
@@ -448,7 +460,7 @@ func (z ZFS) LoadKey(ctx context.Context, d Dataset, key io.Reader) error {
 }
 
 // UnloadKey unloads d's key (d must be unmounted).
-func (z ZFS) UnloadKey(ctx context.Context, d Dataset) error {
+func (z ZFS) UnloadKey(ctx context.Context, d zfsname.Dataset) error {
 	if err := z.Caps.unsupported(z.Caps.NativeEncryption, "native encryption (zfs unload-key)"); err != nil {
 		return err
 	}
@@ -457,13 +469,13 @@ func (z ZFS) UnloadKey(ctx context.Context, d Dataset) error {
 }
 
 // Mount mounts d.
-func (z ZFS) Mount(ctx context.Context, d Dataset) error {
+func (z ZFS) Mount(ctx context.Context, d zfsname.Dataset) error {
 	_, err := z.run(ctx, "zfs", "mount", d.String())
 	return err
 }
 
 // Unmount unmounts d; force (-f) even when busy.
-func (z ZFS) Unmount(ctx context.Context, d Dataset, force bool) error {
+func (z ZFS) Unmount(ctx context.Context, d zfsname.Dataset, force bool) error {
 	argv := []string{"zfs", "unmount"}
 	if force {
 		argv = append(argv, "-f")
@@ -475,9 +487,9 @@ func (z ZFS) Unmount(ctx context.Context, d Dataset, force bool) error {
 // NoPoolError: a dataset's pool does not exist on the host. zfs create
 // would say only "missing dataset name"; retrying cannot create a pool.
 type NoPoolError struct {
-	Pool    Pool
+	Pool    zfsname.Pool
 	Host    string
-	Dataset Dataset // the dataset that needed it
+	Dataset zfsname.Dataset // the dataset that needed it
 }
 
 func (e *NoPoolError) Error() string {
@@ -486,7 +498,7 @@ func (e *NoPoolError) Error() string {
 
 // EnsureParent creates d's parent, as zfs receive needs it; a missing pool
 // is a *NoPoolError.
-func (z ZFS) EnsureParent(ctx context.Context, d Dataset) error {
+func (z ZFS) EnsureParent(ctx context.Context, d zfsname.Dataset) error {
 	root := d.Pool().Root()
 	if exists, err := z.Exists(ctx, root); err != nil {
 		return err

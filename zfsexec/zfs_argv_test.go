@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 var (
@@ -12,9 +14,9 @@ var (
 )
 
 func TestSendArgv(t *testing.T) {
-	s1 := MustSnapshot("tank/data@a")
-	s2 := MustSnapshot("tank/data@b")
-	bm, _ := ParseBookmark("tank/data#a")
+	s1 := zfsname.MustSnapshot("tank/data@a")
+	s2 := zfsname.MustSnapshot("tank/data@b")
+	bm, _ := zfsname.ParseBookmark("tank/data#a")
 	z := ZFS{Caps: openZFS2Caps}
 	cases := []struct {
 		o    SendOptions
@@ -63,8 +65,7 @@ func TestSendArgv(t *testing.T) {
 func TestEstimateSizeReplay(t *testing.T) {
 	r := newReplay(loadBlock(t, "openzfs-2.3.2/zfs-send-nvP-incremental.txt"))
 	z := ZFS{R: r, Caps: openZFS2Caps}
-	n, err := z.EstimateSize(context.Background(), MustSnapshot("tank/data@2026-11-22T0100Z"),
-		SendOptions{From: FromSnapshot(MustSnapshot("tank/data@2026-11-22T0000Z"))})
+	n, err := z.EstimateSize(context.Background(), zfsname.MustSnapshot("tank/data@2026-11-22T0100Z"), SendOptions{From: FromSnapshot(zfsname.MustSnapshot("tank/data@2026-11-22T0000Z"))})
 	if err != nil || n != 38000 {
 		t.Fatalf("estimate %d %v", n, err)
 	}
@@ -77,19 +78,19 @@ func TestReceiveArgv(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Set("mountpoint", "none")
-	argv, err := z.ReceiveArgv(MustDataset("backup/data"), ReceiveOptions{Force: true, Resumable: true, NoMount: true, Props: p, Exclude: []PropName{"encryption"}})
+	argv, err := z.ReceiveArgv(zfsname.MustDataset("backup/data"), ReceiveOptions{Force: true, Resumable: true, NoMount: true, Props: p, Exclude: []zfsname.PropName{"encryption"}})
 	want := "zfs receive -F -s -u -o mountpoint=none -o readonly=on -x encryption backup/data"
 	if err != nil || strings.Join(argv, " ") != want {
 		t.Fatalf("got %q %v\nwant %q", argv, err, want)
 	}
 	zf := ZFS{Caps: fuseCaps}
-	if _, err := zf.ReceiveArgv(MustDataset("b/d"), ReceiveOptions{Resumable: true}); !IsUnsupported(err) {
+	if _, err := zf.ReceiveArgv(zfsname.MustDataset("b/d"), ReceiveOptions{Resumable: true}); !IsUnsupported(err) {
 		t.Errorf("zfs-fuse -s: %v", err)
 	}
-	if argv, err := zf.ReceiveArgv(MustDataset("b/d"), ReceiveOptions{Force: true}); err != nil || strings.Join(argv, " ") != "zfs receive -F b/d" {
+	if argv, err := zf.ReceiveArgv(zfsname.MustDataset("b/d"), ReceiveOptions{Force: true}); err != nil || strings.Join(argv, " ") != "zfs receive -F b/d" {
 		t.Errorf("zfs-fuse -F: %q %v", argv, err)
 	}
-	if _, err := z.ReceiveArgv(MustDataset("b/d"), ReceiveOptions{Exclude: []PropName{"-x"}}); err == nil {
+	if _, err := z.ReceiveArgv(zfsname.MustDataset("b/d"), ReceiveOptions{Exclude: []zfsname.PropName{"-x"}}); err == nil {
 		t.Error("bad -x property accepted")
 	}
 }
@@ -98,7 +99,7 @@ func TestCommandArgv(t *testing.T) {
 	ctx := context.Background()
 	r := newReplay()
 	z := ZFS{R: r, Caps: openZFS2Caps}
-	a, b := MustSnapshot("tank/a@s"), MustSnapshot("tank/b@s")
+	a, b := zfsname.MustSnapshot("tank/a@s"), zfsname.MustSnapshot("tank/b@s")
 	check := func(want string) {
 		t.Helper()
 		if got := r.lastArgv(); got != want {
@@ -109,13 +110,13 @@ func TestCommandArgv(t *testing.T) {
 	check("zfs snapshot tank/a@s tank/b@s")
 	z.Snapshot(ctx, true, MustProps("zcloud:by", "policy"), a)
 	check("zfs snapshot -r -o zcloud:by=policy tank/a@s")
-	z.Create(ctx, MustDataset("tank/x/y"), CreateOptions{Parents: true, Props: MustProps("compression", "lz4")})
+	z.Create(ctx, zfsname.MustDataset("tank/x/y"), CreateOptions{Parents: true, Props: MustProps("compression", "lz4")})
 	check("zfs create -p -o compression=lz4 tank/x/y")
 	z.DestroySnapshot(ctx, a, true)
 	check("zfs destroy -r tank/a@s")
-	z.DestroyDataset(ctx, MustDataset("tank/x"), true)
+	z.DestroyDataset(ctx, zfsname.MustDataset("tank/x"), true)
 	check("zfs destroy -r tank/x")
-	if err := z.DestroyDataset(ctx, MustDataset("tank"), true); err == nil {
+	if err := z.DestroyDataset(ctx, zfsname.MustDataset("tank"), true); err == nil {
 		t.Error("destroying a pool root accepted")
 	}
 	z.Hold(ctx, "zcloud-repl", false, a, b)
@@ -125,16 +126,16 @@ func TestCommandArgv(t *testing.T) {
 	if err := z.Hold(ctx, "-r", false, a); err == nil {
 		t.Error("hold tag '-r' accepted")
 	}
-	z.Rename(ctx, MustDataset("tank/a"), MustDataset("tank/z/a"), true)
+	z.Rename(ctx, zfsname.MustDataset("tank/a"), zfsname.MustDataset("tank/z/a"), true)
 	check("zfs rename -p tank/a tank/z/a")
-	z.LoadKey(ctx, MustDataset("tank/secure"), strings.NewReader("secret"))
+	z.LoadKey(ctx, zfsname.MustDataset("tank/secure"), strings.NewReader("secret"))
 	check("zfs load-key -L prompt tank/secure")
 	if strings.Contains(r.lastArgv(), "secret") {
 		t.Error("key in argv")
 	}
-	z.ListSnapshots(ctx, MustDataset("tank/a"))
+	z.ListSnapshots(ctx, zfsname.MustDataset("tank/a"))
 	check("zfs get -Hp -d 1 -o name,property,value guid,createtxg,creation,used tank/a")
-	z.Set(ctx, MustDataset("tank/a"), MustProps("readonly", "on"))
+	z.Set(ctx, zfsname.MustDataset("tank/a"), MustProps("readonly", "on"))
 	check("zfs set readonly=on tank/a")
 
 	zf := ZFS{R: r, Caps: fuseCaps}
@@ -144,23 +145,23 @@ func TestCommandArgv(t *testing.T) {
 	if _, err := zf.Holds(ctx, a); !IsUnsupported(err) {
 		t.Errorf("zfs-fuse holds: %v", err)
 	}
-	if tok, err := zf.ResumeToken(ctx, MustDataset("tank/a")); err != nil || tok != "" {
+	if tok, err := zf.ResumeToken(ctx, zfsname.MustDataset("tank/a")); err != nil || tok != "" {
 		t.Errorf("zfs-fuse resume token: %q %v", tok, err)
 	}
 }
 
 func TestPropValidation(t *testing.T) {
 	for _, bad := range []string{"", "-o", "Compression", "a b", "a;b", "a\nb", "$(id)", "é"} {
-		if _, err := ParsePropName(bad); err == nil {
+		if _, err := zfsname.ParsePropName(bad); err == nil {
 			t.Errorf("property name %q accepted", bad)
 		}
 	}
 	for _, bad := range []string{"a\nb", "a\tb", "a\x00b", "\x1b[2J"} {
-		if _, err := ParsePropValue("x", bad); err == nil {
+		if _, err := zfsname.ParsePropValue("x", bad); err == nil {
 			t.Errorf("property value %q accepted", bad)
 		}
 	}
-	if _, err := ParsePropValue("zcloud:note", "it's $(fine) `here`; really"); err != nil {
+	if _, err := zfsname.ParsePropValue("zcloud:note", "it's $(fine) `here`; really"); err != nil {
 		t.Errorf("printable value refused: %v", err)
 	}
 }

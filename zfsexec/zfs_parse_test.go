@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 func TestParseGetOpenZFS(t *testing.T) {
@@ -55,7 +57,7 @@ func TestParseSnapshotGetZFSFuse(t *testing.T) {
 			b = x
 		}
 	}
-	ds := MustDataset(strings.Fields(b.Cmd)[len(strings.Fields(b.Cmd))-1])
+	ds := zfsname.MustDataset(strings.Fields(b.Cmd)[len(strings.Fields(b.Cmd))-1])
 	snaps, err := parseSnapshotGet([]byte(b.Out), ds)
 	if err != nil {
 		t.Fatal(err)
@@ -75,17 +77,17 @@ func TestParseSnapshotGetSortsAndChecksCompleteness(t *testing.T) {
 	out := "p/d@b\tguid\t2\np/d@b\tcreatetxg\t20\np/d@b\tcreation\t100\np/d@b\tused\t0\n" +
 		"p/d/c@x\tguid\t9\n" +
 		"p/d@a\tguid\t1\np/d@a\tcreatetxg\t10\np/d@a\tcreation\t90\np/d@a\tused\t5\n"
-	snaps, err := parseSnapshotGet([]byte(out), MustDataset("p/d"))
+	snaps, err := parseSnapshotGet([]byte(out), zfsname.MustDataset("p/d"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(snaps) != 2 || snaps[0].GUID != 1 || snaps[1].GUID != 2 || snaps[0].Used != 5 {
 		t.Fatalf("snaps = %+v", snaps)
 	}
-	if _, err := parseSnapshotGet([]byte("p/d@a\tguid\t1\n"), MustDataset("p/d")); err == nil {
+	if _, err := parseSnapshotGet([]byte("p/d@a\tguid\t1\n"), zfsname.MustDataset("p/d")); err == nil {
 		t.Fatal("incomplete snapshot rows accepted")
 	}
-	if _, err := parseSnapshotGet([]byte("p/d@a\tguid\tx\n"), MustDataset("p/d")); err == nil {
+	if _, err := parseSnapshotGet([]byte("p/d@a\tguid\tx\n"), zfsname.MustDataset("p/d")); err == nil {
 		t.Fatal("non-numeric guid accepted")
 	}
 }
@@ -171,7 +173,7 @@ func TestParseDiffOpenZFS(t *testing.T) {
 
 func TestResumeTokenFromCapture(t *testing.T) {
 	b := loadBlock(t, "openzfs-2.3.2/zfs-get-resume-token.txt")
-	tok, err := ParseResumeToken(strings.TrimSpace(b.Out))
+	tok, err := zfsname.ParseResumeToken(strings.TrimSpace(b.Out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestResumeTokenFromCapture(t *testing.T) {
 		t.Errorf("token differs from the one sent: %s", s.Cmd)
 	}
 	for _, bad := range []string{"", "-", "1-abc;rm", "1-ABC", "2-abc", "1-ab c"} {
-		if _, err := ParseResumeToken(bad); err == nil {
+		if _, err := zfsname.ParseResumeToken(bad); err == nil {
 			t.Errorf("accepted token %q", bad)
 		}
 	}

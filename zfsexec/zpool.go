@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"zcloud/zfsname"
 )
 
 // Zpool runs zpool commands on one host.
@@ -39,7 +41,7 @@ type Layout struct {
 }
 
 // VdevArgs groups devices into the layout's vdevs: "raidz1 d1 d2 d3 raidz1 d4 d5 d6".
-func (l Layout) VdevArgs(devs []Device) ([]string, error) {
+func (l Layout) VdevArgs(devs []zfsname.Device) ([]string, error) {
 	min, ok := minWidth[l.Redundancy]
 	if !ok {
 		return nil, fmt.Errorf("zpool layout: unknown redundancy %q", l.Redundancy)
@@ -82,7 +84,7 @@ type PoolCreateOptions struct {
 }
 
 // CreateArgv builds zpool create.
-func (z Zpool) CreateArgv(p Pool, l Layout, devs []Device, o PoolCreateOptions) ([]string, error) {
+func (z Zpool) CreateArgv(p zfsname.Pool, l Layout, devs []zfsname.Device, o PoolCreateOptions) ([]string, error) {
 	vdevs, err := l.VdevArgs(devs)
 	if err != nil {
 		return nil, err
@@ -102,7 +104,7 @@ func (z Zpool) CreateArgv(p Pool, l Layout, devs []Device, o PoolCreateOptions) 
 	argv = append(argv, o.FSProps.args("-O")...)
 	if o.Mountpoint != "" {
 		if o.Mountpoint != "none" {
-			if _, err := ParseDevice(o.Mountpoint); err != nil {
+			if _, err := zfsname.ParseDevice(o.Mountpoint); err != nil {
 				return nil, fmt.Errorf("zpool create: mountpoint: %w", err)
 			}
 		}
@@ -113,7 +115,7 @@ func (z Zpool) CreateArgv(p Pool, l Layout, devs []Device, o PoolCreateOptions) 
 }
 
 // Create makes pool p from devs laid out as l.
-func (z Zpool) Create(ctx context.Context, p Pool, l Layout, devs []Device, o PoolCreateOptions) error {
+func (z Zpool) Create(ctx context.Context, p zfsname.Pool, l Layout, devs []zfsname.Device, o PoolCreateOptions) error {
 	argv, err := z.CreateArgv(p, l, devs, o)
 	if err != nil {
 		return err
@@ -123,7 +125,7 @@ func (z Zpool) Create(ctx context.Context, p Pool, l Layout, devs []Device, o Po
 }
 
 // Destroy destroys pool p and everything in it.
-func (z Zpool) Destroy(ctx context.Context, p Pool, force bool) error {
+func (z Zpool) Destroy(ctx context.Context, p zfsname.Pool, force bool) error {
 	argv := []string{"zpool", "destroy"}
 	if force {
 		argv = append(argv, "-f")
@@ -133,7 +135,7 @@ func (z Zpool) Destroy(ctx context.Context, p Pool, force bool) error {
 }
 
 // Export exports p (unmounts, marks it free for another host).
-func (z Zpool) Export(ctx context.Context, p Pool, force bool) error {
+func (z Zpool) Export(ctx context.Context, p zfsname.Pool, force bool) error {
 	argv := []string{"zpool", "export"}
 	if force {
 		argv = append(argv, "-f")
@@ -144,8 +146,9 @@ func (z Zpool) Export(ctx context.Context, p Pool, force bool) error {
 
 // ImportOptions for Import and ImportCandidates.
 type ImportOptions struct {
-	Dirs  []Device // -d: directories (or device nodes) to search; none = default
-	Force bool     // -f: import a pool last used by another host
+	Dirs []zfsname. // -d: directories (or device nodes) to search; none = default
+		Device
+	Force bool // -f: import a pool last used by another host
 }
 
 func (o ImportOptions) dirArgs() []string {
@@ -157,7 +160,7 @@ func (o ImportOptions) dirArgs() []string {
 }
 
 // Import imports p by name.
-func (z Zpool) Import(ctx context.Context, p Pool, o ImportOptions) error {
+func (z Zpool) Import(ctx context.Context, p zfsname.Pool, o ImportOptions) error {
 	argv := append([]string{"zpool", "import"}, o.dirArgs()...)
 	if o.Force {
 		argv = append(argv, "-f")
@@ -185,7 +188,7 @@ func (z Zpool) ImportCandidates(ctx context.Context, o ImportOptions) ([]ImportC
 }
 
 // Replace replaces old with new and starts a resilver (wait with Wait).
-func (z Zpool) Replace(ctx context.Context, p Pool, old, new Device, force bool) error {
+func (z Zpool) Replace(ctx context.Context, p zfsname.Pool, old, new zfsname.Device, force bool) error {
 	argv := []string{"zpool", "replace"}
 	if force {
 		argv = append(argv, "-f")
@@ -195,7 +198,7 @@ func (z Zpool) Replace(ctx context.Context, p Pool, old, new Device, force bool)
 }
 
 // OnlineExpand brings devs online with -e: grow into their larger size.
-func (z Zpool) OnlineExpand(ctx context.Context, p Pool, devs ...Device) error {
+func (z Zpool) OnlineExpand(ctx context.Context, p zfsname.Pool, devs ...zfsname.Device) error {
 	if len(devs) == 0 {
 		return errors.New("zpool online -e: no device given")
 	}
@@ -211,19 +214,19 @@ func (z Zpool) OnlineExpand(ctx context.Context, p Pool, devs ...Device) error {
 }
 
 // Scrub starts a scrub of p.
-func (z Zpool) Scrub(ctx context.Context, p Pool) error {
+func (z Zpool) Scrub(ctx context.Context, p zfsname.Pool) error {
 	_, err := z.run(ctx, "zpool", "scrub", p.String())
 	return err
 }
 
 // StopScrub cancels a running scrub (ErrNoActiveScrub on OpenZFS if none).
-func (z Zpool) StopScrub(ctx context.Context, p Pool) error {
+func (z Zpool) StopScrub(ctx context.Context, p zfsname.Pool) error {
 	_, err := z.run(ctx, "zpool", "scrub", "-s", p.String())
 	return err
 }
 
 // Status returns p's parsed status. OpenZFS gets -p (exact error counts).
-func (z Zpool) Status(ctx context.Context, p Pool) (PoolStatus, error) {
+func (z Zpool) Status(ctx context.Context, p zfsname.Pool) (PoolStatus, error) {
 	argv := []string{"zpool", "status"}
 	if z.Caps.ListParsable {
 		argv = append(argv, "-p")
@@ -253,7 +256,7 @@ const (
 // Wait blocks until no activity of kind a runs on p. With `zpool wait` (OpenZFS
 // 2.x) it runs that; otherwise it polls Status every interval (default 2s).
 // Cancelling ctx stops waiting (and kills zpool wait).
-func (z Zpool) Wait(ctx context.Context, p Pool, a WaitActivity, interval time.Duration) (PoolStatus, error) {
+func (z Zpool) Wait(ctx context.Context, p zfsname.Pool, a WaitActivity, interval time.Duration) (PoolStatus, error) {
 	if a != WaitResilver && a != WaitScrub {
 		return PoolStatus{}, fmt.Errorf("zpool wait: unknown activity %q", a)
 	}
@@ -317,7 +320,7 @@ type PoolInfo struct {
 }
 
 // Get reads pool properties (`zpool get -Hp`; zfs-fuse: the column form).
-func (z Zpool) Get(ctx context.Context, p Pool, props ...PropName) ([]Property, error) {
+func (z Zpool) Get(ctx context.Context, p zfsname.Pool, props ...zfsname.PropName) ([]Property, error) {
 	list := "all"
 	if len(props) > 0 {
 		list = propList(props)
@@ -337,7 +340,7 @@ func (z Zpool) Get(ctx context.Context, p Pool, props ...PropName) ([]Property, 
 }
 
 // List reads size/usage/health of p.
-func (z Zpool) List(ctx context.Context, p Pool) (PoolInfo, error) {
+func (z Zpool) List(ctx context.Context, p zfsname.Pool) (PoolInfo, error) {
 	ps, err := z.Get(ctx, p, "size", "allocated", "free", "health", "capacity")
 	if err != nil {
 		return PoolInfo{}, err

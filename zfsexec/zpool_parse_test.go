@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 func statusOf(t *testing.T, file string) PoolStatus {
@@ -195,14 +197,14 @@ func TestZpoolGetAndList(t *testing.T) {
 }
 
 func TestZpoolArgv(t *testing.T) {
-	d := func(s string) Device {
-		v, err := ParseDevice(s)
+	d := func(s string) zfsname.Device {
+		v, err := zfsname.ParseDevice(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
-	devs := []Device{d("/dev/a"), d("/dev/b"), d("/dev/c"), d("/dev/d"), d("/dev/e"), d("/dev/f")}
+	devs := []zfsname.Device{d("/dev/a"), d("/dev/b"), d("/dev/c"), d("/dev/d"), d("/dev/e"), d("/dev/f")}
 	z := Zpool{}
 	argv, err := z.CreateArgv(mustPool(t, "tank"), Layout{RaidZ1, 3}, devs, PoolCreateOptions{Force: true, Mountpoint: "/mnt/tank"})
 	want := "zpool create -f -o ashift=12 -o autoexpand=on -m /mnt/tank tank raidz1 /dev/a /dev/b /dev/c raidz1 /dev/d /dev/e /dev/f"
@@ -225,7 +227,7 @@ func TestZpoolArgv(t *testing.T) {
 			t.Errorf("layout %+v with %d devices accepted", bad.l, bad.n)
 		}
 	}
-	if _, err := z.CreateArgv(mustPool(t, "tank"), Layout{Mirror, 2}, []Device{devs[0], devs[0]}, PoolCreateOptions{}); err == nil {
+	if _, err := z.CreateArgv(mustPool(t, "tank"), Layout{Mirror, 2}, []zfsname.Device{devs[0], devs[0]}, PoolCreateOptions{}); err == nil {
 		t.Error("duplicate device accepted")
 	}
 	if _, err := z.CreateArgv(mustPool(t, "tank"), Layout{Mirror, 2}, devs[:2], PoolCreateOptions{Mountpoint: "/x;reboot"}); err == nil {
@@ -245,7 +247,7 @@ func TestZpoolArgv(t *testing.T) {
 	check("zpool replace tank /dev/a /dev/f")
 	zp.OnlineExpand(ctx, mustPool(t, "tank"), devs[0], devs[1])
 	check("zpool online -e tank /dev/a /dev/b")
-	zp.Import(ctx, mustPool(t, "tank"), ImportOptions{Dirs: []Device{d("/dev/disk/by-id")}})
+	zp.Import(ctx, mustPool(t, "tank"), ImportOptions{Dirs: []zfsname.Device{d("/dev/disk/by-id")}})
 	check("zpool import -d /dev/disk/by-id tank")
 	zp.StopScrub(ctx, mustPool(t, "tank"))
 	check("zpool scrub -s tank")
@@ -255,9 +257,9 @@ func TestZpoolArgv(t *testing.T) {
 	}
 }
 
-func mustPool(t *testing.T, s string) Pool {
+func mustPool(t *testing.T, s string) zfsname.Pool {
 	t.Helper()
-	p, err := ParsePool(s)
+	p, err := zfsname.ParsePool(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // Attachment states (EC2 VolumeAttachmentState).
@@ -61,7 +63,7 @@ func deviceKey(name string) string {
 }
 
 // FreeDeviceName returns the first data-volume name not used by inst.
-func FreeDeviceName(inst Instance, skip ...string) (string, bool) {
+func FreeDeviceName(inst ec2types.Instance, skip ...string) (string, bool) {
 	used := map[string]bool{}
 	for d := range inst.Devices {
 		used[deviceKey(d)] = true
@@ -80,34 +82,34 @@ func FreeDeviceName(inst Instance, skip ...string) (string, bool) {
 // AttachVolume attaches a volume to an instance under a free device name
 // and waits until it is attached. A volume already attached (or attaching)
 // to that instance is a success; one attached elsewhere is a permanent error.
-func (c *Client) AttachVolume(ctx context.Context, volumeID, instanceID string) (Attachment, error) {
+func (c *Client) AttachVolume(ctx context.Context, volumeID, instanceID string) (ec2types.Attachment, error) {
 	op := "attach " + volumeID + " to " + instanceID
 	var tried []string
 	for range 5 {
 		v, err := c.DescribeVolume(ctx, volumeID)
 		if err != nil {
-			return Attachment{}, err
+			return ec2types.Attachment{}, err
 		}
 		if a, ok := v.AttachedTo(instanceID); ok && a.State != AttachDetaching {
 			return c.waitAttachment(ctx, volumeID, instanceID, AttachAttached)
 		}
 		for _, a := range v.Attachments {
 			if a.InstanceID != instanceID && a.State != "detached" {
-				return Attachment{}, permanent(op, "volume is attached to %s as %s", a.InstanceID, a.Device)
+				return ec2types.Attachment{}, permanent(op, "volume is attached to %s as %s", a.InstanceID, a.Device)
 			}
 		}
 		if v.State != VolumeAvailable {
 			if v, err = c.WaitVolumeState(ctx, volumeID, VolumeAvailable); err != nil {
-				return Attachment{}, err
+				return ec2types.Attachment{}, err
 			}
 		}
 		inst, err := c.DescribeInstance(ctx, instanceID)
 		if err != nil {
-			return Attachment{}, err
+			return ec2types.Attachment{}, err
 		}
 		dev, ok := FreeDeviceName(inst, tried...)
 		if !ok {
-			return Attachment{}, permanent(op, "no free device name on %s", instanceID)
+			return ec2types.Attachment{}, permanent(op, "no free device name on %s", instanceID)
 		}
 		_, err = c.api.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(volumeID), InstanceId: aws.String(instanceID), Device: aws.String(dev)})
 		if err == nil {
@@ -119,13 +121,13 @@ func (c *Client) AttachVolume(ctx context.Context, volumeID, instanceID string) 
 			tried = append(tried, dev)
 			continue
 		}
-		return Attachment{}, err
+		return ec2types.Attachment{}, err
 	}
-	return Attachment{}, retryable(op, "DeviceNameInUse", "device names %v were taken concurrently", tried)
+	return ec2types.Attachment{}, retryable(op, "DeviceNameInUse", "device names %v were taken concurrently", tried)
 }
 
-func (c *Client) waitAttachment(ctx context.Context, volumeID, instanceID, want string) (Attachment, error) {
-	var att Attachment
+func (c *Client) waitAttachment(ctx context.Context, volumeID, instanceID, want string) (ec2types.Attachment, error) {
+	var att ec2types.Attachment
 	err := c.poll(ctx, volumeID+" "+want, func(ctx context.Context) (bool, string, error) {
 		v, err := c.DescribeVolume(ctx, volumeID)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // Instance states (EC2 InstanceStateName).
@@ -21,11 +23,11 @@ const (
 	StateTerminated   = "terminated"
 )
 
-func fromInstance(in types.Instance) Instance {
-	out := Instance{
+func fromInstance(in types.Instance) ec2types.Instance {
+	out := ec2types.Instance{
 		ID:            aws.ToString(in.InstanceId),
 		Type:          string(in.InstanceType),
-		Market:        OnDemand,
+		Market:        ec2types.OnDemand,
 		SpotRequestID: aws.ToString(in.SpotInstanceRequestId),
 		SubnetID:      aws.ToString(in.SubnetId),
 		PublicIP:      aws.ToString(in.PublicIpAddress),
@@ -35,7 +37,7 @@ func fromInstance(in types.Instance) Instance {
 		Devices:       map[string]string{},
 	}
 	if in.InstanceLifecycle == types.InstanceLifecycleTypeSpot {
-		out.Market = Spot
+		out.Market = ec2types.Spot
 	}
 	if in.State != nil {
 		out.State = string(in.State.Name)
@@ -55,10 +57,10 @@ func fromInstance(in types.Instance) Instance {
 }
 
 // DescribeInstance returns one instance; KindNotFound if it does not exist.
-func (c *Client) DescribeInstance(ctx context.Context, id string) (Instance, error) {
+func (c *Client) DescribeInstance(ctx context.Context, id string) (ec2types.Instance, error) {
 	out, err := c.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {
-		return Instance{}, classify("describe "+id, err)
+		return ec2types.Instance{}, classify("describe "+id, err)
 	}
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
@@ -67,17 +69,17 @@ func (c *Client) DescribeInstance(ctx context.Context, id string) (Instance, err
 			}
 		}
 	}
-	return Instance{}, &Error{Op: "describe " + id, Kind: KindNotFound, Code: "InvalidInstanceID.NotFound"}
+	return ec2types.Instance{}, &Error{Op: "describe " + id, Kind: KindNotFound, Code: "InvalidInstanceID.NotFound"}
 }
 
 // FindInstancesByTag lists instances carrying every tag in tags, oldest
 // first. Terminated instances are left out unless includeTerminated.
-func (c *Client) FindInstancesByTag(ctx context.Context, tags map[string]string, includeTerminated bool) ([]Instance, error) {
+func (c *Client) FindInstancesByTag(ctx context.Context, tags map[string]string, includeTerminated bool) ([]ec2types.Instance, error) {
 	if len(tags) == 0 {
 		return nil, permanent("find instances", "no tags to search by")
 	}
 	in := &ec2.DescribeInstancesInput{Filters: tagFilters(tags)}
-	var found []Instance
+	var found []ec2types.Instance
 	for p := ec2.NewDescribeInstancesPaginator(c.api, in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
@@ -93,7 +95,7 @@ func (c *Client) FindInstancesByTag(ctx context.Context, tags map[string]string,
 			}
 		}
 	}
-	slices.SortFunc(found, func(a, b Instance) int {
+	slices.SortFunc(found, func(a, b ec2types.Instance) int {
 		if c := a.LaunchTime.Compare(b.LaunchTime); c != 0 {
 			return c
 		}
@@ -104,10 +106,10 @@ func (c *Client) FindInstancesByTag(ctx context.Context, tags map[string]string,
 
 // Start starts a stopped instance and waits until it is running. Starting a
 // running instance is a no-op.
-func (c *Client) Start(ctx context.Context, id string) (Instance, error) {
+func (c *Client) Start(ctx context.Context, id string) (ec2types.Instance, error) {
 	inst, err := c.DescribeInstance(ctx, id)
 	if err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	switch inst.State {
 	case StateRunning, StatePending:
@@ -128,10 +130,10 @@ func (c *Client) Start(ctx context.Context, id string) (Instance, error) {
 
 // Stop stops an instance and waits until it is stopped. Stopping a stopped
 // instance is a no-op.
-func (c *Client) Stop(ctx context.Context, id string) (Instance, error) {
+func (c *Client) Stop(ctx context.Context, id string) (ec2types.Instance, error) {
 	inst, err := c.DescribeInstance(ctx, id)
 	if err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	switch inst.State {
 	case StateStopped:
@@ -172,8 +174,8 @@ func (c *Client) Terminate(ctx context.Context, id string) error {
 // WaitState polls until the instance reaches want. Reaching a state from
 // which want is impossible (e.g. terminated while waiting for running) is a
 // permanent error.
-func (c *Client) WaitState(ctx context.Context, id, want string) (Instance, error) {
-	var inst Instance
+func (c *Client) WaitState(ctx context.Context, id, want string) (ec2types.Instance, error) {
+	var inst ec2types.Instance
 	err := c.poll(ctx, id+" "+want, func(ctx context.Context) (bool, string, error) {
 		var err error
 		inst, err = c.DescribeInstance(ctx, id)
@@ -207,7 +209,7 @@ func unreachable(state, want string) bool {
 }
 
 // WaitRunning waits until the instance runs and has an address to SSH to.
-func (c *Client) WaitRunning(ctx context.Context, id string) (Instance, error) {
+func (c *Client) WaitRunning(ctx context.Context, id string) (ec2types.Instance, error) {
 	inst, err := c.WaitState(ctx, id, StateRunning)
 	if err != nil || inst.Address() != "" {
 		return inst, err

@@ -2,12 +2,14 @@ package ec2
 
 import (
 	"testing"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 func (e *motoEnv) spec(token string) LaunchSpec {
 	return LaunchSpec{
 		AMI: e.ami, InstanceType: "t3.micro", SubnetID: e.subnet, KeyName: "",
-		Tags: map[string]string{"zcloud:test": token}, UserData: "#cloud-config\n", Market: OnDemand, ClientToken: token,
+		Tags: map[string]string{"zcloud:test": token}, UserData: "#cloud-config\n", Market: ec2types.OnDemand, ClientToken: token,
 	}
 }
 
@@ -19,7 +21,7 @@ func TestLaunchOnDemandIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inst.ID == "" || inst.Type != "t3.micro" || inst.Market != OnDemand || inst.Tags[TagClientToken] != spec.ClientToken || inst.Tags["zcloud:test"] != spec.ClientToken {
+	if inst.ID == "" || inst.Type != "t3.micro" || inst.Market != ec2types.OnDemand || inst.Tags[TagClientToken] != spec.ClientToken || inst.Tags["zcloud:test"] != spec.ClientToken {
 		t.Fatalf("launched %+v", inst)
 	}
 	again, err := e.c.Launch(ctx, spec)

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // LaunchSpec describes the instance to launch.
@@ -23,8 +25,8 @@ type LaunchSpec struct {
 	KeyName          string            `json:"key_name,omitempty"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	// UserData is the plain text (cloud-config); it is base64-encoded here.
-	UserData string `json:"user_data,omitempty"`
-	Market   Market `json:"market"`
+	UserData string          `json:"user_data,omitempty"`
+	Market   ec2types.Market `json:"market"`
 	// SpotMaxPrice in USD per hour; empty caps at the on-demand price.
 	SpotMaxPrice string `json:"spot_max_price,omitempty"`
 	// FallbackInstanceTypes are tried in order after InstanceType on
@@ -46,7 +48,7 @@ func (s LaunchSpec) validate() error {
 		return permanent("launch", "no instance type")
 	case s.ClientToken == "":
 		return permanent("launch", "no client token (needed so a retry cannot launch twice)")
-	case s.Market != OnDemand && s.Market != Spot && s.Market != "":
+	case s.Market != ec2types.OnDemand && s.Market != ec2types.Spot && s.Market != "":
 		return permanent("launch", "unknown market %q", s.Market)
 	}
 	return nil
@@ -54,23 +56,23 @@ func (s LaunchSpec) validate() error {
 
 // attempt is one market and instance type to try.
 type attempt struct {
-	market Market
+	market ec2types.Market
 	typ    string
 }
 
 func (s LaunchSpec) attempts() []attempt {
 	types := append([]string{s.InstanceType}, s.FallbackInstanceTypes...)
 	var out []attempt
-	if s.Market == Spot {
+	if s.Market == ec2types.Spot {
 		for _, t := range types {
-			out = append(out, attempt{Spot, t})
+			out = append(out, attempt{ec2types.Spot, t})
 		}
 		if !s.FallbackToOnDemand {
 			return out
 		}
 	}
 	for _, t := range types {
-		out = append(out, attempt{OnDemand, t})
+		out = append(out, attempt{ec2types.OnDemand, t})
 	}
 	return out
 }
@@ -89,18 +91,18 @@ func (s LaunchSpec) attempts() []attempt {
 // are still open or active and terminates any other instance of the token
 // (what an attempt that died half way may have left), and CleanupLaunch
 // gives everything back when the launch is abandoned.
-func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) {
+func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (ec2types.Instance, error) {
 	if err := spec.validate(); err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	existing, err := c.FindInstancesByTag(ctx, map[string]string{TagClientToken: spec.ClientToken}, false)
 	if err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	if len(existing) > 0 {
 		return c.keepOnly(ctx, spec, existing[0])
 	}
-	if spec.Market == Spot {
+	if spec.Market == ec2types.Spot {
 		if inst, ok, err := c.resumeSpot(ctx, spec); ok || (err != nil && !IsCapacity(err)) {
 			if err != nil {
 				return inst, err
@@ -110,9 +112,9 @@ func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) 
 	}
 	var failures []string
 	for _, a := range spec.attempts() {
-		var inst Instance
+		var inst ec2types.Instance
 		var err error
-		if a.market == Spot {
+		if a.market == ec2types.Spot {
 			inst, err = c.launchSpot(ctx, spec, a.typ)
 		} else {
 			inst, err = c.launchOnDemand(ctx, spec, a.typ)
@@ -121,7 +123,7 @@ func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) 
 			return c.keepOnly(ctx, spec, inst)
 		}
 		if !IsCapacity(err) {
-			return Instance{}, err
+			return ec2types.Instance{}, err
 		}
 		code := err.(*Error).Code
 		failures = append(failures, fmt.Sprintf("%s %s: %s", a.market, a.typ, code))
@@ -129,15 +131,15 @@ func (c *Client) Launch(ctx context.Context, spec LaunchSpec) (Instance, error) 
 			c.opts.OnPoll(ctx, fmt.Sprintf("launch: no capacity for %s %s (%s), trying next", a.market, a.typ, code))
 		}
 	}
-	return Instance{}, &Error{Op: "launch", Kind: KindCapacity, Code: "NoCapacity", Message: "every option failed: " + strings.Join(failures, "; ")}
+	return ec2types.Instance{}, &Error{Op: "launch", Kind: KindCapacity, Code: "NoCapacity", Message: "every option failed: " + strings.Join(failures, "; ")}
 }
 
 // keepOnly returns inst after cancelling what else spec's token has: spot
 // requests of earlier attempts still open or active, and their instances.
-func (c *Client) keepOnly(ctx context.Context, spec LaunchSpec, inst Instance) (Instance, error) {
+func (c *Client) keepOnly(ctx context.Context, spec LaunchSpec, inst ec2types.Instance) (ec2types.Instance, error) {
 	done, err := c.cleanupLaunch(ctx, spec.ClientToken, inst.ID, nil)
 	if err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	if !done.Empty() && c.opts.OnPoll != nil {
 		c.opts.OnPoll(ctx, "launch: kept "+inst.ID+", left behind by an earlier attempt: "+done.String())
@@ -145,20 +147,20 @@ func (c *Client) keepOnly(ctx context.Context, spec LaunchSpec, inst Instance) (
 	return inst, nil
 }
 
-func (c *Client) launchOnDemand(ctx context.Context, spec LaunchSpec, typ string) (Instance, error) {
+func (c *Client) launchOnDemand(ctx context.Context, spec LaunchSpec, typ string) (ec2types.Instance, error) {
 	op := "RunInstances " + typ
 	// A terminated instance from an earlier try must not be returned again by
 	// AWS's own ClientToken dedupe, so the token counts them.
 	gone, err := c.FindInstancesByTag(ctx, map[string]string{TagClientToken: spec.ClientToken}, true)
 	if err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	in := &ec2.RunInstancesInput{
 		ImageId:      aws.String(spec.AMI),
 		InstanceType: types.InstanceType(typ),
 		MinCount:     aws.Int32(1),
 		MaxCount:     aws.Int32(1),
-		ClientToken:  aws.String(deriveToken(spec.ClientToken, OnDemand, typ, len(gone))),
+		ClientToken:  aws.String(deriveToken(spec.ClientToken, ec2types.OnDemand, typ, len(gone))),
 		TagSpecifications: []types.TagSpecification{
 			tagSpec(types.ResourceTypeInstance, withTag(spec.Tags, TagClientToken, spec.ClientToken)),
 		},
@@ -182,16 +184,16 @@ func (c *Client) launchOnDemand(ctx context.Context, spec LaunchSpec, typ string
 	}
 	out, err := c.api.RunInstances(ctx, in)
 	if err != nil {
-		return Instance{}, classify(op, err)
+		return ec2types.Instance{}, classify(op, err)
 	}
 	if len(out.Instances) != 1 {
-		return Instance{}, retryable(op, "", "got %d instances, want 1", len(out.Instances))
+		return ec2types.Instance{}, retryable(op, "", "got %d instances, want 1", len(out.Instances))
 	}
 	return fromInstance(out.Instances[0]), nil
 }
 
 // deriveToken makes the per-attempt ClientToken (AWS allows 64 ASCII chars).
-func deriveToken(base string, m Market, typ string, generation int) string {
+func deriveToken(base string, m ec2types.Market, typ string, generation int) string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%d", base, m, typ, generation))
 	suffix := hex.EncodeToString(sum[:])[:12]
 	if len(base) > 64-1-len(suffix) {

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/poolplan"
 )
 
@@ -29,7 +30,7 @@ type ModifySpec struct {
 
 // sameAs matches a history entry to m, allowing for clock skew between the
 // caller's clock and EBS's start time.
-func sameModification(m VolumeModification, h poolplan.Modification) bool {
+func sameModification(m ec2types.VolumeModification, h poolplan.Modification) bool {
 	d := h.Start.Sub(m.Start)
 	return h.VolumeID == m.VolumeID && h.TargetSizeGiB == m.TargetSizeGiB && d < 5*time.Minute && d > -5*time.Minute
 }
@@ -52,11 +53,11 @@ func (e *ModifyLimitError) Error() string {
 // The limit gives a *ModifyLimitError (wrapped in a permanent *Error: retrying
 // now cannot help, waiting can). A modification to the same target already
 // under way, or a volume already at the target, is returned unchanged.
-func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModification, error) {
+func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (ec2types.VolumeModification, error) {
 	op := "modify " + spec.VolumeID
 	v, err := c.DescribeVolume(ctx, spec.VolumeID)
 	if err != nil {
-		return VolumeModification{}, err
+		return ec2types.VolumeModification{}, err
 	}
 	target := poolplan.VolumeSpec{Type: v.Type, SizeGiB: v.SizeGiB, IOPS: spec.IOPS, Throughput: spec.Throughput}
 	if spec.Type != "" {
@@ -79,14 +80,14 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 		}
 	}
 	if target.SizeGiB < v.SizeGiB {
-		return VolumeModification{}, permanent(op, "EBS volumes cannot shrink (%d GiB → %d GiB)", v.SizeGiB, target.SizeGiB)
+		return ec2types.VolumeModification{}, permanent(op, "EBS volumes cannot shrink (%d GiB → %d GiB)", v.SizeGiB, target.SizeGiB)
 	}
 	if err := poolplan.CheckVolume("", target); err != nil {
-		return VolumeModification{}, &Error{Op: op, Kind: KindPermanent, Code: "InvalidParameterValue", Message: err.Error(), Err: err}
+		return ec2types.VolumeModification{}, &Error{Op: op, Kind: KindPermanent, Code: "InvalidParameterValue", Message: err.Error(), Err: err}
 	}
 	latest, err := c.LatestModification(ctx, spec.VolumeID)
 	if err != nil && !IsNotFound(err) {
-		return VolumeModification{}, err
+		return ec2types.VolumeModification{}, err
 	}
 	inProgress := err == nil && (latest.State == poolplan.ModModifying || latest.State == poolplan.ModOptimizing)
 	if inProgress && latest.TargetSizeGiB == target.SizeGiB && (latest.TargetType == "" || latest.TargetType == string(target.Type)) {
@@ -94,10 +95,10 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 	}
 	if !inProgress && v.SizeGiB == target.SizeGiB && v.Type == target.Type &&
 		(spec.IOPS == 0 || spec.IOPS == v.IOPS) && (spec.Throughput == 0 || spec.Throughput == v.Throughput) {
-		return VolumeModification{VolumeID: v.ID, State: poolplan.ModCompleted, TargetSizeGiB: v.SizeGiB, TargetType: string(v.Type), Progress: 100, Unchanged: true}, nil
+		return ec2types.VolumeModification{VolumeID: v.ID, State: poolplan.ModCompleted, TargetSizeGiB: v.SizeGiB, TargetType: string(v.Type), Progress: 100, Unchanged: true}, nil
 	}
 	if inProgress {
-		return VolumeModification{}, retryable(op, "IncorrectModificationState", "modification started %s is still %s", latest.Start.Format(time.RFC3339), latest.State)
+		return ec2types.VolumeModification{}, retryable(op, "IncorrectModificationState", "modification started %s is still %s", latest.Start.Format(time.RFC3339), latest.State)
 	}
 	history := spec.History
 	// EBS's latest modification counts even if the caller lost its record
@@ -111,7 +112,7 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 	}
 	if rc := poolplan.CheckModificationRate(spec.VolumeID, history, now); !rc.Allowed {
 		le := &ModifyLimitError{VolumeID: spec.VolumeID, NotBefore: rc.NotBefore, Reason: rc.Reason}
-		return VolumeModification{}, &Error{Op: op, Kind: KindPermanent, Code: "VolumeModificationRateExceeded", Message: rc.Reason, Err: le}
+		return ec2types.VolumeModification{}, &Error{Op: op, Kind: KindPermanent, Code: "VolumeModificationRateExceeded", Message: rc.Reason, Err: le}
 	}
 	in := &ec2.ModifyVolumeInput{VolumeId: aws.String(spec.VolumeID)}
 	if target.SizeGiB != v.SizeGiB {
@@ -128,16 +129,16 @@ func (c *Client) ModifyVolume(ctx context.Context, spec ModifySpec) (VolumeModif
 	}
 	out, err := c.api.ModifyVolume(ctx, in)
 	if err != nil {
-		return VolumeModification{}, classify(op, err)
+		return ec2types.VolumeModification{}, classify(op, err)
 	}
 	if out.VolumeModification == nil {
-		return VolumeModification{}, retryable(op, "", "no modification in the answer")
+		return ec2types.VolumeModification{}, retryable(op, "", "no modification in the answer")
 	}
 	return fromModification(*out.VolumeModification), nil
 }
 
-func fromModification(m types.VolumeModification) VolumeModification {
-	return VolumeModification{
+func fromModification(m types.VolumeModification) ec2types.VolumeModification {
+	return ec2types.VolumeModification{
 		VolumeID:      aws.ToString(m.VolumeId),
 		State:         poolplan.ModState(m.ModificationState),
 		TargetSizeGiB: int64(aws.ToInt32(m.TargetSize)),
@@ -151,11 +152,11 @@ func fromModification(m types.VolumeModification) VolumeModification {
 
 // LatestModification returns the volume's most recent modification (EBS
 // keeps only that one); KindNotFound if it was never modified.
-func (c *Client) LatestModification(ctx context.Context, volumeID string) (VolumeModification, error) {
+func (c *Client) LatestModification(ctx context.Context, volumeID string) (ec2types.VolumeModification, error) {
 	op := "describe modifications of " + volumeID
 	out, err := c.api.DescribeVolumesModifications(ctx, &ec2.DescribeVolumesModificationsInput{VolumeIds: []string{volumeID}})
 	if err != nil {
-		return VolumeModification{}, classify(op, err)
+		return ec2types.VolumeModification{}, classify(op, err)
 	}
 	var latest *types.VolumeModification
 	for i, m := range out.VolumesModifications {
@@ -164,7 +165,7 @@ func (c *Client) LatestModification(ctx context.Context, volumeID string) (Volum
 		}
 	}
 	if latest == nil {
-		return VolumeModification{}, &Error{Op: op, Kind: KindNotFound, Code: "InvalidVolumeModification.NotFound"}
+		return ec2types.VolumeModification{}, &Error{Op: op, Kind: KindNotFound, Code: "InvalidVolumeModification.NotFound"}
 	}
 	return fromModification(*latest), nil
 }
@@ -173,8 +174,8 @@ func (c *Client) LatestModification(ctx context.Context, volumeID string) (Volum
 // or completed (untilCompleted: completed only). The new size is usable
 // from optimizing on; the next modification needs completed. A failed
 // modification is a permanent error.
-func (c *Client) WaitModification(ctx context.Context, volumeID string, untilCompleted bool) (VolumeModification, error) {
-	var m VolumeModification
+func (c *Client) WaitModification(ctx context.Context, volumeID string, untilCompleted bool) (ec2types.VolumeModification, error) {
+	var m ec2types.VolumeModification
 	err := c.poll(ctx, volumeID+" modification", func(ctx context.Context) (bool, string, error) {
 		var err error
 		m, err = c.LatestModification(ctx, volumeID)

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // Price is an hourly instance price and where it came from.
@@ -31,8 +33,8 @@ type PriceTable map[string]float64
 // InstancePrice is what inst costs per hour: for spot, the latest spot price
 // in its AZ from DescribeSpotPriceHistory, else spotMax (the cap we agreed to
 // pay), else the list price; for on-demand, the list price.
-func (c *Client) InstancePrice(ctx context.Context, inst Instance, table PriceTable, spotMax string) (Price, error) {
-	if inst.Market == Spot {
+func (c *Client) InstancePrice(ctx context.Context, inst ec2types.Instance, table PriceTable, spotMax string) (Price, error) {
+	if inst.Market == ec2types.Spot {
 		p, err := c.SpotPrice(ctx, inst.Type, inst.AvailabilityZone)
 		if err == nil && p > 0 {
 			return Price{USDPerHour: p, Source: "spot-history"}, nil

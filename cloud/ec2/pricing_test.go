@@ -10,13 +10,15 @@ import (
 	"time"
 
 	sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 func TestInstancePrice(t *testing.T) {
 	e := newMotoEnv(t)
 	ctx := testCtx(t)
 	table := PriceTable{"t3.micro": 0.0104}
-	p, err := e.c.InstancePrice(ctx, Instance{Type: "t3.micro", Market: OnDemand}, table, "")
+	p, err := e.c.InstancePrice(ctx, ec2types.Instance{Type: "t3.micro", Market: ec2types.OnDemand}, table, "")
 	if err != nil || p.USDPerHour != 0.0104 || p.Source != "on-demand-list" {
 		t.Fatalf("on-demand: %+v %v", p, err)
 	}
@@ -24,11 +26,11 @@ func TestInstancePrice(t *testing.T) {
 		t.Fatalf("cost of 1.5 h: %v", got)
 	}
 	// moto serves a spot price history (a fixed price per type and AZ).
-	p, err = e.c.InstancePrice(ctx, Instance{Type: "t3.micro", Market: Spot, AvailabilityZone: e.az}, table, "0.05")
+	p, err = e.c.InstancePrice(ctx, ec2types.Instance{Type: "t3.micro", Market: ec2types.Spot, AvailabilityZone: e.az}, table, "0.05")
 	if err != nil || p.Source != "spot-history" || p.USDPerHour <= 0 || p.USDPerHour > 0.05 {
 		t.Fatalf("spot: %+v %v", p, err)
 	}
-	if _, err := e.c.InstancePrice(ctx, Instance{Type: "x9.huge", Market: OnDemand}, table, ""); !IsPermanent(err) {
+	if _, err := e.c.InstancePrice(ctx, ec2types.Instance{Type: "x9.huge", Market: ec2types.OnDemand}, table, ""); !IsPermanent(err) {
 		t.Fatalf("unknown type: %v", err)
 	}
 }
@@ -44,7 +46,7 @@ func (noSpotHistory) DescribeSpotPriceHistory(context.Context, *sdk.DescribeSpot
 func TestInstancePriceFallsBackToSpotMax(t *testing.T) {
 	e := newMotoEnv(t)
 	c := New(noSpotHistory{e.api}, fastOptions())
-	p, err := c.InstancePrice(testCtx(t), Instance{Type: "t3.micro", Market: Spot}, nil, "0.05")
+	p, err := c.InstancePrice(testCtx(t), ec2types.Instance{Type: "t3.micro", Market: ec2types.Spot}, nil, "0.05")
 	if err != nil || p.USDPerHour != 0.05 || p.Source != "spot-max" {
 		t.Fatalf("%+v %v", p, err)
 	}
@@ -85,7 +87,7 @@ func TestFormatUSD(t *testing.T) {
 
 func TestSpotPriceFromMotoPrintsItsDigits(t *testing.T) {
 	e := newMotoEnv(t)
-	p, err := e.c.InstancePrice(testCtx(t), Instance{Type: "t3.micro", Market: Spot, AvailabilityZone: e.az}, nil, "0.05")
+	p, err := e.c.InstancePrice(testCtx(t), ec2types.Instance{Type: "t3.micro", Market: ec2types.Spot, AvailabilityZone: e.az}, nil, "0.05")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // tagInstanceType records on a spot request which type it asked for.
@@ -40,10 +42,10 @@ func (c *Client) spotRequests(ctx context.Context, token, typ string) ([]types.S
 // so for good), and adopting it would hand the caller a dead instance that
 // never runs. Such a request is cancelled, so no later call weighs it
 // again, and the search goes on; with none left, Launch makes a fresh one.
-func (c *Client) resumeSpot(ctx context.Context, spec LaunchSpec) (Instance, bool, error) {
+func (c *Client) resumeSpot(ctx context.Context, spec LaunchSpec) (ec2types.Instance, bool, error) {
 	reqs, err := c.spotRequests(ctx, spec.ClientToken, "")
 	if err != nil {
-		return Instance{}, false, err
+		return ec2types.Instance{}, false, err
 	}
 	for _, r := range reqs {
 		if r.State != types.SpotInstanceStateOpen && r.State != types.SpotInstanceStateActive {
@@ -53,11 +55,11 @@ func (c *Client) resumeSpot(ctx context.Context, spec LaunchSpec) (Instance, boo
 		if id := aws.ToString(r.InstanceId); id != "" {
 			state, gone, err := c.instanceGone(ctx, id)
 			if err != nil {
-				return Instance{}, false, err
+				return ec2types.Instance{}, false, err
 			}
 			if gone {
 				if _, err := c.cancelSpot(ctx, reqID); err != nil {
-					return Instance{}, false, err
+					return ec2types.Instance{}, false, err
 				}
 				if c.opts.OnPoll != nil {
 					c.opts.OnPoll(ctx, fmt.Sprintf("launch: not resuming spot request %s: its instance %s is %s; cancelled it", reqID, id, state))
@@ -68,7 +70,7 @@ func (c *Client) resumeSpot(ctx context.Context, spec LaunchSpec) (Instance, boo
 		inst, err := c.awaitSpot(ctx, spec, reqID)
 		return inst, err == nil, err
 	}
-	return Instance{}, false, nil
+	return ec2types.Instance{}, false, nil
 }
 
 // instanceGone says whether the instance id (named by a spot request) can
@@ -99,11 +101,11 @@ func (c *Client) instanceGone(ctx context.Context, id string) (state string, gon
 	return state, state == StateTerminated || state == StateShuttingDown, nil
 }
 
-func (c *Client) launchSpot(ctx context.Context, spec LaunchSpec, typ string) (Instance, error) {
+func (c *Client) launchSpot(ctx context.Context, spec LaunchSpec, typ string) (ec2types.Instance, error) {
 	op := "RequestSpotInstances " + typ
 	prior, err := c.spotRequests(ctx, spec.ClientToken, typ)
 	if err != nil {
-		return Instance{}, err
+		return ec2types.Instance{}, err
 	}
 	ls := &types.RequestSpotLaunchSpecification{
 		ImageId:      aws.String(spec.AMI),
@@ -125,7 +127,7 @@ func (c *Client) launchSpot(ctx context.Context, spec LaunchSpec, typ string) (I
 	}
 	reqTags := withTag(withTag(spec.Tags, TagClientToken, spec.ClientToken), tagInstanceType, typ)
 	in := &ec2.RequestSpotInstancesInput{
-		ClientToken:                  aws.String(deriveToken(spec.ClientToken, Spot, typ, len(prior))),
+		ClientToken:                  aws.String(deriveToken(spec.ClientToken, ec2types.Spot, typ, len(prior))),
 		InstanceCount:                aws.Int32(1),
 		Type:                         types.SpotInstanceTypeOneTime,
 		InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate,
@@ -137,17 +139,17 @@ func (c *Client) launchSpot(ctx context.Context, spec LaunchSpec, typ string) (I
 	}
 	out, err := c.api.RequestSpotInstances(ctx, in)
 	if err != nil {
-		return Instance{}, classify(op, err)
+		return ec2types.Instance{}, classify(op, err)
 	}
 	if len(out.SpotInstanceRequests) != 1 {
-		return Instance{}, retryable(op, "", "got %d spot requests, want 1", len(out.SpotInstanceRequests))
+		return ec2types.Instance{}, retryable(op, "", "got %d spot requests, want 1", len(out.SpotInstanceRequests))
 	}
 	return c.awaitSpot(ctx, spec, aws.ToString(out.SpotInstanceRequests[0].SpotInstanceRequestId))
 }
 
 // awaitSpot waits for a spot request to get an instance, cancelling it on
 // a capacity status or after SpotFulfilmentTimeout.
-func (c *Client) awaitSpot(ctx context.Context, spec LaunchSpec, reqID string) (Instance, error) {
+func (c *Client) awaitSpot(ctx context.Context, spec LaunchSpec, reqID string) (ec2types.Instance, error) {
 	op := "spot request " + reqID
 	wctx, cancel := context.WithTimeout(ctx, c.opts.SpotFulfilmentTimeout)
 	defer cancel()
@@ -177,27 +179,27 @@ func (c *Client) awaitSpot(ctx context.Context, spec LaunchSpec, reqID string) (
 	if err != nil {
 		timedOut := ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
 		if !IsCapacity(err) && !timedOut {
-			return Instance{}, err
+			return ec2types.Instance{}, err
 		}
 		// Cancel so it cannot be fulfilled behind our back; if it was in the
 		// meantime, take the instance rather than leak it.
 		id, cerr := c.cancelSpot(ctx, reqID)
 		if cerr != nil {
-			return Instance{}, cerr
+			return ec2types.Instance{}, cerr
 		}
 		if id == "" {
 			if timedOut {
 				err = &Error{Op: op, Kind: KindCapacity, Code: "spot-not-fulfilled", Message: fmt.Sprintf("not fulfilled within %s", c.opts.SpotFulfilmentTimeout)}
 			}
-			return Instance{}, err
+			return ec2types.Instance{}, err
 		}
 		instanceID = id
 	}
 	tags := withTag(withTag(spec.Tags, TagClientToken, spec.ClientToken), TagSpotRequest, reqID)
 	if _, err := c.api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{instanceID}, Tags: toTags(tags)}); err != nil {
-		return Instance{}, classify("tag "+instanceID, err)
+		return ec2types.Instance{}, classify("tag "+instanceID, err)
 	}
-	var inst Instance
+	var inst ec2types.Instance
 	err = c.poll(ctx, instanceID+" visible", func(ctx context.Context) (bool, string, error) {
 		var err error
 		inst, err = c.DescribeInstance(ctx, instanceID)

@@ -11,11 +11,13 @@ import (
 	sdk "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 func (e *motoEnv) spotSpec(token string) LaunchSpec {
 	s := e.spec(token)
-	s.Market, s.SpotMaxPrice = Spot, "0.05"
+	s.Market, s.SpotMaxPrice = ec2types.Spot, "0.05"
 	return s
 }
 
@@ -27,7 +29,7 @@ func TestLaunchSpotIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inst.Market != Spot || inst.SpotRequestID == "" || inst.Tags[TagClientToken] != spec.ClientToken || inst.Tags["zcloud:test"] != spec.ClientToken {
+	if inst.Market != ec2types.Spot || inst.SpotRequestID == "" || inst.Tags[TagClientToken] != spec.ClientToken || inst.Tags["zcloud:test"] != spec.ClientToken {
 		t.Fatalf("spot launch: %+v", inst)
 	}
 	again, err := e.c.Launch(ctx, spec)
@@ -78,7 +80,7 @@ func TestLaunchSpotFallsBackAcrossTypesThenOnDemand(t *testing.T) {
 	spec := e.spotSpec(unique("fallback"))
 	spec.InstanceType, spec.FallbackInstanceTypes = "m5.large", []string{"c5.large", "t3.small"}
 	inst, err := c.Launch(ctx, spec)
-	if err != nil || inst.Type != "t3.small" || inst.Market != Spot {
+	if err != nil || inst.Type != "t3.small" || inst.Market != ec2types.Spot {
 		t.Fatalf("fallback to t3.small spot: %+v %v", inst, err)
 	}
 	if got, want := fake.Calls(), []string{"spot:m5.large", "spot:c5.large", "spot:t3.small"}; !slices.Equal(got, want) {
@@ -93,7 +95,7 @@ func TestLaunchSpotFallsBackAcrossTypesThenOnDemand(t *testing.T) {
 	spec = e.spotSpec(unique("ondemand"))
 	spec.InstanceType, spec.FallbackInstanceTypes, spec.FallbackToOnDemand = "m5.large", []string{"m5a.large"}, true
 	inst, err = c.Launch(ctx, spec)
-	if err != nil || inst.Type != "m5.large" || inst.Market != OnDemand {
+	if err != nil || inst.Type != "m5.large" || inst.Market != ec2types.OnDemand {
 		t.Fatalf("fallback to on-demand: %+v %v", inst, err)
 	}
 	if got, want := fake.Calls(), []string{"spot:m5.large", "spot:m5a.large", "on-demand:m5.large"}; !slices.Equal(got, want) {
@@ -207,7 +209,7 @@ func TestLaunchSpotDoesNotResumeARequestWhoseInstanceWasTerminated(t *testing.T)
 			if inst.ID == deadID || inst.SpotRequestID == deadReq {
 				t.Fatalf("relaunch adopted the terminated instance %s of %s: %+v", deadID, deadReq, inst)
 			}
-			if inst.Market != Spot || inst.Tags[TagClientToken] != spec.ClientToken {
+			if inst.Market != ec2types.Spot || inst.Tags[TagClientToken] != spec.ClientToken {
 				t.Fatalf("relaunch: %+v", inst)
 			}
 			if running, err := c.WaitRunning(ctx, inst.ID); err != nil || running.State != StateRunning {

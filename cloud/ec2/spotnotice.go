@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // SpotNoticePath is the IMDS path of the notice (relative to meta-data/).
@@ -18,8 +20,8 @@ const SpotNoticePath = "spot/instance-action"
 
 // ParseSpotNotice parses the notice document, e.g. what an SSH-run curl of
 // http://169.254.169.254/latest/meta-data/spot/instance-action printed.
-func ParseSpotNotice(b []byte) (*SpotNotice, error) {
-	var n SpotNotice
+func ParseSpotNotice(b []byte) (*ec2types.SpotNotice, error) {
+	var n ec2types.SpotNotice
 	if err := json.Unmarshal(b, &n); err != nil {
 		return nil, fmt.Errorf("spot notice: %w", err)
 	}
@@ -35,7 +37,7 @@ func ParseSpotNotice(b []byte) (*SpotNotice, error) {
 // the IMDS base URL; empty means the real one (http://169.254.169.254), so
 // this runs on the instance itself (the receiver agent), or against
 // ec2-metadata-mock in tests.
-func SpotInterruption(ctx context.Context, endpoint string) (*SpotNotice, error) {
+func SpotInterruption(ctx context.Context, endpoint string) (*ec2types.SpotNotice, error) {
 	client := imds.New(imds.Options{
 		Endpoint:       endpoint,
 		EnableFallback: aws.FalseTernary,
@@ -59,7 +61,7 @@ func SpotInterruption(ctx context.Context, endpoint string) (*SpotNotice, error)
 // WaitSpotInterruption polls every interval until a notice appears (and
 // returns it) or ctx ends. Transient IMDS errors are retried; the receiver
 // agent runs this beside a transfer to stop cleanly within the 2 minutes.
-func WaitSpotInterruption(ctx context.Context, endpoint string, interval time.Duration) (*SpotNotice, error) {
+func WaitSpotInterruption(ctx context.Context, endpoint string, interval time.Duration) (*ec2types.SpotNotice, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var last error

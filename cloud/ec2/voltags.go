@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"zcloud/cloud/ec2/ec2types"
 )
 
 // TagVolume sets tags on a volume (overwriting values of existing keys).
@@ -22,8 +24,8 @@ func (c *Client) TagVolume(ctx context.Context, volumeID string, tags map[string
 
 // DescribeVolumes returns the volumes with the given ids, in that order;
 // missing ones are left out.
-func (c *Client) DescribeVolumes(ctx context.Context, ids []string) ([]Volume, error) {
-	out := make([]Volume, 0, len(ids))
+func (c *Client) DescribeVolumes(ctx context.Context, ids []string) ([]ec2types.Volume, error) {
+	out := make([]ec2types.Volume, 0, len(ids))
 	for _, id := range ids {
 		v, err := c.DescribeVolume(ctx, id)
 		if IsNotFound(err) {

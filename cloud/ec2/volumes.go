@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/poolplan"
 )
 
@@ -36,8 +37,8 @@ type VolumeSpec struct {
 	ClientToken string `json:"client_token"`
 }
 
-func fromVolume(v types.Volume) Volume {
-	out := Volume{
+func fromVolume(v types.Volume) ec2types.Volume {
+	out := ec2types.Volume{
 		ID:               aws.ToString(v.VolumeId),
 		Type:             poolplan.VolumeType(v.VolumeType),
 		SizeGiB:          int64(aws.ToInt32(v.Size)),
@@ -49,7 +50,7 @@ func fromVolume(v types.Volume) Volume {
 		CreateTime:       aws.ToTime(v.CreateTime),
 	}
 	for _, a := range v.Attachments {
-		out.Attachments = append(out.Attachments, Attachment{
+		out.Attachments = append(out.Attachments, ec2types.Attachment{
 			VolumeID: out.ID, InstanceID: aws.ToString(a.InstanceId), Device: aws.ToString(a.Device), State: string(a.State),
 		})
 	}
@@ -60,20 +61,20 @@ func fromVolume(v types.Volume) Volume {
 // same ClientToken created) and waits until it is available. The spec is
 // checked against poolplan's per-type EBS limits first, since moto does
 // not enforce them.
-func (c *Client) CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error) {
+func (c *Client) CreateVolume(ctx context.Context, spec VolumeSpec) (ec2types.Volume, error) {
 	op := "create volume"
 	if spec.ClientToken == "" {
-		return Volume{}, permanent(op, "no client token (needed so a retry cannot create twice)")
+		return ec2types.Volume{}, permanent(op, "no client token (needed so a retry cannot create twice)")
 	}
 	if spec.AvailabilityZone == "" {
-		return Volume{}, permanent(op, "no availability zone")
+		return ec2types.Volume{}, permanent(op, "no availability zone")
 	}
 	if err := poolplan.CheckVolume("", poolplan.VolumeSpec{Type: spec.Type, SizeGiB: spec.SizeGiB, IOPS: spec.IOPS, Throughput: spec.Throughput}); err != nil {
-		return Volume{}, &Error{Op: op, Kind: KindPermanent, Code: "InvalidParameterValue", Message: err.Error(), Err: err}
+		return ec2types.Volume{}, &Error{Op: op, Kind: KindPermanent, Code: "InvalidParameterValue", Message: err.Error(), Err: err}
 	}
 	found, err := c.FindVolumesByTag(ctx, map[string]string{TagClientToken: spec.ClientToken})
 	if err != nil {
-		return Volume{}, err
+		return ec2types.Volume{}, err
 	}
 	if len(found) > 0 {
 		return c.WaitVolumeState(ctx, found[0].ID, VolumeAvailable, VolumeInUse)
@@ -99,32 +100,32 @@ func (c *Client) CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, err
 	}
 	out, err := c.api.CreateVolume(ctx, in)
 	if err != nil {
-		return Volume{}, classify(op, err)
+		return ec2types.Volume{}, classify(op, err)
 	}
 	return c.WaitVolumeState(ctx, aws.ToString(out.VolumeId), VolumeAvailable)
 }
 
 // DescribeVolume returns one volume; KindNotFound if it does not exist.
-func (c *Client) DescribeVolume(ctx context.Context, id string) (Volume, error) {
+func (c *Client) DescribeVolume(ctx context.Context, id string) (ec2types.Volume, error) {
 	out, err := c.api.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
 	if err != nil {
-		return Volume{}, classify("describe "+id, err)
+		return ec2types.Volume{}, classify("describe "+id, err)
 	}
 	for _, v := range out.Volumes {
 		if aws.ToString(v.VolumeId) == id {
 			return fromVolume(v), nil
 		}
 	}
-	return Volume{}, &Error{Op: "describe " + id, Kind: KindNotFound, Code: "InvalidVolume.NotFound"}
+	return ec2types.Volume{}, &Error{Op: "describe " + id, Kind: KindNotFound, Code: "InvalidVolume.NotFound"}
 }
 
 // FindVolumesByTag lists live volumes carrying every tag in tags, oldest
 // first (deleting/deleted ones are left out).
-func (c *Client) FindVolumesByTag(ctx context.Context, tags map[string]string) ([]Volume, error) {
+func (c *Client) FindVolumesByTag(ctx context.Context, tags map[string]string) ([]ec2types.Volume, error) {
 	if len(tags) == 0 {
 		return nil, permanent("find volumes", "no tags to search by")
 	}
-	var found []Volume
+	var found []ec2types.Volume
 	for p := ec2.NewDescribeVolumesPaginator(c.api, &ec2.DescribeVolumesInput{Filters: tagFilters(tags)}); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
@@ -136,7 +137,7 @@ func (c *Client) FindVolumesByTag(ctx context.Context, tags map[string]string) (
 			}
 		}
 	}
-	slices.SortFunc(found, func(a, b Volume) int {
+	slices.SortFunc(found, func(a, b ec2types.Volume) int {
 		if c := a.CreateTime.Compare(b.CreateTime); c != 0 {
 			return c
 		}
@@ -146,8 +147,8 @@ func (c *Client) FindVolumesByTag(ctx context.Context, tags map[string]string) (
 }
 
 // WaitVolumeState polls until the volume is in one of want.
-func (c *Client) WaitVolumeState(ctx context.Context, id string, want ...string) (Volume, error) {
-	var v Volume
+func (c *Client) WaitVolumeState(ctx context.Context, id string, want ...string) (ec2types.Volume, error) {
+	var v ec2types.Volume
 	err := c.poll(ctx, id+" "+strings.Join(want, "|"), func(ctx context.Context) (bool, string, error) {
 		var err error
 		v, err = c.DescribeVolume(ctx, id)

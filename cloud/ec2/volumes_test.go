@@ -13,10 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/poolplan"
 )
 
-func (e *motoEnv) runningInstance(t *testing.T) Instance {
+func (e *motoEnv) runningInstance(t *testing.T) ec2types.Instance {
 	t.Helper()
 	ctx := testCtx(t)
 	inst, err := e.c.Launch(ctx, e.spec(unique("vols")))
@@ -196,11 +197,11 @@ func TestNVMeDevicePathSeam(t *testing.T) {
 }
 
 func TestFreeDeviceName(t *testing.T) {
-	inst := Instance{Devices: map[string]string{"/dev/xvda": "vol-root", "/dev/sdf": "vol-1", "/dev/xvdg": "vol-2"}}
+	inst := ec2types.Instance{Devices: map[string]string{"/dev/xvda": "vol-root", "/dev/sdf": "vol-1", "/dev/xvdg": "vol-2"}}
 	if d, _ := FreeDeviceName(inst); d != "/dev/sdh" {
 		t.Fatalf("got %s, want /dev/sdh (xvdg is sdg)", d)
 	}
-	full := Instance{Devices: map[string]string{}}
+	full := ec2types.Instance{Devices: map[string]string{}}
 	for _, d := range deviceNames() {
 		full.Devices[d] = "vol"
 	}

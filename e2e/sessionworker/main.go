@@ -45,7 +45,7 @@ func run(cfgPath, sshAddr, keyFile, keyPub string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := tclient.Dial(cfg.Temporal, log, nil)
+	cl, err := tclient.Dial(cfg.Temporal, log)
 	if err != nil {
 		return err
 	}

@@ -56,11 +56,17 @@ func SharedTemporal(t TB) *Temporal {
 // StartTemporal starts `temporal server start-dev` on free ports; withUI
 // also serves the Web UI.
 func StartTemporal(logPath string, withUI bool) (*Temporal, error) {
+	return StartTemporalOn(logPath, FreePort(), withUI)
+}
+
+// StartTemporalOn is StartTemporal with its gRPC port chosen by the caller
+// (a test that points a client there before the server runs).
+func StartTemporalOn(logPath string, port int, withUI bool) (*Temporal, error) {
 	bin, err := TemporalBin()
 	if err != nil {
 		return nil, err
 	}
-	port, httpPort, metrics := FreePort(), FreePort(), FreePort()
+	httpPort, metrics := FreePort(), FreePort()
 	args := []string{bin, "server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
 		"--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics), "--log-level", "error"}
 	// zcloud's search attributes, as on a real cluster (docs/operations.md):

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
 var zfsDaemon struct {
@@ -80,16 +80,16 @@ func ensureZFSDaemon() error {
 
 // TestPool is a zfs-fuse pool on sparse files, destroyed when the test ends.
 type TestPool struct {
-	Pool    zfsexec.Pool
+	Pool    zfsname.Pool
 	Devices []string // the sparse files
 	Dir     string
 }
 
 // Root is the pool's root dataset.
-func (p *TestPool) Root() zfsexec.Dataset { return p.Pool.Root() }
+func (p *TestPool) Root() zfsname.Dataset { return p.Pool.Root() }
 
 // Mountpoint of a dataset in this pool (zfs-fuse mounts at /<name>).
-func (p *TestPool) Mountpoint(ds zfsexec.Dataset) string { return "/" + ds.String() }
+func (p *TestPool) Mountpoint(ds zfsname.Dataset) string { return "/" + ds.String() }
 
 // RandomName returns prefix + 8 hex characters.
 func RandomName(prefix string) string {
@@ -124,7 +124,7 @@ func NewPool(t TB, prefix string, n, sizeMB int, vdevType string) *TestPool {
 		t.Fatalf("zpool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	t.Cleanup(func() { DestroyPool(t, name) })
-	pool, err := zfsexec.ParsePool(name)
+	pool, err := zfsname.ParsePool(name)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
