@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"zcloud/activities"
+	"zcloud/contract"
 	"zcloud/searchattr"
 )
 
@@ -30,7 +31,7 @@ func TestInterceptorReportsOutcomeAndDetails(t *testing.T) {
 		details []string
 		bytes   int64
 	}{
-		{"failed", temporal.NewNonRetryableApplicationError("cannot open 'nosuchpool': pool does not exist", activities.ErrTypeNotFound, nil),
+		{"failed", temporal.NewNonRetryableApplicationError("cannot open 'nosuchpool': pool does not exist", contract.ErrTypeNotFound, nil),
 			OutcomeError, []string{"**phase:** failed", "**error:** send: cannot open 'nosuchpool': pool does not exist", "**ended:** failed: send: cannot open"}, 0},
 		{"ok", nil, OutcomeOK, []string{"**phase:** done", "**ended:** done, 42 bytes"}, 42},
 	} {
@@ -44,9 +45,9 @@ func TestInterceptorReportsOutcomeAndDetails(t *testing.T) {
 				t.Fatal(err)
 			}
 			var a *activities.Activities
-			env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(activities.TargetCheck{Target: "b"}, nil)
+			env.OnActivity(a.CheckTargetAt, mock.Anything, mock.Anything).Return(contract.TargetCheck{Target: "b"}, nil)
 			env.OnActivity(a.TakeSnapshot, mock.Anything, mock.Anything).Return(nil)
-			env.OnActivity(a.SendSnapshots, mock.Anything, mock.Anything).Return(activities.SendReport{Full: true, Bytes: 42}, tc.sendErr)
+			env.OnActivity(a.SendSnapshots, mock.Anything, mock.Anything).Return(contract.SendReport{Full: true, Bytes: 42}, tc.sendErr)
 			env.OnActivity(a.HoldBase, mock.Anything, mock.Anything).Return(nil)
 			env.ExecuteWorkflow(Replicate, ReplicateInput{Source: "tank/data", Target: "b", TargetDataset: "bk/data"})
 			if (env.GetWorkflowError() == nil) != (tc.sendErr == nil) {
