@@ -125,6 +125,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 	rep := contract.SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
+		a.keepCursor(ctx, src, req, log)
 		return rep, nil
 	}
 	rep.Full, rep.Resumed = plan.opts.From.IsZero() && plan.opts.ResumeToken == "", plan.opts.ResumeToken != ""
@@ -136,14 +137,14 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 	}
 	var total int64
 	if srcCaps.SendEstimate {
-		total, _ = src.EstimateSize(ctx, req.Snapshot, plan.opts)
+		total, _ = src.EstimateSize(ctx, plan.to, plan.opts)
 	}
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
 	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
 	err = replication.Pipe(ctx, m.reader,
-		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
+		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, plan.to, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
 			if tcfg.Transport != "parallel" {
 				return dst.Receive(ctx, req.TargetDataset, plan.recv, rd)
@@ -176,10 +177,11 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 		return rep, classify(err)
 	}
 	activity.RecordHeartbeat(ctx, m.progress("done", total))
-	log.Info("sent", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
-	if rep.Resumed {
+	log.Info("sent", zap.String("to", plan.to.String()), zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
+	if rep.Resumed || plan.to != req.Snapshot {
 		// The resumed stream ends at the snapshot the interrupted send was
-		// for, which may be older than req.Snapshot (an earlier session's):
+		// for, which may be older than req.Snapshot (an earlier session's),
+		// and a send from a bookmark ends at the first snapshot after it:
 		// go on from there, so the target really reaches req.Snapshot.
 		more, err := a.SendSnapshots(ctx, req)
 		if err != nil {
@@ -187,11 +189,16 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 		}
 		if !more.AlreadyDone {
 			more.Bytes += rep.Bytes
-			more.Resumed = true
+			if rep.Resumed {
+				more.Resumed = true
+			} else {
+				more.From = rep.From // the bookmark the chain started from
+			}
 			more.Seconds = time.Since(begin).Seconds()
 			return more, nil
 		}
 	}
+	a.keepCursor(ctx, src, req, log)
 	return rep, nil
 }
 
@@ -236,6 +243,7 @@ func staleResume(err error, resumed bool) bool {
 
 type sendPlan struct {
 	alreadyDone bool
+	to          zfsname.Snapshot // req.Snapshot, or the first hop from a bookmark
 	opts        zfsexec.SendOptions
 	recv        zfsexec.ReceiveOptions
 }
@@ -266,6 +274,15 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendReques
 			return sendPlan{}, classify(err)
 		}
 		in.TargetSnaps = planned(dstSnaps)
+		if src.Caps.Bookmarks {
+			bms, err := src.ListBookmarks(ctx, req.Source)
+			if err != nil {
+				return sendPlan{}, classify(err)
+			}
+			for _, b := range bms {
+				in.SourceBookmarks = append(in.SourceBookmarks, replication.Snapshot{Name: b.Bookmark.Name(), GUID: b.GUID, CreateTXG: b.CreateTXG})
+			}
+		}
 	}
 	p, err := replication.PlanSend(in)
 	var conflict *replication.Conflict
@@ -282,7 +299,7 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendReques
 	if err != nil {
 		return sendPlan{}, err
 	}
-	plan := sendPlan{opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
+	plan := sendPlan{to: req.Snapshot, opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
 	switch p.Kind {
 	case replication.UpToDate:
 		plan.alreadyDone = true
@@ -298,6 +315,16 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendReques
 		// -F rolls back changes made on the target since the common
 		// snapshot (atime, a stray file); newer snapshots there are a
 		// conflict the planner already refused.
+		plan.recv.Force = true
+	case replication.FromBookmark:
+		from, err := req.Source.Bookmark(p.From.Name)
+		if err != nil {
+			return plan, classify(err)
+		}
+		if plan.to, err = req.Source.Snapshot(p.To.Name); err != nil {
+			return plan, classify(err)
+		}
+		plan.opts.From = zfsexec.FromBookmark(from)
 		plan.recv.Force = true
 	}
 	return plan, nil
