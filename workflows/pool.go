@@ -15,6 +15,7 @@ import (
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/poolplan"
+	"zcloud/searchattr"
 )
 
 // Registered names of the pool workflows.
@@ -823,13 +824,13 @@ func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResul
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: id,
 		// The scrub exports the pool it imported: let it finish even if
 		// this run is terminated.
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, searchattr.Job{Kind: searchattr.KindScrub, Pool: in.Pool}))
 	for attempt := 1; ; attempt++ {
 		t.st.Phase = "starting the scrub as " + id
 		f := workflow.ExecuteChildWorkflow(cctx, PoolScrubName, in)

@@ -12,6 +12,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/retention"
+	"zcloud/searchattr"
 )
 
 // SessionName is the registered name of Session.
@@ -344,12 +345,12 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 		d.Runs++
 		d.ChildID = fmt.Sprintf("%s/replicate/%d/g%d", wfID, i, gen)
 		running++
-		child := workflow.WithChildOptions(repCtx, workflow.ChildWorkflowOptions{
+		child := workflow.WithChildOptions(repCtx, childJob(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: d.ChildID,
 			// Wait until the child really stopped (its receive is killed)
 			// before exporting the pool under it.
 			WaitForCancellation: true,
-		})
+		}, searchattr.Job{Kind: searchattr.KindReplicate, Datasets: []string{r.Source}, Target: s.plan.Target}))
 		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw, AllowPlaintext: r.AllowPlaintext,
 			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetInstance: at.Instance}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
