@@ -258,3 +258,28 @@ func TestSessionRefusesPoolVolumesInAnotherZone(t *testing.T) {
 		t.Errorf("%d attaches, want none", n)
 	}
 }
+
+// A session started while a grow holds the pool fails at once, naming the
+// grow, and launches nothing.
+func TestSessionRefusedWhileAGrowHoldsThePool(t *testing.T) {
+	m := newMountEnv(t)
+	m.startWorker(m.cfg, m.seams)
+	m.holdAt("pool-mount", 0)
+	grow, err := m.client.ExecuteWorkflow(m.ctx(time.Minute), client.StartWorkflowOptions{ID: workflows.PoolWorkflowID(m.pool), TaskQueue: m.queue},
+		workflows.PoolGrowName, workflows.PoolGrowInput{Pool: m.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.waitHeld("pool-mount") // the grow runs under pool/NAME now
+	run := m.startSession()
+	ae := failed(t, run, m.ctx(2*time.Minute))
+	if ae.Type() != contract.ErrTypePoolBusy || !strings.Contains(ae.Error(), "a grow holds it") || !strings.Contains(ae.Error(), grow.GetRunID()) {
+		t.Fatalf("session error %s: %v; want %s naming the grow run %s", ae.Type(), ae, contract.ErrTypePoolBusy, grow.GetRunID())
+	}
+	m.assertNoneRunning(m.moto, 0)
+	m.release("pool-mount")
+	// The pool has no volumes: the grow, let go, fails saying so.
+	if err := grow.Get(m.ctx(time.Minute), nil); err == nil || !strings.Contains(err.Error(), "has no volumes") {
+		t.Errorf("grow of a pool without volumes: %v", err)
+	}
+}
