@@ -107,7 +107,9 @@ func (m *mountEnv) attachedSince(i int) []string {
 	return out
 }
 
-func (m *mountEnv) poolOp(name string, in any, d time.Duration) workflows.PoolResult {
+// poolOp runs a pool workflow under the pool's id; record names its
+// history for the replay test ("": none).
+func (m *mountEnv) poolOp(name string, in any, d time.Duration, record string) workflows.PoolResult {
 	m.t.Helper()
 	run, err := m.client.ExecuteWorkflow(m.ctx(time.Minute), client.StartWorkflowOptions{ID: workflows.PoolWorkflowID(m.pool), TaskQueue: m.queue}, name, in)
 	if err != nil {
@@ -116,6 +118,9 @@ func (m *mountEnv) poolOp(name string, in any, d time.Duration) workflows.PoolRe
 	var res workflows.PoolResult
 	if err := run.Get(m.ctx(d), &res); err != nil {
 		m.t.Fatalf("%s: %v", name, err)
+	}
+	if record != "" {
+		m.replayHistory(run.GetID(), record)
 	}
 	return res
 }
@@ -136,7 +141,7 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 	m := newMountEnv(t)
 	m.startWorker(m.cfg, m.seams)
 
-	create := m.poolOp(workflows.PoolCreateName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute)
+	create := m.poolOp(workflows.PoolCreateName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute, "")
 	first := map[string]bool{}
 	for _, v := range create.Volumes {
 		first[v] = true
@@ -146,7 +151,7 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 			t.Fatalf("after create, volume %s is still attached (%+v): a pool that sessions mount is handed back detached", id, att)
 		}
 	}
-	grow := m.poolOp(workflows.PoolGrowName, workflows.PoolGrowInput{Pool: m.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2}, 5*time.Minute)
+	grow := m.poolOp(workflows.PoolGrowName, workflows.PoolGrowInput{Pool: m.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2}, 5*time.Minute, "pool-grow-hands-back")
 	var current []string
 	for _, v := range grow.Volumes {
 		if first[v] {
@@ -216,7 +221,7 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 
 	// A pool operation after the session mounts the pool again (and
 	// hands it back); then attach it here by hand and compare the data.
-	scrub := m.poolOp(workflows.PoolScrubName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute)
+	scrub := m.poolOp(workflows.PoolScrubName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute, "")
 	if scrub.Scrub == nil || !scrub.Scrub.Clean() {
 		t.Fatalf("scrub after the session: %+v", scrub.Scrub)
 	}
