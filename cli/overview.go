@@ -20,6 +20,7 @@ import (
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/retention"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 )
 
@@ -83,12 +84,12 @@ type overviewLimits struct {
 // Temporal's visibility.
 func buildOverview(ctx context.Context, cl client.Client, cfg *config.Config, now time.Time, lim overviewLimits) (Overview, error) {
 	ov := Overview{Time: now.UTC()}
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 		ID:        "catalog/" + now.UTC().Format("20060102T150405.000000000Z"),
 		TaskQueue: cfg.Temporal.TaskQueue,
 		// A worker that is down must not leave the CLI waiting forever.
 		WorkflowExecutionTimeout: 5 * time.Minute,
-	}, workflows.CatalogName)
+	}, searchattr.Job{Kind: searchattr.KindCatalog}), workflows.CatalogName)
 	if err != nil {
 		return ov, fmt.Errorf("start catalog: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -128,8 +129,8 @@ costs (retrieval requests + per-GB retrieval; egress if downloaded outside AWS).
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := fmt.Sprintf("restore-plan/%s/%s", in.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowExecutionTimeout: 10 * time.Minute}, workflows.RestoreName, in)
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowExecutionTimeout: 10 * time.Minute}, searchattr.Job{Kind: searchattr.KindPlan, Datasets: []string{in.Dataset}, Target: "archive"}), workflows.RestoreName, in)
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}
@@ -160,12 +161,20 @@ func printRestorePlan(out io.Writer, p *contract.RestorePlan) {
 	if p.FromPrevious {
 		fmt.Fprintln(out, "WARNING: manifest.json was unreadable; planned from manifest.prev.json")
 	}
+	if p.ParityBytes > 0 {
+		fmt.Fprintf(out, "parity: %s more retrieved (%.0f%% of the streams), counted in the estimates below\n",
+			humanBytes(p.ParityBytes), 100*float64(p.ParityBytes)/float64(max(p.StoredBytes, 1)))
+	}
 	for i, s := range p.Chain {
 		from := ""
 		if s.Kind != "full" {
 			from = "@" + s.From.Name + " -> "
 		}
-		fmt.Fprintf(out, "  %2d. %-11s %s@%s  %s stored (%s)  %s\n", i+1, s.Kind, from, s.To.Name, humanBytes(s.StoredSize), s.Class, s.Key)
+		par := ""
+		if s.Parity != "" {
+			par = fmt.Sprintf(" + %s parity %s", humanBytes(s.ParityBytes), s.Parity)
+		}
+		fmt.Fprintf(out, "  %2d. %-11s %s@%s  %s stored%s (%s)  %s\n", i+1, s.Kind, from, s.To.Name, humanBytes(s.StoredSize), par, s.Class, s.Key)
 	}
 	if !p.NeedsRestore {
 		fmt.Fprintln(out, "objects are immediately readable: no retrieval wait")
@@ -209,8 +218,9 @@ The target dataset must not exist.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := workflows.RestoreWorkflowID(in.Dataset, in.Target, in.TargetDataset)
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.RestoreName, in)
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
+				searchattr.Job{Kind: searchattr.KindRestore, Datasets: []string{in.Dataset}, Target: "archive"}), workflows.RestoreName, in)
 			if err != nil {
 				return fmt.Errorf("start restore: %w", err)
 			}
@@ -261,6 +271,9 @@ func printRestoreStatus(out io.Writer, st workflows.RestoreStatus) {
 			what = "already on the target (skipped)"
 		}
 		fmt.Fprintf(out, "  %s @%s: %s\n", r.StreamID, r.To, what)
+		for _, rp := range r.Repaired {
+			fmt.Fprintf(out, "    repaired: %s\n", rp)
+		}
 	}
 	if st.Current != "" {
 		fmt.Fprintf(out, "  receiving %s\n", st.Current)

@@ -22,6 +22,9 @@ type Staging struct {
 	// Schedule is the interval of `zcloud staging schedule`'s Schedule
 	// (0: none; run it with `zcloud staging run`).
 	Schedule time.Duration `yaml:"schedule"`
+	// AfterSnapshot starts a run after each snapshot the source's policy
+	// (policies:) takes, instead of on a schedule of its own.
+	AfterSnapshot bool `yaml:"after_snapshot"`
 	// Names: keep (the staged tree has the source's names) or encrypt
 	// (every name encrypted, deterministically, with NamesKey).
 	Names string `yaml:"names"`
@@ -87,6 +90,14 @@ func (c *Config) validateStaging() error {
 		}
 		if s.Schedule < 0 || (s.Schedule > 0 && s.Schedule < time.Minute) {
 			return fieldErr(f+".schedule", "must be 0 (none) or at least 1m, not %s", s.Schedule)
+		}
+		if s.AfterSnapshot {
+			if s.Schedule != 0 {
+				return fieldErr(f+".after_snapshot", "choose one: schedule (an interval of its own) or after_snapshot (after each policy snapshot)")
+			}
+			if _, ok := c.PolicyFor(s.Source); !ok {
+				return fieldErr(f+".after_snapshot", "%s has no policies: entry whose snapshots could start the staging", s.Source)
+			}
 		}
 		if s.Parallel < 0 || s.Parallel > 64 {
 			return fieldErr(f+".parallel", "must be 0-64, not %d", s.Parallel)
