@@ -202,6 +202,10 @@ func compareParity(path, dir string, size, part int64, parallel, runs int, spec 
 		}
 	}
 	fmt.Printf("load average after:  %s\n", loadavg())
+	if runs == 0 {
+		rssTable(dir, part, parallel, spec, rssMult)
+		return
+	}
 	gib := float64(size) / (1 << 30)
 	fmt.Printf("| pipeline into the local store (median of %d interleaved runs) | time | MB/s | CPU s/GiB | stored |\n", runs)
 	fmt.Println("|---|---:|---:|---:|---:|")
@@ -214,6 +218,12 @@ func compareParity(path, dir string, size, part int64, parallel, runs int, spec 
 		fmt.Printf("| %s | %.2fs | %.0f | %.2f | %s |\n", name, w.Seconds(), float64(size)/w.Seconds()/1e6, c.Seconds()/gib, stored)
 	}
 	fmt.Printf("\nall runs (s): no parity %s; parity %s\n\n", secs(wall[0]), secs(wall[1]))
+	rssTable(dir, part, parallel, spec, rssMult)
+}
+
+// rssTable runs each pipeline on generated streams of the given multiples
+// of the part size in a child process and prints their peak RSS.
+func rssTable(dir string, part int64, parallel int, spec archive.ParitySpec, rssMult string) {
 	fmt.Println("| stream (generated, child process) | stream / part size | peak RSS, no parity | peak RSS, parity " + spec.String() + " |")
 	fmt.Println("|---|---:|---:|---:|")
 	for _, m := range strings.Split(rssMult, ",") {
