@@ -10,7 +10,7 @@ import (
 	"zcloud/contract"
 )
 
-// A permanent error wrapped with context on its way up (pipeStream's
+// A permanent error wrapped with context on its way up (replication.Pipe's
 // "receive: ...") stays permanent: the SDK reads only the outermost error,
 // so without this a ConfigError was retried for an hour.
 func TestClassifyKeepsWrappedPermanentErrors(t *testing.T) {

@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/replication"
-	"zcloud/transfer"
 	"zcloud/zfsexec"
 	"zcloud/zfsname"
 )
@@ -127,6 +125,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 	rep := contract.SendReport{To: req.Snapshot.String(), Transport: tcfg.Transport, Mode: mode}
 	if plan.alreadyDone {
 		rep.AlreadyDone = true
+		a.keepCursor(ctx, src, req, log)
 		return rep, nil
 	}
 	rep.Full, rep.Resumed = plan.opts.From.IsZero() && plan.opts.ResumeToken == "", plan.opts.ResumeToken != ""
@@ -138,14 +137,14 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 	}
 	var total int64
 	if srcCaps.SendEstimate {
-		total, _ = src.EstimateSize(ctx, req.Snapshot, plan.opts)
+		total, _ = src.EstimateSize(ctx, plan.to, plan.opts)
 	}
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
 	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
-	err = pipeStream(ctx, m,
-		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, req.Snapshot, plan.opts, w) },
+	err = replication.Pipe(ctx, m.reader,
+		func(ctx context.Context, w io.Writer) error { return src.Send(ctx, plan.to, plan.opts, w) },
 		func(ctx context.Context, rd io.Reader) error {
 			if tcfg.Transport != "parallel" {
 				return dst.Receive(ctx, req.TargetDataset, plan.recv, rd)
@@ -178,10 +177,11 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 		return rep, classify(err)
 	}
 	activity.RecordHeartbeat(ctx, m.progress("done", total))
-	log.Info("sent", zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
-	if rep.Resumed {
+	log.Info("sent", zap.String("to", plan.to.String()), zap.Int64("bytes", rep.Bytes), zap.Float64("seconds", rep.Seconds))
+	if rep.Resumed || plan.to != req.Snapshot {
 		// The resumed stream ends at the snapshot the interrupted send was
-		// for, which may be older than req.Snapshot (an earlier session's):
+		// for, which may be older than req.Snapshot (an earlier session's),
+		// and a send from a bookmark ends at the first snapshot after it:
 		// go on from there, so the target really reaches req.Snapshot.
 		more, err := a.SendSnapshots(ctx, req)
 		if err != nil {
@@ -189,11 +189,16 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 		}
 		if !more.AlreadyDone {
 			more.Bytes += rep.Bytes
-			more.Resumed = true
+			if rep.Resumed {
+				more.Resumed = true
+			} else {
+				more.From = rep.From // the bookmark the chain started from
+			}
 			more.Seconds = time.Since(begin).Seconds()
 			return more, nil
 		}
 	}
+	a.keepCursor(ctx, src, req, log)
 	return rep, nil
 }
 
@@ -238,6 +243,7 @@ func staleResume(err error, resumed bool) bool {
 
 type sendPlan struct {
 	alreadyDone bool
+	to          zfsname.Snapshot // req.Snapshot, or the first hop from a bookmark
 	opts        zfsexec.SendOptions
 	recv        zfsexec.ReceiveOptions
 }
@@ -268,6 +274,15 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendReques
 			return sendPlan{}, classify(err)
 		}
 		in.TargetSnaps = planned(dstSnaps)
+		if src.Caps.Bookmarks {
+			bms, err := src.ListBookmarks(ctx, req.Source)
+			if err != nil {
+				return sendPlan{}, classify(err)
+			}
+			for _, b := range bms {
+				in.SourceBookmarks = append(in.SourceBookmarks, replication.Snapshot{Name: b.Bookmark.Name(), GUID: b.GUID, CreateTXG: b.CreateTXG})
+			}
+		}
 	}
 	p, err := replication.PlanSend(in)
 	var conflict *replication.Conflict
@@ -284,7 +299,7 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendReques
 	if err != nil {
 		return sendPlan{}, err
 	}
-	plan := sendPlan{opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
+	plan := sendPlan{to: req.Snapshot, opts: zfsexec.SendOptions{Raw: req.Raw}, recv: zfsexec.ReceiveOptions{Resumable: dst.Caps.ResumableReceive}}
 	switch p.Kind {
 	case replication.UpToDate:
 		plan.alreadyDone = true
@@ -301,6 +316,16 @@ func planSend(ctx context.Context, src, dst zfsexec.ZFS, req contract.SendReques
 		// snapshot (atime, a stray file); newer snapshots there are a
 		// conflict the planner already refused.
 		plan.recv.Force = true
+	case replication.FromBookmark:
+		from, err := req.Source.Bookmark(p.From.Name)
+		if err != nil {
+			return plan, classify(err)
+		}
+		if plan.to, err = req.Source.Snapshot(p.To.Name); err != nil {
+			return plan, classify(err)
+		}
+		plan.opts.From = zfsexec.FromBookmark(from)
+		plan.recv.Force = true
 	}
 	return plan, nil
 }
@@ -314,73 +339,20 @@ func planned(list []zfsexec.SnapshotInfo) []replication.Snapshot {
 	return out
 }
 
-// pipeStream runs send and receive concurrently, joined by an OS pipe: `zfs
-// send` writes into it directly and the receive side reads 1 MiB at a time
-// (an io.Pipe would add a copying goroutine and 32 KiB handoffs). The first
-// side to fail is the cause: the other is cancelled (so no half-dead process
-// stays behind) and its consequent error is not reported. The reader sees EOF
-// only once the send has exited cleanly, so a failed send can never look
-// like a complete stream.
-func pipeStream(ctx context.Context, m *meter, send func(context.Context, io.Writer) error, recv func(context.Context, io.Reader) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var once sync.Once
-	var first error
-	fail := func(side string, err error) {
-		once.Do(func() { first = fmt.Errorf("%s: %w", side, err) })
-		cancel()
-	}
-	pr, pw, err := blockingPipe()
+// receiveParallel receives rd into recvArgv on r over the encrypted
+// parallel stream (replication.Parallel), installing the receiver first.
+func (a *Activities) receiveParallel(ctx context.Context, r *zfsexec.SSH, tcfg config.Target, recvArgv []string, rd io.Reader) error {
+	dst, err := zfsname.ParseDevice(tcfg.ReceiverPath) // an absolute path of safe characters
 	if err != nil {
-		return fmt.Errorf("send: pipe: %w", err)
+		return permanent(contract.ErrTypeConfig, fmt.Errorf("receiver_path: %w", err))
 	}
-	transfer.GrowPipe(pw)
-	in := &sentStream{r: pr, done: make(chan struct{})}
-	go func() {
-		err := send(ctx, pw)
-		if err != nil {
-			fail("send", err)
-		}
-		in.err = err
-		close(in.done)
-		pw.Close() // only now can the reader see EOF
-	}()
-	if err := recv(ctx, m.reader(in)); err != nil {
-		fail("receive", err)
-	}
-	pr.Close() // a send still writing gets EPIPE and exits
-	<-in.done
-	return first
-}
-
-// blockingPipe is os.Pipe without the runtime poller. Through epoll a reader
-// faster than `zfs send` is woken, parked and woken again for small reads; a
-// blocking read sleeps in the kernel and takes all that is there when it
-// wakes (on the test machine 0.39 against 0.55-0.72 CPU s/GiB, 1 MiB pipe).
-// A read blocked in it ends when the send exits and the write end closes.
-func blockingPipe() (r, w *os.File, err error) {
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
-		return nil, nil, err
-	}
-	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
-}
-
-// sentStream is the read end of the send pipe. EOF is passed on only when
-// the send succeeded; otherwise the reader gets the send's error.
-type sentStream struct {
-	r    *os.File
-	done chan struct{} // closed once err is set
-	err  error
-}
-
-func (s *sentStream) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err == io.EOF {
-		<-s.done // the writer end closes only after done
-		if s.err != nil {
-			return n, fmt.Errorf("the send failed: %w", s.err)
+	bin := a.ReceiverBinary // empty: the running zcloud executable
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return err
 		}
 	}
-	return n, err
+	p := replication.Parallel{Binary: bin, ReceiverPath: dst, Cipher: tcfg.Cipher,
+		Streams: tcfg.Streams, PortMin: tcfg.PortMin, PortMax: tcfg.PortMax, Observe: a.SessionObserver, Log: a.Log}
+	return p.Receive(ctx, r, recvArgv, rd)
 }

@@ -13,7 +13,9 @@ import (
 	"filippo.io/age"
 	"go.temporal.io/sdk/activity"
 
+	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/keys"
 	"zcloud/staging"
 	"zcloud/zfsexec"
 	"zcloud/zfsname"
@@ -70,6 +72,36 @@ func (a *Activities) mountpoint(ctx context.Context, z zfsexec.ZFS, d zfsname.Da
 	return mp, nil
 }
 
+// stagingNames is the job's name cipher (nil: names kept), its key read
+// from the worker's key source.
+func (a *Activities) stagingNames(ctx context.Context, job config.Staging) (*staging.NameCipher, error) {
+	if job.Names != "encrypt" {
+		return nil, nil
+	}
+	b, err := a.Keys.Get(ctx, job.NamesKey)
+	if errors.Is(err, keys.ErrNotFound) {
+		return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("staging names key %q is not in this worker's key source (keys.dir / keys.command): %w", job.NamesKey, err))
+	}
+	if err != nil {
+		return nil, permanent(contract.ErrTypeConfig, err)
+	}
+	key, err := staging.ParseNamesKey(b)
+	clear(b)
+	if err != nil {
+		return nil, permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("key %q: %w", job.NamesKey, err))
+	}
+	return staging.NewNameCipher(key)
+}
+
+// stagingJob is source's configured job.
+func (a *Activities) stagingJob(source string) (config.Staging, error) {
+	job, ok := a.Config.StagingFor(source)
+	if !ok {
+		return job, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", source))
+	}
+	return job, nil
+}
+
 // PlanStaging decides the next run: a full run when the staging copy holds
 // nothing (or its base snapshot is gone), an incremental from the staged
 // snapshot to the source's newest, nothing when that is already staged.
@@ -93,6 +125,22 @@ func (a *Activities) PlanStaging(ctx context.Context, req StagingPlanRequest) (S
 	st, err := staging.ReadState(mp)
 	if err != nil {
 		return StagingPlan{}, err
+	}
+	job, err := a.stagingJob(req.Source.String())
+	if err != nil {
+		return StagingPlan{}, err
+	}
+	names, err := a.stagingNames(ctx, job)
+	if err != nil {
+		return StagingPlan{}, err
+	}
+	wantNames := ""
+	if names != nil {
+		wantNames = names.ID()
+	}
+	if st.Snapshot != "" && st.Names != wantNames {
+		return StagingPlan{Action: StagingFull, To: newest,
+			Note: fmt.Sprintf("the staging copy's names were staged with another names setting or key (names: %s now): restaging everything", job.Names)}, nil
 	}
 	switch {
 	case st.Snapshot == newest:
@@ -118,9 +166,13 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	if err := a.allowStaging(req.Source.String(), req.Dataset.String()); err != nil {
 		return StagingReport{}, err
 	}
-	job, ok := a.Config.StagingFor(req.Source.String())
-	if !ok {
-		return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: %s has no staging: entry in the config", req.Source))
+	job, err := a.stagingJob(req.Source.String())
+	if err != nil {
+		return StagingReport{}, err
+	}
+	names, err := a.stagingNames(ctx, job)
+	if err != nil {
+		return StagingReport{}, err
 	}
 	var rcpts []age.Recipient
 	for _, r := range job.Recipients {
@@ -147,17 +199,21 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	if _, err := os.Stat(snapDir); err != nil {
 		return StagingReport{}, fmt.Errorf("staging: snapshot %s is not readable at %s: %w", to, snapDir, err)
 	}
-	var files atomic.Int64
+	var read atomic.Int64
 	s := &staging.Stager{Source: snapDir, Dir: dstMount, Options: staging.Options{
-		Recipients: rcpts, Parallel: job.Parallel,
+		Recipients: rcpts, Parallel: job.Parallel, Read: &read, Names: names,
+		// The staging dataset is ZFS, whose ordered transaction groups make
+		// the rename-into-place safe without an fsync per file.
+		NoFsync: true,
 		AfterFile: func(n int) error {
-			files.Store(int64(n))
 			// Test-only: acceptance tests kill the worker here.
 			return a.Gate.Pass(ctx, StagingGatePoint, int64(n))
 		},
 	}}
-	stop := heartbeatFiles(ctx, &files)
-	defer stop()
+	if activity.IsActivity(ctx) { // not under `zcloud staging run --local`
+		stop := a.heartbeatBytes(ctx, "staging", req.Action+" "+req.To, 0, &read, 2*time.Second)
+		defer stop()
+	}
 	var rep staging.Report
 	switch req.Action {
 	case StagingFull:
@@ -179,45 +235,10 @@ func (a *Activities) StageSnapshot(ctx context.Context, req StageRequest) (Stagi
 	default:
 		return StagingReport{}, permanent(contract.ErrTypeConfig, fmt.Errorf("staging: unknown action %q", req.Action))
 	}
-	if errors.Is(err, staging.ErrNotBase) {
+	if errors.Is(err, staging.ErrNotBase) || errors.Is(err, staging.ErrNamesChanged) {
 		return stagingReport(rep), permanent(contract.ErrTypeConfig, err)
 	}
 	return stagingReport(rep), err
-}
-
-// heartbeatFiles heartbeats the count of staged files every 10 s, or a
-// third of the heartbeat timeout if shorter (inside an activity; `zcloud
-// staging run --local` has none).
-func heartbeatFiles(ctx context.Context, n *atomic.Int64) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	progress := func() contract.Progress {
-		return contract.Progress{Phase: "staging", Detail: fmt.Sprintf("%d files staged", n.Load())}
-	}
-	// Well inside the heartbeat timeout (a large file takes a while
-	// between two finished files; the heartbeat proves the attempt lives).
-	every := 10 * time.Second
-	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/3 < every {
-		every = hb / 3
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, progress())
-			}
-		}
-	}()
-	activity.RecordHeartbeat(ctx, progress())
-	return func() { close(done) }
 }
 
 // SnapshotStaging snapshots the staging dataset (named after the staged

@@ -40,10 +40,15 @@ A prune over max_destroy_count / max_destroy_percent waits for
 }
 
 // policyInput is what a policy's Schedule passes to each run.
-func policyInput(p config.Policy) workflows.PolicyInput {
+// A staging job with after_snapshot rides along: each snapshot the run
+// takes starts the dataset's staging.
+func policyInput(cfg *config.Config, p config.Policy) workflows.PolicyInput {
 	in := workflows.PolicyInput{Dataset: p.Dataset, Policy: p.Policy, IncludeForeign: p.IncludeForeign,
 		MaxDestroyCount: *p.MaxDestroyCount, MaxDestroyPercent: *p.MaxDestroyPercent, ApprovalTimeout: p.ApprovalTimeout,
 		Protected: p.Protections()}
+	if s, ok := cfg.StagingFor(p.Dataset); ok && s.AfterSnapshot {
+		in.StagingDataset = s.Dataset
+	}
 	return in
 }
 
@@ -59,7 +64,7 @@ func scheduleOptions(cfg *config.Config, p config.Policy) client.ScheduleOptions
 		Action: &client.ScheduleWorkflowAction{
 			ID:                 workflows.ScheduleID(p.Dataset), // the server appends the scheduled time
 			Workflow:           workflows.SnapshotPolicyName,
-			Args:               []any{policyInput(p)},
+			Args:               []any{policyInput(cfg, p)},
 			TaskQueue:          cfg.Temporal.TaskQueue,
 			WorkflowRunTimeout: time.Hour,
 		},
@@ -158,7 +163,7 @@ those it would destroy. It also says whether the prune would need approval.`,
 			defer cancel()
 			id := fmt.Sprintf("policy-plan/%s/%s", p.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
 			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowExecutionTimeout: 10 * time.Minute}, workflows.PolicyPlanName, policyInput(p))
+				WorkflowExecutionTimeout: 10 * time.Minute}, workflows.PolicyPlanName, policyInput(cfg, p))
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}

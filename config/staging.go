@@ -22,9 +22,15 @@ type Staging struct {
 	// Schedule is the interval of `zcloud staging schedule`'s Schedule
 	// (0: none; run it with `zcloud staging run`).
 	Schedule time.Duration `yaml:"schedule"`
-	// Names: keep (the staged tree has the source's names). Encrypted
-	// names are not implemented yet and are refused.
+	// AfterSnapshot starts a run after each snapshot the source's policy
+	// (policies:) takes, instead of on a schedule of its own.
+	AfterSnapshot bool `yaml:"after_snapshot"`
+	// Names: keep (the staged tree has the source's names) or encrypt
+	// (every name encrypted, deterministically, with NamesKey).
 	Names string `yaml:"names"`
+	// NamesKey names the names key (64 hex digits) in the worker's key
+	// source (keys.dir / keys.command); required with names: encrypt.
+	NamesKey string `yaml:"names_key"`
 	// Parallel files encrypted at once (default: the CPUs).
 	Parallel int `yaml:"parallel"`
 }
@@ -67,11 +73,31 @@ func (c *Config) validateStaging() error {
 				return fieldErr(fmt.Sprintf("%s.recipients[%d]", f, j), "not an age public key (age1...): %v", err)
 			}
 		}
-		if s.Names != "keep" {
-			return fieldErr(f+".names", "must be keep (encrypted names are not implemented), not %q", s.Names)
+		switch s.Names {
+		case "keep":
+			if s.NamesKey != "" {
+				return fieldErr(f+".names_key", "is only used with names: encrypt")
+			}
+		case "encrypt":
+			if s.NamesKey == "" {
+				return fieldErr(f+".names_key", "names: encrypt needs the name of a names key in the key source (64 hex digits, e.g. from `openssl rand -hex 32`)")
+			}
+			if err := ValidKeyName(s.NamesKey); err != nil {
+				return fieldErr(f+".names_key", "%v", err)
+			}
+		default:
+			return fieldErr(f+".names", "must be keep or encrypt, not %q", s.Names)
 		}
 		if s.Schedule < 0 || (s.Schedule > 0 && s.Schedule < time.Minute) {
 			return fieldErr(f+".schedule", "must be 0 (none) or at least 1m, not %s", s.Schedule)
+		}
+		if s.AfterSnapshot {
+			if s.Schedule != 0 {
+				return fieldErr(f+".after_snapshot", "choose one: schedule (an interval of its own) or after_snapshot (after each policy snapshot)")
+			}
+			if _, ok := c.PolicyFor(s.Source); !ok {
+				return fieldErr(f+".after_snapshot", "%s has no policies: entry whose snapshots could start the staging", s.Source)
+			}
 		}
 		if s.Parallel < 0 || s.Parallel > 64 {
 			return fieldErr(f+".parallel", "must be 0-64, not %d", s.Parallel)

@@ -1,8 +1,11 @@
-// Package replication decides what a replication sends: a pure planner
-// from the source's and the target's snapshots (matched by GUID, since
-// names can be reused) and the target's resume token to a send plan, or a
-// typed conflict that retrying can never resolve. It does no I/O; the
-// SendSnapshots activity lists both sides, asks PlanSend, and runs the plan.
+// Package replication is how one dataset reaches a target. PlanSend
+// decides what to send: a pure planner from the source's and the target's
+// snapshots (matched by GUID, since names can be reused), the source's
+// bookmarks and the target's resume token to a send plan, or a typed
+// conflict that retrying can never resolve. Pipe joins `zfs send` to the
+// receive side, and Parallel is that side over the encrypted parallel
+// stream (receiver installed by SHA-256). The SendSnapshots activity lists
+// both sides, asks PlanSend, and runs the plan through these.
 package replication
 
 import (
@@ -21,13 +24,17 @@ type Snapshot struct {
 
 // Input is both sides' state. Snapshot lists are oldest first.
 type Input struct {
-	Source       zfsname.Dataset
-	To           string // the source snapshot (short name) the target must reach
-	SourceSnaps  []Snapshot
-	Target       zfsname.Dataset
-	TargetExists bool
-	TargetSnaps  []Snapshot
-	ResumeToken  string // the target's receive_resume_token, "" for none
+	Source      zfsname.Dataset
+	To          string // the source snapshot (short name) the target must reach
+	SourceSnaps []Snapshot
+	// SourceBookmarks (Name after '#'; a bookmark keeps its snapshot's
+	// GUID and createtxg) stand in for pruned snapshots as incremental
+	// bases. Empty where the ZFS has no bookmarks.
+	SourceBookmarks []Snapshot
+	Target          zfsname.Dataset
+	TargetExists    bool
+	TargetSnaps     []Snapshot
+	ResumeToken     string // the target's receive_resume_token, "" for none
 }
 
 // Kind is what a plan sends.
@@ -37,15 +44,21 @@ const (
 	Full        Kind = "full"        // the target dataset does not exist: send To whole
 	Incremental Kind = "incremental" // send -I From..To; receive -F rolls back stray changes
 	Resume      Kind = "resume"      // finish the interrupted receive from its token
-	UpToDate    Kind = "up to date"  // the target already has To: nothing to send
+	// FromBookmark: the newest common snapshot was pruned on the source but
+	// its bookmark is there: send -i #From..To. ZFS cannot send the
+	// snapshots in between from a bookmark (-I), so To is the first source
+	// snapshot after the bookmark; the next plan (an Incremental from To)
+	// carries on to the requested snapshot.
+	FromBookmark Kind = "incremental from bookmark"
+	UpToDate     Kind = "up to date" // the target already has To: nothing to send
 )
 
 // Plan is what to send.
 type Plan struct {
 	Kind        Kind
-	From        Snapshot // Incremental: the newest common snapshot
-	To          Snapshot
-	ResumeToken string // Resume
+	From        Snapshot // Incremental: the newest common snapshot; FromBookmark: its bookmark
+	To          Snapshot // FromBookmark: the first hop, which may be older than Input.To
+	ResumeToken string   // Resume
 }
 
 // ConflictKind names why no plan exists.
@@ -108,9 +121,12 @@ func PlanSend(in Input) (Plan, error) {
 	case !in.TargetExists:
 		return Plan{Kind: Full, To: *to}, nil
 	}
-	onSource := map[uint64]Snapshot{}
+	onSource, bookmarked := map[uint64]Snapshot{}, map[uint64]Snapshot{}
 	for _, s := range in.SourceSnaps {
 		onSource[s.GUID] = s
+	}
+	for _, b := range in.SourceBookmarks {
+		bookmarked[b.GUID] = b
 	}
 	// The newest target snapshot that the source also has.
 	var extra []string
@@ -120,7 +136,14 @@ func PlanSend(in Input) (Plan, error) {
 			return Plan{Kind: UpToDate, To: *to}, nil
 		}
 		common, ok := onSource[t.GUID]
-		if !ok {
+		bm, isBookmark := bookmarked[t.GUID]
+		if !ok && isBookmark {
+			// The snapshot is pruned on the source; its bookmark is the
+			// base, reported under the target's snapshot name for the
+			// conflicts below.
+			common = Snapshot{Name: t.Name, GUID: bm.GUID, CreateTXG: bm.CreateTXG}
+		}
+		if !ok && !isBookmark {
 			extra = append([]string{t.Name}, extra...)
 			continue
 		}
@@ -129,8 +152,22 @@ func PlanSend(in Input) (Plan, error) {
 			return Plan{}, &Conflict{Kind: TargetNewer, Input: in, Common: common}
 		case len(extra) > 0:
 			return Plan{}, &Conflict{Kind: Diverged, Input: in, Common: common, Extra: extra}
+		case ok:
+			return Plan{Kind: Incremental, From: common, To: *to}, nil
 		}
-		return Plan{Kind: Incremental, From: common, To: *to}, nil
+		return Plan{Kind: FromBookmark, From: bm, To: firstAfter(in.SourceSnaps, bm.CreateTXG, *to)}, nil
 	}
 	return Plan{}, &Conflict{Kind: NoCommonSnapshot, Input: in}
+}
+
+// firstAfter is the oldest snapshot in snaps created after txg; to (which
+// is) when none is older.
+func firstAfter(snaps []Snapshot, txg uint64, to Snapshot) Snapshot {
+	first := to
+	for _, s := range snaps {
+		if s.CreateTXG > txg && s.CreateTXG < first.CreateTXG {
+			first = s
+		}
+	}
+	return first
 }

@@ -110,3 +110,69 @@ func TestDivergedListsExtrasOldestFirst(t *testing.T) {
 		t.Fatalf("conflict %+v", c)
 	}
 }
+
+// A bookmark stands in for a snapshot the source pruned, so a prune never
+// forces a full resend.
+func TestPlanFromBookmark(t *testing.T) {
+	src, dst := zfsname.MustDataset("tank/data"), zfsname.MustDataset("backup/data")
+	bm := func(name string, of Snapshot) Snapshot {
+		return Snapshot{Name: name, GUID: of.GUID, CreateTXG: of.CreateTXG}
+	}
+	for _, tc := range []struct {
+		name     string
+		in       Input
+		want     Plan
+		conflict ConflictKind
+	}{
+		{name: "base pruned, its bookmark kept: incremental from the bookmark",
+			in:   Input{To: "d", SourceSnaps: snaps(d), SourceBookmarks: snaps(bm("zcloud-t:c", c)), TargetExists: true, TargetSnaps: snaps(a, b, c)},
+			want: Plan{Kind: FromBookmark, From: bm("zcloud-t:c", c), To: d}},
+		{name: "snapshots between the bookmark and To: the first hop ends at the oldest of them",
+			in:   Input{To: "e", SourceSnaps: snaps(a, d, e), SourceBookmarks: snaps(bm("zcloud-t:c", c)), TargetExists: true, TargetSnaps: snaps(a, b, c)},
+			want: Plan{Kind: FromBookmark, From: bm("zcloud-t:c", c), To: d}},
+		{name: "the snapshot still exists: it wins over its bookmark (-I keeps the ones between)",
+			in:   Input{To: "e", SourceSnaps: snaps(c, d, e), SourceBookmarks: snaps(bm("zcloud-t:c", c)), TargetExists: true, TargetSnaps: snaps(a, b, c)},
+			want: Plan{Kind: Incremental, From: c, To: e}},
+		{name: "a newer bookmark beats an older common snapshot",
+			in:   Input{To: "d", SourceSnaps: snaps(a, d), SourceBookmarks: snaps(bm("mine", b)), TargetExists: true, TargetSnaps: snaps(a, b)},
+			want: Plan{Kind: FromBookmark, From: bm("mine", b), To: d}},
+		{name: "a bookmark whose GUID the target lacks is no base",
+			in:       Input{To: "e", SourceSnaps: snaps(e), SourceBookmarks: snaps(bm("zcloud-t:d", d)), TargetExists: true, TargetSnaps: snaps(a, b)},
+			conflict: NoCommonSnapshot},
+		{name: "target snapshots after the bookmarked one: diverged",
+			in:       Input{To: "e", SourceSnaps: snaps(e), SourceBookmarks: snaps(bm("zcloud-t:b", b)), TargetExists: true, TargetSnaps: snaps(a, b, x)},
+			conflict: Diverged},
+		{name: "the bookmark is newer than To: target newer",
+			in:       Input{To: "b", SourceSnaps: snaps(b), SourceBookmarks: snaps(bm("zcloud-t:c", c)), TargetExists: true, TargetSnaps: snaps(c)},
+			conflict: TargetNewer},
+		{name: "a resume token still wins",
+			in:   Input{To: "d", SourceSnaps: snaps(d), SourceBookmarks: snaps(bm("zcloud-t:c", c)), TargetExists: true, ResumeToken: "1-abc-def-0"},
+			want: Plan{Kind: Resume, To: d, ResumeToken: "1-abc-def-0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Source, tc.in.Target = src, dst
+			got, err := PlanSend(tc.in)
+			if tc.conflict != "" {
+				var c *Conflict
+				if !errors.As(err, &c) || c.Kind != tc.conflict {
+					t.Fatalf("got plan %+v, err %v; want conflict %q", got, err, tc.conflict)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("plan %+v, err %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestStaleCursors(t *testing.T) {
+	if got := CursorName("backup", "zcloud_20261207"); got != "zcloud-backup:zcloud_20261207" {
+		t.Fatalf("cursor name %q", got)
+	}
+	got := StaleCursors("backup", "zcloud-backup:s3", []string{
+		"zcloud-backup:s1", "zcloud-backup:s3", "zcloud-backup2:s1", "zcloud-back:s1", "mine", "zcloud-backup", "zcloud-backup:s2"})
+	if want := []string{"zcloud-backup:s1", "zcloud-backup:s2"}; !slices.Equal(got, want) {
+		t.Fatalf("stale %q, want %q", got, want)
+	}
+}

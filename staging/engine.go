@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"filippo.io/age"
@@ -25,12 +26,19 @@ type Options struct {
 	// Recipients are the age public keys every staged file is encrypted
 	// to. Their private keys are not needed (and should not be) here.
 	Recipients []age.Recipient
+	// Names, when set, encrypts every staged name (names.go); nil keeps
+	// the source's names.
+	Names *NameCipher
 	// Parallel is how many files are encrypted at once (default: CPUs).
 	Parallel int
-	// NoFsync skips fsync before renames (ZFS orders its transactions, so a
-	// rename never reaches disk before the data written ahead of it; other
-	// file systems need the fsync).
+	// NoFsync skips fsync before renames. ZFS commits its transaction
+	// groups in order, so a rename never reaches disk before the data
+	// written ahead of it: the staging activity, whose target is always a
+	// ZFS dataset, sets it. Other file systems need the fsync.
 	NoFsync bool
+	// Read, when set, counts the source bytes read so far (live progress,
+	// large files included).
+	Read *atomic.Int64
 	// AfterFile, when set, is called after each file this run staged, with
 	// the number staged so far; an error stops the run there. Tests use it
 	// as a gate that kills the run in the middle.
@@ -89,7 +97,7 @@ func (e *FailedError) Error() string {
 var ErrNotBase = errors.New("staging: the staging copy does not hold the diff's base snapshot")
 
 func (s *Stager) src(rel string) string    { return filepath.Join(s.Source, rel) }
-func (s *Stager) staged(rel string) string { return filepath.Join(s.Dir, rel) }
+func (s *Stager) staged(rel string) string { return filepath.Join(s.Dir, s.stagedRel(rel)) }
 
 // reserved reports whether rel collides with the staging copy's own MetaDir.
 func reserved(rel string) bool {
@@ -244,6 +252,9 @@ var errSpecial = errors.New("special file (device, fifo or socket): not staged")
 // stageEntry writes the staged copy of rel and returns the bytes read, the
 // link count and inode of a regular file, and whether it was a symlink.
 func (s *Stager) stageEntry(rel string) (n int64, nlink uint64, ino uint64, isLink bool, err error) {
+	if err := s.checkName(rel); err != nil {
+		return 0, 0, 0, false, err
+	}
 	p := s.src(rel)
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -290,6 +301,9 @@ func (s *Stager) stageEntry(rel string) (n int64, nlink uint64, ino uint64, isLi
 	var content io.Reader
 	if f != nil {
 		content = bufio.NewReaderSize(f, 256<<10)
+		if s.Read != nil {
+			content = countingReader{content, s.Read}
+		}
 	}
 	err = writeStaged(bw, s.Recipients, h, content)
 	if err == nil {
@@ -309,6 +323,18 @@ func (s *Stager) stageEntry(rel string) (n int64, nlink uint64, ino uint64, isLi
 		return 0, 0, 0, false, err
 	}
 	return h.Size, nlink, ino, isLink, nil
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 func unixPerm(m fs.FileMode) uint32 {
@@ -341,8 +367,10 @@ func (s *Stager) place(tmp, rel string) error {
 }
 
 // removeStaged removes rel's staged entry (a whole directory too).
-func (r *run) removeStaged(rel string) {
-	p := r.s.staged(rel)
+func (r *run) removeStaged(rel string) { r.removeAt(rel, r.s.staged(rel)) }
+
+// removeAt removes the staged entry at p, reported as rel.
+func (r *run) removeAt(rel, p string) {
 	if _, err := os.Lstat(p); err != nil {
 		return
 	}
@@ -355,6 +383,9 @@ func (r *run) removeStaged(rel string) {
 
 // ensureDir makes rel's staged directory, replacing a staged file there.
 func (r *run) ensureDir(rel string) (created bool, err error) {
+	if err := r.s.checkName(rel); err != nil {
+		return false, err
+	}
 	p := r.s.staged(rel)
 	fi, err := os.Lstat(p)
 	if err == nil && fi.IsDir() {
@@ -409,6 +440,7 @@ func (r *run) syncDir(rel string, deep bool, next func() int, skip func(seq int,
 		r.fail(rel, err)
 		return nil
 	}
+	// want: the source's entries by their staged names.
 	want := map[string]entryKind{}
 	for _, e := range ents {
 		child := filepath.Join(rel, e.Name())
@@ -416,28 +448,26 @@ func (r *run) syncDir(rel string, deep bool, next func() int, skip func(seq int,
 			r.skip(child, "name reserved for the staging copy's bookkeeping")
 			continue
 		}
-		want[e.Name()] = kindOf(e.Type())
+		want[r.s.stagedName(e.Name())] = kindOf(e.Type())
 	}
-	if have, err := os.ReadDir(r.s.staged(rel)); err == nil {
+	stagedDir := r.s.staged(rel)
+	if have, err := os.ReadDir(stagedDir); err == nil {
 		for _, e := range have {
-			child := filepath.Join(rel, e.Name())
-			if reserved(child) {
+			if reserved(filepath.Join(rel, e.Name())) {
 				continue
 			}
 			k, ok := want[e.Name()]
 			if !ok || k == kindSpecial || (k == kindDir) != e.IsDir() {
-				r.removeStaged(child)
+				r.removeAt(filepath.Join(rel, r.s.displayName(e.Name())), filepath.Join(stagedDir, e.Name()))
 			}
 		}
 	}
 	for _, e := range ents {
-		name := e.Name()
-		k, ok := want[name]
-		if !ok {
+		child := filepath.Join(rel, e.Name())
+		if reserved(child) {
 			continue
 		}
-		child := filepath.Join(rel, name)
-		switch k {
+		switch k := kindOf(e.Type()); k {
 		case kindSpecial:
 			r.skip(child, errSpecial.Error())
 		case kindDir:

@@ -19,7 +19,9 @@ func (s *Stager) Full(ctx context.Context, snap string) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if st.Snapshot == snap && snap != "" {
+	// A copy staged with other names is restaged whole: the walk removes
+	// every staged entry the source (under this Stager's names) lacks.
+	if st.Snapshot == snap && snap != "" && st.Names == s.namesID() {
 		return Report{Snapshot: snap, Already: true}, nil
 	}
 	if fi, err := os.Stat(s.Source); err != nil || !fi.IsDir() {

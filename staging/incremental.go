@@ -112,6 +112,9 @@ func (s *Stager) Incremental(ctx context.Context, from, to string, changes []Cha
 	if err != nil {
 		return Report{}, err
 	}
+	if st.Names != s.namesID() {
+		return Report{}, fmt.Errorf("%w (the copy records names key %q, this run %q; \"\" is names: keep): a full run restages everything under the new names", ErrNamesChanged, st.Names, s.namesID())
+	}
 	if st.Snapshot == to {
 		return Report{Snapshot: to, Already: true}, nil
 	}

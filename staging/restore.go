@@ -28,17 +28,26 @@ type RestoreReport struct {
 // name and renamed; runs of zero bytes become holes again.
 func Restore(ctx context.Context, dir, sub, dest string, ids []age.Identity) (RestoreReport, error) {
 	var rep RestoreReport
-	root := filepath.Join(dir, sub)
 	if sub != "" && reserved(filepath.Clean(sub)) {
 		return rep, fmt.Errorf("staging: %q is the staging copy's bookkeeping, not data", sub)
 	}
+	names, err := openNames(dir, ids)
+	if err != nil {
+		return rep, err
+	}
+	plain := func(staged string) (string, error) { return staged, nil }
+	root := filepath.Join(dir, sub)
+	if names != nil {
+		plain = names.DecryptPath
+		root = filepath.Join(dir, names.EncryptPath(filepath.Clean(sub)))
+	}
 	fi, err := os.Lstat(root)
 	if err != nil {
-		return rep, fmt.Errorf("staging: %w", err)
+		return rep, fmt.Errorf("staging: %q: %w", sub, err)
 	}
 	if !fi.IsDir() {
 		if di, err := os.Stat(dest); err == nil && di.IsDir() {
-			dest = filepath.Join(dest, filepath.Base(root))
+			dest = filepath.Join(dest, filepath.Base(sub))
 		}
 		return rep, restoreFile(root, dest, ids, &rep)
 	}
@@ -54,6 +63,9 @@ func Restore(ctx context.Context, dir, sub, dest string, ids []age.Identity) (Re
 			return filepath.SkipDir
 		}
 		rel, _ = filepath.Rel(root, path)
+		if rel, err = plain(rel); err != nil {
+			return err
+		}
 		out := filepath.Join(dest, rel)
 		if d.IsDir() {
 			if err := os.MkdirAll(out, 0o755); err != nil {

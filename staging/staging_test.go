@@ -301,8 +301,9 @@ func (f *fixture) second() []Change {
 	)
 }
 
-func TestIncrementalEveryKind(t *testing.T) {
-	f := newFixture(t)
+func TestIncrementalEveryKind(t *testing.T) { forNames(t, incrementalEveryKind) }
+
+func incrementalEveryKind(t *testing.T, f *fixture) {
 	f.first()
 	ctx := context.Background()
 	if _, err := f.st.Full(ctx, "s1"); err != nil {
@@ -367,8 +368,9 @@ func killAt(n int) func(int) error {
 	}
 }
 
-func TestFullKilledTwiceConverges(t *testing.T) {
-	f := newFixture(t)
+func TestFullKilledTwiceConverges(t *testing.T) { forNames(t, fullKilledTwice) }
+
+func fullKilledTwice(t *testing.T, f *fixture) {
 	f.first()
 	for i := 0; i < 600; i++ { // more than a journal batch
 		f.write(fmt.Sprintf("many/%03d", i), []byte(fmt.Sprint(i)))
@@ -397,8 +399,9 @@ func TestFullKilledTwiceConverges(t *testing.T) {
 	f.checkCopy()
 }
 
-func TestIncrementalKilledTwiceConverges(t *testing.T) {
-	f := newFixture(t)
+func TestIncrementalKilledTwiceConverges(t *testing.T) { forNames(t, incrementalKilledTwice) }
+
+func incrementalKilledTwice(t *testing.T, f *fixture) {
 	f.first()
 	ctx := context.Background()
 	if _, err := f.st.Full(ctx, "s1"); err != nil {

@@ -19,6 +19,8 @@ type State struct {
 	// Snapshot is the last snapshot staged completely ("" before the first
 	// full run finished). Incremental runs start from it.
 	Snapshot string `json:"snapshot"`
+	// Names is the names key's ID when names are encrypted ("": kept).
+	Names string `json:"names,omitempty"`
 }
 
 // journal records how far a run got, so that a rerun after a crash neither
@@ -55,12 +57,17 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// writeJSON replaces path atomically (temp file, fsync, rename).
+// writeJSON replaces path atomically with v's JSON.
 func writeJSON(path string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	return writeFile(path, b, sync)
+}
+
+// writeFile replaces path atomically with b (temp file, fsync, rename).
+func writeFile(path string, b []byte, sync bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -94,7 +101,7 @@ func (s *Stager) writeJournal(j journal) error {
 
 // finish records snap as staged and drops the journal and temp files.
 func (s *Stager) finish(snap string) error {
-	if err := writeJSON(s.meta("state.json"), State{Snapshot: snap}, !s.NoFsync); err != nil {
+	if err := writeJSON(s.meta("state.json"), State{Snapshot: snap, Names: s.namesID()}, !s.NoFsync); err != nil {
 		return err
 	}
 	if err := os.Remove(s.meta("journal.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -115,5 +122,5 @@ func (s *Stager) prepare() error {
 			return err
 		}
 	}
-	return nil
+	return s.saveNamesKey()
 }

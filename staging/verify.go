@@ -43,11 +43,28 @@ func Verify(ctx context.Context, dir, source string, ids []age.Identity, o Verif
 	if err != nil {
 		return rep, err
 	}
-	stg, err := listTree(dir, true)
+	listed, err := listTree(dir, true)
 	if err != nil {
 		return rep, err
 	}
 	bad := func(p, why string) { rep.Mismatches = append(rep.Mismatches, Problem{p, why}) }
+	names, err := openNames(dir, ids)
+	if err != nil {
+		return rep, err
+	}
+	// stg: the staged entries by their plain names; at: where each is.
+	stg, at := listed, map[string]string{}
+	if names != nil {
+		stg = map[string]entryKind{}
+		for p, k := range listed {
+			plain, err := names.DecryptPath(p)
+			if err != nil {
+				bad(p, err.Error())
+				continue
+			}
+			stg[plain], at[plain] = k, p
+		}
+	}
 	for p, k := range src {
 		if k == kindSpecial {
 			continue
@@ -77,7 +94,11 @@ func Verify(ctx context.Context, dir, source string, ids []age.Identity, o Verif
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		n, why, err := compareOne(filepath.Join(dir, p), filepath.Join(source, p), ids)
+		staged := p
+		if names != nil {
+			staged = at[p]
+		}
+		n, why, err := compareOne(filepath.Join(dir, staged), filepath.Join(source, p), ids)
 		if err != nil {
 			return rep, err
 		}

@@ -63,6 +63,7 @@ func Run(cfgPath string) error {
 // New returns a worker on cfg's task queue with everything registered.
 func New(cl client.Client, cfg *config.Config, acts *activities.Activities) worker.Worker {
 	w := worker.New(cl, cfg.Temporal.TaskQueue, worker.Options{
+		Identity: Identity(),
 		// Activities stop when the worker stops; their heartbeats let a
 		// retry on another worker resume.
 		WorkerStopTimeout: 10e9,

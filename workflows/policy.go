@@ -50,6 +50,10 @@ type PolicyInput struct {
 	MaxDestroyPercent float64 `json:"max_destroy_percent"`
 	// ApprovalTimeout: after it an unapproved prune destroys nothing (default 24h).
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+	// StagingDataset, when set, is the dataset's staging copy (config
+	// staging: after_snapshot): each snapshot this tick takes starts the
+	// Staging workflow of the dataset into it.
+	StagingDataset string `json:"staging_dataset,omitempty"`
 
 	fields inputFields // fields the input has that the type lacks (input.go)
 }
@@ -82,7 +86,12 @@ type PolicyStatus struct {
 	PruneWorkflow string `json:"prune_workflow,omitempty"`
 	PruneRunID    string `json:"prune_run_id,omitempty"`
 	PruneNote     string `json:"prune_note,omitempty"`
-	Error         string `json:"error,omitempty"`
+	// StagingWorkflow is the staging run this tick started (after_snapshot);
+	// StagingNote says why none was.
+	StagingWorkflow string `json:"staging_workflow,omitempty"`
+	StagingRunID    string `json:"staging_run_id,omitempty"`
+	StagingNote     string `json:"staging_note,omitempty"`
+	Error           string `json:"error,omitempty"`
 }
 
 // SnapshotPolicy is one tick of a policy: take a snapshot if one is due
@@ -123,6 +132,12 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "snapshot", err)
 		}
 		st.Snapshot = snap.String()
+		// Only ticks that took a snapshot and have staging do this (old
+		// histories have neither); the version marks the new command.
+		if in.StagingDataset != "" && workflow.GetVersion(ctx, stagingAfterSnapshot, workflow.DefaultVersion, 1) == 1 {
+			st.Phase = "starting staging"
+			startStaging(ctx, &st, StagingInput{Source: ds.String(), Dataset: in.StagingDataset})
+		}
 	}
 
 	st.Phase = "starting prune"
@@ -143,6 +158,32 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 	}
 	st.Phase = "done"
 	return st, nil
+}
+
+// stagingAfterSnapshot: SnapshotPolicy starts the dataset's Staging
+// workflow after the snapshot it took.
+const stagingAfterSnapshot = "staging-after-snapshot"
+
+// startStaging starts the Staging workflow of in.Source as an abandoned
+// child (it outlives the tick) and notes what happened. One that is still
+// running is left alone: it or the next tick stages the new snapshot. A
+// failure to start is noted, not fatal: the snapshot is taken.
+func startStaging(ctx workflow.Context, st *PolicyStatus, in StagingInput) {
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            StagingWorkflowID(in.Source),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	})
+	var child workflow.Execution
+	err := workflow.ExecuteChildWorkflow(cctx, StagingName, in).GetChildWorkflowExecution().Get(ctx, &child)
+	switch {
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		st.StagingNote = "staging " + StagingWorkflowID(in.Source) + " is still running: the next tick stages this snapshot if it does not"
+	case err != nil:
+		st.StagingNote = "staging not started: " + err.Error()
+	default:
+		st.StagingWorkflow, st.StagingRunID = child.ID, child.RunID
+	}
 }
 
 // Phases of PrunePolicy.

@@ -373,3 +373,40 @@ func TestPruneCancelledEndsCancelled(t *testing.T) {
 		t.Fatalf("after the cancellation: phase %q, %d destroys", st.Phase, d.count())
 	}
 }
+
+// With staging after each tick, a tick that takes a snapshot starts the
+// dataset's Staging workflow (ID staging/<dataset>) into the staging
+// dataset; a tick that takes none starts no staging.
+func TestSnapshotPolicyStartsStagingAfterItsSnapshot(t *testing.T) {
+	for _, due := range []bool{true, false} {
+		env, _, _ := newTickEnv(t, due)
+		var started []string
+		env.OnWorkflow(Staging, mock.Anything, mock.Anything).Return(
+			func(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
+				started = append(started, workflow.GetInfo(ctx).WorkflowExecution.ID+" "+in.Source+" -> "+in.Dataset)
+				return StagingStatus{Phase: PhaseDone}, nil
+			})
+		in := policyInput()
+		in.StagingDataset = "tank/staging/data"
+		env.ExecuteWorkflow(SnapshotPolicyName, in)
+		if err := env.GetWorkflowError(); err != nil {
+			t.Fatal(err)
+		}
+		var st PolicyStatus
+		if err := env.GetWorkflowResult(&st); err != nil {
+			t.Fatal(err)
+		}
+		if !due {
+			if len(started) != 0 || st.StagingWorkflow != "" {
+				t.Fatalf("no snapshot, yet staging started: %v %+v", started, st)
+			}
+			continue
+		}
+		if want := "staging/tank/data tank/data -> tank/staging/data"; len(started) != 1 || started[0] != want {
+			t.Fatalf("staging runs %q, want [%q]", started, want)
+		}
+		if st.StagingWorkflow != StagingWorkflowID("tank/data") || st.PruneWorkflow == "" {
+			t.Fatalf("status %+v", st)
+		}
+	}
+}

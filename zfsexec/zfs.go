@@ -423,6 +423,16 @@ func (z ZFS) Bookmark(ctx context.Context, s zfsname.Snapshot, b zfsname.Bookmar
 	return err
 }
 
+// DestroyBookmark destroys bookmark b (a bookmark holds no data: only its
+// snapshot's GUID and birth time).
+func (z ZFS) DestroyBookmark(ctx context.Context, b zfsname.Bookmark) error {
+	if err := z.Caps.unsupported(z.Caps.Bookmarks, "bookmarks"); err != nil {
+		return err
+	}
+	_, err := z.run(ctx, "zfs", "destroy", b.String())
+	return err
+}
+
 // ResumeToken returns d's receive_resume_token, "" when there is none (or
 // this ZFS has no resumable receive).
 func (z ZFS) ResumeToken(ctx context.Context, d zfsname.Dataset) (zfsname.ResumeToken, error) {

@@ -14,7 +14,9 @@
 //	<point>.arm      written by the test: hold once the count reaches the
 //	                 number it holds (0: hold on arrival)
 //	<point>.held     the arm file renamed by the one caller that holds
-//	                 (a retried attempt finds no arm file and passes)
+//	                 (a retried attempt finds no arm file and passes),
+//	                 holding the count it held at
+//	                 (via <point>.claimed while that is written)
 //	<point>.release  written by the test: the holder goes on
 package testgate
 
@@ -71,8 +73,17 @@ func (g *Gate) Pass(ctx context.Context, point string, n int64) error {
 	if err != nil || n < at {
 		return nil
 	}
-	if os.Rename(g.path(point, "arm"), g.path(point, "held")) != nil {
+	// Claim the point (one caller wins the rename), write the count it
+	// holds at, and only then show it held: a test that sees <point>.held
+	// reads the count there (HeldAt).
+	if os.Rename(g.path(point, "arm"), g.path(point, "claimed")) != nil {
 		return nil // another caller holds it
+	}
+	if err := os.WriteFile(g.path(point, "claimed"), []byte(fmt.Sprintf("%d\n", n)), 0o600); err != nil {
+		return fmt.Errorf("testgate: %w", err)
+	}
+	if err := os.Rename(g.path(point, "claimed"), g.path(point, "held")); err != nil {
+		return fmt.Errorf("testgate: %w", err)
 	}
 	for {
 		if _, err := os.Stat(g.path(point, "release")); err == nil {
@@ -92,7 +103,7 @@ func (g *Gate) Reached(ctx context.Context, point string) error { return g.Pass(
 
 // Arm makes the next caller at point hold once its count reaches n.
 func (g *Gate) Arm(point string, n int64) error {
-	for _, s := range []string{"held", "release"} {
+	for _, s := range []string{"claimed", "held", "release"} {
 		if err := os.Remove(g.path(point, s)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -109,6 +120,17 @@ func (g *Gate) Arm(point string, n int64) error {
 func (g *Gate) Held(point string) bool {
 	_, err := os.Stat(g.path(point, "held"))
 	return err == nil
+}
+
+// HeldAt is the count a caller held at point with (the bytes a send had
+// passed when it held); false when none holds there.
+func (g *Gate) HeldAt(point string) (int64, bool) {
+	b, err := os.ReadFile(g.path(point, "held"))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n, err == nil
 }
 
 // WaitHeld waits until a caller holds at point, failing after limit (a

@@ -24,9 +24,13 @@ func TestArmedPointHoldsOnceUntilReleased(t *testing.T) {
 		t.Fatalf("held below the threshold: %v", err)
 	}
 	passed := make(chan error, 1)
-	go func() { passed <- g.Pass(ctx, "send", 100) }()
+	go func() { passed <- g.Pass(ctx, "send", 150) }()
 	if err := g.WaitHeld(ctx, "send", time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	// The held file says where it held: the count, not the threshold.
+	if n, ok := g.HeldAt("send"); !ok || n != 150 {
+		t.Fatalf("held at %d, %v; want 150", n, ok)
 	}
 	select {
 	case err := <-passed:

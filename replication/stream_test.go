@@ -1,4 +1,4 @@
-package activities
+package replication
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 // The receive side must never see a clean end of a stream whose send failed
 // midway: that would pass a truncated stream off as complete.
-func TestPipeStreamFailedSendIsNeverEOF(t *testing.T) {
+func TestPipeFailedSendIsNeverEOF(t *testing.T) {
 	data := make([]byte, 3<<20)
 	rand.Read(data)
 	for _, c := range []struct {
@@ -22,7 +22,7 @@ func TestPipeStreamFailedSendIsNeverEOF(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var got bytes.Buffer
 			var readErr error
-			err := pipeStream(context.Background(), newMeter(&counter{}, 0),
+			err := Pipe(context.Background(), nil,
 				func(ctx context.Context, w io.Writer) error {
 					if c.sendErr != nil {
 						w.Write(data[:len(data)/2])
@@ -37,7 +37,7 @@ func TestPipeStreamFailedSendIsNeverEOF(t *testing.T) {
 				})
 			if c.sendErr == nil {
 				if err != nil || readErr != nil || !bytes.Equal(got.Bytes(), data) {
-					t.Fatalf("pipeStream = %v, read %d bytes (err %v); want all %d bytes", err, got.Len(), readErr, len(data))
+					t.Fatalf("Pipe = %v, read %d bytes (err %v); want all %d bytes", err, got.Len(), readErr, len(data))
 				}
 				return
 			}
@@ -45,15 +45,15 @@ func TestPipeStreamFailedSendIsNeverEOF(t *testing.T) {
 				t.Fatalf("the receive side read %d bytes and a clean EOF from a failed send", got.Len())
 			}
 			if err == nil || !strings.Contains(err.Error(), "zfs send exited 1") {
-				t.Fatalf("pipeStream = %v; want the send's error", err)
+				t.Fatalf("Pipe = %v; want the send's error", err)
 			}
 		})
 	}
 }
 
 // A receive side that stops early must not leave the send blocked on a full pipe.
-func TestPipeStreamReceiveFailureStopsSend(t *testing.T) {
-	err := pipeStream(context.Background(), newMeter(&counter{}, 0),
+func TestPipeReceiveFailureStopsSend(t *testing.T) {
+	err := Pipe(context.Background(), nil,
 		func(ctx context.Context, w io.Writer) error {
 			block := make([]byte, 1<<20)
 			for {
@@ -67,6 +67,6 @@ func TestPipeStreamReceiveFailureStopsSend(t *testing.T) {
 			return errors.New("zfs receive failed")
 		})
 	if err == nil || !strings.HasPrefix(err.Error(), "receive: zfs receive failed") {
-		t.Fatalf("pipeStream = %v; want the receive's error first", err)
+		t.Fatalf("Pipe = %v; want the receive's error first", err)
 	}
 }

@@ -1,4 +1,4 @@
-package activities
+package replication
 
 import (
 	"bufio"
@@ -9,32 +9,56 @@ import (
 	"strings"
 	"time"
 
-	"zcloud/config"
+	"go.uber.org/zap"
+
 	"zcloud/transfer"
 	"zcloud/zfsexec"
+	"zcloud/zfsname"
 )
 
-// receiveParallel is the receive side of a replication over zcloud's
-// encrypted parallel stream: it installs the receiver on the target if
-// needed, starts `zcloud transfer recv -- <recvArgv>` there over SSH with a
-// fresh session key on its stdin (never argv, logs or payloads), learns the
-// port, and streams r to it over tcfg.Streams connections (0: as many as
-// help, see transfer.SendOptions). It returns when
-// the remote receive command has finished.
-func (a *Activities) receiveParallel(ctx context.Context, r *zfsexec.SSH, tcfg config.Target, recvArgv []string, rd io.Reader) error {
-	if err := a.ensureReceiver(ctx, r, tcfg.ReceiverPath); err != nil {
+// Target is the host a parallel stream goes to: commands run on it over
+// SSH, and the data connections dial DataHost.
+type Target interface {
+	zfsexec.Runner
+	DataHost() string
+}
+
+// Parallel is the receive side of a replication over zcloud's encrypted
+// parallel stream (package transfer).
+type Parallel struct {
+	// Binary is the local zcloud executable installed on the target as
+	// the receiver, at ReceiverPath.
+	Binary       string
+	ReceiverPath zfsname.Device
+	Cipher       string
+	// Streams is the number of connections (0: as many as help, see
+	// transfer.SendOptions); PortMin..PortMax, if set, the ports the
+	// receiver may listen on.
+	Streams, PortMin, PortMax int
+	// Observe, if set, sees each session (TEST-ONLY: tests prove the key
+	// never reaches history, logs or process lists).
+	Observe func(transfer.Session)
+	Log     *zap.Logger
+}
+
+// Receive installs the receiver on r if needed, starts `zcloud transfer
+// recv -- <recvArgv>` there over SSH with a fresh session key on its stdin
+// (never argv, logs or payloads), learns the port, and streams rd to it.
+// It returns when the remote receive command has finished.
+func (p Parallel) Receive(ctx context.Context, r Target, recvArgv []string, rd io.Reader) error {
+	if err := EnsureReceiver(ctx, r, p.Binary, p.ReceiverPath, p.Log); err != nil {
 		return err
 	}
-	sess, err := transfer.NewSession(tcfg.Cipher)
+	sess, err := transfer.NewSession(p.Cipher)
 	if err != nil {
 		return err
 	}
-	if a.SessionObserver != nil {
-		a.SessionObserver(sess)
+	if p.Observe != nil {
+		p.Observe(sess)
 	}
-	argv := []string{tcfg.ReceiverPath, "transfer", "recv", "--streams", strconv.Itoa(tcfg.Streams)}
-	if tcfg.PortMin > 0 {
-		argv = append(argv, "--port", strconv.Itoa(tcfg.PortMin), "--port-max", strconv.Itoa(tcfg.PortMax))
+	argv := []string{p.ReceiverPath.String(), "transfer", "recv", "--streams", strconv.Itoa(p.Streams)}
+	if p.PortMin > 0 {
+		argv = append(argv, "--port", strconv.Itoa(p.PortMin), "--port-max", strconv.Itoa(p.PortMax))
 	}
 	argv = append(append(argv, "--"), recvArgv...)
 
@@ -68,7 +92,7 @@ func (a *Activities) receiveParallel(ctx context.Context, r *zfsexec.SSH, tcfg c
 	go io.Copy(io.Discard, stdoutR) // the receive command's own output
 
 	host := r.DataHost()
-	_, sendErr := transfer.SendToReceiver(ctx, host, port, sess, rd, transfer.SendOptions{Streams: tcfg.Streams})
+	_, sendErr := transfer.SendToReceiver(ctx, host, port, sess, rd, transfer.SendOptions{Streams: p.Streams})
 	if sendErr != nil {
 		// The remote side's error (its exit status and stderr) names the
 		// cause better than a closed connection does.
