@@ -10,6 +10,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/progress"
+	"zcloud/ratelimit"
 )
 
 // counter is a long activity's byte count: heartbeats read it, and each
@@ -40,18 +41,25 @@ func (c *counter) add(k int) error {
 	return c.pass(total)
 }
 
-// meter counts bytes flowing through a stream, optionally limits their rate,
-// and heartbeats progress every interval while the stream runs.
+// meter counts bytes flowing through a stream and optionally limits their
+// rate (package ratelimit).
 type meter struct {
 	n     *counter
-	limit int64 // bytes/s, 0: none
+	limit *ratelimit.Bucket // nil: none
 	start time.Time
 }
 
-func newMeter(n *counter, limit int64) *meter { return &meter{n: n, limit: limit, start: time.Now()} }
+// newMeter counts into n and lets at most limit bytes/s through (0: no
+// limit).
+func newMeter(n *counter, limit int64) *meter {
+	return &meter{n: n, limit: ratelimit.New(limit, 0), start: time.Now()}
+}
 
-// reader wraps r so reads are counted (and throttled).
-func (m *meter) reader(r io.Reader) io.Reader { return &meteredReader{r: r, m: m} }
+// reader wraps r so reads are counted (and throttled). A throttled read
+// waits at most a tenth of a second's worth, so it needs no context.
+func (m *meter) reader(r io.Reader) io.Reader {
+	return &meteredReader{r: ratelimit.Reader(context.Background(), r, m.limit), m: m}
+}
 
 type meteredReader struct {
 	r io.Reader
@@ -59,31 +67,25 @@ type meteredReader struct {
 }
 
 func (mr *meteredReader) Read(p []byte) (int, error) {
-	if mr.m.limit > 0 && len(p) > int(mr.m.limit/10)+1 {
-		p = p[:mr.m.limit/10+1] // small reads keep the pacing smooth
-	}
 	n, err := mr.r.Read(p)
 	if gerr := mr.m.n.add(n); gerr != nil && err == nil {
 		err = gerr
-	}
-	total := mr.m.n.Load()
-	if mr.m.limit > 0 {
-		due := time.Duration(float64(total) / float64(mr.m.limit) * float64(time.Second))
-		if ahead := due - time.Since(mr.m.start); ahead > 0 {
-			time.Sleep(ahead)
-		}
 	}
 	return n, err
 }
 
 func (m *meter) progress(phase string, total int64) contract.Progress {
-	n := m.n.Load()
-	secs := time.Since(m.start).Seconds()
+	return progressSince(m.start, phase, "", m.n.Load(), total)
+}
+
+// progressSince is the heartbeat payload of n of total bytes counted since
+// start.
+func progressSince(start time.Time, phase, detail string, n, total int64) contract.Progress {
 	rate := 0.0
-	if secs > 0 {
-		rate = float64(n) / secs
+	if s := time.Since(start).Seconds(); s > 0 {
+		rate = float64(n) / s
 	}
-	return contract.Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate}
+	return contract.Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate, Detail: detail}
 }
 
 // heartbeatBytes reports a byte counter while a long activity runs: on the
@@ -101,12 +103,9 @@ func (a *Activities) heartbeatBytes(ctx context.Context, phase, detail string, t
 	}
 	start := time.Now()
 	current := func() contract.Progress {
-		b := n.Load()
-		rate := 0.0
-		if s := time.Since(start).Seconds(); s > 0 {
-			rate = float64(b) / s
-		}
-		return contract.Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail, Live: live}
+		p := progressSince(start, phase, detail, n.Load(), total)
+		p.Live = live
+		return p
 	}
 	done := make(chan struct{})
 	go func() {
