@@ -108,6 +108,13 @@ every dataset under archive.datasets) and prints its progress:
 			if err != nil {
 				return err
 			}
+			// The worker refuses a waiver its config does not allow; say so before starting.
+			if force && !cfg.Archive.AllowForce {
+				return fmt.Errorf("--force needs archive.allow_force: true in the worker's config (docs/archive.md)")
+			}
+			if acceptSmaller && !cfg.Archive.AllowAcceptSmaller {
+				return fmt.Errorf("--accept-smaller needs archive.allow_accept_smaller: true in the worker's config (docs/archive.md)")
+			}
 			cl, _, err := a.client()
 			if err != nil {
 				return err
@@ -139,8 +146,8 @@ every dataset under archive.datasets) and prints its progress:
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply)")
-	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank)")
+	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply; needs archive.allow_force in the worker's config)")
+	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank; needs archive.allow_accept_smaller in the worker's config)")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
 	return c
 }
