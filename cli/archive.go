@@ -20,6 +20,7 @@ import (
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/keys"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -107,6 +108,13 @@ every dataset under archive.datasets) and prints its progress:
 			if err != nil {
 				return err
 			}
+			// The worker refuses a waiver its config does not allow; say so before starting.
+			if force && !cfg.Archive.AllowForce {
+				return fmt.Errorf("--force needs archive.allow_force: true in the worker's config (docs/archive.md)")
+			}
+			if acceptSmaller && !cfg.Archive.AllowAcceptSmaller {
+				return fmt.Errorf("--accept-smaller needs archive.allow_accept_smaller: true in the worker's config (docs/archive.md)")
+			}
 			cl, _, err := a.client()
 			if err != nil {
 				return err
@@ -118,10 +126,10 @@ every dataset under archive.datasets) and prints its progress:
 			for _, d := range dss {
 				in := archiveInput(cfg, d)
 				in.Force, in.AcceptSmaller = force, acceptSmaller
-				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 					ID: workflows.ArchiveWorkflowID(d.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.ArchiveName, in)
+				}, workflows.ArchiveJob(d.Dataset)), workflows.ArchiveName, in)
 				if err != nil {
 					return fmt.Errorf("start archive of %s: %w", d.Dataset, err)
 				}
@@ -138,8 +146,8 @@ every dataset under archive.datasets) and prints its progress:
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply)")
-	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank)")
+	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply; needs archive.allow_force in the worker's config)")
+	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank; needs archive.allow_accept_smaller in the worker's config)")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
 	return c
 }
@@ -206,8 +214,8 @@ waiting for approval shows its plan) and the archive and drill Schedules.
 
 func describeArchive(ctx context.Context, cl client.Client, cfg *config.Config, dataset string) (contract.ManifestSummary, error) {
 	id := fmt.Sprintf("archive-describe/%s/%s", dataset, time.Now().UTC().Format("20060102T150405.000Z"))
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-		WorkflowExecutionTimeout: 5 * time.Minute}, workflows.ArchiveDescribeName, dataset)
+	run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+		WorkflowExecutionTimeout: 5 * time.Minute}, searchattr.Job{Kind: searchattr.KindCatalog, Datasets: []string{dataset}, Target: "archive"}), workflows.ArchiveDescribeName, dataset)
 	if err != nil {
 		return contract.ManifestSummary{}, err
 	}
@@ -348,8 +356,9 @@ the store under <prefix>/<dataset>/drills/.
 				}
 				in.Deep, in.Scratch = true, scratch
 			}
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.VerifyWorkflowID(in.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.VerifyName, in)
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: workflows.VerifyWorkflowID(in.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
+				searchattr.Job{Kind: searchattr.KindDrill, Datasets: []string{in.Dataset}, Target: "archive"}), workflows.VerifyName, in)
 			if err != nil {
 				return fmt.Errorf("start verify of %s: %w", in.Dataset, err)
 			}
@@ -384,10 +393,10 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 		out = append(out, client.ScheduleOptions{
 			ID:   workflows.ArchiveScheduleID(d.Dataset),
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Archive.Schedule}}},
-			Action: &client.ScheduleWorkflowAction{
+			Action: scheduledJob(&client.ScheduleWorkflowAction{
 				ID: workflows.ArchiveScheduleID(d.Dataset), Workflow: workflows.ArchiveTickName,
 				Args: []any{archiveInput(cfg, d)}, TaskQueue: cfg.Temporal.TaskQueue, WorkflowRunTimeout: time.Hour,
-			},
+			}, workflows.ArchiveJob(d.Dataset)),
 			// Each tick starts archive/<dataset> and returns; while that
 			// run goes on (e.g. waits for a deletion approval) ticks start
 			// nothing.
@@ -399,10 +408,10 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 			out = append(out, client.ScheduleOptions{
 				ID:   workflows.VerifyScheduleID(d.Dataset),
 				Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Archive.VerifySchedule}}},
-				Action: &client.ScheduleWorkflowAction{
+				Action: scheduledJob(&client.ScheduleWorkflowAction{
 					ID: workflows.VerifyWorkflowID(d.Dataset), Workflow: workflows.VerifyName,
 					Args: []any{verifyInput(cfg, d.Dataset)}, TaskQueue: cfg.Temporal.TaskQueue,
-				},
+				}, searchattr.Job{Kind: searchattr.KindDrill, Datasets: []string{d.Dataset}, Target: "archive"}),
 				Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 				CatchupWindow: time.Hour,
 				Note:          "managed by zcloud archive schedule (restore drill)",
@@ -413,8 +422,7 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 }
 
 func archiveScheduleCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "schedule",
 		Short: "Create or update the archive (and restore drill) Schedules from the config; remove stale ones",
 		Long: `Makes the Temporal Schedules match 'archive:' in the config: per dataset,
@@ -425,20 +433,7 @@ tick while the previous run still runs (e.g. waits for a deletion approval).
 Archive Schedules of datasets no longer configured are deleted; their archives
 stay in the store.`,
 		Example: "  zcloud archive schedule --dry-run\n  zcloud archive schedule",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyArchiveSchedules(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyArchiveSchedules)
 }
 
 func applyArchiveSchedules(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error {

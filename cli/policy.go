@@ -17,6 +17,7 @@ import (
 
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -61,13 +62,13 @@ func scheduleOptions(cfg *config.Config, p config.Policy) client.ScheduleOptions
 	return client.ScheduleOptions{
 		ID:   workflows.ScheduleID(p.Dataset),
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: p.Schedule}}},
-		Action: &client.ScheduleWorkflowAction{
+		Action: scheduledJob(&client.ScheduleWorkflowAction{
 			ID:                 workflows.ScheduleID(p.Dataset), // the server appends the scheduled time
 			Workflow:           workflows.SnapshotPolicyName,
 			Args:               []any{policyInput(cfg, p)},
 			TaskQueue:          cfg.Temporal.TaskQueue,
 			WorkflowRunTimeout: time.Hour,
-		},
+		}, searchattr.Job{Kind: searchattr.KindSnapshot, Datasets: []string{p.Dataset}}),
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL,
 		CatchupWindow: p.CatchUpWindow,
 		Note:          "managed by zcloud policy apply",
@@ -87,8 +88,7 @@ func applyPolicies(ctx context.Context, cl client.Client, cfg *config.Config, ou
 }
 
 func policyApplyCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "apply",
 		Short: "Create or update one Temporal Schedule per configured policy; remove the others",
 		Long: `Makes the Temporal Schedules match 'policies:' in the config: a Schedule
@@ -99,20 +99,7 @@ run missed while Temporal was down may still start). Schedules named policy/...
 that are no longer configured are deleted; their snapshots are left alone.
 Paused schedules stay paused.`,
 		Example: "  zcloud policy apply --dry-run\n  zcloud policy apply",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyPolicies(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyPolicies)
 }
 
 // configuredPolicy finds dataset's policy in the config.
@@ -162,8 +149,8 @@ those it would destroy. It also says whether the prune would need approval.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := fmt.Sprintf("policy-plan/%s/%s", p.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowExecutionTimeout: 10 * time.Minute}, workflows.PolicyPlanName, policyInput(cfg, p))
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowExecutionTimeout: 10 * time.Minute}, searchattr.Job{Kind: searchattr.KindPlan, Datasets: []string{p.Dataset}}), workflows.PolicyPlanName, policyInput(cfg, p))
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/searchattr"
 	"zcloud/staging"
 	"zcloud/workflows"
 )
@@ -110,10 +111,10 @@ that owns the pool).`,
 			}
 			defer cl.Close()
 			for _, j := range jobs {
-				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 					ID: workflows.StagingWorkflowID(j.Source), TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.StagingName, stagingInput(j))
+				}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{j.Source}}), workflows.StagingName, stagingInput(j))
 				if err != nil {
 					return fmt.Errorf("start staging of %s: %w", j.Source, err)
 				}
@@ -344,24 +345,10 @@ func isDir(p string) bool {
 }
 
 func stagingScheduleCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "schedule",
 		Short: "Create or update a Schedule per staging job with a schedule: interval; remove stale ones",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyStagingSchedules(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyStagingSchedules)
 }
 
 func applyStagingSchedules(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error {
@@ -374,10 +361,10 @@ func applyStagingSchedules(ctx context.Context, cl client.Client, cfg *config.Co
 		want = append(want, desiredSchedule{client.ScheduleOptions{
 			ID:   id,
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.Schedule}}},
-			Action: &client.ScheduleWorkflowAction{
+			Action: scheduledJob(&client.ScheduleWorkflowAction{
 				ID: workflows.StagingWorkflowID(s.Source), Workflow: workflows.StagingName,
 				Args: []any{stagingInput(s)}, TaskQueue: cfg.Temporal.TaskQueue,
-			},
+			}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{s.Source}}),
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: max(s.Schedule, 60e9),
 			Note:          "managed by zcloud staging schedule",

@@ -75,6 +75,15 @@ type Archive struct {
 	Parity ArchiveParity `yaml:"parity"`
 	// ApprovalTimeout: after it an unapproved deletion deletes nothing.
 	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
+	// AllowForce lets a run delete old cycles before their class's minimum
+	// storage duration when it asks to (zcloud archive run --force), and
+	// AllowAcceptSmaller lets a run waive the sanity check once
+	// (--accept-smaller). Both default to false: a workflow input can make
+	// the archive's safety limits stricter than the config, never looser
+	// (docs/security.md), so the operator switches a waiver on here, runs
+	// it, and switches it off again.
+	AllowForce         bool `yaml:"allow_force"`
+	AllowAcceptSmaller bool `yaml:"allow_accept_smaller"`
 	// Datasets are archived one by one, each with its own chain.
 	Datasets []ArchiveDataset `yaml:"datasets"`
 }

@@ -91,7 +91,7 @@ targets:
     transport: ssh
     ssh: {host: 127.0.0.1, port: %d, user: %s, identity_file: %q, host_key: %q, connect_timeout: 5s}
 archive: {store: {%s}, recipients: [%q], host_identity: host, restore_identity: owner, restore_poll: 1s,
-  datasets: [{dataset: %s, cycle: 30d, sanity_min_percent: 50}]%s}
+  datasets: [{dataset: %s, cycle: 30d, sanity_min_percent: 50}], max_delete_cycles: -1%s}
 `, e.temporal.HostPort, e.temporal.Namespace, queue, keysDir, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,
 		w.storeY, w.owner.Recipient().String(), w.ds, extra)
 	cfg, err := config.Parse([]byte(y))
@@ -105,9 +105,12 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, restore_identity: 
 	return cfg, path
 }
 
+// input is what 'zcloud archive run' starts with: the config's cycle and
+// limits (an input may only be stricter than the worker's config).
 func (w *archiveWorld) input() workflows.ArchiveInput {
-	return workflows.ArchiveInput{Dataset: w.ds.String(), Cycle: 30 * 24 * time.Hour, SanityMinPercent: 50,
-		Class: w.cfg.Archive.Store.Class, MaxDeleteCycles: -1, MaxDeleteBytes: -1, HeartbeatTimeout: 5 * time.Second}
+	ar := w.cfg.Archive
+	return workflows.ArchiveInput{Dataset: w.ds.String(), Cycle: ar.Datasets[0].Cycle.Duration(), SanityMinPercent: *ar.Datasets[0].SanityMinPercent,
+		Class: ar.Store.Class, MaxDeleteCycles: *ar.MaxDeleteCycles, MaxDeleteBytes: *ar.MaxDeleteBytes, HeartbeatTimeout: 5 * time.Second}
 }
 
 // start starts a workflow on queue and returns its run.

@@ -11,6 +11,7 @@ import (
 
 	"zcloud/archive/archivetypes"
 	"zcloud/contract"
+	"zcloud/searchattr"
 	"zcloud/zfsname"
 )
 
@@ -119,7 +120,9 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan contract.ArchivePlan
-	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle, Limits: &contract.ArchiveLimits{
+		SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller, Force: in.Force,
+		MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}}).Get(ctx, &plan); err != nil {
 		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
@@ -127,16 +130,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 
 	if plan.Action != contract.ArchiveSkip {
 		st.Phase = PhaseUploading
-		hb := in.HeartbeatTimeout
-		if hb == 0 {
-			hb = streamHeartbeatTimeout
-		}
-		long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 72 * time.Hour,
-			HeartbeatTimeout:    hb,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
-				MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
-		})
+		long := streamActivity(ctx, in.HeartbeatTimeout, streamHeartbeatTimeout, 20)
 		req := contract.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
 			Raw: in.Raw, Class: contract.StorageClass(in.Class)}
 		var rep contract.ArchiveStreamReport
@@ -175,7 +169,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), contract.ErrTypeCorrupt, nil))
 		case chk.Sanity != "":
 			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
-				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller)", "SanityCheckFailed", nil))
+				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller, with archive.allow_accept_smaller: true in the worker's config)", "SanityCheckFailed", nil))
 		}
 	}
 
@@ -250,11 +244,11 @@ func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
 	if err := in.fields.refuse(ArchiveTickName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
 		return "", err
 	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            ArchiveWorkflowID(in.Dataset),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, ArchiveJob(in.Dataset)))
 	var child workflow.Execution
 	err := workflow.ExecuteChildWorkflow(cctx, ArchiveName, in).GetChildWorkflowExecution().Get(ctx, &child)
 	switch {
@@ -281,4 +275,10 @@ func Catalog(ctx workflow.Context) ([]contract.CatalogDataset, error) {
 		return out, temporal.NewNonRetryableApplicationError("catalog: "+msg, typ, nil)
 	}
 	return out, nil
+}
+
+// ArchiveJob is the search attributes of an archive run of dataset (the
+// CLI's start, the schedule's tick and the run the tick starts).
+func ArchiveJob(dataset string) searchattr.Job {
+	return searchattr.Job{Kind: searchattr.KindArchive, Datasets: []string{dataset}, Target: "archive"}
 }

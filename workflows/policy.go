@@ -10,6 +10,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/retention"
+	"zcloud/searchattr"
 	"zcloud/zfsname"
 )
 
@@ -141,11 +142,11 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 	}
 
 	st.Phase = "starting prune"
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            PruneWorkflowID(ds.String()),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, searchattr.Job{Kind: searchattr.KindPrune, Datasets: []string{ds.String()}}))
 	var child workflow.Execution
 	err = workflow.ExecuteChildWorkflow(cctx, PrunePolicyName, in).GetChildWorkflowExecution().Get(ctx, &child)
 	switch {
@@ -290,6 +291,22 @@ func PolicyPlan(ctx workflow.Context, in PolicyInput) (contract.PlanReport, erro
 		return rep, temporal.NewNonRetryableApplicationError("plan: "+msg, typ, nil)
 	}
 	return rep, nil
+}
+
+// streamActivity is how a workflow runs a long byte-streaming activity
+// (archive upload, restore receive, verify, staging): up to 72 h,
+// heartbeating within hb (def when the input leaves it 0), retried with
+// backoff up to tries times; a retry resumes from its heartbeat details.
+func streamActivity(ctx workflow.Context, hb, def time.Duration, tries int32) workflow.Context {
+	if hb == 0 {
+		hb = def
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 72 * time.Hour,
+		HeartbeatTimeout:    hb,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 5 * time.Minute, MaximumAttempts: tries},
+	})
 }
 
 var quickActivity = workflow.ActivityOptions{
