@@ -236,6 +236,7 @@ func (a *Activities) archiveStream(ctx context.Context, req contract.ArchiveStre
 	res, err := archive.Upload(ctx, archive.UploadInput{
 		Store: countingStore{st, n}, Key: key, Source: src, Recipients: rcpts, Class: req.Class, ExpectedSize: total,
 		Metadata: map[string]string{"zcloud-stream": id},
+		Parity:   a.paritySpec(), Parallel: a.Config.Archive.Store.Parallel,
 	})
 	src.Close()
 	stop()
@@ -371,6 +372,7 @@ func summarize(c archive.Cycle) contract.CycleSummary {
 	s := contract.CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
 	for _, st := range c.Streams {
 		s.StoredBytes += st.StoredSize
+		s.ParityBytes += st.ParityBytes()
 		if at := st.Uploaded.Add(archive.MinStorageDuration(st.Class)); at.After(s.DeletableAt) {
 			s.DeletableAt = at
 		}
@@ -492,11 +494,13 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.Delet
 			continue
 		}
 		for _, s := range c.Streams {
-			if err := st.Delete(ctx, s.Key); err != nil {
-				return rep, archiveErr(fmt.Errorf("delete %s: %w", s.Key, err))
+			for _, k := range s.ObjectKeys() {
+				if err := st.Delete(ctx, k); err != nil {
+					return rep, archiveErr(fmt.Errorf("delete %s: %w", k, err))
+				}
+				rep.Objects++
 			}
-			rep.Objects++
-			rep.Bytes += s.StoredSize
+			rep.Bytes += s.StoredSize + s.ParityBytes()
 			activity.RecordHeartbeat(ctx, contract.Progress{Phase: "delete", Bytes: rep.Bytes, Detail: s.Key})
 		}
 		gone = append(gone, id)

@@ -257,7 +257,7 @@ func archiveErr(err error) error {
 
 func streamInfo(s archive.Stream) contract.StreamInfo {
 	return contract.StreamInfo{ID: s.ID, Cycle: s.Cycle, Kind: s.Kind, From: s.From, To: s.To, Raw: s.Raw, Key: s.Key, Class: s.Class,
-		PlainSize: s.PlainSize, StoredSize: s.StoredSize, Parts: len(s.Parts), Uploaded: s.Uploaded}
+		PlainSize: s.PlainSize, StoredSize: s.StoredSize, Parts: len(s.Parts), Uploaded: s.Uploaded, Parity: parityName(s), ParityBytes: s.ParityBytes()}
 }
 
 // findStream finds a stream of the manifest by cycle and id.
@@ -327,4 +327,17 @@ func (c countingWriter) Write(p []byte) (int, error) {
 		err = gerr
 	}
 	return k, err
+}
+
+func parityName(s archive.Stream) string {
+	if s.Parity == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d+%d", s.Parity.Data, s.Parity.Parity)
+}
+
+// paritySpec is the configured layout of new streams.
+func (a *Activities) paritySpec() archive.ParitySpec {
+	p := a.Config.Archive.Parity
+	return archive.ParitySpec{Data: p.Data, Parity: p.Parity, PartSize: a.Config.Archive.Store.PartSize}
 }

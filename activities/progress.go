@@ -10,6 +10,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/progress"
+	"zcloud/ratelimit"
 )
 
 // counter is a long activity's byte count: heartbeats read it, and each
@@ -40,18 +41,25 @@ func (c *counter) add(k int) error {
 	return c.pass(total)
 }
 
-// meter counts bytes flowing through a stream, optionally limits their rate,
-// and heartbeats progress every interval while the stream runs.
+// meter counts bytes flowing through a stream and optionally limits their
+// rate (package ratelimit).
 type meter struct {
 	n     *counter
-	limit int64 // bytes/s, 0: none
+	limit *ratelimit.Bucket // nil: none
 	start time.Time
 }
 
-func newMeter(n *counter, limit int64) *meter { return &meter{n: n, limit: limit, start: time.Now()} }
+// newMeter counts into n and lets at most limit bytes/s through (0: no
+// limit).
+func newMeter(n *counter, limit int64) *meter {
+	return &meter{n: n, limit: ratelimit.New(limit, 0), start: time.Now()}
+}
 
-// reader wraps r so reads are counted (and throttled).
-func (m *meter) reader(r io.Reader) io.Reader { return &meteredReader{r: r, m: m} }
+// reader wraps r so reads are counted (and throttled). A throttled read
+// waits at most a tenth of a second's worth, so it needs no context.
+func (m *meter) reader(r io.Reader) io.Reader {
+	return &meteredReader{r: ratelimit.Reader(context.Background(), r, m.limit), m: m}
+}
 
 type meteredReader struct {
 	r io.Reader
@@ -59,19 +67,9 @@ type meteredReader struct {
 }
 
 func (mr *meteredReader) Read(p []byte) (int, error) {
-	if mr.m.limit > 0 && len(p) > int(mr.m.limit/10)+1 {
-		p = p[:mr.m.limit/10+1] // small reads keep the pacing smooth
-	}
 	n, err := mr.r.Read(p)
 	if gerr := mr.m.n.add(n); gerr != nil && err == nil {
 		err = gerr
-	}
-	total := mr.m.n.Load()
-	if mr.m.limit > 0 {
-		due := time.Duration(float64(total) / float64(mr.m.limit) * float64(time.Second))
-		if ahead := due - time.Since(mr.m.start); ahead > 0 {
-			time.Sleep(ahead)
-		}
 	}
 	return n, err
 }

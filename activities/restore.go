@@ -56,6 +56,7 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.Restor
 		p.Chain = append(p.Chain, streamInfo(s))
 		p.PlainBytes += s.PlainSize
 		p.StoredBytes += s.StoredSize
+		p.ParityBytes += s.ParityBytes()
 		if s.Class.NeedsRestore() || a.Config.Archive.Store.Kind == "vault" {
 			p.NeedsRestore = true
 		}
@@ -76,9 +77,15 @@ func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req contract.R
 	if err != nil {
 		return err
 	}
-	for _, k := range req.Keys {
-		if err := st.RequestRestore(ctx, k, req.Tier, req.Days); err != nil {
-			return archiveErr(fmt.Errorf("request retrieval of %s: %w", k, err))
+	for _, sk := range req.Keys {
+		keys, err := archive.StreamObjects(ctx, st, sk)
+		if err != nil {
+			return archiveErr(fmt.Errorf("request retrieval of %s: %w", sk, err))
+		}
+		for _, k := range keys {
+			if err := st.RequestRestore(ctx, k, req.Tier, req.Days); err != nil {
+				return archiveErr(fmt.Errorf("request retrieval of %s: %w", k, err))
+			}
 		}
 	}
 	return nil
@@ -92,15 +99,26 @@ func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req contract.Re
 	if err != nil {
 		return out, err
 	}
-	for _, k := range req.Keys {
-		rs, err := st.RestoreStatus(ctx, k)
+	for _, sk := range req.Keys {
+		keys, err := archive.StreamObjects(ctx, st, sk)
 		if err != nil {
-			return out, archiveErr(fmt.Errorf("restore status of %s: %w", k, err))
+			return out, archiveErr(fmt.Errorf("restore status of %s: %w", sk, err))
 		}
-		if rs.Ready {
+		ready := true
+		for _, k := range keys {
+			rs, err := st.RestoreStatus(ctx, k)
+			if err != nil {
+				return out, archiveErr(fmt.Errorf("restore status of %s: %w", k, err))
+			}
+			if !rs.Ready {
+				ready = false
+				if len(out.Pending) < 5 {
+					out.Pending = append(out.Pending, k)
+				}
+			}
+		}
+		if ready {
 			out.Ready++
-		} else if len(out.Pending) < 5 {
-			out.Pending = append(out.Pending, k)
 		}
 	}
 	return out, nil
@@ -211,7 +229,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req contract.Rece
 		return cw, nil
 	})
 	// Progress is the verified, decrypted bytes zfs receive has taken.
-	_, err = archive.Restore(ctx, archive.RestoreInput{
+	res, err := archive.Restore(ctx, archive.RestoreInput{
 		Store: st, Stream: s, Identities: ids, SpoolDir: a.Config.Archive.SpoolDir,
 		VerifyAll: a.Config.Archive.SpoolWholeStream,
 	}, countingWriter{w, n})
@@ -225,6 +243,10 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req contract.Rece
 		}
 		log.Warn("restore of the stream failed; zfs receive was stopped", zap.Bool("receive_started", w.Opened()), zap.Error(err))
 		return rep, archiveErr(err)
+	}
+	for _, r := range res.Repaired {
+		rep.Repaired = append(rep.Repaired, r.String())
+		log.Warn("part object rebuilt from parity: archive the dataset again to restore full protection", zap.String("repaired", r.String()))
 	}
 	err = w.Close()
 	stop()

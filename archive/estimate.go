@@ -58,7 +58,8 @@ const EgressPerGB = 0.09
 
 // Estimate prices restoring chain at tier. class "" uses each stream's own
 // class; otherwise class overrides it (VaultClass for vault archives).
-// Requests are counted one per object (one RestoreObject / retrieval job).
+// Requests are counted one per object (one RestoreObject / retrieval job);
+// a parity stream's part and parity objects each count.
 func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (archivetypes.RestoreEstimate, error) {
 	e := archivetypes.RestoreEstimate{Class: class, Tier: tier}
 	var gb float64
@@ -74,11 +75,16 @@ func Estimate(chain []Stream, class objstore.Class, tier objstore.Tier) (archive
 		if !ok {
 			return archivetypes.RestoreEstimate{}, fmt.Errorf("no %s retrieval for class %s", tier, c)
 		}
-		sgb := float64(s.StoredSize) / (1 << 30)
+		// Parity streams are retrieved whole, parity objects included (a
+		// repair needs them in hand): parity costs its bytes and requests.
+		stored := s.StoredSize + s.ParityBytes()
+		objects := len(s.ObjectKeys())
+		sgb := float64(stored) / (1 << 30)
 		gb += sgb
-		e.Objects++
-		e.StoredBytes += s.StoredSize
-		e.RetrievalUSD += sgb*p.PerGB + p.Per1000Req/1000
+		e.Objects += objects
+		e.StoredBytes += stored
+		e.ParityBytes += s.ParityBytes()
+		e.RetrievalUSD += sgb*p.PerGB + float64(objects)*p.Per1000Req/1000
 		e.MinWait = max(e.MinWait, p.MinWait)
 		e.MaxWait = max(e.MaxWait, p.MaxWait)
 	}

@@ -55,7 +55,10 @@ type Stream struct {
 	PlainSHA256  string               `json:"plain_sha256"`
 	StoredSHA256 string               `json:"stored_sha256"`
 	Parts        []objstore.Part      `json:"parts"` // stored-byte ranges with SHA-256, checked before use
-	Uploaded     time.Time            `json:"uploaded"`
+	// Parity is set for a stream stored as part objects (PartKey; no
+	// object at Key) with optional Reed-Solomon parity objects.
+	Parity   *Parity   `json:"parity,omitempty"`
+	Uploaded time.Time `json:"uploaded"`
 }
 
 // NewManifest starts an empty manifest for ds.

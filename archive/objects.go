@@ -22,6 +22,10 @@ func (p Problem) String() string { return fmt.Sprintf("%s (%s): %v", p.Stream.Ke
 func VerifyHead(ctx context.Context, st objstore.Store, streams []Stream) []Problem {
 	var out []Problem
 	for _, s := range streams {
+		if s.Parity != nil {
+			out = append(out, verifyHeadParts(ctx, st, s)...)
+			continue
+		}
 		info, err := st.Head(ctx, s.Key)
 		switch {
 		case err != nil:
@@ -47,13 +51,22 @@ func VerifyData(ctx context.Context, st objstore.Store, streams []Stream, spoolD
 		}
 		ch := make(chan string, 1)
 		done := make(chan error, 1)
+		var repaired []Repair
 		go func() {
-			done <- fetchParts(ctx, RestoreInput{Store: st, Stream: s, SpoolDir: spoolDir}, parts, ch)
+			var err error
+			repaired, err = fetchParts(ctx, RestoreInput{Store: st, Stream: s, SpoolDir: spoolDir}, parts, ch)
+			done <- err
 			close(ch)
 		}()
 		drain(ch)
 		if err := <-done; err != nil {
 			out = append(out, Problem{s, err})
+			continue
+		}
+		// Damage parity can still repair is reported all the same: the
+		// stream has lost part of its protection.
+		for _, r := range repaired {
+			out = append(out, Problem{s, &objstore.CorruptError{Key: r.Key, Part: r.Part, Detail: r.Why + "; parity can still rebuild it: archive the dataset again to restore full protection"}})
 		}
 	}
 	return out
@@ -67,7 +80,9 @@ func Orphans(ctx context.Context, st objstore.Store, prefix string, m *Manifest)
 	known := map[string]bool{ManifestKey(prefix, m.Dataset): true, PrevManifestKey(prefix, m.Dataset): true}
 	for _, c := range m.Cycles {
 		for _, s := range c.Streams {
-			known[s.Key] = true
+			for _, k := range s.ObjectKeys() {
+				known[k] = true
+			}
 		}
 	}
 	all, err := st.List(ctx, DatasetPrefix(prefix, m.Dataset)+"/")
@@ -83,4 +98,29 @@ func Orphans(ctx context.Context, st objstore.Store, prefix string, m *Manifest)
 		}
 	}
 	return out, nil
+}
+
+// verifyHeadParts is VerifyHead for a stream stored as part objects: every
+// part and parity object exists with the recorded size and SHA-256.
+func verifyHeadParts(ctx context.Context, st objstore.Store, s Stream) []Problem {
+	var out []Problem
+	check := func(key string, want objstore.Part) {
+		info, err := st.Head(ctx, key)
+		switch {
+		case err != nil:
+			out = append(out, Problem{s, err})
+		case info.Size != want.Size:
+			out = append(out, Problem{s, &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("size %d, manifest says %d", info.Size, want.Size)}})
+		case info.SHA256 != "" && info.SHA256 != want.SHA256:
+			out = append(out, Problem{s, &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("sha256 %s, manifest says %s", info.SHA256, want.SHA256)}})
+		}
+	}
+	for _, p := range s.Parts {
+		check(PartKey(s.Key, p.Number), p)
+	}
+	for _, sh := range s.Parity.Shards {
+		g, j := s.Parity.shardPos(sh.Number)
+		check(ParityKey(s.Key, g, j), sh)
+	}
+	return out
 }

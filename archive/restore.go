@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ type RestoreInput struct {
 type RestoreResult struct {
 	PlainSize   int64
 	PlainSHA256 string
+	// Repaired lists the part objects rebuilt from parity (parity streams).
+	Repaired []Repair
 }
 
 // Restore downloads in.Stream part by part, checks every part's size and
@@ -64,12 +67,13 @@ func Restore(ctx context.Context, in RestoreInput, w io.Writer) (RestoreResult, 
 		verified = make(chan string, len(parts))
 	}
 	var fetchErr error
+	var repaired []Repair
 	var fetchDone sync.WaitGroup
 	fetchDone.Add(1)
 	go func() {
 		defer fetchDone.Done()
 		defer close(verified)
-		fetchErr = fetchParts(ctx, in, parts, verified)
+		repaired, fetchErr = fetchParts(ctx, in, parts, verified)
 	}()
 	if in.VerifyAll {
 		fetchDone.Wait()
@@ -100,6 +104,7 @@ func Restore(ctx context.Context, in RestoreInput, w io.Writer) (RestoreResult, 
 	cancel()
 	fetchDone.Wait()
 	feedDone.Wait()
+	res.Repaired = repaired
 	if fetchErr != nil && !errors.Is(fetchErr, context.Canceled) {
 		return res, fetchErr // the root cause, even if decryption saw it first
 	}
@@ -133,39 +138,110 @@ func decryptTo(w io.Writer, stored io.Reader, in RestoreInput) (RestoreResult, e
 }
 
 // fetchParts downloads each part to a spool file, verifies it and sends
-// the file on out. The receiver deletes the files it consumed.
-func fetchParts(ctx context.Context, in RestoreInput, parts []objstore.Part, out chan<- string) error {
+// the file on out. The receiver deletes the files it consumed. A part of
+// a parity stream that is lost or damaged is rebuilt from its group
+// (returned in the Repair list).
+func fetchParts(ctx context.Context, in RestoreInput, parts []objstore.Part, out chan<- string) ([]Repair, error) {
 	whole := sha256.New()
+	var rep *repairer
+	if in.Stream.Parity != nil {
+		var err error
+		if rep, err = newRepairer(in); err != nil {
+			return nil, err
+		}
+	}
+	repairs := func() []Repair {
+		if rep == nil {
+			return nil
+		}
+		return rep.repaired
+	}
 	var off int64
 	for _, p := range parts {
 		if p.Offset != off {
-			return fmt.Errorf("%s: manifest part %d starts at %d, expected %d", in.Stream.Key, p.Number, p.Offset, off)
+			return repairs(), fmt.Errorf("%s: manifest part %d starts at %d, expected %d", in.Stream.Key, p.Number, p.Offset, off)
 		}
-		path, err := fetchPart(ctx, in, p, whole)
+		path, err := fetchOrRepair(ctx, in, p, whole, rep)
 		if err != nil {
-			return err
+			return repairs(), err
 		}
 		select {
 		case out <- path:
 		case <-ctx.Done():
 			os.Remove(path)
-			return ctx.Err()
+			return repairs(), ctx.Err()
 		}
 		off += p.Size
 	}
 	if off != in.Stream.StoredSize {
-		return &objstore.CorruptError{Key: in.Stream.Key, Detail: fmt.Sprintf("parts cover %d bytes, stored size is %d", off, in.Stream.StoredSize)}
+		return repairs(), &objstore.CorruptError{Key: in.Stream.Key, Detail: fmt.Sprintf("parts cover %d bytes, stored size is %d", off, in.Stream.StoredSize)}
 	}
 	if got := hex.EncodeToString(whole.Sum(nil)); got != in.Stream.StoredSHA256 {
-		return &objstore.CorruptError{Key: in.Stream.Key, Detail: fmt.Sprintf("stored sha256 %s, manifest says %s", got, in.Stream.StoredSHA256)}
+		return repairs(), &objstore.CorruptError{Key: in.Stream.Key, Detail: fmt.Sprintf("stored sha256 %s, manifest says %s", got, in.Stream.StoredSHA256)}
 	}
-	return nil
+	return repairs(), nil
+}
+
+// fetchOrRepair spools part p: downloaded and verified, or (parity
+// streams) taken from its rebuilt group.
+func fetchOrRepair(ctx context.Context, in RestoreInput, p objstore.Part, whole hash.Hash, rep *repairer) (string, error) {
+	if rep == nil {
+		return fetchPart(ctx, in, p, whole)
+	}
+	if b, ok := rep.held(p); ok {
+		return spoolBytes(in, b, whole)
+	}
+	// The whole-stream hash must not see a bad part's bytes: keep its
+	// state to go back to.
+	state, err := whole.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	path, err := fetchPart(ctx, in, p, whole)
+	if err == nil || !isDamage(err) {
+		return path, err
+	}
+	if err := whole.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return "", err
+	}
+	if err := rep.rebuild(ctx, p, err); err != nil {
+		return "", err
+	}
+	b, _ := rep.held(p)
+	return spoolBytes(in, b, whole)
+}
+
+func spoolBytes(in RestoreInput, b []byte, whole hash.Hash) (string, error) {
+	f, err := os.CreateTemp(in.SpoolDir, "zcloud-restore-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	whole.Write(b)
+	return f.Name(), nil
+}
+
+// partSource is where part p's bytes are: a range of the stream's object,
+// or (part-object layout) a whole part object.
+func partSource(s Stream, p objstore.Part) (string, objstore.Range) {
+	if s.Parity != nil {
+		return PartKey(s.Key, p.Number), objstore.Range{}
+	}
+	return s.Key, objstore.Range{Off: p.Offset, Len: p.Size}
 }
 
 func fetchPart(ctx context.Context, in RestoreInput, p objstore.Part, whole hash.Hash) (string, error) {
-	rc, err := in.Store.Get(ctx, in.Stream.Key, objstore.Range{Off: p.Offset, Len: p.Size})
+	key, rng := partSource(in.Stream, p)
+	rc, err := in.Store.Get(ctx, key, rng)
 	if err != nil {
-		return "", fmt.Errorf("%s part %d: %w", in.Stream.Key, p.Number, err)
+		return "", fmt.Errorf("%s part %d: %w", key, p.Number, err)
 	}
 	defer rc.Close()
 	f, err := os.CreateTemp(in.SpoolDir, "zcloud-restore-*")
@@ -180,17 +256,17 @@ func fetchPart(ctx context.Context, in RestoreInput, p objstore.Part, whole hash
 		}
 	}()
 	// One pass: spool, part hash and whole-stream hash (parts come in
-	// order; a bad part ends the restore, so its effect on whole is moot).
+	// order; a bad part ends the restore or is rebuilt, see fetchOrRepair).
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h, whole), io.LimitReader(rc, p.Size+1), make([]byte, readChunk))
 	if err != nil {
-		return "", fmt.Errorf("%s part %d: download: %w", in.Stream.Key, p.Number, err)
+		return "", fmt.Errorf("%s part %d: download: %w", key, p.Number, err)
 	}
 	if n != p.Size {
-		return "", &objstore.CorruptError{Key: in.Stream.Key, Part: p.Number, Detail: fmt.Sprintf("%d bytes, manifest says %d", n, p.Size)}
+		return "", &objstore.CorruptError{Key: key, Part: p.Number, Detail: fmt.Sprintf("%d bytes, manifest says %d", n, p.Size)}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 {
-		return "", &objstore.CorruptError{Key: in.Stream.Key, Part: p.Number, Detail: fmt.Sprintf("sha256 %s, manifest says %s", got, p.SHA256)}
+		return "", &objstore.CorruptError{Key: key, Part: p.Number, Detail: fmt.Sprintf("sha256 %s, manifest says %s", got, p.SHA256)}
 	}
 	keep = true
 	return f.Name(), nil

@@ -30,6 +30,11 @@ type UploadInput struct {
 	// the part size; 0 if unknown.
 	ExpectedSize int64
 	Metadata     map[string]string
+	// Parity, when On, stores the stream as part objects with
+	// Reed-Solomon parity objects (see ParitySpec) instead of one object;
+	// Parallel parts are stored at once.
+	Parity   ParitySpec
+	Parallel int
 	// Progress hears the plain bytes read so far (for activity heartbeats),
 	// at most every ProgressEvery bytes and once at the end.
 	Progress func(plainBytes int64)
@@ -46,6 +51,7 @@ type UploadResult struct {
 	StoredSize   int64
 	StoredSHA256 string
 	Parts        []objstore.Part
+	Parity       *Parity // part-object layout only
 }
 
 // ProgressEvery is how often Progress is called, in plain bytes.
@@ -72,6 +78,9 @@ var ErrNoRecipients = errors.New("archive: no age recipients")
 func Upload(ctx context.Context, in UploadInput) (UploadResult, error) {
 	if len(in.Recipients) == 0 {
 		return UploadResult{}, ErrNoRecipients
+	}
+	if err := in.Parity.Check(); err != nil {
+		return UploadResult{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -126,9 +135,16 @@ func Upload(ctx context.Context, in UploadInput) (UploadResult, error) {
 	}()
 
 	// Stage 3: the store splits, hashes and uploads.
-	info, err := in.Store.Put(ctx, in.Key, storedR, -1, objstore.PutOptions{
-		Class: in.Class, Metadata: in.Metadata, ExpectedSize: storedEstimate(in.ExpectedSize),
-	})
+	var info objstore.ObjectInfo
+	var par *Parity
+	var err error
+	if in.Parity.On() {
+		info, par, err = uploadParts(ctx, in, storedR)
+	} else {
+		info, err = in.Store.Put(ctx, in.Key, storedR, -1, objstore.PutOptions{
+			Class: in.Class, Metadata: in.Metadata, ExpectedSize: storedEstimate(in.ExpectedSize),
+		})
+	}
 	if err != nil {
 		storedR.CloseWithError(err)
 		cancel()
@@ -143,7 +159,7 @@ func Upload(ctx context.Context, in UploadInput) (UploadResult, error) {
 	return UploadResult{
 		Key: in.Key, ArchiveID: info.ID, Class: info.Class,
 		PlainSize: plainSize.Load(), PlainSHA256: hex.EncodeToString(plainHash.Sum(nil)),
-		StoredSize: info.Size, StoredSHA256: info.SHA256, Parts: info.Parts,
+		StoredSize: info.Size, StoredSHA256: info.SHA256, Parts: info.Parts, Parity: par,
 	}, nil
 }
 
@@ -174,6 +190,6 @@ func NewStream(kind archivetypes.Kind, from, to archivetypes.SnapRef, cycle stri
 		ID: StreamID(kind, from.GUID, to.GUID), Cycle: cycle, Kind: kind, From: from, To: to, Raw: raw,
 		Key: res.Key, ArchiveID: res.ArchiveID, Class: res.Class,
 		PlainSize: res.PlainSize, StoredSize: res.StoredSize, PlainSHA256: res.PlainSHA256, StoredSHA256: res.StoredSHA256,
-		Parts: res.Parts, Uploaded: uploaded.UTC(),
+		Parts: res.Parts, Parity: res.Parity, Uploaded: uploaded.UTC(),
 	}
 }

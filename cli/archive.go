@@ -234,8 +234,12 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 			if slices.Contains(sum.Verified, c.ID) {
 				v = "verified"
 			}
-			fmt.Fprintf(out, "  cycle %s (%s): %d streams, %s stored, %s, min storage until %s\n", c.ID, c.Class, c.Streams,
-				humanBytes(c.StoredBytes), v, c.DeletableAt.Local().Format("2006-01-02"))
+			par := ""
+			if c.ParityBytes > 0 {
+				par = fmt.Sprintf(" + %s parity (%.0f%%)", humanBytes(c.ParityBytes), 100*float64(c.ParityBytes)/float64(max(c.StoredBytes, 1)))
+			}
+			fmt.Fprintf(out, "  cycle %s (%s): %d streams, %s stored%s, %s, min storage until %s\n", c.ID, c.Class, c.Streams,
+				humanBytes(c.StoredBytes), par, v, c.DeletableAt.Local().Format("2006-01-02"))
 		}
 		if verbose {
 			for _, s := range sum.Streams {
@@ -243,8 +247,12 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 				if s.Kind != "full" {
 					from = "@" + s.From.Name + " -> "
 				}
-				fmt.Fprintf(out, "    %s %s %s%s  %s plain, %s stored, %d parts  %s\n", s.Cycle, s.Kind, from, "@"+s.To.Name,
-					humanBytes(s.PlainSize), humanBytes(s.StoredSize), s.Parts, s.Key)
+				par := ""
+				if s.Parity != "" {
+					par = fmt.Sprintf(" as part objects + %s parity %s", humanBytes(s.ParityBytes), s.Parity)
+				}
+				fmt.Fprintf(out, "    %s %s %s%s  %s plain, %s stored, %d parts%s  %s\n", s.Cycle, s.Kind, from, "@"+s.To.Name,
+					humanBytes(s.PlainSize), humanBytes(s.StoredSize), s.Parts, par, s.Key)
 			}
 		}
 	}

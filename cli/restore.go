@@ -160,12 +160,20 @@ func printRestorePlan(out io.Writer, p *contract.RestorePlan) {
 	if p.FromPrevious {
 		fmt.Fprintln(out, "WARNING: manifest.json was unreadable; planned from manifest.prev.json")
 	}
+	if p.ParityBytes > 0 {
+		fmt.Fprintf(out, "parity: %s more retrieved (%.0f%% of the streams), counted in the estimates below\n",
+			humanBytes(p.ParityBytes), 100*float64(p.ParityBytes)/float64(max(p.StoredBytes, 1)))
+	}
 	for i, s := range p.Chain {
 		from := ""
 		if s.Kind != "full" {
 			from = "@" + s.From.Name + " -> "
 		}
-		fmt.Fprintf(out, "  %2d. %-11s %s@%s  %s stored (%s)  %s\n", i+1, s.Kind, from, s.To.Name, humanBytes(s.StoredSize), s.Class, s.Key)
+		par := ""
+		if s.Parity != "" {
+			par = fmt.Sprintf(" + %s parity %s", humanBytes(s.ParityBytes), s.Parity)
+		}
+		fmt.Fprintf(out, "  %2d. %-11s %s@%s  %s stored%s (%s)  %s\n", i+1, s.Kind, from, s.To.Name, humanBytes(s.StoredSize), par, s.Class, s.Key)
 	}
 	if !p.NeedsRestore {
 		fmt.Fprintln(out, "objects are immediately readable: no retrieval wait")
@@ -261,6 +269,9 @@ func printRestoreStatus(out io.Writer, st workflows.RestoreStatus) {
 			what = "already on the target (skipped)"
 		}
 		fmt.Fprintf(out, "  %s @%s: %s\n", r.StreamID, r.To, what)
+		for _, rp := range r.Repaired {
+			fmt.Fprintf(out, "    repaired: %s\n", rp)
+		}
 	}
 	if st.Current != "" {
 		fmt.Fprintf(out, "  receiving %s\n", st.Current)

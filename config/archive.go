@@ -68,6 +68,11 @@ type Archive struct {
 	// deletion wait. Defaults 1 and -1.
 	MaxDeleteCycles *int   `yaml:"max_delete_cycles"`
 	MaxDeleteBytes  *int64 `yaml:"max_delete_bytes"`
+	// Parity, with data > 0, stores every new stream as separate part
+	// objects (store.part_size each) plus, per group of data parts, parity
+	// Reed-Solomon parity objects: a restore rebuilds up to parity lost or
+	// damaged objects per group. It costs parity/data more storage.
+	Parity ArchiveParity `yaml:"parity"`
 	// ApprovalTimeout: after it an unapproved deletion deletes nothing.
 	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
 	// Datasets are archived one by one, each with its own chain.
@@ -99,6 +104,14 @@ type ArchiveStore struct {
 	Parallel int   `yaml:"parallel"`
 	// BandwidthLimit caps upload and download bytes per second (0: none).
 	BandwidthLimit int64 `yaml:"bandwidth_limit"`
+}
+
+// ArchiveParity is the Reed-Solomon layout of new streams: Data parts per
+// group and Parity parity objects per group. Data 0 (the default) stores
+// each stream as one object.
+type ArchiveParity struct {
+	Data   int `yaml:"data"`
+	Parity int `yaml:"parity"`
 }
 
 // ArchiveDataset is one archived dataset.
@@ -280,6 +293,14 @@ func (a Archive) validate() error {
 	}
 	if s.BandwidthLimit < 0 {
 		return fieldErr(f+".store.bandwidth_limit", "must not be negative")
+	}
+	if p := a.Parity; p.Data != 0 || p.Parity != 0 {
+		if p.Data < 1 || p.Data+max(p.Parity, 0) > 256 {
+			return fieldErr(f+".parity.data", "must be 1 to 256-parity (0 with parity 0: no parity), got %d", p.Data)
+		}
+		if p.Parity < 0 || p.Parity > p.Data {
+			return fieldErr(f+".parity.parity", "must be 0 to data (%d), got %d", p.Data, p.Parity)
+		}
 	}
 	for i, r := range a.Recipients {
 		if _, err := age.ParseRecipients(strings.NewReader(r)); err != nil || strings.Contains(r, "\n") {

@@ -93,6 +93,7 @@ type CycleSummary struct {
 	Class       objstore.Class `json:"class"`
 	Streams     int            `json:"streams"`
 	StoredBytes int64          `json:"stored_bytes"`
+	ParityBytes int64          `json:"parity_bytes,omitempty"` // stored on top, in parity objects
 	// DeletableAt is when every stream has been stored for its class's
 	// minimum duration.
 	DeletableAt time.Time `json:"deletable_at"`
@@ -167,5 +168,9 @@ type StreamInfo struct {
 	PlainSize  int64                `json:"plain_size"`
 	StoredSize int64                `json:"stored_size"`
 	Parts      int                  `json:"parts"`
-	Uploaded   time.Time            `json:"uploaded"`
+	// Parity is "k+m" for a stream stored as part objects with
+	// Reed-Solomon parity; ParityBytes is what its parity objects store.
+	Parity      string    `json:"parity,omitempty"`
+	ParityBytes int64     `json:"parity_bytes,omitempty"`
+	Uploaded    time.Time `json:"uploaded"`
 }

@@ -30,9 +30,10 @@ type RestorePlan struct {
 	Chain        []StreamInfo                   `json:"chain"`
 	PlainBytes   int64                          `json:"plain_bytes"`
 	StoredBytes  int64                          `json:"stored_bytes"`
-	NeedsRestore bool                           `json:"needs_restore"` // cold objects: request retrieval and wait
-	Estimates    []archivetypes.RestoreEstimate `json:"estimates"`     // every tier the classes offer
-	Chosen       archivetypes.RestoreEstimate   `json:"chosen"`        // the requested tier
+	ParityBytes  int64                          `json:"parity_bytes,omitempty"` // retrieved on top, in parity objects
+	NeedsRestore bool                           `json:"needs_restore"`          // cold objects: request retrieval and wait
+	Estimates    []archivetypes.RestoreEstimate `json:"estimates"`              // every tier the classes offer
+	Chosen       archivetypes.RestoreEstimate   `json:"chosen"`                 // the requested tier
 	FromPrevious bool                           `json:"from_previous,omitempty"`
 }
 
@@ -70,6 +71,8 @@ type ReceiveReport struct {
 	Bytes    int64   `json:"bytes"`
 	Seconds  float64 `json:"seconds"`
 	Attempt  int32   `json:"attempt"`
+	// Repaired names the part objects rebuilt from parity (lost or damaged).
+	Repaired []string `json:"repaired,omitempty"`
 }
 
 // VerifyPlanRequest names a dataset whose archive is checked.

@@ -241,20 +241,8 @@ func TestArchiveCorruptObjectIsNamedAndNeverReceived(t *testing.T) {
 
 // restore runs Restore on the world's worker with its defaults filled in.
 func (w *archiveWorld) restore(t *testing.T, in workflows.RestoreInput) error {
-	in.Dataset, in.Identity, in.Tier, in.Days, in.PollInterval = w.ds.String(), "owner", "Standard", 1, time.Second
-	in.HeartbeatTimeout = 10 * time.Second
-	// The world's worker holds the host key only; the owner's key joins
-	// its key source for restores (an operator copying it in).
-	ownerKey := filepath.Join(w.keysDir, "owner")
-	if _, err := os.Stat(ownerKey); err != nil {
-		body := fmt.Sprintf("%s\n", w.owner)
-		if err := os.WriteFile(ownerKey, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run := w.e.archStart(w.queue, workflows.RestoreName, in)
-	var st workflows.RestoreStatus
-	return run.Get(w.e.ctx(3*time.Minute), &st)
+	_, err := w.restoreStatus(t, in)
+	return err
 }
 
 // A new full much smaller than the previous one fails the sanity check and

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"zcloud/ratelimit"
 )
 
 // SendToReceiver dials connections (lanes) to host:port, proves the session
@@ -163,7 +165,7 @@ type sendPipeline struct {
 
 	reads   chan readRequest
 	in      io.Reader // used by the reader goroutine only
-	limiter *tokenBucket
+	limiter *ratelimit.Bucket
 	inMu    sync.Mutex // guards the fields below
 	nextSeq uint64
 	total   uint64 // bytes read so far
@@ -244,7 +246,7 @@ func (p *sendPipeline) closeAll() {
 
 func (p *sendPipeline) run(r io.Reader, lanes []*lane) (Stats, error) {
 	p.in = r
-	p.limiter = newTokenBucket(p.opts.BandwidthLimit, p.opts.ChunkSize)
+	p.limiter = ratelimit.New(p.opts.BandwidthLimit, int64(p.opts.ChunkSize))
 	p.reads = make(chan readRequest)
 	go p.reader()
 	progress := startProgress(p.opts.Progress, p.opts.ProgressInterval, &p.sent)
@@ -370,7 +372,7 @@ func (p *sendPipeline) readChunk(buf []byte) (seq uint64, n int, ok bool) {
 	}
 	n, err := io.ReadFull(p.in, buf)
 	if n > 0 {
-		if werr := p.limiter.wait(p.ctx, n); werr != nil {
+		if werr := p.limiter.Wait(p.ctx, n); werr != nil {
 			return 0, 0, false
 		}
 	}

@@ -31,6 +31,7 @@ type RestoreEstimate struct {
 	Tier             objstore.Tier
 	Objects          int
 	StoredBytes      int64
+	ParityBytes      int64         // of StoredBytes, parity objects
 	MinWait, MaxWait time.Duration // until every object is readable
 	RetrievalUSD     float64       // retrieval requests + data retrieval
 	EgressUSD        float64       // only if downloaded outside AWS
@@ -44,6 +45,10 @@ func (e RestoreEstimate) String() string {
 	case e.MaxWait > 0:
 		wait = "up to " + e.MaxWait.String()
 	}
-	return fmt.Sprintf("%-12s %-9s %3d objects %8.1f GB  wait %-12s retrieval $%.2f (+$%.2f egress outside AWS)",
-		e.Class, e.Tier, e.Objects, float64(e.StoredBytes)/(1<<30), wait, e.RetrievalUSD, e.EgressUSD)
+	parity := ""
+	if e.ParityBytes > 0 {
+		parity = fmt.Sprintf(" (%.1f GB parity)", float64(e.ParityBytes)/(1<<30))
+	}
+	return fmt.Sprintf("%-12s %-9s %3d objects %8.1f GB%s  wait %-12s retrieval $%.2f (+$%.2f egress outside AWS)",
+		e.Class, e.Tier, e.Objects, float64(e.StoredBytes)/(1<<30), parity, wait, e.RetrievalUSD, e.EgressUSD)
 }

@@ -22,6 +22,7 @@ var pure = map[string]bool{
 	"zcloud/retention":            true,
 	"zcloud/poolplan":             true,
 	"zcloud/cloud/objstore":       true, // the storage interface and its decorators only
+	"zcloud/ratelimit":            true, // a token bucket (waits on timers only)
 	"zcloud/cloud/ec2/ec2types":   true,
 	"zcloud/archive/archivetypes": true,
 	"zcloud/bootstrap":            true, // renders the first-boot script text
