@@ -35,6 +35,10 @@ func (a *Activities) PoolSettings(ctx context.Context, name string) (config.Pool
 	if err := p.Validate("pool "+name, a.Config.Targets); err != nil {
 		return p, permanent(contract.ErrTypeConfig, err)
 	}
+	if p.InstanceID == "" {
+		return p, permanent(contract.ErrTypeConfig, fmt.Errorf("pool %s has no instance_id: create, grow, scrub and destroy run on the pool's own instance "+
+			"(its sessions, %v, launch theirs); set instance_id for the pool", name, p.Sessions))
+	}
 	return p, nil
 }
 
@@ -77,6 +81,7 @@ func (a *Activities) PoolCreateVolume(ctx context.Context, req contract.PoolVolu
 	}
 	tags[TagPool] = req.Pool.Name
 	tags[TagSlot] = req.Slot
+	tags[TagState] = StateActive
 	tags["Name"] = "zcloud " + req.Pool.Name + " " + req.Slot
 	if req.Replaces != "" {
 		tags[TagReplaces] = req.Replaces

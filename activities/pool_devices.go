@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
 
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
@@ -95,20 +96,31 @@ func (a *Activities) ec2Client(ctx context.Context, p config.Pool, hb *beat) (*e
 	if err := a.allowPool(p); err != nil {
 		return nil, err
 	}
-	api, err := awsclient.EC2(ctx, awsclient.Config(p.AWS))
-	if err != nil {
-		return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("pool %s: %w", p.Name, err))
-	}
-	poll := min(p.PollInterval, 2*time.Second)
-	return ec2.New(api, ec2.Options{PollInterval: poll, OnPoll: func(_ context.Context, progress string) {
+	return newEC2(ctx, "pool "+p.Name, awsclient.Config(p.AWS), min(p.PollInterval, 2*time.Second), func(progress string) {
 		if hb != nil {
 			hb.set(progress)
 		}
-	}}), nil
+	})
 }
 
-// ec2Err turns a permanent *ec2.Error into a non-retryable application
-// error with the EC2 code as its type.
+// newEC2 is the one way activities build an EC2 client (through
+// cloud/awsclient); onPoll receives its waiters' progress lines.
+func newEC2(ctx context.Context, owner string, cfg awsclient.Config, poll time.Duration, onPoll func(string)) (*ec2.Client, error) {
+	api, err := awsclient.EC2(ctx, cfg)
+	if err != nil {
+		return nil, permanent(contract.ErrTypeConfig, fmt.Errorf("%s: %w", owner, err))
+	}
+	opts := ec2.Options{OnPoll: func(_ context.Context, progress string) { onPoll(progress) }}
+	if poll > 0 {
+		opts.PollInterval = poll
+	}
+	return ec2.New(api, opts), nil
+}
+
+// ec2Err is the one mapping of cloud/ec2 failures to Temporal errors: a
+// permanent *ec2.Error (bad AMI, subnet, permissions, a volume attached
+// elsewhere) becomes a non-retryable application error with the EC2 code
+// as its type; anything else is retried.
 func ec2Err(err error) error {
 	if err == nil {
 		return nil
@@ -170,14 +182,36 @@ func poolName(p config.Pool) (zfsname.Pool, error) {
 // poolStatus returns the pool's status, or ok=false if it is not imported.
 func poolStatus(ctx context.Context, zp zfsexec.Zpool, p zfsname.Pool) (zfsexec.PoolStatus, bool, error) {
 	st, err := zp.Status(ctx, p)
-	if err != nil {
-		var ee *zfsexec.ExitError
-		if errors.As(err, &ee) && ee.Kind == zfsexec.ErrDatasetNotFound {
-			return st, false, nil
-		}
-		return st, false, err
+	if errors.Is(err, zfsexec.ErrNoSuchPool) {
+		return st, false, nil
 	}
-	return st, true, nil
+	return st, err == nil, err
+}
+
+// importPool is the one import of pools and sessions: it imports the pool
+// unless it is imported already (imported says whether this call did).
+// A pool its last host did not export (an instance that crashed or was
+// interrupted) is taken with -f: the caller attached its volumes here.
+func (a *Activities) importPool(ctx context.Context, zp zfsexec.Zpool, p zfsname.Pool, o zfsexec.ImportOptions) (imported bool, err error) {
+	if _, ok, err := poolStatus(ctx, zp, p); err != nil || ok {
+		return false, err
+	}
+	err = zp.Import(ctx, p, o)
+	if errors.Is(err, zfsexec.ErrPoolInUseElsewhere) {
+		a.Log.Warn("pool was not exported by its last host; importing with -f", zap.String("pool", p.String()), zap.String("host", zp.R.Host()))
+		o.Force = true
+		err = zp.Import(ctx, p, o)
+	}
+	return err == nil, err
+}
+
+// exportPool is the one export: it exports the pool if it is imported
+// (exported says whether this call did).
+func exportPool(ctx context.Context, zp zfsexec.Zpool, p zfsname.Pool, force bool) (exported bool, err error) {
+	if _, ok, err := poolStatus(ctx, zp, p); err != nil || !ok {
+		return false, err
+	}
+	return true, zp.Export(ctx, p, force)
 }
 
 // Leaf is one device of a pool's config tree.

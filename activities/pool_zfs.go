@@ -75,8 +75,7 @@ func (a *Activities) PoolLUKSOpen(ctx context.Context, req contract.PoolDeviceRe
 	hb.set("open " + dev.String())
 	if err := cs.Open(ctx, dev, m, key); err != nil {
 		err = withoutKey(err, key)
-		var ee *zfsexec.ExitError
-		if errors.As(err, &ee) && (ee.Code == 2 || strings.Contains(ee.Stderr, "No key available")) {
+		if errors.Is(err, zfsexec.ErrKeyIncorrect) {
 			return "", permanent(contract.ErrTypeKeyIncorrect, fmt.Errorf("LUKS key %q does not open %s", req.Pool.LUKS.Key, dev))
 		}
 		return "", classify(err)
@@ -175,18 +174,11 @@ func (a *Activities) PoolImport(ctx context.Context, p config.Pool) (bool, error
 		return false, err
 	}
 	defer done()
-	_, imported, err := poolStatus(ctx, zp, name)
-	if err != nil || imported {
-		return false, classify(err)
+	imported, err := a.importPool(ctx, zp, name, zfsexec.ImportOptions{Dirs: []zfsname.Device{importDir(p)}})
+	if errors.Is(err, zfsexec.ErrNoSuchPool) {
+		return false, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
 	}
-	if err := zp.Import(ctx, name, zfsexec.ImportOptions{Dirs: []zfsname.Device{importDir(p)}}); err != nil {
-		var ee *zfsexec.ExitError
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") {
-			return false, permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s is neither imported nor importable from %s", p.Name, importDir(p)))
-		}
-		return false, classify(err)
-	}
-	return true, nil
+	return imported, classify(err)
 }
 
 // PoolExport exports the pool if it is imported.
@@ -198,11 +190,8 @@ func (a *Activities) PoolExport(ctx context.Context, p config.Pool) error {
 		return err
 	}
 	defer done()
-	_, imported, err := poolStatus(ctx, zp, name)
-	if err != nil || !imported {
-		return classify(err)
-	}
-	return classify(zp.Export(ctx, name, false))
+	_, err = exportPool(ctx, zp, name, false)
+	return classify(err)
 }
 
 // PoolInspect reads the imported pool's tree (zpool status), maps each
@@ -411,6 +400,18 @@ func (a *Activities) PoolVerifyReplaced(ctx context.Context, req contract.PoolRe
 	if len(problems) > 0 {
 		return permanent(contract.ErrTypePoolUnsafe, fmt.Errorf("pool %s after replacing %s with %s: %s; the old volume is kept",
 			p.Name, req.OldVolumeID, req.NewVolumeID, strings.Join(problems, "; ")))
+	}
+	if req.OldVolumeID == "" {
+		return nil
+	}
+	// The old volume is no longer the pool's: from now on no session
+	// attaches it, even if the grow stops before deleting it.
+	c, err := a.ec2Client(ctx, p, hb)
+	if err != nil {
+		return err
+	}
+	if err := c.TagVolume(ctx, req.OldVolumeID, map[string]string{TagState: StateRetiring}); err != nil && !ec2.IsNotFound(err) {
+		return ec2Err(err)
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (contract.S
 		SpotInterruptions: e.SpotInterruptions, Parallelism: e.Parallelism, Pool: e.Pool, UnlockMethod: e.Unlock.Method,
 		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
 		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
+	_, p.MountsPool = a.Config.SessionPool(target)
 	if waitsBootstrap(e) {
 		// WaitSSH also waits for the instance's bootstrap script.
 		p.SSHTimeout += e.Bootstrap.Timeout
@@ -70,29 +71,11 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (contract.S
 	return p, nil
 }
 
-// ec2Client builds the EC2 client for a target; its waiters heartbeat.
+// sessionEC2 is the EC2 client of an ec2 target; its waiters heartbeat.
 func (a *Activities) sessionEC2(ctx context.Context, e *config.EC2) (*ec2.Client, error) {
-	api, err := awsclient.EC2(ctx, awsclient.Config{Region: e.Region, Endpoint: e.Endpoint})
-	if err != nil {
-		return nil, permanent(contract.ErrTypeConfig, err)
-	}
-	opts := ec2.Options{OnPoll: func(ctx context.Context, progress string) {
+	return newEC2(ctx, "ec2 target", awsclient.Config{Region: e.Region, Endpoint: e.Endpoint}, e.PollInterval, func(progress string) {
 		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "ec2", Detail: progress})
-	}}
-	if e.PollInterval > 0 {
-		opts.PollInterval = e.PollInterval
-	}
-	return ec2.New(api, opts), nil
-}
-
-// ec2Err turns a cloud/ec2 failure into a Temporal error: permanent ones
-// (bad AMI, subnet, permissions) stop the session at once.
-func sessionEC2Err(errType string, err error) error {
-	var e *ec2.Error
-	if errors.As(err, &e) && !e.Retryable() {
-		return permanent(errType, err)
-	}
-	return err
+	})
 }
 
 // LaunchInstance launches (or, on a retry, finds) the session's instance,
@@ -142,9 +125,24 @@ func (a *Activities) LaunchInstance(ctx context.Context, req contract.LaunchRequ
 	if req.OnDemand {
 		spec.Market, spec.SpotMaxPrice = ec2types.OnDemand, ""
 	}
+	pool, mounts := a.Config.SessionPool(req.Target)
+	if mounts {
+		// Check the pool's volumes before anything is launched, and
+		// launch where they are.
+		vs, err := currentVolumes(ctx, c, pool.Name)
+		if err != nil {
+			return contract.SessionInstance{}, ec2Err(err)
+		}
+		if _, err := oneZone(pool, vs); err != nil {
+			return contract.SessionInstance{}, err
+		}
+		if spec.SubnetID == "" {
+			spec.AvailabilityZone = pool.AvailabilityZone
+		}
+	}
 	inst, err := c.Launch(ctx, spec)
 	if err != nil {
-		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
 	log := a.Log.With(zap.String("target", req.Target), zap.String("instance", inst.ID))
 	// The key to pin is the one in the instance's user data: a retry that
@@ -156,16 +154,16 @@ func (a *Activities) LaunchInstance(ctx context.Context, req contract.LaunchRequ
 	}
 	log.Info("launched", zap.String("type", inst.Type), zap.String("market", string(inst.Market)), zap.Bool("adopted", pinned != hk.Public))
 	if inst, err = c.WaitRunning(ctx, inst.ID); err != nil {
-		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
-	for _, v := range e.Volumes {
-		att, err := c.AttachVolume(ctx, v, inst.ID)
-		if err != nil {
-			return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
+	out := contract.SessionInstance{Instance: inst, At: contract.TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}
+	if mounts {
+		if out.Volumes, err = attachPoolVolumes(ctx, c, pool, inst, nil); err != nil {
+			return contract.SessionInstance{}, err
 		}
-		log.Info("attached volume", zap.String("volume", v), zap.String("device", att.Device))
+		log.Info("attached the pool's volumes", zap.String("pool", pool.Name), zap.Strings("volumes", out.Volumes))
 	}
-	return contract.SessionInstance{Instance: inst, At: contract.TargetAddr{Instance: inst.ID, Host: inst.Address(), HostKey: pinned}}, nil
+	return out, nil
 }
 
 // launchUserData is a launched instance's cloud-config: the pinned host
@@ -195,11 +193,11 @@ func (a *Activities) StartInstance(ctx context.Context, target string) (contract
 		return contract.SessionInstance{}, err
 	}
 	if _, err := c.Start(ctx, e.InstanceID); err != nil {
-		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
 	inst, err := c.WaitRunning(ctx, e.InstanceID)
 	if err != nil {
-		return contract.SessionInstance{}, sessionEC2Err(contract.ErrTypeLaunch, err)
+		return contract.SessionInstance{}, ec2Err(err)
 	}
 	host := t.SSH.Host
 	if host == "" {
@@ -228,7 +226,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRe
 			return notAllowed("instance_id", "target %s uses instance %s from the configuration", req.Target, e.InstanceID)
 		}
 		if _, err := c.Stop(ctx, req.InstanceID); err != nil && !ec2.IsNotFound(err) {
-			return sessionEC2Err(contract.ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		return nil
 	}
@@ -237,10 +235,8 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRe
 	// next instance even if the OS does not answer.
 	force := activity.GetInfo(ctx).Attempt > 2
 	detach := func(ctx context.Context, id string) error {
-		for _, v := range e.Volumes {
-			if err := c.DetachVolume(ctx, v, id, force); err != nil && !ec2.IsNotFound(err) {
-				return err
-			}
+		if p, ok := a.Config.SessionPool(req.Target); ok {
+			return detachPoolVolumes(ctx, c, p.Name, id, force)
 		}
 		return nil
 	}
@@ -250,7 +246,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRe
 		// terminated; one already gone is released.
 		inst, err := c.DescribeInstance(ctx, req.InstanceID)
 		if err != nil && !ec2.IsNotFound(err) {
-			return sessionEC2Err(contract.ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		if err == nil && inst.State != ec2.StateTerminated {
 			if _, err := launchedBy(t, req.Target, inst); err != nil {
@@ -260,10 +256,10 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRe
 	}
 	if req.InstanceID != "" {
 		if err := detach(ctx, req.InstanceID); err != nil {
-			return sessionEC2Err(contract.ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		if err := c.Terminate(ctx, req.InstanceID); err != nil {
-			return sessionEC2Err(contract.ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 		log.Info("terminated", zap.String("instance", req.InstanceID))
 	}
@@ -280,7 +276,7 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRe
 			log.Info("terminated", zap.String("instance", id))
 		}
 		if err != nil {
-			return sessionEC2Err(contract.ErrTypeLaunch, err)
+			return ec2Err(err)
 		}
 	}
 	return nil
@@ -467,7 +463,7 @@ func withoutKey(err error, key []byte) error {
 // unlockErr: a refused key is permanent; cryptsetup says so with exit 2.
 func unlockErr(err error) error {
 	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrKeyIncorrect || (ee.Argv[0] == "cryptsetup" && ee.Code == 2)) {
+	if errors.As(err, &ee) && ee.Kind == zfsexec.ErrKeyIncorrect {
 		return permanent(contract.ErrTypeKeyIncorrect, err)
 	}
 	if zfsexec.IsUnsupported(err) {
@@ -476,32 +472,42 @@ func unlockErr(err error) error {
 	return classify(err)
 }
 
-// poolImported asks whether the pool is imported on r.
-func poolImported(ctx context.Context, r zfsexec.Runner, p zfsname.Pool) (bool, error) {
-	_, err := r.Run(ctx, zfsexec.Cmd{Argv: []string{"zpool", "list", "-H", "-o", "name", p.String()}})
-	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && (ee.Kind == zfsexec.ErrDatasetNotFound || strings.Contains(ee.Stderr, "no such pool")) {
-		return false, nil
+// sessionZpool is zpool on the session's instance, its ZFS detected.
+func (a *Activities) sessionZpool(ctx context.Context, r zfsexec.Runner, name string) (zfsexec.Zpool, zfsname.Pool, error) {
+	pool, err := zfsname.ParsePool(name)
+	if err != nil {
+		return zfsexec.Zpool{}, pool, permanent(contract.ErrTypeInvalidName, err)
 	}
-	return err == nil, err
+	caps, err := a.capabilities(ctx, r)
+	if err != nil {
+		return zfsexec.Zpool{}, pool, classify(err)
+	}
+	return zfsexec.Zpool{R: r, Caps: caps}, pool, nil
 }
 
-// ImportPool imports the session's pool (searching pool_device_dirs);
-// an imported pool is success.
+// ImportPool imports the session's pool (searching pool_device_dirs, or
+// the mounted pool's device_dir); an imported pool is success.
 func (a *Activities) ImportPool(ctx context.Context, req contract.SessionStep) error {
 	e, r, err := a.sessionRunner(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	pool, err := zfsname.ParsePool(e.Pool)
+	zp, pool, err := a.sessionZpool(ctx, r, e.Pool)
 	if err != nil {
-		return permanent(contract.ErrTypeInvalidName, err)
-	}
-	if ok, err := poolImported(ctx, r, pool); err != nil || ok {
-		return classify(err)
+		return err
 	}
 	var o zfsexec.ImportOptions
+	if p, ok := a.Config.SessionPool(req.Target); ok {
+		// Import only with every attached volume's device there: a pool
+		// imported with one missing runs degraded.
+		if err := waitDevices(ctx, r, p, req.Volumes, 5*time.Minute, nil); err != nil {
+			return err
+		}
+		if len(e.PoolDeviceDirs) == 0 {
+			o.Dirs = append(o.Dirs, importDir(p))
+		}
+	}
 	for _, d := range e.PoolDeviceDirs {
 		dev, err := zfsname.ParseDevice(d)
 		if err != nil {
@@ -509,25 +515,20 @@ func (a *Activities) ImportPool(ctx context.Context, req contract.SessionStep) e
 		}
 		o.Dirs = append(o.Dirs, dev)
 	}
-	err = (zfsexec.Zpool{R: r}).Import(ctx, pool, o)
-	var ee *zfsexec.ExitError
-	if errors.As(err, &ee) && strings.Contains(ee.Stderr, "another system") {
-		// Last used by an instance that died without exporting it (a spot
-		// interruption): the volumes are attached here now, so take it.
-		a.Log.Warn("pool was not exported by its last host; importing with -f", zap.String("pool", pool.String()))
-		o.Force = true
-		err = (zfsexec.Zpool{R: r}).Import(ctx, pool, o)
-	}
+	imported, err := a.importPool(ctx, zp, pool, o)
 	if err != nil {
 		// Freshly attached volumes can take a moment to show up; after a
 		// few tries a missing pool is a clear, permanent error.
-		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "no such pool") && activity.GetInfo(ctx).Attempt >= 3 {
+		if errors.Is(err, zfsexec.ErrNoSuchPool) && activity.GetInfo(ctx).Attempt >= 3 {
 			return permanent(contract.ErrTypeNotFound, fmt.Errorf("pool %s not found on %s: %w", pool, r.Host(), err))
 		}
 		return classify(err)
 	}
+	if !imported {
+		return nil
+	}
 	a.Log.Info("imported", zap.String("target", req.Target), zap.String("pool", pool.String()))
-	return nil
+	return a.Gate.Reached(ctx, "session-imported") // test-only
 }
 
 // ExportPool exports the session's pool; not imported is success. From the
@@ -539,17 +540,17 @@ func (a *Activities) ExportPool(ctx context.Context, req contract.SessionStep) e
 		return err
 	}
 	defer r.Close()
-	pool, err := zfsname.ParsePool(e.Pool)
+	zp, pool, err := a.sessionZpool(ctx, r, e.Pool)
 	if err != nil {
-		return permanent(contract.ErrTypeInvalidName, err)
+		return err
 	}
-	if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
+	exported, err := exportPool(ctx, zp, pool, activity.GetInfo(ctx).Attempt > 3)
+	if err != nil {
 		return classify(err)
 	}
-	if err := (zfsexec.Zpool{R: r}).Export(ctx, pool, activity.GetInfo(ctx).Attempt > 3); err != nil {
-		return classify(err)
+	if exported {
+		a.Log.Info("exported", zap.String("target", req.Target), zap.String("pool", pool.String()))
 	}
-	a.Log.Info("exported", zap.String("target", req.Target), zap.String("pool", pool.String()))
 	return nil
 }
 
@@ -565,16 +566,15 @@ func (a *Activities) Lock(ctx context.Context, req contract.SessionStep) error {
 	u := e.Unlock
 	switch u.Method {
 	case "zfs":
-		pool, _ := zfsname.ParsePool(e.Pool)
-		if ok, err := poolImported(ctx, r, pool); err != nil || !ok {
-			return classify(err)
-		}
-		caps, err := a.capabilities(ctx, r)
+		zp, pool, err := a.sessionZpool(ctx, r, e.Pool)
 		if err != nil {
+			return err
+		}
+		if _, imported, err := poolStatus(ctx, zp, pool); err != nil || !imported {
 			return classify(err)
 		}
 		ds, _ := zfsname.ParseDataset(u.Dataset)
-		z := zfsexec.ZFS{R: r, Caps: caps}
+		z := zfsexec.ZFS{R: r, Caps: zp.Caps}
 		if st, err := z.GetOne(ctx, ds, "keystatus"); err == nil && st == "unavailable" {
 			return nil
 		}

@@ -151,7 +151,7 @@ func (a *Activities) instanceAddr(ctx context.Context, name string, t config.Tar
 		return sc, notAllowed("target_instance", "no instance %s", id)
 	}
 	if err != nil {
-		return sc, sessionEC2Err(contract.ErrTypeUnreachable, err)
+		return sc, ec2Err(err)
 	}
 	if e.Mode != config.ModeStartStop {
 		if sc.HostKey, err = launchedBy(t, name, inst); err != nil {

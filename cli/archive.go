@@ -20,6 +20,7 @@ import (
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/keys"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -118,10 +119,10 @@ every dataset under archive.datasets) and prints its progress:
 			for _, d := range dss {
 				in := archiveInput(cfg, d)
 				in.Force, in.AcceptSmaller = force, acceptSmaller
-				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 					ID: workflows.ArchiveWorkflowID(d.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.ArchiveName, in)
+				}, workflows.ArchiveJob(d.Dataset)), workflows.ArchiveName, in)
 				if err != nil {
 					return fmt.Errorf("start archive of %s: %w", d.Dataset, err)
 				}
@@ -206,8 +207,8 @@ waiting for approval shows its plan) and the archive and drill Schedules.
 
 func describeArchive(ctx context.Context, cl client.Client, cfg *config.Config, dataset string) (contract.ManifestSummary, error) {
 	id := fmt.Sprintf("archive-describe/%s/%s", dataset, time.Now().UTC().Format("20060102T150405.000Z"))
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-		WorkflowExecutionTimeout: 5 * time.Minute}, workflows.ArchiveDescribeName, dataset)
+	run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+		WorkflowExecutionTimeout: 5 * time.Minute}, searchattr.Job{Kind: searchattr.KindCatalog, Datasets: []string{dataset}, Target: "archive"}), workflows.ArchiveDescribeName, dataset)
 	if err != nil {
 		return contract.ManifestSummary{}, err
 	}
@@ -348,8 +349,9 @@ the store under <prefix>/<dataset>/drills/.
 				}
 				in.Deep, in.Scratch = true, scratch
 			}
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.VerifyWorkflowID(in.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.VerifyName, in)
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: workflows.VerifyWorkflowID(in.Dataset), TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
+				searchattr.Job{Kind: searchattr.KindDrill, Datasets: []string{in.Dataset}, Target: "archive"}), workflows.VerifyName, in)
 			if err != nil {
 				return fmt.Errorf("start verify of %s: %w", in.Dataset, err)
 			}
@@ -384,10 +386,10 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 		out = append(out, client.ScheduleOptions{
 			ID:   workflows.ArchiveScheduleID(d.Dataset),
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Archive.Schedule}}},
-			Action: &client.ScheduleWorkflowAction{
+			Action: scheduledJob(&client.ScheduleWorkflowAction{
 				ID: workflows.ArchiveScheduleID(d.Dataset), Workflow: workflows.ArchiveTickName,
 				Args: []any{archiveInput(cfg, d)}, TaskQueue: cfg.Temporal.TaskQueue, WorkflowRunTimeout: time.Hour,
-			},
+			}, workflows.ArchiveJob(d.Dataset)),
 			// Each tick starts archive/<dataset> and returns; while that
 			// run goes on (e.g. waits for a deletion approval) ticks start
 			// nothing.
@@ -399,10 +401,10 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 			out = append(out, client.ScheduleOptions{
 				ID:   workflows.VerifyScheduleID(d.Dataset),
 				Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Archive.VerifySchedule}}},
-				Action: &client.ScheduleWorkflowAction{
+				Action: scheduledJob(&client.ScheduleWorkflowAction{
 					ID: workflows.VerifyWorkflowID(d.Dataset), Workflow: workflows.VerifyName,
 					Args: []any{verifyInput(cfg, d.Dataset)}, TaskQueue: cfg.Temporal.TaskQueue,
-				},
+				}, searchattr.Job{Kind: searchattr.KindDrill, Datasets: []string{d.Dataset}, Target: "archive"}),
 				Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 				CatchupWindow: time.Hour,
 				Note:          "managed by zcloud archive schedule (restore drill)",

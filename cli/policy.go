@@ -17,6 +17,7 @@ import (
 
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -61,13 +62,13 @@ func scheduleOptions(cfg *config.Config, p config.Policy) client.ScheduleOptions
 	return client.ScheduleOptions{
 		ID:   workflows.ScheduleID(p.Dataset),
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: p.Schedule}}},
-		Action: &client.ScheduleWorkflowAction{
+		Action: scheduledJob(&client.ScheduleWorkflowAction{
 			ID:                 workflows.ScheduleID(p.Dataset), // the server appends the scheduled time
 			Workflow:           workflows.SnapshotPolicyName,
 			Args:               []any{policyInput(cfg, p)},
 			TaskQueue:          cfg.Temporal.TaskQueue,
 			WorkflowRunTimeout: time.Hour,
-		},
+		}, searchattr.Job{Kind: searchattr.KindSnapshot, Datasets: []string{p.Dataset}}),
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL,
 		CatchupWindow: p.CatchUpWindow,
 		Note:          "managed by zcloud policy apply",
@@ -162,8 +163,8 @@ those it would destroy. It also says whether the prune would need approval.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := fmt.Sprintf("policy-plan/%s/%s", p.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowExecutionTimeout: 10 * time.Minute}, workflows.PolicyPlanName, policyInput(cfg, p))
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowExecutionTimeout: 10 * time.Minute}, searchattr.Job{Kind: searchattr.KindPlan, Datasets: []string{p.Dataset}}), workflows.PolicyPlanName, policyInput(cfg, p))
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}

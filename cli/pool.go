@@ -15,6 +15,7 @@ import (
 
 	"zcloud/config"
 	"zcloud/poolplan"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 )
 
@@ -44,18 +45,23 @@ func poolArg(cfg *config.Config, name, cfgPath string) (config.Pool, error) {
 // startPoolOp starts a pool workflow under the pool's id; a second
 // operation while one runs is refused with a pointer to it.
 func startPoolOp(ctx context.Context, cl client.Client, cfg *config.Config, pool, wf string, in any) (client.WorkflowRun, error) {
-	run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 		ID: workflows.PoolWorkflowID(pool), TaskQueue: cfg.Temporal.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK answers a running id with that run's
 		// handle, and e.g. a scrub would "start" by watching a grow.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, wf, in)
+	}, searchattr.Job{Kind: workflows.JobKind(wf), Pool: pool}), wf, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		what := "another operation"
 		if d, derr := cl.DescribeWorkflowExecution(ctx, workflows.PoolWorkflowID(pool), ""); derr == nil {
-			what = "a " + d.GetWorkflowExecutionInfo().GetType().GetName()
+			info := d.GetWorkflowExecutionInfo()
+			what = "a " + info.GetType().GetName()
+			if p := info.GetParentExecution(); p != nil {
+				// A session's hold on its pool: name the session.
+				what += " started by " + p.GetWorkflowId()
+			}
 		}
 		return nil, fmt.Errorf("%s is running on pool %s (workflow %s; one operation per pool at a time, scheduled scrubs included); watch it with 'zcloud pool status %s' and start this when it has finished", what, pool, workflows.PoolWorkflowID(pool), pool)
 	}
@@ -236,7 +242,8 @@ func scrubSchedule(cmd *cobra.Command, a *app, name string, remove bool) error {
 		return fmt.Errorf("pool %s has no scrub_schedule in %s", name, a.cfgPath)
 	}
 	opts := client.ScheduleOptions{ID: id, Spec: client.ScheduleSpec{CronExpressions: []string{p.ScrubSchedule}},
-		Action:  &client.ScheduleWorkflowAction{ID: id, Workflow: workflows.PoolScrubName, Args: []any{workflows.PoolInput{Pool: name}}, TaskQueue: cfg.Temporal.TaskQueue},
+		Action: scheduledJob(&client.ScheduleWorkflowAction{ID: id, Workflow: workflows.PoolScrubName, Args: []any{workflows.PoolInput{Pool: name}}, TaskQueue: cfg.Temporal.TaskQueue},
+			searchattr.Job{Kind: searchattr.KindScrub, Pool: name}),
 		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP}
 	if exists {
 		if err := updateSchedule(ctx, h, opts); err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"zcloud/config"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 )
 
@@ -85,10 +86,10 @@ replication its config does not list).`,
 			out := cmd.OutOrStdout()
 			for _, in := range inputs {
 				id := workflows.ReplicateWorkflowID(in.Source, in.Target, in.TargetDataset)
-				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 					ID: id, TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.ReplicateName, in)
+				}, searchattr.Job{Kind: searchattr.KindReplicate, Datasets: []string{in.Source}, Target: in.Target}), workflows.ReplicateName, in)
 				if err != nil {
 					return fmt.Errorf("start replication of %s: %w", in.Source, err)
 				}

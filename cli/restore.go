@@ -14,6 +14,7 @@ import (
 
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 	"zcloud/zfsname"
 )
@@ -128,8 +129,8 @@ costs (retrieval requests + per-GB retrieval; egress if downloaded outside AWS).
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := fmt.Sprintf("restore-plan/%s/%s", in.Dataset, time.Now().UTC().Format("20060102T150405.000Z"))
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowExecutionTimeout: 10 * time.Minute}, workflows.RestoreName, in)
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowExecutionTimeout: 10 * time.Minute}, searchattr.Job{Kind: searchattr.KindPlan, Datasets: []string{in.Dataset}, Target: "archive"}), workflows.RestoreName, in)
 			if err != nil {
 				return fmt.Errorf("start plan: %w", err)
 			}
@@ -217,8 +218,9 @@ The target dataset must not exist.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			id := workflows.RestoreWorkflowID(in.Dataset, in.Target, in.TargetDataset)
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, workflows.RestoreName, in)
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
+				searchattr.Job{Kind: searchattr.KindRestore, Datasets: []string{in.Dataset}, Target: "archive"}), workflows.RestoreName, in)
 			if err != nil {
 				return fmt.Errorf("start restore: %w", err)
 			}

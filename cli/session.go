@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"zcloud/config"
+	"zcloud/searchattr"
 	"zcloud/workflows"
 )
 
@@ -66,11 +67,11 @@ watching; the session keeps running (cancel it in the Web UI or with
 			defer cl.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 				ID: SessionID(args[0]), TaskQueue: cfg.Temporal.TaskQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowExecutionTimeout: 24 * time.Hour,
-			}, workflows.SessionName, workflows.SessionInput{Target: args[0]})
+			}, sessionJob(cfg, args[0])), workflows.SessionName, workflows.SessionInput{Target: args[0]})
 			if err != nil {
 				return fmt.Errorf("start session: %w", err)
 			}
@@ -250,13 +251,13 @@ func sessionScheduleOptions(cfg *config.Config, target string) (client.ScheduleO
 			Calendars:    []client.ScheduleCalendarSpec{{Hour: []client.ScheduleRange{{Start: h}}, Minute: []client.ScheduleRange{{Start: m}}}},
 			TimeZoneName: e.Schedule.TimeZone,
 		},
-		Action: &client.ScheduleWorkflowAction{
+		Action: scheduledJob(&client.ScheduleWorkflowAction{
 			ID:                       id,
 			Workflow:                 workflows.SessionName,
 			Args:                     []any{workflows.SessionInput{Target: target}},
 			TaskQueue:                cfg.Temporal.TaskQueue,
 			WorkflowExecutionTimeout: 24 * time.Hour,
-		},
+		}, sessionJob(cfg, target)),
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: time.Hour,
 		Note:          "managed by zcloud session schedule",
@@ -352,4 +353,14 @@ func applySessionSchedules(ctx context.Context, cl client.Client, cfg *config.Co
 		}
 	}
 	return nil
+}
+
+// sessionJob: a session replicates every dataset of the target's
+// replications.
+func sessionJob(cfg *config.Config, target string) searchattr.Job {
+	j := searchattr.Job{Kind: searchattr.KindSession, Target: target}
+	for _, r := range cfg.ReplicationsTo(target) {
+		j.Datasets = append(j.Datasets, r.Source)
+	}
+	return j
 }

@@ -16,6 +16,7 @@ import (
 
 	"zcloud/activities"
 	"zcloud/config"
+	"zcloud/searchattr"
 	"zcloud/staging"
 	"zcloud/workflows"
 )
@@ -30,7 +31,7 @@ dataset then replicates and archives like any other. Restoring or verifying it
 needs the private key, which is given at run time and never stored.
 See docs/staging.md.`,
 	}
-	c.AddCommand(stagingRunCmd(a), stagingStatusCmd(a), stagingRestoreCmd(), stagingVerifyCmd(), stagingScheduleCmd(a))
+	c.AddCommand(stagingRunCmd(a), stagingStatusCmd(a), stagingRestoreCmd(a), stagingVerifyCmd(), stagingScheduleCmd(a))
 	return c
 }
 
@@ -110,10 +111,10 @@ that owns the pool).`,
 			}
 			defer cl.Close()
 			for _, j := range jobs {
-				run, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				run, err := cl.ExecuteWorkflow(ctx, withJob(client.StartWorkflowOptions{
 					ID: workflows.StagingWorkflowID(j.Source), TaskQueue: cfg.Temporal.TaskQueue,
 					WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-				}, workflows.StagingName, stagingInput(j))
+				}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{j.Source}}), workflows.StagingName, stagingInput(j))
 				if err != nil {
 					return fmt.Errorf("start staging of %s: %w", j.Source, err)
 				}
@@ -223,18 +224,23 @@ func readIdentities(path string) ([]age.Identity, error) {
 	return ids, nil
 }
 
-func stagingRestoreCmd() *cobra.Command {
-	var identity, path string
+func stagingRestoreCmd(a *app) *cobra.Command {
+	var identity, path, target string
 	c := &cobra.Command{
 		Use:   "restore STAGING_DIR DEST",
 		Short: "Decrypt one file, a subtree, or everything from a staging copy",
 		Long: `Decrypts from STAGING_DIR (a mounted staging dataset, a replica of it, or one
 received from the archive) into DEST. --path picks one file or directory
-(relative to the staging copy's root); without it everything is restored.
+(relative to the staging copy's root, the plain path also when names are
+encrypted); without it everything is restored.
+With --target NAME, STAGING_DIR is a path on that configured target (a
+replica's mountpoint), reached over SSH with the target's ssh: settings; the
+encrypted files are streamed here (tar over SSH) and decrypted here, so the
+private key never reaches the target.
 The private key file (--identity) is read at run time and never stored.
 Modes and modification times are restored, holes come back as holes, symlinks
 as symlinks; hard links come back as separate files.`,
-		Example: "  zcloud staging restore /tank/staging/data /restore --identity /media/usb/owner.key\n  zcloud staging restore /tank/staging/data /tmp --path 'docs/report.pdf' --identity owner.key",
+		Example: "  zcloud staging restore /tank/staging/data /restore --identity /media/usb/owner.key\n  zcloud staging restore /tank/staging/data /tmp --path 'docs/report.pdf' --identity owner.key\n  zcloud staging restore --target backup /backup/staging/data /restore --identity -",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ids, err := readIdentities(identity)
@@ -243,21 +249,40 @@ as symlinks; hard links come back as separate files.`,
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			st, err := staging.ReadState(args[0])
-			if err != nil {
-				return err
-			}
-			rep, err := staging.Restore(ctx, args[0], filepath.Clean("/" + path)[1:], args[1], ids)
-			if err != nil {
-				return err
+			sub := filepath.Clean("/" + path)[1:]
+			var rep staging.RestoreReport
+			var snap string
+			if target != "" {
+				cfg, err := a.config()
+				if err != nil {
+					return err
+				}
+				r, err := targetRunner(cfg, target, a.logger())
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				if rep, snap, err = restoreRemote(ctx, r, args[0], sub, args[1], ids); err != nil {
+					return err
+				}
+			} else {
+				st, err := staging.ReadState(args[0])
+				if err != nil {
+					return err
+				}
+				if rep, err = staging.Restore(ctx, args[0], sub, args[1], ids); err != nil {
+					return err
+				}
+				snap = st.Snapshot
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "restored %d files (%d bytes), %d symlinks, %d directories from the staged snapshot %q into %s\n",
-				rep.Files, rep.Bytes, rep.Symlinks, rep.Dirs, st.Snapshot, args[1])
+				rep.Files, rep.Bytes, rep.Symlinks, rep.Dirs, snap, args[1])
 			return nil
 		},
 	}
 	c.Flags().StringVar(&identity, "identity", "", "file holding the age private key, or - for stdin (read now, never stored)")
 	c.Flags().StringVar(&path, "path", "", "restore only this file or directory (relative to the staging root)")
+	c.Flags().StringVar(&target, "target", "", "read the staging copy from this configured target over SSH (STAGING_DIR is a path there)")
 	return c
 }
 
@@ -350,10 +375,10 @@ func applyStagingSchedules(ctx context.Context, cl client.Client, cfg *config.Co
 		want = append(want, desiredSchedule{client.ScheduleOptions{
 			ID:   id,
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.Schedule}}},
-			Action: &client.ScheduleWorkflowAction{
+			Action: scheduledJob(&client.ScheduleWorkflowAction{
 				ID: workflows.StagingWorkflowID(s.Source), Workflow: workflows.StagingName,
 				Args: []any{stagingInput(s)}, TaskQueue: cfg.Temporal.TaskQueue,
-			},
+			}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{s.Source}}),
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: max(s.Schedule, 60e9),
 			Note:          "managed by zcloud staging schedule",

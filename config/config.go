@@ -272,6 +272,7 @@ func (c *Config) Validate() error {
 		errs.add(fieldErr("log.format", "must be console or json, not %q", c.Log.Format))
 	}
 	errs.add(c.validatePools())
+	errs.add(c.validateSessionPools())
 	for _, name := range c.TargetNames() {
 		t := c.Targets[name]
 		f := "targets." + name

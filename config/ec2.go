@@ -41,12 +41,16 @@ type EC2 struct {
 	SpotInterruptions int `yaml:"spot_interruptions"`
 	// Bootstrap is the first-boot script of a launched instance.
 	Bootstrap TargetBootstrap `yaml:"bootstrap"`
-	// Volumes (EBS volume ids holding the pool) are attached to a launched
-	// instance after it runs and detached before it is terminated.
+	// Volumes was a fixed list of EBS volume ids. It is refused with a
+	// pointer to what replaced it: the pool's own volume tags (Pool).
 	Volumes []string `yaml:"volumes"`
 
-	// Pool is the pool on the instance; PoolDeviceDirs are searched by
-	// zpool import -d (none: the default search).
+	// Pool is the pool on the instance. When it names an entry under
+	// pools:, each session attaches exactly that pool's current volumes
+	// (found by their zcloud:pool tag, kept by pool create and grow) to
+	// the instance it launched, and detaches them at the end.
+	// PoolDeviceDirs are searched by zpool import -d (none: the default
+	// search, or the pool's device_dir).
 	Pool           string   `yaml:"pool"`
 	PoolDeviceDirs []string `yaml:"pool_device_dirs"`
 	Unlock         Unlock   `yaml:"unlock"`
@@ -68,6 +72,11 @@ type EC2 struct {
 	// Schedule is when the daily session runs.
 	Schedule DailySchedule `yaml:"schedule"`
 }
+
+// VolumesReplaced is the config error for the retired ec2.volumes list.
+const VolumesReplaced = "no longer supported: a fixed volume list goes stale when a pool grows by rolling replace. " +
+	"Define the pool under pools: (zcloud pool create makes and tags its volumes) and set ec2.pool to its name: " +
+	"each session then attaches the pool's current volumes, found by their zcloud:pool tag (docs/pools.md)"
 
 // Unlock says how the pool's encryption is opened on the instance. The key
 // is read from the worker's key source by name and reaches the instance on
@@ -230,13 +239,8 @@ func (t Target) validateEC2(f string) error {
 			return err
 		}
 	}
-	for i, v := range e.Volumes {
-		if err := checkID(fmt.Sprintf("%s.volumes[%d]", f, i), "vol", v); err != nil {
-			return err
-		}
-	}
-	if len(e.Volumes) > 0 && e.Mode != ModeLaunchTerminate {
-		return fieldErr(f+".volumes", "only for mode: launch-terminate (a started instance keeps its volumes)")
+	if len(e.Volumes) > 0 {
+		return fieldErr(f+".volumes", "%s", VolumesReplaced)
 	}
 	for k := range e.Tags {
 		if strings.HasPrefix(k, "zcloud:") || strings.HasPrefix(k, "aws:") {

@@ -31,7 +31,6 @@ targets:
       fallback_instance_types: [m5.large, m6a.large]
       fallback_to_on_demand: true
       spot_interruptions: 2
-      volumes: [vol-0123456789abcdef0, vol-0123456789abcdef1]
       pool: backup
       pool_device_dirs: [/dev/disk/by-id]
       unlock: {method: zfs, key: backup-pool, dataset: backup}
@@ -65,7 +64,7 @@ func TestSessionConfigErrorsNameTheField(t *testing.T) {
 		{"ami: ami-0123456789abcdef0", "ami: ubuntu", "targets.nightly.ec2.ami"},
 		{"market: spot", "market: auction", "targets.nightly.ec2.market"},
 		{`spot_max_price: "0.05"`, `spot_max_price: "cheap"`, "targets.nightly.ec2.spot_max_price"},
-		{"vol-0123456789abcdef1", "volume-1", "targets.nightly.ec2.volumes[1]"},
+		{"pool: backup", "volumes: [vol-0123456789abcdef0]\n      pool: backup", "targets.nightly.ec2.volumes"},
 		{"pool: backup", "pool: 'back up'", "targets.nightly.ec2.pool"},
 		{"dataset: backup}", "dataset: other/x}", "targets.nightly.ec2.unlock.dataset"},
 		{"key: backup-pool", "key: '../etc/shadow'", "targets.nightly.ec2.unlock.key"},
@@ -92,7 +91,6 @@ func TestSessionConfigErrorsNameTheField(t *testing.T) {
 	y := strings.Replace(sessionYAML, "mode: launch-terminate", "mode: start-stop\n      instance_id: i-0123456789abcdef0", 1)
 	y = strings.Replace(y, "market: spot", "market: on-demand", 1)
 	y = strings.Replace(y, `spot_max_price: "0.05"`, "", 1)
-	y = strings.Replace(y, "volumes: [vol-0123456789abcdef0, vol-0123456789abcdef1]", "", 1)
 	var fe *FieldError
 	if _, err := Parse([]byte(y)); !errors.As(err, &fe) || fe.Field != "targets.nightly.ec2.mode" || !strings.Contains(err.Error(), "host key") {
 		t.Errorf("start-stop without a pinned key: %v", err)
@@ -100,5 +98,53 @@ func TestSessionConfigErrorsNameTheField(t *testing.T) {
 	y = strings.Replace(y, "ssh: {user: root,", "ssh: {host: backup.example.org, host_key: 'ssh-ed25519 AAAA', user: root,", 1)
 	if _, err := Parse([]byte(y)); err != nil {
 		t.Errorf("start-stop with a pinned key: %v", err)
+	}
+}
+
+// A config that still lists ec2.volumes is refused, naming what replaced
+// the list (the pool's own volume tags, ec2.pool naming a pools: entry).
+func TestVolumesListIsRefusedNamingItsReplacement(t *testing.T) {
+	y := strings.Replace(sessionYAML, "pool: backup", "volumes: [vol-0123456789abcdef0]\n      pool: backup", 1)
+	_, err := Parse([]byte(y))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "targets.nightly.ec2.volumes" {
+		t.Fatalf("got %v, want an error naming targets.nightly.ec2.volumes", err)
+	}
+	for _, want := range []string{"no longer supported", "pools:", "ec2.pool", "zcloud:pool tag", "docs/pools.md"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// A target whose ec2.pool names a pool under pools: mounts it: the pool
+// knows its sessions, may leave instance_id empty, and must share the
+// target's region and endpoint.
+func TestSessionPoolIsMountedByItsTargets(t *testing.T) {
+	pools := `
+pools:
+  - name: backup
+    target: nightly
+    availability_zone: eu-west-1a
+    aws: {region: eu-west-1}
+    layout: {vdevs: 1, width: 2, redundancy: mirror, volume_type: gp3, volume_size_gib: 10}
+`
+	c, err := Parse([]byte(sessionYAML + pools))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := c.SessionPool("nightly")
+	if !ok || p.Name != "backup" || len(p.Sessions) != 1 || p.Sessions[0] != "nightly" || p.InstanceID != "" {
+		t.Fatalf("SessionPool: %+v %v", p, ok)
+	}
+	_, err = Parse([]byte(sessionYAML + strings.Replace(pools, "region: eu-west-1", "region: us-east-1", 1)))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "targets.nightly.ec2.region" {
+		t.Fatalf("region mismatch: %v", err)
+	}
+	// Without a session mounting it, a pool needs its instance.
+	_, err = Parse([]byte(strings.Replace(sessionYAML, "pool: backup", "pool: other", 1) + strings.Replace(pools, "dataset: backup", "dataset: other", 1)))
+	if err == nil || !strings.Contains(err.Error(), "instance_id") {
+		t.Fatalf("a pool no session mounts, without instance_id: %v", err)
 	}
 }

@@ -21,9 +21,18 @@ type Pool struct {
 	// Target is a name under targets: the SSH host zpool runs on (the
 	// instance the volumes are attached to).
 	Target string `yaml:"target" json:"target"`
-	// InstanceID and AvailabilityZone of that instance.
+	// InstanceID is the instance create, grow, scrub and destroy run on.
+	// A pool that sessions mount (an ec2 target names it) may leave it
+	// empty: each session attaches the pool's volumes to the instance it
+	// launched. AvailabilityZone is where the volumes live; a session's
+	// instance must run there.
 	InstanceID       string `yaml:"instance_id" json:"instance_id"`
 	AvailabilityZone string `yaml:"availability_zone" json:"availability_zone"`
+	// Sessions are the ec2 targets whose sessions mount this pool (set
+	// from targets.*.ec2.pool, not written in the file). Their pool is
+	// handed back after every operation: exported and its volumes
+	// detached, so the next session can attach them.
+	Sessions []string `yaml:"-" json:"sessions,omitempty"`
 	// InstanceType, when set, lets validation check the layout against the
 	// instance's EBS attachment limit.
 	InstanceType string `yaml:"instance_type,omitempty" json:"instance_type,omitempty"`
@@ -84,11 +93,47 @@ func (p *Pool) applyDefaults() {
 	}
 }
 
-// applyPoolDefaults fills every pool's defaults.
+// applyPoolDefaults fills every pool's defaults and the ec2 targets
+// that mount it (call after the targets' defaults).
 func (c *Config) applyPoolDefaults() {
 	for i := range c.Pools {
 		c.Pools[i].applyDefaults()
+		c.Pools[i].Sessions = nil
+		for _, name := range c.SessionTargets() {
+			if e := c.Targets[name].EC2; e != nil && e.Mode == ModeLaunchTerminate && e.Pool == c.Pools[i].Name {
+				c.Pools[i].Sessions = append(c.Pools[i].Sessions, name)
+			}
+		}
 	}
+}
+
+// SessionPool returns the configured pool an ec2 target's sessions mount
+// (its ec2.pool names an entry under pools:, mode launch-terminate).
+func (c *Config) SessionPool(target string) (Pool, bool) {
+	t, ok := c.Targets[target]
+	if !ok || t.EC2 == nil || t.EC2.Mode != ModeLaunchTerminate {
+		return Pool{}, false
+	}
+	return c.Pool(t.EC2.Pool)
+}
+
+// validateSessionPools checks that a target mounting a configured pool
+// reaches the pool's volumes: same region and endpoint.
+func (c *Config) validateSessionPools() error {
+	var errs Errors
+	for _, name := range c.SessionTargets() {
+		p, ok := c.SessionPool(name)
+		if !ok {
+			continue
+		}
+		e, f := c.Targets[name].EC2, "targets."+name+".ec2"
+		if e.Region != p.AWS.Region {
+			errs.add(fieldErr(f+".region", "%q, but pool %s's volumes are in %q (its aws.region): a session attaches them only in their own region and availability zone", e.Region, p.Name, p.AWS.Region))
+		} else if e.Endpoint != p.AWS.Endpoint {
+			errs.add(fieldErr(f+".endpoint", "%q differs from pool %s's aws.endpoint %q: the session would look for the pool's volumes elsewhere", e.Endpoint, p.Name, p.AWS.Endpoint))
+		}
+	}
+	return errs.err()
 }
 
 var (
@@ -147,7 +192,9 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 		slices.Sort(names)
 		return fieldErr(f+".target", "no target named %q (known: %s)", p.Target, strings.Join(names, ", "))
 	}
-	if !instanceIDRe.MatchString(p.InstanceID) {
+	if p.InstanceID == "" && len(p.Sessions) > 0 {
+		// Sessions provide the instance.
+	} else if !instanceIDRe.MatchString(p.InstanceID) {
 		return fieldErr(f+".instance_id", "%q is not an instance id like i-0123456789abcdef0", p.InstanceID)
 	}
 	if !azRe.MatchString(p.AvailabilityZone) {

@@ -29,6 +29,8 @@ const (
 	PoolDescribeOperation   = "PoolDescribeOperation"
 	PoolCreateVolume        = "PoolCreateVolume"
 	PoolAttachVolume        = "PoolAttachVolume"
+	PoolMount               = "PoolMount"
+	PoolUnmount             = "PoolUnmount"
 	PoolDetachVolume        = "PoolDetachVolume"
 	PoolDeleteVolume        = "PoolDeleteVolume"
 	PoolModifyVolume        = "PoolModifyVolume"
@@ -93,6 +95,8 @@ func Names() []string {
 		PoolDescribeOperation,
 		PoolCreateVolume,
 		PoolAttachVolume,
+		PoolMount,
+		PoolUnmount,
 		PoolDetachVolume,
 		PoolDeleteVolume,
 		PoolModifyVolume,

@@ -31,6 +31,12 @@ const (
 	ErrTypePoolUnsafe  = "PoolUnsafe"       // a safety check refused the step
 	ErrTypeScrubErrors = "ScrubFoundErrors" // a scrub repaired data or found errors
 	ErrTypeEC2         = "EC2Error"
+	// ErrTypePoolBusy: another operation (a grow, a scrub, a session)
+	// holds the pool's operation id; the error names it.
+	ErrTypePoolBusy = "PoolBusy"
+	// ErrTypeWrongZone: the pool's volumes and the instance are not in
+	// one availability zone.
+	ErrTypeWrongZone = "WrongAvailabilityZone"
 )
 
 // Error types of the session.

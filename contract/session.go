@@ -20,6 +20,10 @@ type SessionPlan struct {
 	SpotPollInterval  time.Duration        `json:"spot_poll_interval"`
 	Replications      []PlannedReplication `json:"replications"`
 	Notify            bool                 `json:"notify"`
+	// MountsPool: Pool is a configured pool (pools:) whose current
+	// volumes each session attaches; the session holds the pool's
+	// operation id (pool/NAME) from before the launch to after the release.
+	MountsPool bool `json:"mounts_pool,omitempty"`
 }
 
 // PlannedReplication is one configured replication to this target.
@@ -47,6 +51,9 @@ type SessionInstance struct {
 	Instance ec2types.Instance `json:"instance"`
 	// At is the SSH address and the pinned public host key.
 	At TargetAddr `json:"at"`
+	// Volumes are the pool's volumes attached to the instance (a session
+	// that mounts a configured pool), in slot order.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // ReleaseRequest names the instance to give back.
@@ -65,6 +72,9 @@ type ReleaseRequest struct {
 type SessionStep struct {
 	Target string     `json:"target"`
 	At     TargetAddr `json:"at"`
+	// Volumes attached for the pool (SessionInstance.Volumes): the import
+	// waits until each one's device node is there.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // InstanceUse is how long the session had one instance.

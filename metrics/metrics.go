@@ -20,6 +20,14 @@ type Metrics struct {
 	Sends           *prometheus.CounterVec   // by target, result (ok, error)
 	SendSeconds     *prometheus.HistogramVec // by target
 	SnapshotsPruned *prometheus.CounterVec   // by dataset
+
+	// Every workflow run, by kind, dataset and tier (RunDone).
+	Runs       *prometheus.CounterVec   // + outcome (ok, error, cancelled)
+	RunBytes   *prometheus.CounterVec   // bytes moved by successful runs
+	RunSeconds *prometheus.HistogramVec // duration of successful runs
+	jobs       *jobs                    // last success, lag, last run failed
+
+	sdk *sdkCollector // the Temporal SDK's own metrics (SDKHandler)
 }
 
 // New registers zcloud's metrics plus the Go and process collectors.
@@ -35,8 +43,16 @@ func New() *Metrics {
 			Help: "Duration of send attempts.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"target"}),
 		SnapshotsPruned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_snapshots_destroyed_total",
 			Help: "Snapshots destroyed by retention."}, []string{"dataset"}),
+		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_runs_total",
+			Help: "Finished workflow runs by kind, dataset, tier and outcome."}, []string{"kind", "dataset", "tier", "outcome"}),
+		RunBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_run_bytes_total",
+			Help: "Bytes moved (sent, archived, restored, re-read) by successful workflow runs."}, jobLabels),
+		RunSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "zcloud_run_seconds",
+			Help: "Duration of successful workflow runs.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, jobLabels),
+		jobs: newJobs(),
+		sdk:  newSDKCollector(),
 	}
-	r.MustRegister(m.BytesSent, m.Sends, m.SendSeconds, m.SnapshotsPruned,
+	r.MustRegister(m.BytesSent, m.Sends, m.SendSeconds, m.SnapshotsPruned, m.Runs, m.RunBytes, m.RunSeconds, m.jobs, m.sdk,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -228,7 +228,16 @@ func openNames(dir string, ids []age.Identity) (*NameCipher, error) {
 		return nil, fmt.Errorf("staging: the copy has encrypted names but its names key is missing: %w", err)
 	}
 	defer f.Close()
-	r, err := age.Decrypt(f, ids...)
+	return namesOf(st, f, ids)
+}
+
+// namesOf decrypts the names key namesAge (MetaDir/names.age) of a copy
+// whose state is st.
+func namesOf(st State, namesAge io.Reader, ids []age.Identity) (*NameCipher, error) {
+	if st.Names == "" {
+		return nil, nil
+	}
+	r, err := age.Decrypt(namesAge, ids...)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if errors.As(err, &nm) {

@@ -85,6 +85,12 @@ func restoreFile(staged, out string, ids []age.Identity, rep *RestoreReport) err
 		return err
 	}
 	defer in.Close()
+	return restoreFrom(in, staged, out, ids, rep)
+}
+
+// restoreFrom decrypts one staged file read from in (named staged in
+// errors) to out.
+func restoreFrom(in io.Reader, staged, out string, ids []age.Identity, rep *RestoreReport) error {
 	h, content, err := ReadStaged(in, ids)
 	if err != nil {
 		return fmt.Errorf("%s: %w", staged, err)

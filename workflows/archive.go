@@ -11,6 +11,7 @@ import (
 
 	"zcloud/archive/archivetypes"
 	"zcloud/contract"
+	"zcloud/searchattr"
 	"zcloud/zfsname"
 )
 
@@ -250,11 +251,11 @@ func ArchiveTick(ctx workflow.Context, in ArchiveInput) (string, error) {
 	if err := in.fields.refuse(ArchiveTickName, floor{"heartbeat_timeout", in.HeartbeatTimeout}); err != nil {
 		return "", err
 	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            ArchiveWorkflowID(in.Dataset),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, ArchiveJob(in.Dataset)))
 	var child workflow.Execution
 	err := workflow.ExecuteChildWorkflow(cctx, ArchiveName, in).GetChildWorkflowExecution().Get(ctx, &child)
 	switch {
@@ -281,4 +282,10 @@ func Catalog(ctx workflow.Context) ([]contract.CatalogDataset, error) {
 		return out, temporal.NewNonRetryableApplicationError("catalog: "+msg, typ, nil)
 	}
 	return out, nil
+}
+
+// ArchiveJob is the search attributes of an archive run of dataset (the
+// CLI's start, the schedule's tick and the run the tick starts).
+func ArchiveJob(dataset string) searchattr.Job {
+	return searchattr.Job{Kind: searchattr.KindArchive, Datasets: []string{dataset}, Target: "archive"}
 }

@@ -137,3 +137,8 @@ func (in *StagingInput) UnmarshalJSON(b []byte) error {
 	type plain StagingInput
 	return decodeInput(b, (*plain)(in), &in.fields)
 }
+
+func (in *PoolSessionInput) UnmarshalJSON(b []byte) error {
+	type plain PoolSessionInput
+	return decodeInput(b, (*plain)(in), &in.fields)
+}

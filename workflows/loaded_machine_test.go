@@ -3,6 +3,7 @@ package workflows
 import (
 	"time"
 
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 )
@@ -15,13 +16,15 @@ import (
 // newTestEnv is s.NewTestWorkflowEnvironment for a loaded machine.
 func newTestEnv(s *testsuite.WorkflowTestSuite) *testsuite.TestWorkflowEnvironment {
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute,
+		Interceptors: []interceptor.WorkerInterceptor{NewInterceptor(nil)}}) // as the worker runs them
 	return env
 }
 
 // newReplayer is worker.NewWorkflowReplayer for a loaded machine.
 func newReplayer() worker.WorkflowReplayer {
-	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableDeadlockDetection: true})
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableDeadlockDetection: true,
+		Interceptors: []interceptor.WorkerInterceptor{NewInterceptor(nil)}})
 	if err != nil {
 		panic(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/retention"
+	"zcloud/searchattr"
 	"zcloud/zfsname"
 )
 
@@ -141,11 +142,11 @@ func SnapshotPolicy(ctx workflow.Context, in PolicyInput) (PolicyStatus, error) 
 	}
 
 	st.Phase = "starting prune"
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            PruneWorkflowID(ds.String()),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, searchattr.Job{Kind: searchattr.KindPrune, Datasets: []string{ds.String()}}))
 	var child workflow.Execution
 	err = workflow.ExecuteChildWorkflow(cctx, PrunePolicyName, in).GetChildWorkflowExecution().Get(ctx, &child)
 	switch {

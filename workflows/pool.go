@@ -15,6 +15,7 @@ import (
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/poolplan"
+	"zcloud/searchattr"
 )
 
 // Registered names of the pool workflows.
@@ -287,15 +288,60 @@ func PoolCreate(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 		return res, failStep(&t.st.Phase, &t.st.Error, "export", err)
 	}
 	t.finish("pool/export")
+	if err := unmount(ctx, t, p, true); err != nil {
+		return res, err
+	}
 	t.st.Phase = "done"
 	res.Steps = len(t.plan)
 	res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	return res, nil
 }
 
+// poolHandBackChange versions the mount and unmount steps of pools that
+// sessions mount.
+const poolHandBackChange = "pool-hands-back"
+
+// handsBack says whether the pool is one that sessions mount: between
+// operations its volumes are attached nowhere, so an operation attaches
+// them to the pool's instance first (mount) and detaches them after the
+// export (unmount).
+func handsBack(ctx workflow.Context, p config.Pool) bool {
+	return len(p.Sessions) > 0 && workflow.GetVersion(ctx, poolHandBackChange, workflow.DefaultVersion, 1) == 1
+}
+
+// mount attaches the pool's current volumes to the pool's instance (a
+// pool that sessions mount).
+func mount(ctx workflow.Context, t *tracker, p config.Pool) error {
+	if !handsBack(ctx, p) {
+		return nil
+	}
+	t.st.Phase = "mount"
+	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 30*time.Minute), contract.PoolMount, p).Get(ctx, nil); err != nil {
+		return failStep(&t.st.Phase, &t.st.Error, "mount", err)
+	}
+	return nil
+}
+
+// unmount hands the exported pool back to its sessions: its volumes are
+// detached from the pool's instance. exported says the pool was exported
+// by this operation (one imported before it stays as it was).
+func unmount(ctx workflow.Context, t *tracker, p config.Pool, exported bool) error {
+	if !exported || !handsBack(ctx, p) {
+		return nil
+	}
+	t.st.Phase = "unmount"
+	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 30*time.Minute), contract.PoolUnmount, p).Get(ctx, nil); err != nil {
+		return failStep(&t.st.Phase, &t.st.Error, "unmount", err)
+	}
+	return nil
+}
+
 // openPool imports the pool if needed and inspects it.
 func openPool(ctx workflow.Context, t *tracker, p config.Pool) (imported bool, st contract.PoolState, err error) {
 	short := poolOpts(ctx, p, 15*time.Minute)
+	if err := mount(ctx, t, p); err != nil {
+		return false, st, err
+	}
 	t.st.Phase = "import"
 	if err := workflow.ExecuteActivity(short, contract.PoolImport, p).Get(ctx, &imported); err != nil {
 		return false, st, failStep(&t.st.Phase, &t.st.Error, "import", err)
@@ -307,7 +353,8 @@ func openPool(ctx workflow.Context, t *tracker, p config.Pool) (imported bool, s
 	return imported, st, nil
 }
 
-// closePool exports the pool if this workflow imported it.
+// closePool exports the pool if this workflow imported it (and hands it
+// back to its sessions).
 func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) error {
 	if !imported {
 		return nil
@@ -316,7 +363,7 @@ func closePool(ctx workflow.Context, t *tracker, p config.Pool, imported bool) e
 	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), contract.PoolExport, p).Get(ctx, nil); err != nil {
 		return failStep(&t.st.Phase, &t.st.Error, "export", err)
 	}
-	return nil
+	return unmount(ctx, t, p, true)
 }
 
 // PoolGrow grows every volume of the pool to SizeGiB, in place or by
@@ -725,6 +772,9 @@ func PoolScrub(ctx workflow.Context, in PoolInput) (PoolResult, error) {
 	}
 	t.plan = []string{"pool/import", "pool/scrub", "pool/export"}
 	var imported bool
+	if err := mount(ctx, t, p); err != nil {
+		return PoolResult{}, err
+	}
 	t.st.Phase = "import"
 	t.start("pool/import")
 	if err := workflow.ExecuteActivity(poolOpts(ctx, p, 15*time.Minute), contract.PoolImport, p).Get(ctx, &imported); err != nil {
@@ -774,13 +824,13 @@ func scrubUnderPoolID(ctx workflow.Context, t *tracker, in PoolInput) (PoolResul
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: id,
 		// The scrub exports the pool it imported: let it finish even if
 		// this run is terminated.
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, searchattr.Job{Kind: searchattr.KindScrub, Pool: in.Pool}))
 	for attempt := 1; ; attempt++ {
 		t.st.Phase = "starting the scrub as " + id
 		f := workflow.ExecuteChildWorkflow(cctx, PoolScrubName, in)
@@ -827,6 +877,8 @@ func operationName(workflowType string) string {
 		return "scrub"
 	case PoolDestroyName:
 		return "destroy"
+	case PoolSessionName:
+		return "session"
 	}
 	return "another operation"
 }
@@ -851,6 +903,9 @@ func PoolDestroy(ctx workflow.Context, in PoolDestroyInput) (PoolResult, error) 
 	}
 	t.plan = []string{"pool/zpool-destroy", "pool/delete-volumes"}
 	short := poolOpts(ctx, p, 30*time.Minute)
+	if err := mount(ctx, t, p); err != nil {
+		return PoolResult{}, err
+	}
 	t.st.Phase = "zpool destroy"
 	t.start("pool/zpool-destroy")
 	if err := workflow.ExecuteActivity(short, contract.PoolDestroyZpool, p).Get(ctx, nil); err != nil {

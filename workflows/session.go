@@ -12,6 +12,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/retention"
+	"zcloud/searchattr"
 )
 
 // SessionName is the registered name of Session.
@@ -107,6 +108,9 @@ type session struct {
 	instIdx  int
 	unlocked bool
 	imported bool
+	// hold is the PoolSession child holding the pool's operation id.
+	hold       workflow.ChildWorkflowFuture
+	holdCancel workflow.CancelFunc
 }
 
 // Session is the daily backup session to an EC2 target: launch (or start)
@@ -138,6 +142,7 @@ func Session(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 	if terr := s.teardown(dctx, err != nil); terr != nil && err == nil {
 		err = terr
 	}
+	s.releasePool(dctx)
 	s.cost(dctx)
 	s.res.Seconds = workflow.Now(ctx).Sub(begin).Seconds()
 	switch {
@@ -174,6 +179,11 @@ func (s *session) run(ctx workflow.Context) error {
 		return failStep(nil, nil, "plan", err)
 	}
 	s.res.Plan = s.plan
+	if s.plan.MountsPool {
+		if err := s.holdPool(ctx); err != nil {
+			return err
+		}
+	}
 	prefix := s.in.SnapshotPrefix
 	if prefix == "" {
 		prefix = retention.DefaultPrefix
@@ -254,7 +264,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 		Market: string(inst.Instance.Market), Host: inst.At.Host, Started: workflow.Now(ctx)})
 	s.res.Status.Instances = s.st.Instances
 
-	step := contract.SessionStep{Target: s.plan.Target, At: inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: inst.At, Volumes: inst.Volumes}
 	s.st.Phase = PhaseWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
 	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
@@ -335,12 +345,12 @@ func (s *session) replicateAll(ctx workflow.Context, gen int) (interrupted bool,
 		d.Runs++
 		d.ChildID = fmt.Sprintf("%s/replicate/%d/g%d", wfID, i, gen)
 		running++
-		child := workflow.WithChildOptions(repCtx, workflow.ChildWorkflowOptions{
+		child := workflow.WithChildOptions(repCtx, childJob(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: d.ChildID,
 			// Wait until the child really stopped (its receive is killed)
 			// before exporting the pool under it.
 			WaitForCancellation: true,
-		})
+		}, searchattr.Job{Kind: searchattr.KindReplicate, Datasets: []string{r.Source}, Target: s.plan.Target}))
 		in := ReplicateInput{Source: r.Source, Target: s.plan.Target, TargetDataset: r.TargetDataset, Raw: r.Raw, AllowPlaintext: r.AllowPlaintext,
 			Snapshot: s.st.Snapshot, HeartbeatTimeout: hb, TargetInstance: at.Instance}
 		f := workflow.ExecuteChildWorkflow(child, ReplicateName, in)
@@ -403,7 +413,7 @@ func (s *session) teardown(ctx workflow.Context, quick bool) error {
 			first = failStep(nil, nil, step, err)
 		}
 	}
-	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At}
+	step := contract.SessionStep{Target: s.plan.Target, At: s.inst.At, Volumes: s.inst.Volumes}
 	attempts := int32(6)
 	if quick {
 		attempts = 4

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"zcloud/searchattr"
 )
 
 // DefaultTaskQueue is the task queue when the config names none.
@@ -34,7 +36,7 @@ func All() []Registration {
 		{SnapshotPolicyName, SnapshotPolicy},
 		{PrunePolicyName, PrunePolicy},
 		{PolicyPlanName, PolicyPlan},
-		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy},
+		{PoolCreateName, PoolCreate}, {PoolGrowName, PoolGrow}, {PoolScrubName, PoolScrub}, {PoolDestroyName, PoolDestroy}, {PoolSessionName, PoolSession},
 		{ArchiveName, Archive}, {RestoreName, Restore}, {VerifyName, ArchiveVerify}, {ArchiveDescribeName, ArchiveDescribe}, {ArchiveTickName, ArchiveTick},
 		{SessionName, Session}, {CatalogName, Catalog},
 		{StagingName, Staging},
@@ -48,4 +50,52 @@ func Register(w interface {
 	for _, r := range All() {
 		w.RegisterWorkflowWithOptions(r.Fn, workflow.RegisterOptions{Name: r.Name})
 	}
+}
+
+// JobKind is the kind of job (searchattr's ZcloudKind value and the
+// metrics' kind label) a workflow type does; "" for a type zcloud does
+// not start.
+func JobKind(workflowType string) string {
+	switch workflowType {
+	case ReplicateName:
+		return searchattr.KindReplicate
+	case SessionName:
+		return searchattr.KindSession
+	case ArchiveName, ArchiveTickName:
+		return searchattr.KindArchive
+	case RestoreName:
+		return searchattr.KindRestore
+	case VerifyName:
+		return searchattr.KindDrill
+	case PoolScrubName:
+		return searchattr.KindScrub
+	case PoolGrowName:
+		return searchattr.KindGrow
+	case PoolCreateName, PoolDestroyName:
+		return searchattr.KindPool
+	case SnapshotPolicyName:
+		return searchattr.KindSnapshot
+	case PrunePolicyName:
+		return searchattr.KindPrune
+	case PolicyPlanName:
+		return searchattr.KindPlan
+	case StagingName:
+		return searchattr.KindStaging
+	case CatalogName, ArchiveDescribeName:
+		return searchattr.KindCatalog
+	}
+	return ""
+}
+
+// childJob gives a child run its job's search attributes and summary, as
+// the CLI does for the runs it starts. Only when the parent has attributes
+// itself: a run started without them (a schedule created before zcloud
+// set any, on a namespace where they are not registered) must not fail
+// to start its children on an unknown attribute.
+func childJob(ctx workflow.Context, o workflow.ChildWorkflowOptions, j searchattr.Job) workflow.ChildWorkflowOptions {
+	o.StaticSummary = j.Summary()
+	if workflow.GetTypedSearchAttributes(ctx).Size() > 0 {
+		o.TypedSearchAttributes = j.Attributes()
+	}
+	return o
 }

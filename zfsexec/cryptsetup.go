@@ -47,6 +47,11 @@ func (c Cryptsetup) Open(ctx context.Context, dev zfsname.Device, name zfsname.M
 		return err
 	}
 	_, err := c.R.Run(ctx, Cmd{Argv: OpenArgv(dev, name), Stdin: bytes.NewReader(key)})
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == 2 {
+		// cryptsetup's exit 2: "no permission (bad passphrase)".
+		ee.Kind = ErrKeyIncorrect
+	}
 	return err
 }
 

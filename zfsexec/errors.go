@@ -55,6 +55,14 @@ const (
 	// into or to abort (zfs receive -A of nothing; a resume stream after
 	// the partial state was discarded).
 	ErrNoResumeState
+	// ErrNoSuchPool: the pool is not imported (zpool list/status) or not
+	// importable (zpool import). It is also an ErrDatasetNotFound
+	// (errors.Is), as it was before it had a kind of its own.
+	ErrNoSuchPool
+	// ErrPoolInUseElsewhere: zpool import refused a pool last imported by
+	// another host that did not export it (a crashed or interrupted
+	// instance); -f takes it.
+	ErrPoolInUseElsewhere
 )
 
 func (k ErrorKind) Error() string { return k.String() }
@@ -95,6 +103,10 @@ func (k ErrorKind) String() string {
 		return "resume token is stale (its snapshot changed or is gone)"
 	case ErrNoResumeState:
 		return "target has no partial receive state"
+	case ErrNoSuchPool:
+		return "no such pool"
+	case ErrPoolInUseElsewhere:
+		return "pool was last in use on another system"
 	}
 	return "unknown error"
 }
@@ -130,8 +142,14 @@ var classifiers = []struct {
 	{"most recent snapshot of", ErrStreamMismatch},
 	{"cannot receive incremental stream", ErrStreamMismatch},
 	{"destination already exists", ErrExists},
+	// zpool import of a pool another host did not export (OpenZFS: "pool
+	// was previously in use from another system"; older: "pool may be in
+	// use from other system").
+	{"in use from another system", ErrPoolInUseElsewhere},
+	{"in use from other system", ErrPoolInUseElsewhere},
 	{"does not exist", ErrDatasetNotFound},
-	{"no such pool", ErrDatasetNotFound},
+	// "cannot open 'x': no such pool", "cannot import 'x': no such pool available".
+	{"no such pool", ErrNoSuchPool},
 	{"no such dataset", ErrDatasetNotFound},
 	{"could not find any snapshots", ErrDatasetNotFound},
 	{"dataset already exists", ErrExists},

@@ -24,8 +24,8 @@ func TestClassifyResumeCapture(t *testing.T) {
 		{"zfs list -H -o name nopool/x", "dataset does not exist", ErrDatasetNotFound},
 		{"zfs get -H -o value receive_resume_token nopool/x", "dataset does not exist", ErrDatasetNotFound},
 		{"zfs send nopool/x@s", "dataset does not exist", ErrDatasetNotFound},
-		{"zpool import nopool", "no such pool available", ErrDatasetNotFound},
-		{"zpool status nopool", "no such pool", ErrDatasetNotFound},
+		{"zpool import nopool", "no such pool available", ErrNoSuchPool},
+		{"zpool status nopool", "no such pool", ErrNoSuchPool},
 		{"zfs send tank/src@b | zfs receive -s tank/dst4", "must specify -F", ErrExists},
 		{"zfs send -i @s1 tank/enc@s2 | zfs receive tank/rawdst", "inherited key must be loaded", ErrKeyNotLoaded},
 	}

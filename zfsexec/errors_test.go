@@ -1,9 +1,12 @@
 package zfsexec
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+
+	"zcloud/zfsname"
 )
 
 // Every failing block in the captures must classify to the kind a caller
@@ -36,7 +39,7 @@ func TestClassifyCaptures(t *testing.T) {
 		{"zfs-fuse-0.7.0/live-capture.txt", "zfs release t1", ErrHoldNotFound},
 		{"zfs-fuse-0.7.0/live-capture.txt", "receive_resume_token", ErrUsage},
 		{"zfs-fuse-0.7.0/live-capture.txt", "@nope", ErrDatasetNotFound},
-		{"zfs-fuse-0.7.0/live-capture.txt", "status nopool", ErrDatasetNotFound},
+		{"zfs-fuse-0.7.0/live-capture.txt", "status nopool", ErrNoSuchPool},
 	}
 	for _, c := range cases {
 		found := false
@@ -67,5 +70,41 @@ func TestExitErrorIsKind(t *testing.T) {
 	// A missing device is not a missing command.
 	if Classify("cannot open '/dev/nvme9n1': No such file or directory") == ErrCommandNotFound {
 		t.Error("missing device classified as command not found")
+	}
+}
+
+// The pool kinds: a missing pool is still a missing dataset to callers
+// that only ask that; a pool another host did not export has its own kind;
+// cryptsetup's exit 2 is a refused key.
+func TestPoolErrorKinds(t *testing.T) {
+	missing := error(&ExitError{Argv: []string{"zpool", "status", "nopool"}, Code: 1, Kind: exitKind(1, "cannot open 'nopool': no such pool\n")})
+	if !errors.Is(missing, ErrNoSuchPool) || !errors.Is(missing, ErrDatasetNotFound) || errors.Is(missing, ErrBusy) {
+		t.Errorf("no such pool: kind %v", missing.(*ExitError).Kind)
+	}
+	notMissing := error(&ExitError{Code: 1, Kind: exitKind(1, "cannot open 'p/x': dataset does not exist")})
+	if errors.Is(notMissing, ErrNoSuchPool) {
+		t.Error("a missing dataset is not a missing pool")
+	}
+	// OpenZFS 2.3 (zpool_main.c) and the older wording.
+	for _, msg := range []string{
+		"cannot import 'tank': pool was previously in use from another system.\nLast accessed by ip-10-0-0-1 (hostid=1a2b3c4d) at Mon Dec  7 02:31:09 2026\nThe pool can be imported, use 'zpool import -f' to import the pool.\n",
+		"cannot import 'tank': pool may be in use from other system\nuse '-f' to import anyway\n",
+	} {
+		if k := exitKind(1, msg); k != ErrPoolInUseElsewhere {
+			t.Errorf("%q: kind %v, want %v", msg, k, ErrPoolInUseElsewhere)
+		}
+	}
+}
+
+func TestCryptsetupOpenRefusedKey(t *testing.T) {
+	dev, _ := zfsname.ParseDevice("/dev/xvdf")
+	line := strings.Join(OpenArgv(dev, "zc-x"), " ")
+	r := newReplay(block{Cmd: line, RC: 2, Out: "No key available with this passphrase.\n"})
+	if err := (Cryptsetup{R: r}).Open(context.Background(), dev, "zc-x", []byte("0123456789abcdef0123")); !errors.Is(err, ErrKeyIncorrect) {
+		t.Fatalf("exit 2: %v", err)
+	}
+	r = newReplay(block{Cmd: line, RC: 4, Out: "Device /dev/xvdf does not exist or access denied.\n"})
+	if err := (Cryptsetup{R: r}).Open(context.Background(), dev, "zc-x", []byte("0123456789abcdef0123")); err == nil || errors.Is(err, ErrKeyIncorrect) {
+		t.Fatalf("exit 4 is not a refused key: %v", err)
 	}
 }

@@ -65,7 +65,7 @@ func (e *ExitError) Error() string {
 // Is lets errors.Is(err, ErrDatasetNotFound) and friends match on the kind.
 func (e *ExitError) Is(target error) bool {
 	k, ok := target.(ErrorKind)
-	return ok && k != KindUnknown && k == e.Kind
+	return ok && k != KindUnknown && (k == e.Kind || k == ErrDatasetNotFound && e.Kind == ErrNoSuchPool)
 }
 
 // startFunc starts argv with the given streams and returns a wait function

@@ -26,6 +26,7 @@ var pure = map[string]bool{
 	"zcloud/cloud/ec2/ec2types":   true,
 	"zcloud/archive/archivetypes": true,
 	"zcloud/bootstrap":            true, // renders the first-boot script text
+	"zcloud/searchattr":           true, // search attribute names and values
 }
 
 // forbidden are third-party or standard packages whose presence means I/O.

@@ -15,9 +15,21 @@ import (
 	"zcloud/logging"
 )
 
+// Option adjusts the client's options.
+type Option func(*client.Options)
+
+// WithMetrics has the SDK report its own metrics to h (the worker's
+// /metrics); without it they go nowhere.
+func WithMetrics(h client.MetricsHandler) Option {
+	return func(o *client.Options) { o.MetricsHandler = h }
+}
+
 // Dial connects to the configured Temporal server.
-func Dial(c config.Temporal, log *zap.Logger) (client.Client, error) {
+func Dial(c config.Temporal, log *zap.Logger, options ...Option) (client.Client, error) {
 	opts := client.Options{HostPort: c.Address, Namespace: c.Namespace, Logger: logging.NewTemporal(log)}
+	for _, o := range options {
+		o(&opts)
+	}
 	tlsCfg, err := tlsConfig(c.TLS)
 	if err != nil {
 		return nil, err

@@ -28,10 +28,10 @@ var DefaultBackoff = Backoff{First: time.Second, Max: 30 * time.Second}
 // yet, restarting) it logs why and tries again with backoff until ctx ends,
 // instead of exiting at once. Errors that waiting cannot fix (a bad TLS
 // file, a refused certificate) return at once.
-func DialWait(ctx context.Context, c config.Temporal, log *zap.Logger, b Backoff) (client.Client, error) {
+func DialWait(ctx context.Context, c config.Temporal, log *zap.Logger, b Backoff, options ...Option) (client.Client, error) {
 	wait := b.First
 	for attempt := 1; ; attempt++ {
-		cl, err := Dial(c, log)
+		cl, err := Dial(c, log, options...)
 		if err == nil {
 			if attempt > 1 {
 				log.Info("connected to Temporal", zap.String("address", c.Address), zap.Int("attempts", attempt))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"zcloud/searchattr"
 )
 
 // Temporal is a real Temporal server (the CLI's dev server, in memory).
@@ -67,6 +69,9 @@ func StartTemporalOn(logPath string, port int, withUI bool) (*Temporal, error) {
 	httpPort, metrics := FreePort(), FreePort()
 	args := []string{bin, "server", "start-dev", "--ip", "127.0.0.1", "--port", fmt.Sprint(port),
 		"--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metrics), "--log-level", "error"}
+	// zcloud's search attributes, as on a real cluster (docs/operations.md):
+	// the CLI sets them on every workflow it starts.
+	args = append(args, searchattr.DevServerFlags()...)
 	ui := ""
 	if withUI {
 		uiPort := FreePort()
