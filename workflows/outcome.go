@@ -184,6 +184,7 @@ func (g *approvalGate) wait(ctx workflow.Context, planID string, timeout time.Du
 	*g.phase = PhaseAwaitingApproval
 	*deadline = workflow.Now(ctx).Add(timeout)
 	workflow.GetLogger(ctx).Info(g.plan+" waits for approval", "dataset", g.dataset, "plan", planID)
+	g.notifyWaits(ctx, *deadline)
 	decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return g.decision != nil })
 	switch {
 	case err != nil:
