@@ -27,8 +27,17 @@ import (
 // archived snapshot to the newest; skip when there is no new snapshot or
 // (where ZFS reports `written`) nothing changed since the last one.
 func (a *Activities) PlanArchive(ctx context.Context, req contract.ArchivePlanRequest) (contract.ArchivePlan, error) {
-	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+	d, err := a.allowArchive(req.Dataset.String())
+	if err != nil {
 		return contract.ArchivePlan{}, err
+	}
+	if err := a.allowCycle(d, req.Period); err != nil {
+		return contract.ArchivePlan{}, err
+	}
+	if req.Limits != nil {
+		if err := a.allowArchiveLimits(d, *req.Limits); err != nil {
+			return contract.ArchivePlan{}, err
+		}
 	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
@@ -296,7 +305,11 @@ func snapByGUID(snaps []zfsexec.SnapshotInfo, guid uint64) (zfsname.Snapshot, bo
 // cycle's full, and only if both pass marks the cycle Verified in the
 // manifest: from then on older cycles may be deleted.
 func (a *Activities) CheckArchiveCycle(ctx context.Context, req contract.CycleCheckRequest) (contract.CycleCheck, error) {
-	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+	d, err := a.allowArchive(req.Dataset.String())
+	if err != nil {
+		return contract.CycleCheck{}, err
+	}
+	if err := a.allowSanity(d, req.SanityMinPercent, req.AcceptSmaller); err != nil {
 		return contract.CycleCheck{}, err
 	}
 	out := contract.CycleCheck{Cycle: req.Cycle}
@@ -388,6 +401,13 @@ func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.Delet
 	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
 		return contract.DeletionPlan{}, err
 	}
+	if err := a.allowForce(req.Force); err != nil {
+		return contract.DeletionPlan{}, err
+	}
+	if err := a.allowDeleteLimits(req.MaxDeleteCycles, req.MaxDeleteBytes); err != nil {
+		return contract.DeletionPlan{}, err
+	}
+	req.Now = workerNow(req.Now)
 	p := contract.DeletionPlan{Dataset: req.Dataset.String()}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
@@ -465,6 +485,10 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.Delet
 	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
 		return contract.DeletionReport{}, err
 	}
+	if err := a.allowForce(req.Force); err != nil {
+		return contract.DeletionReport{}, err
+	}
+	req.Now = workerNow(req.Now)
 	var rep contract.DeletionReport
 	st, err := a.archiveStore(ctx)
 	if err != nil {

@@ -108,6 +108,13 @@ every dataset under archive.datasets) and prints its progress:
 			if err != nil {
 				return err
 			}
+			// The worker refuses a waiver its config does not allow; say so before starting.
+			if force && !cfg.Archive.AllowForce {
+				return fmt.Errorf("--force needs archive.allow_force: true in the worker's config (docs/archive.md)")
+			}
+			if acceptSmaller && !cfg.Archive.AllowAcceptSmaller {
+				return fmt.Errorf("--accept-smaller needs archive.allow_accept_smaller: true in the worker's config (docs/archive.md)")
+			}
 			cl, _, err := a.client()
 			if err != nil {
 				return err
@@ -139,8 +146,8 @@ every dataset under archive.datasets) and prints its progress:
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply)")
-	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank)")
+	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply; needs archive.allow_force in the worker's config)")
+	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank; needs archive.allow_accept_smaller in the worker's config)")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
 	return c
 }
@@ -415,8 +422,7 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 }
 
 func archiveScheduleCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "schedule",
 		Short: "Create or update the archive (and restore drill) Schedules from the config; remove stale ones",
 		Long: `Makes the Temporal Schedules match 'archive:' in the config: per dataset,
@@ -427,20 +433,7 @@ tick while the previous run still runs (e.g. waits for a deletion approval).
 Archive Schedules of datasets no longer configured are deleted; their archives
 stay in the store.`,
 		Example: "  zcloud archive schedule --dry-run\n  zcloud archive schedule",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyArchiveSchedules(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyArchiveSchedules)
 }
 
 func applyArchiveSchedules(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error {

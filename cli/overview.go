@@ -272,7 +272,9 @@ func jobState(ctx context.Context, cl client.Client, cfg *config.Config, j job) 
 		default: // failed, timed out, terminated, cancelled
 			if js.LastFailure.IsZero() {
 				js.LastFailure = r.GetCloseTime().AsTime()
-				if err := cl.GetWorkflow(ctx, r.GetExecution().GetWorkflowId(), r.GetExecution().GetRunId()).Get(ctx, nil); err != nil {
+				if r.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_CANCELED {
+					js.Cause = cancelCause(ctx, cl, r.GetExecution().GetWorkflowId(), r.GetExecution().GetRunId())
+				} else if err := cl.GetWorkflow(ctx, r.GetExecution().GetWorkflowId(), r.GetExecution().GetRunId()).Get(ctx, nil); err != nil {
 					js.Cause = rootMessage(err)
 				} else {
 					js.Cause = strings.ToLower(strings.TrimPrefix(r.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
