@@ -432,8 +432,7 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 }
 
 func archiveScheduleCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "schedule",
 		Short: "Create or update the archive (and restore drill) Schedules from the config; remove stale ones",
 		Long: `Makes the Temporal Schedules match 'archive:' in the config: per dataset,
@@ -444,20 +443,7 @@ tick while the previous run still runs (e.g. waits for a deletion approval).
 Archive Schedules of datasets no longer configured are deleted; their archives
 stay in the store.`,
 		Example: "  zcloud archive schedule --dry-run\n  zcloud archive schedule",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyArchiveSchedules(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyArchiveSchedules)
 }
 
 func applyArchiveSchedules(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error {

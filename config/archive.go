@@ -21,6 +21,7 @@ const (
 	DefaultArchivePrefix     = "zcloud"
 	DefaultArchiveDir        = "/var/lib/zcloud/archive" // kind local
 	DefaultRestoreDays       = 3
+	DefaultMaxRestoreDays    = 30
 	DefaultArchivePartSize   = 16 << 20
 	DefaultArchiveParallel   = 4
 	DefaultArchiveHostKeyRef = "archive-host"
@@ -46,6 +47,13 @@ type Archive struct {
 	RestoreTier string `yaml:"restore_tier"`
 	// RestoreDays is how long restored copies of cold objects stay readable.
 	RestoreDays int `yaml:"restore_days"`
+	// MaxRestoreTier is the most expensive retrieval tier a restore or
+	// drill may ask for (Bulk < Standard < Expedited; default Standard, or
+	// restore_tier / verify_tier when one of those is dearer), and
+	// MaxRestoreDays the longest a restored copy may be kept readable
+	// (default 30): a workflow input chooses within them.
+	MaxRestoreTier string `yaml:"max_restore_tier"`
+	MaxRestoreDays int    `yaml:"max_restore_days"`
 	// RestorePoll overrides the interval between restore-status polls
 	// (default from the tier: Expedited 1m, Standard 15m, Bulk 1h).
 	RestorePoll time.Duration `yaml:"restore_poll"`
@@ -234,6 +242,17 @@ func (a *Archive) applyDefaults() {
 	if a.RestoreDays == 0 {
 		a.RestoreDays = DefaultRestoreDays
 	}
+	if a.MaxRestoreTier == "" {
+		a.MaxRestoreTier = "Standard"
+		for _, t := range []string{a.RestoreTier, a.VerifyTier} {
+			if TierRank(t) > TierRank(a.MaxRestoreTier) {
+				a.MaxRestoreTier = t
+			}
+		}
+	}
+	if a.MaxRestoreDays == 0 {
+		a.MaxRestoreDays = max(DefaultMaxRestoreDays, a.RestoreDays)
+	}
 	if a.Schedule == 0 {
 		a.Schedule = DefaultArchiveSchedule
 	}
@@ -268,6 +287,20 @@ func (a *Archive) applyDefaults() {
 
 var archiveClasses = map[string]bool{"STANDARD": true, "GLACIER": true, "DEEP_ARCHIVE": true, "GLACIER_IR": true}
 var restoreTiers = map[string]bool{"Expedited": true, "Standard": true, "Bulk": true}
+
+// TierRank orders retrieval tiers by cost: Bulk 0, Standard 1,
+// Expedited 2; anything else -1.
+func TierRank(tier string) int {
+	switch tier {
+	case "Bulk":
+		return 0
+	case "Standard":
+		return 1
+	case "Expedited":
+		return 2
+	}
+	return -1
+}
 
 // validate checks the archive section; every error names its field.
 func (a Archive) validate() error {
@@ -336,6 +369,17 @@ func (a Archive) validate() error {
 	}
 	if !restoreTiers[a.VerifyTier] {
 		return fieldErr(f+".verify_tier", "must be Expedited, Standard or Bulk, not %q", a.VerifyTier)
+	}
+	if !restoreTiers[a.MaxRestoreTier] {
+		return fieldErr(f+".max_restore_tier", "must be Expedited, Standard or Bulk, not %q", a.MaxRestoreTier)
+	}
+	for _, t := range [][2]string{{"restore_tier", a.RestoreTier}, {"verify_tier", a.VerifyTier}} {
+		if TierRank(t[1]) > TierRank(a.MaxRestoreTier) {
+			return fieldErr(f+"."+t[0], "%s is dearer than max_restore_tier %s", t[1], a.MaxRestoreTier)
+		}
+	}
+	if a.MaxRestoreDays < 1 || a.RestoreDays > a.MaxRestoreDays {
+		return fieldErr(f+".max_restore_days", "must be at least 1 and at least restore_days (%d), got %d", a.RestoreDays, a.MaxRestoreDays)
 	}
 	if a.RestoreDays < 1 {
 		return fieldErr(f+".restore_days", "must be at least 1, got %d", a.RestoreDays)

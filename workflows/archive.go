@@ -130,16 +130,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 
 	if plan.Action != contract.ArchiveSkip {
 		st.Phase = PhaseUploading
-		hb := in.HeartbeatTimeout
-		if hb == 0 {
-			hb = streamHeartbeatTimeout
-		}
-		long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 72 * time.Hour,
-			HeartbeatTimeout:    hb,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
-				MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
-		})
+		long := streamActivity(ctx, in.HeartbeatTimeout, streamHeartbeatTimeout, 20)
 		req := contract.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
 			Raw: in.Raw, Class: contract.StorageClass(in.Class)}
 		var rep contract.ArchiveStreamReport
