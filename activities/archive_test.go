@@ -49,7 +49,8 @@ func newArchiveFixture(t *testing.T, class objstore.Class) *archiveFixture {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`archive: {store: {kind: local, dir: %q, part_size: 1048576, class: %s}, recipients: [%s], host_identity: host, restore_identity: owner, datasets: [{dataset: tank/data, cycle: 30d}]}`,
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`archive: {store: {kind: local, dir: %q, part_size: 1048576, class: %s}, recipients: [%s], host_identity: host, restore_identity: owner, datasets: [{dataset: tank/data, cycle: 30d}],
+  allow_force: true, allow_accept_smaller: true, max_delete_cycles: -1}`,
 		dir, class, f.owner.Recipient())))
 	if err != nil {
 		t.Fatal(err)
@@ -275,5 +276,54 @@ func TestVerifyArchiveStreamFindsCorruption(t *testing.T) {
 	r := verify()
 	if r.OK || r.Finding == nil || r.Finding.Kind != "corrupt" || r.Finding.Key != s.Key || !strings.Contains(r.Finding.Detail, "part 2") {
 		t.Fatalf("damaged stream: %+v", r)
+	}
+}
+
+// An archive run's limits may be stricter than the config, never looser:
+// each is refused, naming the field, by the step that uses it (and all of
+// them by PlanArchive, before anything is sent).
+func TestArchiveLimitsNoLooserThanTheConfig(t *testing.T) {
+	f := newArchiveFixture(t, objstore.Glacier)
+	ar := &f.a.Config.Archive
+	ar.AllowForce, ar.AllowAcceptSmaller = false, false
+	one, mib := 1, int64(1<<20)
+	ar.MaxDeleteCycles, ar.MaxDeleteBytes = &one, &mib
+	ok := contract.ArchiveLimits{SanityMinPercent: 50, MaxDeleteCycles: 1, MaxDeleteBytes: 1 << 20}
+	cycle := 30 * 24 * time.Hour
+	for field, l := range map[string]contract.ArchiveLimits{
+		"sanity_min_percent": {SanityMinPercent: 10, MaxDeleteCycles: 1, MaxDeleteBytes: 1 << 20},
+		"accept_smaller":     {SanityMinPercent: 50, AcceptSmaller: true, MaxDeleteCycles: 1, MaxDeleteBytes: 1 << 20},
+		"force":              {SanityMinPercent: 50, Force: true, MaxDeleteCycles: 1, MaxDeleteBytes: 1 << 20},
+		"max_delete_cycles":  {SanityMinPercent: 50, MaxDeleteCycles: -1, MaxDeleteBytes: 1 << 20},
+		"max_delete_bytes":   {SanityMinPercent: 50, MaxDeleteCycles: 0, MaxDeleteBytes: 2 << 20},
+	} {
+		_, err := f.env.ExecuteActivity(f.a.PlanArchive, contract.ArchivePlanRequest{Dataset: f.ds, Now: time.Now(), Period: cycle, Limits: &l})
+		wantNotAllowed(t, err, field)
+	}
+	_, err := f.env.ExecuteActivity(f.a.PlanArchive, contract.ArchivePlanRequest{Dataset: f.ds, Now: time.Now(), Period: time.Hour, Limits: &ok})
+	wantNotAllowed(t, err, "cycle")
+	_, err = f.env.ExecuteActivity(f.a.CheckArchiveCycle, contract.CycleCheckRequest{Dataset: f.ds, Cycle: "c1", SanityMinPercent: 0})
+	wantNotAllowed(t, err, "sanity_min_percent")
+	_, err = f.env.ExecuteActivity(f.a.PlanArchiveDeletion, contract.DeletionPlanRequest{Dataset: f.ds, Now: time.Now(), MaxDeleteCycles: 2, MaxDeleteBytes: 0})
+	wantNotAllowed(t, err, "max_delete_cycles")
+	_, err = f.env.ExecuteActivity(f.a.DeleteArchiveCycles, contract.DeleteCyclesRequest{Dataset: f.ds, Cycles: []string{"c1"}, Now: time.Now(), Force: true})
+	wantNotAllowed(t, err, "force")
+
+	// A request's time in the future cannot end a minimum storage early:
+	// c1 (GLACIER, 90 days) was uploaded 10 days ago.
+	f.add(archivetypes.Full, "c1", 0, 1, 1<<20, time.Now().Add(-10*24*time.Hour))
+	f.add(archivetypes.Full, "c2", 0, 2, 1<<20, time.Now())
+	if _, err := f.env.ExecuteActivity(f.a.CheckArchiveCycle, contract.CycleCheckRequest{Dataset: f.ds, Cycle: "c2", SanityMinPercent: 50}); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(365 * 24 * time.Hour)
+	v, err := f.env.ExecuteActivity(f.a.DeleteArchiveCycles, contract.DeleteCyclesRequest{Dataset: f.ds, Cycles: []string{"c1"}, Now: future})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep contract.DeletionReport
+	v.Get(&rep)
+	if len(rep.Deleted) != 0 || len(f.manifest().Cycles) != 2 {
+		t.Fatalf("a future time deleted c1 before its minimum storage: %+v", rep)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
+	"zcloud/cloud/objstore"
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/retention"
@@ -144,6 +146,117 @@ func (a *Activities) allowArchiveStream(dataset string, class string, raw bool) 
 	}
 	if raw != d.Raw {
 		return notAllowed("raw", "the configuration archives %s with raw: %t", dataset, d.Raw)
+	}
+	return nil
+}
+
+// allowArchiveLimits checks an archive run's safety limits against the
+// config, all at once (PlanArchive does, before anything is sent).
+func (a *Activities) allowArchiveLimits(d config.ArchiveDataset, l contract.ArchiveLimits) error {
+	if err := a.allowSanity(d, l.SanityMinPercent, l.AcceptSmaller); err != nil {
+		return err
+	}
+	if err := a.allowForce(l.Force); err != nil {
+		return err
+	}
+	return a.allowDeleteLimits(l.MaxDeleteCycles, l.MaxDeleteBytes)
+}
+
+// allowCycle: a run may start new cycles less often than the config says,
+// never more often (each new verified cycle lets rotation delete older
+// ones, and their snapshots with them).
+func (a *Activities) allowCycle(d config.ArchiveDataset, period time.Duration) error {
+	if period < d.Cycle.Duration() {
+		return notAllowed("cycle", "the configuration starts a new cycle of %s every %s", d.Dataset, d.Cycle)
+	}
+	return nil
+}
+
+// allowSanity: the sanity check of a new full may be stricter than the
+// config's, and waived (accept_smaller) only where the config allows it.
+func (a *Activities) allowSanity(d config.ArchiveDataset, minPercent float64, acceptSmaller bool) error {
+	cfg := config.DefaultSanityMinPercent
+	if d.SanityMinPercent != nil {
+		cfg = *d.SanityMinPercent
+	}
+	if minPercent < cfg {
+		return notAllowed("sanity_min_percent", "the configuration checks every new full of %s against %g%% of the previous one", d.Dataset, cfg)
+	}
+	if acceptSmaller && !a.Config.Archive.AllowAcceptSmaller {
+		return notAllowed("accept_smaller", "archive.allow_accept_smaller is not set in the configuration")
+	}
+	return nil
+}
+
+// allowForce: deleting before the minimum storage duration only where the
+// config allows it.
+func (a *Activities) allowForce(force bool) error {
+	if force && !a.Config.Archive.AllowForce {
+		return notAllowed("force", "archive.allow_force is not set in the configuration")
+	}
+	return nil
+}
+
+// allowDeleteLimits: the approval limits of a rotation may be lower than
+// the config's, never higher or off.
+func (a *Activities) allowDeleteLimits(cycles int, bytes int64) error {
+	ar := a.Config.Archive
+	cfgCycles, cfgBytes := config.DefaultMaxDeleteCycles, int64(-1)
+	if ar.MaxDeleteCycles != nil {
+		cfgCycles = *ar.MaxDeleteCycles
+	}
+	if ar.MaxDeleteBytes != nil {
+		cfgBytes = *ar.MaxDeleteBytes
+	}
+	if looser(float64(cycles), float64(cfgCycles)) {
+		return notAllowed("max_delete_cycles", "the configuration's limit is %d (archive.max_delete_cycles)", cfgCycles)
+	}
+	if looser(float64(bytes), float64(cfgBytes)) {
+		return notAllowed("max_delete_bytes", "the configuration's limit is %d (archive.max_delete_bytes)", cfgBytes)
+	}
+	return nil
+}
+
+// workerNow is t, or the worker's clock if t is later: a request's time
+// can hold a deletion back, never bring a minimum storage duration's end
+// forward.
+func workerNow(t time.Time) time.Time {
+	if now := time.Now().UTC(); t.After(now) {
+		return now
+	}
+	return t
+}
+
+// allowRetrieval checks a retrieval's tier and days against the config's
+// caps (archive.max_restore_tier, archive.max_restore_days): an input
+// chooses how fast and how long within what the operator pays for.
+func (a *Activities) allowRetrieval(tier objstore.Tier, days int) error {
+	ar := a.Config.Archive
+	maxTier, maxDays := ar.MaxRestoreTier, ar.MaxRestoreDays
+	if maxTier == "" {
+		maxTier = "Standard"
+	}
+	if maxDays == 0 {
+		maxDays = config.DefaultMaxRestoreDays
+	}
+	if tier != "" && config.TierRank(string(tier)) > config.TierRank(maxTier) {
+		return notAllowed("tier", "the configuration allows retrievals up to %s (archive.max_restore_tier)", maxTier)
+	}
+	if days > maxDays {
+		return notAllowed("days", "the configuration keeps restored copies readable for at most %d days (archive.max_restore_days)", maxDays)
+	}
+	return nil
+}
+
+// allowStoreKeys checks that every key is an object of this worker's
+// archive (under archive.store.prefix): a retrieval request restores
+// nothing else in the bucket or vault.
+func (a *Activities) allowStoreKeys(keys []string) error {
+	prefix := a.archivePrefix() + "/"
+	for i, k := range keys {
+		if !strings.HasPrefix(k, prefix) || strings.Contains(k, "..") {
+			return notAllowed(fmt.Sprintf("keys[%d]", i), "%q is not under the archive's prefix %s in the configuration", k, prefix)
+		}
 	}
 	return nil
 }

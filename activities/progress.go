@@ -76,13 +76,17 @@ func (mr *meteredReader) Read(p []byte) (int, error) {
 }
 
 func (m *meter) progress(phase string, total int64) contract.Progress {
-	n := m.n.Load()
-	secs := time.Since(m.start).Seconds()
+	return progressSince(m.start, phase, "", m.n.Load(), total)
+}
+
+// progressSince is the heartbeat payload of n of total bytes counted since
+// start.
+func progressSince(start time.Time, phase, detail string, n, total int64) contract.Progress {
 	rate := 0.0
-	if secs > 0 {
-		rate = float64(n) / secs
+	if s := time.Since(start).Seconds(); s > 0 {
+		rate = float64(n) / s
 	}
-	return contract.Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate}
+	return contract.Progress{Phase: phase, Bytes: n, Total: total, BytesPerSec: rate, Detail: detail}
 }
 
 // heartbeatBytes reports a byte counter while a long activity runs: on the
@@ -100,12 +104,9 @@ func (a *Activities) heartbeatBytes(ctx context.Context, phase, detail string, t
 	}
 	start := time.Now()
 	return heartbeatEvery(ctx, every, func() contract.Progress {
-		b := n.Load()
-		rate := 0.0
-		if s := time.Since(start).Seconds(); s > 0 {
-			rate = float64(b) / s
-		}
-		return contract.Progress{Phase: phase, Bytes: b, Total: total, BytesPerSec: rate, Detail: detail, Live: live}
+		p := progressSince(start, phase, detail, n.Load(), total)
+		p.Live = live
+		return p
 	}, untrack)
 }
 

@@ -2,6 +2,9 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -16,27 +19,71 @@ type Problem struct {
 
 func (p Problem) String() string { return fmt.Sprintf("%s (%s): %v", p.Stream.Key, p.Stream.ID, p.Err) }
 
-// VerifyHead checks, without reading data, that every stream's object
-// exists with the recorded size and (where the store reports it) SHA-256.
-// Rotation runs it on a new full before deleting the old cycle.
+// VerifyHead checks, without reading data, that every stream's objects
+// exist with the recorded size and SHA-256. Where the store keeps its own
+// checksum (S3's SHA-256, computed by S3 from the bytes it received) that
+// is what is compared, so an object is checked even without zcloud's own
+// metadata (an upload cut short before its tag was written); else the
+// SHA-256 zcloud recorded with the object, where there is one. Rotation
+// runs it on a new full before deleting the old cycle.
 func VerifyHead(ctx context.Context, st objstore.Store, streams []Stream) []Problem {
 	var out []Problem
 	for _, s := range streams {
-		if s.Parity != nil {
-			out = append(out, verifyHeadParts(ctx, st, s)...)
+		check := func(key string, size int64, sha string, parts []objstore.Part) {
+			if err := headMatches(ctx, st, key, size, sha, parts); err != nil {
+				out = append(out, Problem{s, err})
+			}
+		}
+		if s.Parity == nil {
+			check(s.Key, s.StoredSize, s.StoredSHA256, s.Parts)
 			continue
 		}
-		info, err := st.Head(ctx, s.Key)
-		switch {
-		case err != nil:
-			out = append(out, Problem{s, err})
-		case info.Size != s.StoredSize:
-			out = append(out, Problem{s, &objstore.CorruptError{Key: s.Key, Detail: fmt.Sprintf("size %d, manifest says %d", info.Size, s.StoredSize)}})
-		case info.SHA256 != "" && info.SHA256 != s.StoredSHA256:
-			out = append(out, Problem{s, &objstore.CorruptError{Key: s.Key, Detail: fmt.Sprintf("sha256 %s, manifest says %s", info.SHA256, s.StoredSHA256)}})
+		for _, p := range s.Parts {
+			check(PartKey(s.Key, p.Number), p.Size, p.SHA256, nil)
+		}
+		for _, sh := range s.Parity.Shards {
+			g, j := s.Parity.shardPos(sh.Number)
+			check(ParityKey(s.Key, g, j), sh.Size, sh.SHA256, nil)
 		}
 	}
 	return out
+}
+
+// headMatches checks one object's HEAD against the manifest: size, then
+// the store's own checksum (against the whole SHA-256, or the checksum of
+// the parts' checksums for a multipart upload), else zcloud's recorded one.
+func headMatches(ctx context.Context, st objstore.Store, key string, size int64, sha string, parts []objstore.Part) error {
+	info, err := st.Head(ctx, key)
+	switch {
+	case err != nil:
+		return err
+	case info.Size != size:
+		return &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("size %d, manifest says %d", info.Size, size)}
+	case info.StoreSHA256 != "":
+		got, _, _ := strings.Cut(info.StoreSHA256, "-") // AWS: "<base64>-<parts>" for multipart
+		if got != b64(sha) && (len(parts) < 2 || got != compositeSHA256(parts)) {
+			return &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("the store's own SHA-256 checksum %s does not match the manifest's sha256 %s", info.StoreSHA256, sha)}
+		}
+	case info.SHA256 != "" && info.SHA256 != sha:
+		return &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("sha256 %s, manifest says %s", info.SHA256, sha)}
+	}
+	return nil
+}
+
+// compositeSHA256 is S3's checksum of a multipart object: the SHA-256 of
+// its parts' SHA-256 digests, concatenated, in base64.
+func compositeSHA256(parts []objstore.Part) string {
+	h := sha256.New()
+	for _, p := range parts {
+		b, _ := hex.DecodeString(p.SHA256)
+		h.Write(b)
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+func b64(hexSum string) string {
+	b, _ := hex.DecodeString(hexSum)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // VerifyData re-reads every part of every stream and checks it against the
@@ -98,29 +145,4 @@ func Orphans(ctx context.Context, st objstore.Store, prefix string, m *Manifest)
 		}
 	}
 	return out, nil
-}
-
-// verifyHeadParts is VerifyHead for a stream stored as part objects: every
-// part and parity object exists with the recorded size and SHA-256.
-func verifyHeadParts(ctx context.Context, st objstore.Store, s Stream) []Problem {
-	var out []Problem
-	check := func(key string, want objstore.Part) {
-		info, err := st.Head(ctx, key)
-		switch {
-		case err != nil:
-			out = append(out, Problem{s, err})
-		case info.Size != want.Size:
-			out = append(out, Problem{s, &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("size %d, manifest says %d", info.Size, want.Size)}})
-		case info.SHA256 != "" && info.SHA256 != want.SHA256:
-			out = append(out, Problem{s, &objstore.CorruptError{Key: key, Detail: fmt.Sprintf("sha256 %s, manifest says %s", info.SHA256, want.SHA256)}})
-		}
-	}
-	for _, p := range s.Parts {
-		check(PartKey(s.Key, p.Number), p)
-	}
-	for _, sh := range s.Parity.Shards {
-		g, j := s.Parity.shardPos(sh.Number)
-		check(ParityKey(s.Key, g, j), sh)
-	}
-	return out
 }

@@ -108,6 +108,13 @@ every dataset under archive.datasets) and prints its progress:
 			if err != nil {
 				return err
 			}
+			// The worker refuses a waiver its config does not allow; say so before starting.
+			if force && !cfg.Archive.AllowForce {
+				return fmt.Errorf("--force needs archive.allow_force: true in the worker's config (docs/archive.md)")
+			}
+			if acceptSmaller && !cfg.Archive.AllowAcceptSmaller {
+				return fmt.Errorf("--accept-smaller needs archive.allow_accept_smaller: true in the worker's config (docs/archive.md)")
+			}
 			cl, _, err := a.client()
 			if err != nil {
 				return err
@@ -139,8 +146,8 @@ every dataset under archive.datasets) and prints its progress:
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply)")
-	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank)")
+	c.Flags().BoolVar(&force, "force", false, "delete old cycles before their storage class's minimum duration (early-deletion fees apply; needs archive.allow_force in the worker's config)")
+	c.Flags().BoolVar(&acceptSmaller, "accept-smaller", false, "accept a new full that fails the sanity check (the dataset really shrank; needs archive.allow_accept_smaller in the worker's config)")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "start the workflow and return")
 	return c
 }
@@ -230,6 +237,16 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 		if sum.FromPrevious {
 			fmt.Fprintln(out, "  WARNING: manifest.json was unreadable; this is manifest.prev.json")
 		}
+		var total, usd float64
+		for _, c := range sum.Cycles {
+			total += float64(c.StoredBytes + c.ParityBytes)
+			usd += c.MonthlyUSD
+		}
+		keep := ""
+		if d, ok := cfg.ArchiveDatasetFor(dataset); ok {
+			keep = fmt.Sprintf(" (keep_cycles %d)", d.KeepCycles)
+		}
+		fmt.Fprintf(out, "  storage: %d cycles%s, %s, %s/month at list prices\n", len(sum.Cycles), keep, humanBytes(int64(total)), dollars(usd))
 		for _, c := range sum.Cycles {
 			v := "not verified"
 			if slices.Contains(sum.Verified, c.ID) {
@@ -239,8 +256,8 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 			if c.ParityBytes > 0 {
 				par = fmt.Sprintf(" + %s parity (%.0f%%)", humanBytes(c.ParityBytes), 100*float64(c.ParityBytes)/float64(max(c.StoredBytes, 1)))
 			}
-			fmt.Fprintf(out, "  cycle %s (%s): %d streams, %s stored%s, %s, min storage until %s\n", c.ID, c.Class, c.Streams,
-				humanBytes(c.StoredBytes), par, v, c.DeletableAt.Local().Format("2006-01-02"))
+			fmt.Fprintf(out, "  cycle %s (%s): %d streams, %s stored%s, %s, %s/month, deletable without early-deletion charge from %s\n",
+				c.ID, c.Class, c.Streams, humanBytes(c.StoredBytes), par, v, dollars(c.MonthlyUSD), c.DeletableAt.Local().Format("2006-01-02"))
 		}
 		if verbose {
 			for _, s := range sum.Streams {
@@ -415,8 +432,7 @@ func archiveSchedules(cfg *config.Config) []client.ScheduleOptions {
 }
 
 func archiveScheduleCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "schedule",
 		Short: "Create or update the archive (and restore drill) Schedules from the config; remove stale ones",
 		Long: `Makes the Temporal Schedules match 'archive:' in the config: per dataset,
@@ -427,20 +443,7 @@ tick while the previous run still runs (e.g. waits for a deletion approval).
 Archive Schedules of datasets no longer configured are deleted; their archives
 stay in the store.`,
 		Example: "  zcloud archive schedule --dry-run\n  zcloud archive schedule",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyArchiveSchedules(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyArchiveSchedules)
 }
 
 func applyArchiveSchedules(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error {
@@ -558,4 +561,12 @@ the restoring worker's key source then, and name it with --identity).`,
 	}
 	c.Flags().StringVar(&outPath, "out", "", "file for the private key (default: keys.dir/NAME)")
 	return c
+}
+
+// dollars prints an amount in USD; below a cent it says so rather than $0.00.
+func dollars(usd float64) string {
+	if usd > 0 && usd < 0.01 {
+		return "<$0.01"
+	}
+	return fmt.Sprintf("$%.2f", usd)
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -11,11 +12,14 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/retention"
 	"zcloud/searchattr"
 	"zcloud/workflows"
 )
@@ -42,6 +46,15 @@ type OverviewCopy struct {
 	// the copy holds no snapshot.
 	AgeSeconds *float64  `json:"age_seconds,omitempty"`
 	Job        *JobState `json:"job,omitempty"`
+	// Schedule feeds this copy (the source's snapshot policy, the
+	// archive's schedule, an ec2 target's session); NextRun is when it
+	// runs next (absent when no schedule exists or it is paused).
+	Schedule string    `json:"schedule,omitempty"`
+	NextRun  time.Time `json:"next_run,omitzero"`
+	// From says where an ec2 replica's newest snapshot was read: the
+	// newest session that replicated this dataset (the instance is down
+	// between sessions).
+	From string `json:"from,omitempty"`
 }
 
 // JobState is what the job's recent runs say (from Temporal's visibility).
@@ -55,6 +68,10 @@ type JobState struct {
 	FailuresInARow int       `json:"failures_in_a_row,omitempty"`
 	Running        bool      `json:"running,omitempty"`
 	RunningSince   time.Time `json:"running_since,omitzero"`
+	// Progress of the running run: its phase, then each pending step with
+	// its bytes (live from the worker when reachable, else the last
+	// heartbeat), and its attempt and last failure while it retries.
+	Progress string `json:"progress,omitempty"`
 }
 
 // overviewLimits say when a copy or a job deserves a warning.
@@ -84,16 +101,28 @@ func buildOverview(ctx context.Context, cl client.Client, cfg *config.Config, no
 		row := OverviewDataset{Dataset: d.Dataset}
 		for _, t := range d.Tiers {
 			c := OverviewCopy{CatalogTier: t}
-			if !t.Time.IsZero() {
-				age := now.Sub(t.Time).Seconds()
-				c.AgeSeconds = &age
-			}
-			if id := jobFor(cfg, d.Dataset, t); id != "" {
-				js, err := jobState(ctx, cl, cfg, id)
+			j := jobFor(cfg, d.Dataset, t)
+			if j.id != "" {
+				js, err := jobState(ctx, cl, cfg, j)
 				if err != nil {
 					return ov, err
 				}
 				c.Job = &js
+			}
+			if j.session && c.Skipped != "" {
+				if err := fromSessions(ctx, cl, cfg, j.id, d.Dataset, &c); err != nil {
+					return ov, err
+				}
+			}
+			if j.schedule != "" {
+				c.Schedule = j.schedule
+				if c.NextRun, err = nextRun(ctx, cl, j.schedule); err != nil {
+					return ov, err
+				}
+			}
+			if !c.Time.IsZero() {
+				age := now.Sub(c.Time).Seconds()
+				c.AgeSeconds = &age
 			}
 			ov.Warnings = append(ov.Warnings, warnings(d.Dataset, c, lim)...)
 			row.Copies = append(row.Copies, c)
@@ -106,41 +135,135 @@ func buildOverview(ctx context.Context, cl client.Client, cfg *config.Config, no
 	return ov, nil
 }
 
-// jobFor names the workflow that feeds a copy: a replica of a static
-// target its Replicate, of an ec2 target the target's Session, the archive
-// the dataset's Archive.
-func jobFor(cfg *config.Config, dataset string, t contract.CatalogTier) string {
+// job is what feeds a copy: the workflow runs (id, or the runs a schedule
+// started) and the schedule that starts them.
+type job struct {
+	id         string
+	bySchedule bool // runs are those the schedule id started
+	schedule   string
+	session    bool // an ec2 target's Session
+}
+
+// jobFor names the job that feeds a copy: the source its snapshot policy
+// (the runs its schedule started), a replica of a static target its
+// Replicate, of an ec2 target the target's Session, the archive the
+// dataset's Archive.
+func jobFor(cfg *config.Config, dataset string, t contract.CatalogTier) job {
 	switch t.Tier {
+	case "source":
+		for _, p := range cfg.Policies {
+			if p.Dataset == dataset {
+				sid := workflows.ScheduleID(dataset)
+				return job{id: sid, bySchedule: true, schedule: sid}
+			}
+		}
 	case "replica":
 		if tc, ok := cfg.Targets[t.Target]; ok && tc.Kind == "ec2" {
-			return SessionID(t.Target)
+			return job{id: SessionID(t.Target), schedule: SessionID(t.Target), session: true}
 		}
-		return workflows.ReplicateWorkflowID(dataset, t.Target, t.TargetDS)
+		return job{id: workflows.ReplicateWorkflowID(dataset, t.Target, t.TargetDS)}
 	case "archive":
-		return workflows.ArchiveWorkflowID(dataset)
+		return job{id: workflows.ArchiveWorkflowID(dataset), schedule: workflows.ArchiveScheduleID(dataset)}
 	}
-	return ""
+	return job{}
+}
+
+// nextRun is when schedule id starts its next run; zero when there is no
+// such schedule or it is paused.
+func nextRun(ctx context.Context, cl client.Client, id string) (time.Time, error) {
+	d, err := cl.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("schedule %s: %w", id, err)
+	case d.Schedule.State != nil && d.Schedule.State.Paused:
+		return time.Time{}, nil
+	}
+	if len(d.Info.NextActionTimes) == 0 {
+		return time.Time{}, nil
+	}
+	return d.Info.NextActionTimes[0], nil
+}
+
+// listRuns returns a job's recent runs, newest first.
+func listRuns(ctx context.Context, cl client.Client, cfg *config.Config, j job) ([]*workflowpb.WorkflowExecutionInfo, error) {
+	field := "WorkflowId"
+	if j.bySchedule {
+		field = "TemporalScheduledById"
+	}
+	resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: cfg.Temporal.Namespace, PageSize: 50,
+		Query: fmt.Sprintf("%s = '%s'", field, strings.ReplaceAll(j.id, "'", `\'`)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list runs of %s: %w", j.id, err)
+	}
+	runs := resp.GetExecutions()
+	sort.SliceStable(runs, func(i, k int) bool {
+		return runs[i].GetStartTime().AsTime().After(runs[k].GetStartTime().AsTime())
+	})
+	return runs, nil
+}
+
+// sessionsLooked is how many recent sessions fromSessions asks.
+const sessionsLooked = 5
+
+// fromSessions fills an ec2 replica's newest snapshot from the newest of
+// the target's recent sessions that replicated dataset (each session's
+// status query names its snapshot and every dataset's state).
+func fromSessions(ctx context.Context, cl client.Client, cfg *config.Config, id, dataset string, c *OverviewCopy) error {
+	runs, err := listRuns(ctx, cl, cfg, job{id: id})
+	if err != nil {
+		return err
+	}
+	for i, r := range runs {
+		if i == sessionsLooked {
+			break
+		}
+		if r.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		v, err := cl.QueryWorkflow(ctx, id, r.GetExecution().GetRunId(), workflows.StatusQuery)
+		if err != nil {
+			continue // a run too old for this worker to replay
+		}
+		var st workflows.SessionStatus
+		if v.Get(&st) != nil {
+			continue
+		}
+		for _, d := range st.Datasets {
+			if d.Source != dataset || d.TargetDataset != c.TargetDS || d.State != "done" {
+				continue
+			}
+			c.Snapshot, c.Skipped = st.Snapshot, ""
+			if i := strings.LastIndex(st.Snapshot, "_"); i > 0 {
+				c.Time, _ = retention.ParseSnapshotName(st.Snapshot[:i], st.Snapshot)
+			}
+			c.From = fmt.Sprintf("session of %s", r.GetStartTime().AsTime().UTC().Format(time.RFC3339))
+			return nil
+		}
+	}
+	return nil
 }
 
 // jobState reads the job's recent runs, newest first.
-func jobState(ctx context.Context, cl client.Client, cfg *config.Config, id string) (JobState, error) {
+func jobState(ctx context.Context, cl client.Client, cfg *config.Config, j job) (JobState, error) {
+	id := j.id
 	js := JobState{ID: id}
-	resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Namespace: cfg.Temporal.Namespace, PageSize: 50,
-		Query: fmt.Sprintf("WorkflowId = '%s'", strings.ReplaceAll(id, "'", `\'`)),
-	})
+	runs, err := listRuns(ctx, cl, cfg, j)
 	if err != nil {
-		return js, fmt.Errorf("list runs of %s: %w", id, err)
+		return js, err
 	}
-	runs := resp.GetExecutions()
-	sort.SliceStable(runs, func(i, j int) bool {
-		return runs[i].GetStartTime().AsTime().After(runs[j].GetStartTime().AsTime())
-	})
 	seenSuccess := false
 	for _, r := range runs {
 		switch r.GetStatus() {
 		case enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
-			js.Running, js.RunningSince = true, r.GetStartTime().AsTime()
+			if !js.Running {
+				js.Running, js.RunningSince = true, r.GetStartTime().AsTime()
+				js.Progress = progressLine(ctx, cl, r.GetExecution().GetWorkflowId(), r.GetExecution().GetRunId())
+			}
 		case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
 			if js.LastSuccess.IsZero() {
 				js.LastSuccess = r.GetCloseTime().AsTime()
@@ -149,7 +272,9 @@ func jobState(ctx context.Context, cl client.Client, cfg *config.Config, id stri
 		default: // failed, timed out, terminated, cancelled
 			if js.LastFailure.IsZero() {
 				js.LastFailure = r.GetCloseTime().AsTime()
-				if err := cl.GetWorkflow(ctx, id, r.GetExecution().GetRunId()).Get(ctx, nil); err != nil {
+				if r.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_CANCELED {
+					js.Cause = cancelCause(ctx, cl, r.GetExecution().GetWorkflowId(), r.GetExecution().GetRunId())
+				} else if err := cl.GetWorkflow(ctx, r.GetExecution().GetWorkflowId(), r.GetExecution().GetRunId()).Get(ctx, nil); err != nil {
 					js.Cause = rootMessage(err)
 				} else {
 					js.Cause = strings.ToLower(strings.TrimPrefix(r.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
@@ -225,7 +350,7 @@ func stamp(t time.Time) string {
 // printOverview writes the table: one block per dataset, a line per copy.
 func printOverview(out io.Writer, ov Overview) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATASET\tCOPY\tNEWEST\tAGE\tLAST OK\tLAST FAILURE\tNOW")
+	fmt.Fprintln(tw, "DATASET\tCOPY\tNEWEST\tAGE\tNEXT RUN\tLAST OK\tLAST FAILURE\tNOW")
 	for _, d := range ov.Datasets {
 		for i, c := range d.Copies {
 			ds := ""
@@ -242,23 +367,34 @@ func printOverview(out io.Writer, ov Overview) {
 				newest = "(error)"
 			case c.Skipped != "":
 				newest = "(not checked)"
+			case c.Snapshot != "" && c.From != "":
+				newest = c.Snapshot + " (last session)"
 			case c.Snapshot != "":
 				newest = c.Snapshot
 			}
 			if c.AgeSeconds != nil {
 				ago = ageText(*c.AgeSeconds)
 			}
-			ok, failed, now := "", "", ""
+			next, ok, failed, now := "", "", "", ""
+			if c.Schedule != "" {
+				next = stamp(c.NextRun)
+			}
 			if j := c.Job; j != nil {
+				if next == "" {
+					next = "-"
+				}
 				ok, failed, now = stamp(j.LastSuccess), stamp(j.LastFailure), "-"
 				if j.FailuresInARow > 1 {
 					failed += fmt.Sprintf(" (%d in a row)", j.FailuresInARow)
 				}
 				if j.Running {
 					now = "running since " + j.RunningSince.Local().Format("15:04")
+					if j.Progress != "" {
+						now += ": " + j.Progress
+					}
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ds, where, newest, ago, ok, failed, now)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ds, where, newest, ago, next, ok, failed, now)
 		}
 	}
 	tw.Flush()

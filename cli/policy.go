@@ -88,8 +88,7 @@ func applyPolicies(ctx context.Context, cl client.Client, cfg *config.Config, ou
 }
 
 func policyApplyCmd(a *app) *cobra.Command {
-	var dryRun bool
-	c := &cobra.Command{
+	return scheduleSyncCmd(a, &cobra.Command{
 		Use:   "apply",
 		Short: "Create or update one Temporal Schedule per configured policy; remove the others",
 		Long: `Makes the Temporal Schedules match 'policies:' in the config: a Schedule
@@ -100,20 +99,7 @@ run missed while Temporal was down may still start). Schedules named policy/...
 that are no longer configured are deleted; their snapshots are left alone.
 Paused schedules stay paused.`,
 		Example: "  zcloud policy apply --dry-run\n  zcloud policy apply",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			return applyPolicies(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
-		},
-	}
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
-	return c
+	}, applyPolicies)
 }
 
 // configuredPolicy finds dataset's policy in the config.

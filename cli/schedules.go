@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"go.temporal.io/api/serviceerror"
-
 	"go.temporal.io/sdk/client"
+
+	"zcloud/config"
 )
 
 // updateSchedule rewrites an existing schedule's spec, action, overlap
@@ -103,4 +105,25 @@ func syncSchedules(ctx context.Context, sc client.ScheduleClient, want []desired
 		fmt.Fprintf(out, "%s %s (%s)\n", verb("remove"), id, removedNote)
 	}
 	return nil
+}
+
+// scheduleSyncCmd completes c (its Use, Short, Long and Example set) as a
+// command that makes one family of Temporal Schedules match the config
+// (archive schedule, policy apply, staging schedule): apply does the work;
+// with --dry-run it only prints what would change.
+func scheduleSyncCmd(a *app, c *cobra.Command, apply func(ctx context.Context, cl client.Client, cfg *config.Config, out io.Writer, dryRun bool) error) *cobra.Command {
+	var dryRun bool
+	c.Args = cobra.NoArgs
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		cl, cfg, err := a.client()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := signalContext()
+		defer cancel()
+		return apply(ctx, cl, cfg, cmd.OutOrStdout(), dryRun)
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "print what would change and change nothing")
+	return c
 }

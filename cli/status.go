@@ -1,12 +1,20 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"zcloud/workflows"
 )
 
 func statusCmd(a *app) *cobra.Command {
@@ -76,7 +84,9 @@ activities' progress, and for a finished one its end, duration, bytes or error.`
 				fmt.Fprintf(out, "  ended: %s (took %s)\n", end.Local().Format("2006-01-02 15:04:05"),
 					end.Sub(info.GetStartTime().AsTime()).Round(time.Second))
 				var res any
-				if err := cl.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
+				if info.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_CANCELED {
+					fmt.Fprintf(out, "  cause: %s\n", cancelCause(ctx, cl, args[0], info.GetExecution().GetRunId()))
+				} else if err := cl.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
 					fmt.Fprintf(out, "  error: %v\n", err)
 				} else if n, ok := findBytes(res); ok {
 					fmt.Fprintf(out, "  bytes: %s\n", humanBytes(n))
@@ -123,27 +133,76 @@ func findBytes(v any) (int64, bool) {
 }
 
 func cancelCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var reason, by string
+	c := &cobra.Command{
 		Use:   "cancel WORKFLOW_ID",
 		Short: "Cancel a running workflow; its compensations (terminate the instance, release holds) still run",
 		Long: `Asks the workflow to stop. Running activities are cancelled and the workflow's
 clean-up steps run (a session terminates or stops its instance and exports the
-pool); 'zcloud status WORKFLOW_ID' shows the final state and the cause.`,
-		Example: `  zcloud cancel replicate/tank/data/backup1:backup/data`,
+pool). Who cancelled it and --reason are recorded in the workflow's history
+(the Web UI shows them); 'zcloud status WORKFLOW_ID' and the overview show the
+final state with them and the step it stopped at.`,
+		Example: `  zcloud cancel replicate/tank/data/backup1:backup/data --reason "maintenance window"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.client()
+			cl, cfg, err := a.client()
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			if err := cl.CancelWorkflow(ctx, args[0], ""); err != nil {
+			// The service call, not client.CancelWorkflow: it carries the
+			// reason and who asked into the history.
+			_, err = cl.WorkflowService().RequestCancelWorkflowExecution(ctx, &workflowservice.RequestCancelWorkflowExecutionRequest{
+				Namespace:         cfg.Temporal.Namespace,
+				WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: args[0]},
+				Identity:          by,
+				Reason:            reason,
+			})
+			if err != nil {
 				return fmt.Errorf("cancel %s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cancellation requested for %s\n", args[0])
 			return nil
 		},
 	}
+	c.Flags().StringVar(&reason, "reason", "", "why, recorded in the workflow's history and shown by zcloud status")
+	c.Flags().StringVar(&by, "by", defaultBy(), "who cancels, recorded in the workflow's history")
+	return c
+}
+
+// cancelCause says who cancelled a run and why (from the cancel request in
+// its history) and the step it stopped at (from its status query), e.g.
+// `cancelled by ops@host: maintenance window (at send)`. Without a
+// request in the history (cancelled by its parent) it says "cancelled".
+func cancelCause(ctx context.Context, cl client.Client, id, runID string) string {
+	msg := "cancelled"
+	it := cl.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			break
+		}
+		if at := ev.GetWorkflowExecutionCancelRequestedEventAttributes(); at != nil {
+			if at.GetIdentity() != "" {
+				msg += " by " + at.GetIdentity()
+			}
+			if at.GetCause() != "" {
+				msg += ": " + at.GetCause()
+			}
+			break
+		}
+	}
+	if v, err := cl.QueryWorkflow(ctx, id, runID, workflows.StatusQuery); err == nil {
+		var st struct {
+			Error string `json:"error"`
+		}
+		if v.Get(&st) == nil {
+			if step, ok := strings.CutSuffix(st.Error, ": cancelled"); ok && step != "" {
+				msg += " (at " + step + ")"
+			}
+		}
+	}
+	return msg
 }

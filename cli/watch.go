@@ -95,6 +95,9 @@ func pendingActivities(ctx context.Context, desc *workflowservice.DescribeWorkfl
 		s := pa.GetActivityType().GetName()
 		if pa.GetAttempt() > 1 {
 			s += fmt.Sprintf(" (attempt %d", pa.GetAttempt())
+			if m := pa.GetMaximumAttempts(); m > 0 {
+				s += fmt.Sprintf(" of %d", m)
+			}
 			if f := pa.GetLastFailure(); f != nil {
 				s += ": " + f.GetMessage()
 			}

@@ -15,11 +15,24 @@ const (
 	ArchiveSkip        = "skip"
 )
 
+// ArchiveLimits are the safety limits an archive run asks for. Each may be
+// stricter than the worker's config, never looser.
+type ArchiveLimits struct {
+	SanityMinPercent float64 `json:"sanity_min_percent"`
+	AcceptSmaller    bool    `json:"accept_smaller,omitempty"`
+	Force            bool    `json:"force,omitempty"`
+	MaxDeleteCycles  int     `json:"max_delete_cycles"`
+	MaxDeleteBytes   int64   `json:"max_delete_bytes"`
+}
+
 // ArchivePlanRequest asks what the next archive run of Dataset should do.
 type ArchivePlanRequest struct {
 	Dataset zfsname.Dataset `json:"dataset"`
 	Now     time.Time       `json:"now"`    // the workflow's time; a new cycle is named after it
 	Period  time.Duration   `json:"period"` // cycle length
+	// Limits are the run's safety limits, checked against the config here,
+	// before anything is sent (later steps check their own again).
+	Limits *ArchiveLimits `json:"limits,omitempty"`
 }
 
 // ArchivePlan is the decision: a full (new cycle), an incremental from the
@@ -94,6 +107,7 @@ type CycleSummary struct {
 	Streams     int            `json:"streams"`
 	StoredBytes int64          `json:"stored_bytes"`
 	ParityBytes int64          `json:"parity_bytes,omitempty"` // stored on top, in parity objects
+	MonthlyUSD  float64        `json:"monthly_usd"`            // storage per month in its class (list price)
 	// DeletableAt is when every stream has been stored for its class's
 	// minimum duration.
 	DeletableAt time.Time `json:"deletable_at"`

@@ -252,6 +252,8 @@ func (w *archiveWorld) restore(t *testing.T, in workflows.RestoreInput) error {
 func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *testing.T) {
 	e := newEnv(t)
 	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q, class: GLACIER", t.TempDir()))
+	// The operator allows the waivers this test asks for (an input alone cannot).
+	w.cfg, w.cfgPath = w.config(t, e.queue, w.keysDir, ", allow_force: true, allow_accept_smaller: true")
 	e.startWorker(w.cfg)
 	w.round(t, 0)
 	st, _, err := w.archive(w.input())
@@ -262,19 +264,20 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 	m1 := w.assertChain(t, "full:s0")
 	old := m1.Cycles[0]
 
-	// The dataset is (nearly) emptied; a new cycle is due.
+	// The dataset is (nearly) emptied; a new cycle starts because the
+	// chain's base s0 is gone (a cycle shorter than the config's 30d is
+	// not allowed).
 	if err := os.RemoveAll(filepath.Join(w.dir, "d0")); err != nil {
 		t.Fatal(err)
 	}
 	os.RemoveAll(filepath.Join(w.dir, "d1"))
 	testenv.MustZFS(t, "zfs", "snapshot", w.ds.String()+"@small")
+	testenv.MustZFS(t, "zfs", "release", contract.ArchiveHoldTag, w.ds.String()+"@s0")
+	testenv.MustZFS(t, "zfs", "destroy", w.ds.String()+"@s0")
 	in := w.input()
-	in.Cycle = time.Second // due once a second has passed since the first cycle started
-	in.Force = true        // even waiving the minimum storage duration
-	// The first cycle started before afterFirst: past afterFirst+Cycle the
-	// new cycle is due, and in a later second, so its id (one-second
-	// resolution) differs.
-	waitNextSecond(t, afterFirst.Add(in.Cycle))
+	in.Force = true // even waiving the minimum storage duration
+	// The new cycle's id (one-second resolution) must differ from the first's.
+	waitNextSecond(t, afterFirst)
 	st, _, err = w.archive(in)
 	if err == nil || !strings.Contains(err.Error(), "sanity check") || !strings.Contains(err.Error(), "previous cycle is kept") {
 		t.Fatalf("archive of a much smaller full: %v", err)
@@ -291,7 +294,6 @@ func TestArchiveSanityCheckKeepsThePreviousCycleAndDeletionNeedsApproval(t *test
 	// The operator confirms the shrink; rotation now wants to delete the
 	// old cycle, and max_delete_cycles 0 makes that wait for approval.
 	in.AcceptSmaller, in.MaxDeleteCycles, in.ApprovalTimeout = true, 0, time.Hour
-	in.Cycle = 30 * 24 * time.Hour
 	run := e.archStart(w.queue, workflows.ArchiveName, in)
 	waiting := w.waitPhase(t, run.GetID(), workflows.PhaseAwaitingApproval)
 	if waiting.Deletion == nil || len(waiting.Deletion.Delete) != 1 || waiting.Deletion.Delete[0].ID != old.ID {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,9 +24,10 @@ import (
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
 
 // A small world (two datasets, one replica, one local archive, one job that
-// keeps failing) and `zcloud status` without an argument: the rows, their
-// copies and ages, the jobs' outcomes and the warnings, as printed (golden,
-// times normalised) and as --json.
+// keeps failing, one running, schedules for the policy and the archive) and
+// `zcloud status` without an argument: the rows, their copies and ages, the
+// next scheduled runs, the jobs' outcomes, the running job's progress and
+// the warnings, as printed (golden, times normalised) and as --json.
 func TestStatusOverviewAcrossTiers(t *testing.T) {
 	e := newEnv(t)
 	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q", t.TempDir()))
@@ -42,9 +44,11 @@ targets:
 replications:
   - {source: %s, target: backup, target_dataset: %s/data}
   - {source: %s, target: backup, target_dataset: nosuchpool/other}
-archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{dataset: %s}]}
+archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{dataset: %s, cycle: 30d, sanity_min_percent: 50}], max_delete_cycles: -1, schedule: 8760h}
+policies:
+  - {dataset: %s, annual: 2}
 `, e.temporal.HostPort, e.temporal.Namespace, e.queue, w.keysDir, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,
-		data, e.dst.Pool, other, w.storeY, w.owner.Recipient().String(), data)
+		data, e.dst.Pool, other, w.storeY, w.owner.Recipient().String(), data, data)
 	cfgPath := filepath.Join(t.TempDir(), "zcloud.yaml")
 	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
@@ -62,7 +66,8 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 		t.Fatal(err)
 	}
 	good := workflows.ReplicateInput{Source: data, Target: "backup", TargetDataset: e.dst.Pool.String() + "/data"}
-	if err := e.startAs(workflows.ReplicateWorkflowID(good.Source, good.Target, good.TargetDataset), workflows.ReplicateName, good).Get(e.ctx(5*time.Minute), nil); err != nil {
+	var replicated workflows.ReplicateResult
+	if err := e.startAs(workflows.ReplicateWorkflowID(good.Source, good.Target, good.TargetDataset), workflows.ReplicateName, good).Get(e.ctx(5*time.Minute), &replicated); err != nil {
 		t.Fatal(err)
 	}
 	// The failing job: a target pool that does not exist, twice; each run
@@ -90,6 +95,30 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 		}
 		return string(out)
 	}
+	// Schedules that do not fire during the test (8760h: the archive's
+	// through the CLI; the policy's, whose schedule config keeps at most
+	// its finest period, under the id policy apply gives it); the overview
+	// shows their next runs.
+	zcloud("archive", "schedule")
+	if _, err := e.client.ScheduleClient().Create(e.ctx(time.Minute), client.ScheduleOptions{
+		ID:   workflows.ScheduleID(data),
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 8760 * time.Hour}}},
+		Action: &client.ScheduleWorkflowAction{ID: workflows.ScheduleID(data), Workflow: workflows.SnapshotPolicyName,
+			TaskQueue: e.queue},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, id := range []string{workflows.ScheduleID(data), workflows.ArchiveScheduleID(data)} {
+			_ = e.client.ScheduleClient().GetHandle(context.Background(), id).Delete(context.Background())
+		}
+	})
+
+	// The running job: the next replication of data, held mid-send.
+	w.round(t, 1)
+	e.holdAt("send", 1)
+	running := e.startAs(workflows.ReplicateWorkflowID(good.Source, good.Target, good.TargetDataset), workflows.ReplicateName, good)
+	e.waitHeld("send")
 
 	// --json: what scripts read.
 	var ov cli.Overview
@@ -103,7 +132,9 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 	if len(d) != 3 || d[0].Tier != "source" || d[1].Tier != "replica" || d[2].Tier != "archive" || len(o) != 2 {
 		t.Fatalf("copies: %+v / %+v", d, o)
 	}
-	if d[0].Snapshot == "" || d[1].Snapshot != d[0].Snapshot || d[2].Snapshot != "s0" {
+	// The source's newest is the running replication's snapshot; the
+	// replica holds the previous one.
+	if d[0].Snapshot == "" || data+"@"+d[1].Snapshot != replicated.Snapshot || d[1].Snapshot >= d[0].Snapshot || d[2].Snapshot != "s0" {
 		t.Errorf("newest: source %q replica %q archive %q", d[0].Snapshot, d[1].Snapshot, d[2].Snapshot)
 	}
 	for _, c := range d {
@@ -111,8 +142,18 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 			t.Errorf("%s age %v", c.Tier, c.AgeSeconds)
 		}
 	}
-	if j := d[1].Job; j == nil || j.LastSuccess.IsZero() || !j.LastFailure.IsZero() || j.Running {
-		t.Errorf("replica job: %+v", j)
+	if j := d[1].Job; j == nil || j.LastSuccess.IsZero() || !j.LastFailure.IsZero() || !j.Running || !strings.Contains(j.Progress, "send | SendSnapshots") {
+		t.Errorf("replica job (running, mid-send): %+v", j)
+	}
+	// The next runs come from the schedules; a static replica has none.
+	if d[0].Schedule != workflows.ScheduleID(data) || !d[0].NextRun.After(ov.Time) || d[2].Schedule != workflows.ArchiveScheduleID(data) || !d[2].NextRun.After(ov.Time) {
+		t.Errorf("next runs: source %q %v, archive %q %v", d[0].Schedule, d[0].NextRun, d[2].Schedule, d[2].NextRun)
+	}
+	if d[1].Schedule != "" || !d[1].NextRun.IsZero() || o[0].Schedule != "" {
+		t.Errorf("unscheduled copies show a schedule: %+v / %+v", d[1], o[0])
+	}
+	if j := d[0].Job; j == nil || j.ID != workflows.ScheduleID(data) || j.Running || j.FailuresInARow != 0 {
+		t.Errorf("policy job: %+v", j)
 	}
 	if j := d[2].Job; j == nil || j.ID != workflows.ArchiveWorkflowID(data) || j.LastSuccess.IsZero() {
 		t.Errorf("archive job: %+v", j)
@@ -144,6 +185,11 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 	if got != string(want) {
 		t.Errorf("zcloud status:\n%s\nwant (%s):\n%s", got, golden, want)
 	}
+
+	e.release("send")
+	if err := running.Get(e.ctx(5*time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var (
@@ -152,6 +198,8 @@ var (
 	ageRe      = regexp.MustCompile(`(^|\s)(\d+s|\d+m\d\ds)(\s|$)`)
 	columnsRe  = regexp.MustCompile(`\s{2,}`)
 	portRe     = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+	// A running job's progress: its phase and step stay, bytes and rates go.
+	runningRe = regexp.MustCompile(`running since \d\d:\d\d: (\S+ \| \S+).*$`)
 )
 
 // normaliseOverview replaces what changes between runs (snapshot times,
@@ -167,6 +215,7 @@ func normaliseOverview(s, src, dst string) string {
 	table := true
 	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
 		l = ageRe.ReplaceAllString(l, "${1}AGE${3}")
+		l = runningRe.ReplaceAllString(l, "running since TIME: $1 ...")
 		if l == "WARNINGS" {
 			table = false // warnings keep their text
 		}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
@@ -303,5 +304,80 @@ func TestForgedPruneListIsRefused(t *testing.T) {
 	}
 	if got := e.snapshots(); !slices.Equal(got, []string{"manual", first, newest}) {
 		t.Fatalf("snapshots after the honest destroy: %v", got)
+	}
+}
+
+// An archive run's safety limits can be made stricter by its input, never
+// looser than the worker's config: each forged limit is refused by the
+// first step, before anything is uploaded.
+func TestForgedArchiveLimitsAreRefused(t *testing.T) {
+	e := newEnv(t)
+	storeDir := t.TempDir()
+	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q", storeDir))
+	w.maxTier = "Standard"
+	// The owner's key is on this worker too, so a restore could get through.
+	w.keysDir = archKeyDir(t, map[string]*age.X25519Identity{"host": w.host, "owner": w.owner})
+	w.cfg, w.cfgPath = w.config(t, e.queue, w.keysDir, ", max_delete_bytes: 1048576")
+	e.startWorker(w.cfg)
+	w.round(t, 0)
+	for _, tc := range []struct {
+		name  string
+		set   func(*workflows.ArchiveInput)
+		field string
+	}{
+		{"a cycle shorter than the config's", func(in *workflows.ArchiveInput) { in.Cycle = time.Second }, "cycle"},
+		{"the sanity check off", func(in *workflows.ArchiveInput) { in.SanityMinPercent = 0 }, "sanity_min_percent"},
+		{"the sanity check waived", func(in *workflows.ArchiveInput) { in.AcceptSmaller = true }, "accept_smaller"},
+		{"early deletion forced", func(in *workflows.ArchiveInput) { in.Force = true }, "force"},
+		{"the deletion byte limit off", func(in *workflows.ArchiveInput) { in.MaxDeleteBytes = -1 }, "max_delete_bytes"},
+		{"a deletion byte limit above the config's", func(in *workflows.ArchiveInput) { in.MaxDeleteBytes = 1 << 30 }, "max_delete_bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := w.input()
+			tc.set(&in)
+			_, _, err := w.archive(in)
+			refused(t, err, tc.field)
+		})
+	}
+	var stored []string
+	filepath.WalkDir(storeDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			stored = append(stored, p)
+		}
+		return nil
+	})
+	if len(stored) != 0 {
+		t.Fatalf("the refused runs stored %v", stored)
+	}
+	// The config's own limits, and stricter ones, still archive.
+	in := w.input()
+	in.MaxDeleteBytes, in.SanityMinPercent = 1024, 90
+	if _, _, err := w.archive(in); err != nil {
+		t.Fatal(err)
+	}
+	w.assertChain(t, "full:s0")
+	// Retrievals of that archive: no dearer tier, no longer days than the
+	// config's caps; refused before the target is reached or anything is read.
+	restore := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: e.dst.Pool.String() + "/restored", Target: "backup",
+		Identity: "owner", Tier: "Standard", Days: 1}
+	verify := workflows.VerifyInput{Dataset: w.ds.String(), Tier: "Bulk", Days: 1}
+	for _, tc := range []struct {
+		name, workflow string
+		in             any
+		field          string
+	}{
+		{"a restore at a dearer tier", workflows.RestoreName, func() any { in := restore; in.Tier = "Expedited"; return in }(), "tier"},
+		{"a restore kept readable longer", workflows.RestoreName, func() any { in := restore; in.Days = 365; return in }(), "days"},
+		{"a drill at a dearer tier", workflows.VerifyName, func() any { in := verify; in.Tier = "Expedited"; return in }(), "tier"},
+		{"a drill kept readable longer", workflows.VerifyName, func() any { in := verify; in.Days = 365; return in }(), "days"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st any
+			err := e.archStart(w.queue, tc.workflow, tc.in).Get(e.ctx(time.Minute), &st)
+			refused(t, err, tc.field)
+		})
+	}
+	if out, err := exec.Command("zfs", "list", "-H", "-o", "name", restore.TargetDataset).CombinedOutput(); err == nil {
+		t.Errorf("%s exists (%s): a refused restore received", restore.TargetDataset, out)
 	}
 }

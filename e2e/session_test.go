@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"zcloud/activities"
+	"zcloud/cli"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
 	"zcloud/cloud/ec2/ec2types"
@@ -737,6 +739,25 @@ func TestSessionCLIScheduleRunStatus(t *testing.T) {
 	out = zc("session", "status", "nightly")
 	if !strings.Contains(out, "session session/nightly") || !strings.Contains(out, "phase: done") || !strings.Contains(out, "Completed") {
 		t.Errorf("session status:\n%s", out)
+	}
+	// The overview: the ec2 replica is down between sessions, so its
+	// newest snapshot comes from the session's record; its next run from
+	// the schedule.
+	var ov cli.Overview
+	if err := json.Unmarshal([]byte(zc("status", "--json")), &ov); err != nil {
+		t.Fatal(err)
+	}
+	var rep *cli.OverviewCopy
+	for i, d := range ov.Datasets {
+		for j, c := range d.Copies {
+			if d.Dataset == s.src.Pool.String()+"/data1" && c.Tier == "replica" {
+				rep = &ov.Datasets[i].Copies[j]
+			}
+		}
+	}
+	if rep == nil || !strings.HasPrefix(rep.Snapshot, "zcloud_") || rep.From == "" || rep.Skipped != "" || rep.AgeSeconds == nil ||
+		rep.Schedule != "session/nightly" || !rep.NextRun.After(ov.Time) || rep.Job == nil || rep.Job.LastSuccess.IsZero() {
+		t.Errorf("ec2 replica in the overview: %+v", rep)
 	}
 	if out := zc("session", "schedule", "--delete"); !strings.Contains(out, "delete session/nightly") {
 		t.Errorf("delete: %s", out)

@@ -52,4 +52,19 @@ install_tool() { # name module@version
 install_tool temporal github.com/temporalio/cli/cmd/temporal@v1.5.1
 install_tool ec2-metadata-mock github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@v1.13.0
 
+# promtool checks and unit-tests the example alert rules (go test ./metrics).
+# Only the binary is taken from Debian's prometheus package: no Prometheus
+# server is installed or started.
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$BIN/promtool" ]; then
+  log "promtool from Debian's prometheus package"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$tmp" && apt-get download prometheus >/dev/null)
+  fi
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
+  install -m 0755 "$tmp/usr/bin/promtool" "$BIN/promtool"
+  rm -rf "$tmp"
+fi
+
 log "ok: tools in $BIN"

@@ -120,7 +120,9 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan contract.ArchivePlan
-	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle}).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchive, contract.ArchivePlanRequest{Dataset: ds, Now: now, Period: in.Cycle, Limits: &contract.ArchiveLimits{
+		SanityMinPercent: in.SanityMinPercent, AcceptSmaller: in.AcceptSmaller, Force: in.Force,
+		MaxDeleteCycles: in.MaxDeleteCycles, MaxDeleteBytes: in.MaxDeleteBytes}}).Get(ctx, &plan); err != nil {
 		return st, failStepVersioned(ctx, &st.Phase, &st.Error, "plan", err)
 	}
 	st.Plan = &plan
@@ -128,16 +130,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 
 	if plan.Action != contract.ArchiveSkip {
 		st.Phase = PhaseUploading
-		hb := in.HeartbeatTimeout
-		if hb == 0 {
-			hb = streamHeartbeatTimeout
-		}
-		long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 72 * time.Hour,
-			HeartbeatTimeout:    hb,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
-				MaximumInterval: 5 * time.Minute, MaximumAttempts: 20},
-		})
+		long := streamActivity(ctx, in.HeartbeatTimeout, streamHeartbeatTimeout, 20)
 		req := contract.ArchiveStreamRequest{Dataset: ds, Kind: plan.Kind, From: plan.From, To: plan.To, Cycle: plan.Cycle,
 			Raw: in.Raw, Class: contract.StorageClass(in.Class)}
 		var rep contract.ArchiveStreamReport
@@ -176,7 +169,7 @@ func Archive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {
 				fmt.Sprintf("cycle %s does not match its manifest; older cycles are kept: %s", cycle, strings.Join(chk.Problems, "; ")), contract.ErrTypeCorrupt, nil))
 		case chk.Sanity != "":
 			return st, failStepVersioned(ctx, &st.Phase, &st.Error, "rotation", temporal.NewNonRetryableApplicationError(
-				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller)", "SanityCheckFailed", nil))
+				chk.Sanity+"; the previous cycle is kept untouched (if the dataset really shrank: zcloud archive run --accept-smaller, with archive.allow_accept_smaller: true in the worker's config)", "SanityCheckFailed", nil))
 		}
 	}
 

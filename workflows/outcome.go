@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -55,8 +56,44 @@ func failStepVersioned(ctx workflow.Context, phase, errMsg *string, step string,
 }
 
 // rootCause finds the innermost application error (the activity's own) or
-// else describes the failure (a timeout, a cancellation).
+// else describes the failure (a timeout, a cancellation). A step whose
+// retries are spent says so, and a last attempt that timed out keeps the
+// failure of the attempt before it (the server hands it on as the
+// timeout's cause): the cause is never lost to "activity timeout".
 func rootCause(err error) (msg, typ string) {
+	msg, typ = innerCause(err)
+	var te *temporal.TimeoutError
+	if errors.As(err, &te) && te.TimeoutType() != enumspb.TIMEOUT_TYPE_UNSPECIFIED {
+		what := timeoutNames[te.TimeoutType()]
+		var ae *temporal.ApplicationError
+		if errors.As(te, &ae) {
+			msg += " (then the last attempt timed out: " + what + ")"
+		} else {
+			msg, typ = what+" timeout", "Timeout"
+		}
+	}
+	var act *temporal.ActivityError
+	if errors.As(err, &act) {
+		switch act.RetryState() {
+		case enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED:
+			msg += " (gave up: every attempt failed)"
+		case enumspb.RETRY_STATE_TIMEOUT:
+			msg += " (gave up: the step's time for retries ran out)"
+		}
+	}
+	return msg, typ
+}
+
+var timeoutNames = map[enumspb.TimeoutType]string{
+	enumspb.TIMEOUT_TYPE_HEARTBEAT:         "heartbeat",
+	enumspb.TIMEOUT_TYPE_START_TO_CLOSE:    "start-to-close",
+	enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START: "schedule-to-start",
+	enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "schedule-to-close",
+}
+
+// innerCause is the innermost application error's message and type, or
+// the error itself described.
+func innerCause(err error) (msg, typ string) {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
 		msg, typ = ae.Message(), ae.Type()
@@ -147,6 +184,7 @@ func (g *approvalGate) wait(ctx workflow.Context, planID string, timeout time.Du
 	*g.phase = PhaseAwaitingApproval
 	*deadline = workflow.Now(ctx).Add(timeout)
 	workflow.GetLogger(ctx).Info(g.plan+" waits for approval", "dataset", g.dataset, "plan", planID)
+	g.notifyWaits(ctx, *deadline)
 	decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return g.decision != nil })
 	switch {
 	case err != nil:

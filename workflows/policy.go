@@ -293,6 +293,22 @@ func PolicyPlan(ctx workflow.Context, in PolicyInput) (contract.PlanReport, erro
 	return rep, nil
 }
 
+// streamActivity is how a workflow runs a long byte-streaming activity
+// (archive upload, restore receive, verify, staging): up to 72 h,
+// heartbeating within hb (def when the input leaves it 0), retried with
+// backoff up to tries times; a retry resumes from its heartbeat details.
+func streamActivity(ctx workflow.Context, hb, def time.Duration, tries int32) workflow.Context {
+	if hb == 0 {
+		hb = def
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 72 * time.Hour,
+		HeartbeatTimeout:    hb,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 5 * time.Minute, MaximumAttempts: tries},
+	})
+}
+
 var quickActivity = workflow.ActivityOptions{
 	StartToCloseTimeout: 5 * time.Minute,
 	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},

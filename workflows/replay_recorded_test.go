@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
@@ -21,6 +22,8 @@ import (
 //	TestPoolCreateGrowByRollingReplaceAndDestroy        pool-create, pool-grow-rolling-replace
 //	TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes
 //	    session-mounts-pool, pool-grow-hands-back
+//	TestRestoreCancelledWhileWaitingForRetrievalEndsCancelled
+//	    restore-cancelled-waiting (both markers of TestRecordedVersionMarkers)
 //
 // Each is replayed against the current workflow code; a change that would
 // break running executions fails here: put it behind workflow.GetVersion.
@@ -46,6 +49,12 @@ var recordedHistories = []struct {
 		return ArchiveTick(ctx, in)
 	}},
 	{"restore-glacier.json", RestoreName, func(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
+		if err := workflow.Sleep(ctx, time.Minute); err != nil {
+			return RestoreStatus{}, err
+		}
+		return Restore(ctx, in)
+	}},
+	{"restore-cancelled-waiting.json", RestoreName, func(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 		if err := workflow.Sleep(ctx, time.Minute); err != nil {
 			return RestoreStatus{}, err
 		}
@@ -140,5 +149,43 @@ func TestReplayRecordedHistoriesRefuseAChangedWorkflow(t *testing.T) {
 				t.Fatalf("want a non-determinism error (TMPRL1100), got %v", err)
 			}
 		})
+	}
+}
+
+// The GetVersion changes have recorded histories that take their new
+// branch: each marker is in a history the replay tests above replay.
+func TestRecordedVersionMarkers(t *testing.T) {
+	for _, c := range []struct{ file, change string }{
+		{"restore-cancelled-waiting.json", retrievalPollRetries},
+		{"restore-cancelled-waiting.json", versionCancelStays},
+	} {
+		f, err := os.Open("testdata/" + c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, ev := range h.GetEvents() {
+			m := ev.GetMarkerRecordedEventAttributes()
+			if m == nil || m.GetMarkerName() != "Version" {
+				continue
+			}
+			var id string
+			var version workflow.Version
+			if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["change-id"], &id); err != nil {
+				t.Fatal(err)
+			}
+			if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["version"], &version); err != nil {
+				t.Fatal(err)
+			}
+			found = found || id == c.change && version == 1
+		}
+		if !found {
+			t.Errorf("%s has no version-1 marker of %q", c.file, c.change)
+		}
 	}
 }

@@ -131,7 +131,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan contract.RestorePlan
-	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
+	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, Days: days, TargetDataset: target, Target: in.Target}
 	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
@@ -145,26 +145,13 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 		keys = append(keys, s.Key)
 	}
 	if plan.NeedsRestore {
-		poll := in.PollInterval
-		if poll <= 0 {
-			poll = PollInterval(tier)
-		}
-		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, days, poll); err != nil {
+		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, days, in.PollInterval); err != nil {
 			return st, fail("retrieval", err)
 		}
 	}
 
 	st.Phase = PhaseReceiving
-	hb := in.HeartbeatTimeout
-	if hb == 0 {
-		hb = defaultRestoreHBTimout
-	}
-	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 72 * time.Hour,
-		HeartbeatTimeout:    hb,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
-			MaximumInterval: 5 * time.Minute, MaximumAttempts: restoreMaxStreamTries},
-	})
+	long := streamActivity(ctx, in.HeartbeatTimeout, defaultRestoreHBTimout, restoreMaxStreamTries)
 	for i, s := range plan.Chain {
 		st.Current = fmt.Sprintf("%d/%d %s (@%s)", i+1, len(plan.Chain), s.ID, s.To.Name)
 		req := contract.ReceiveRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity, TargetDataset: target, Target: in.Target}
@@ -200,9 +187,13 @@ const retrievalPollRetries = "retrieval-poll-retries"
 // are readable. A poll that fails for a retryable reason is tried again
 // after a backoff (from a minute, doubling, up to the poll interval) for as
 // long as the wait lasts; a permanent error (object missing, access denied)
-// or a cancellation ends it. w is the caller's status.
+// or a cancellation ends it. w is the caller's status; poll 0 is the
+// tier's PollInterval.
 func retrieve(ctx workflow.Context, phase *string, w *RetrievalWait,
 	keys []string, tier contract.RetrievalTier, days int, poll time.Duration) error {
+	if poll <= 0 {
+		poll = PollInterval(tier)
+	}
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 	*phase = PhaseRequesting
 	req := contract.RetrievalRequest{Keys: keys, Tier: tier, Days: days}
@@ -307,7 +298,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	if in.Identity != "" {
 		keyNote = fmt.Sprintf(" with private key %q", in.Identity)
 	}
-	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity, Tier: tier, Days: max(in.Days, 1)}).Get(ctx, &plan); err != nil {
 		return st, fail("plan"+keyNote, err)
 	}
 	st.Streams = len(plan.Streams)
@@ -325,25 +316,12 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 		}
 	}
 	if plan.NeedsRestore && len(keys) > 0 {
-		poll := in.PollInterval
-		if poll <= 0 {
-			poll = PollInterval(tier)
-		}
-		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, max(in.Days, 1), poll); err != nil {
+		if err := retrieve(ctx, &st.Phase, &st.RetrievalWait, keys, tier, max(in.Days, 1), in.PollInterval); err != nil {
 			return st, fail("retrieval", err)
 		}
 	}
 	st.Phase = PhaseVerifyingStreams
-	hb := in.HeartbeatTimeout
-	if hb == 0 {
-		hb = defaultRestoreHBTimout
-	}
-	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 72 * time.Hour,
-		HeartbeatTimeout:    hb,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
-			MaximumInterval: 5 * time.Minute, MaximumAttempts: restoreMaxStreamTries},
-	})
+	long := streamActivity(ctx, in.HeartbeatTimeout, defaultRestoreHBTimout, restoreMaxStreamTries)
 	for _, s := range todo {
 		var rep contract.VerifyStreamReport
 		req := contract.VerifyStreamRequest{Dataset: ds, Cycle: s.Cycle, StreamID: s.ID, Identity: in.Identity}

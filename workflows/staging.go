@@ -110,16 +110,7 @@ func Staging(ctx workflow.Context, in StagingInput) (StagingStatus, error) {
 // resumes from the staging copy's journal).
 func stage(ctx workflow.Context, in StagingInput, st *StagingStatus, req contract.StageRequest) error {
 	st.Phase = PhaseStaging
-	hb := in.HeartbeatTimeout
-	if hb == 0 {
-		hb = 2 * time.Minute
-	}
-	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 72 * time.Hour,
-		HeartbeatTimeout:    hb,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
-			MaximumInterval: 5 * time.Minute, MaximumAttempts: 10},
-	})
+	long := streamActivity(ctx, in.HeartbeatTimeout, 2*time.Minute, 10)
 	var rep contract.StagingReport
 	if err := workflow.ExecuteActivity(long, contract.StageSnapshot, req).Get(ctx, &rep); err != nil {
 		return failStep(&st.Phase, &st.Error, "stage", err)

@@ -5,6 +5,12 @@
 // running only the pipeline) for streams many times the part size.
 //
 //	go run ./bench/archive -size 4GiB
+//
+// With -parity K+M it compares the pipeline without parity and with
+// Reed-Solomon parity K+M (part objects + parity objects) instead: runs
+// interleaved, medians reported, and peak RSS of each.
+//
+//	go run ./bench/archive -size 2GiB -parity 10+2 -runs 5
 package main
 
 import (
@@ -18,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +48,7 @@ func main() {
 		rssMult   = flag.String("rss", "10,40", "stream sizes for the RSS runs, in part sizes")
 		child     = flag.Bool("child", false, "internal: run one pipeline on a generated stream and exit")
 		keepInput = flag.Bool("keep", false, "keep the generated input file")
+		parityS   = flag.String("parity", "", "K+M: compare the pipeline without and with Reed-Solomon parity K+M")
 	)
 	flag.Parse()
 	size, err := parseSize(*sizeS)
@@ -52,8 +60,15 @@ func main() {
 		check(err)
 		defer os.RemoveAll(*dir)
 	}
+	var spec archive.ParitySpec
+	if *parityS != "" {
+		_, err := fmt.Sscanf(*parityS, "%d+%d", &spec.Data, &spec.Parity)
+		check(err)
+		spec.PartSize = part
+		check(spec.Check())
+	}
 	if *child {
-		_, err := pipeline(&genReader{n: size, r: rand.NewChaCha8([32]byte{1})}, filepath.Join(*dir, "child-store"), part, *parallel)
+		_, err := pipeline(&genReader{n: size, r: rand.NewChaCha8([32]byte{1})}, filepath.Join(*dir, "child-store"), part, *parallel, spec)
 		check(err)
 		// VmHWM of our own address space. rusage's ru_maxrss is not usable:
 		// Go starts children with CLONE_VM, so the kernel charges the
@@ -78,6 +93,10 @@ func main() {
 
 	fmt.Printf("CPU: %d cores (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Printf("stream: %s (%d bytes), part size %s, %d parts in parallel\n\n", human(size), size, human(part), *parallel)
+	if spec.On() {
+		compareParity(path, *dir, size, part, *parallel, *runs, spec, *rssMult)
+		return
+	}
 
 	// CPU seconds of the best run: wall time on a shared machine swings
 	// with other load, CPU per byte much less.
@@ -127,7 +146,7 @@ func main() {
 		storeDir := filepath.Join(*dir, "store")
 		defer os.RemoveAll(storeDir)
 		start := time.Now()
-		_, err = pipeline(f, storeDir, part, *parallel)
+		_, err = pipeline(f, storeDir, part, *parallel, archive.ParitySpec{})
 		return time.Since(start), err
 	})
 
@@ -158,8 +177,100 @@ func main() {
 	}
 }
 
+// compareParity runs the pipeline without and with parity, interleaved
+// (off, on, off, on, ...) so that a change in the machine's load hits both
+// alike, and prints the medians, then each one's peak RSS.
+func compareParity(path, dir string, size, part int64, parallel, runs int, spec archive.ParitySpec, rssMult string) {
+	fmt.Printf("load average before: %s", loadavg())
+	one := func(sp archive.ParitySpec) (time.Duration, time.Duration) {
+		f, err := os.Open(path)
+		check(err)
+		defer f.Close()
+		storeDir := filepath.Join(dir, "store")
+		defer os.RemoveAll(storeDir)
+		c0, start := selfCPU(), time.Now()
+		_, err = pipeline(f, storeDir, part, parallel, sp)
+		check(err)
+		return time.Since(start), selfCPU() - c0
+	}
+	var wall, cpu [2][]time.Duration
+	for i := 0; i < runs; i++ {
+		for j, sp := range []archive.ParitySpec{{}, spec} {
+			w, c := one(sp)
+			wall[j], cpu[j] = append(wall[j], w), append(cpu[j], c)
+			fmt.Fprintf(os.Stderr, "run %d %s: %.2fs\n", i+1, []string{"no parity", "parity " + spec.String()}[j], w.Seconds())
+		}
+	}
+	fmt.Printf("load average after:  %s\n", loadavg())
+	if runs == 0 {
+		rssTable(dir, part, parallel, spec, rssMult)
+		return
+	}
+	gib := float64(size) / (1 << 30)
+	fmt.Printf("| pipeline into the local store (median of %d interleaved runs) | time | MB/s | CPU s/GiB | stored |\n", runs)
+	fmt.Println("|---|---:|---:|---:|---:|")
+	for j, name := range []string{"no parity (one object)", fmt.Sprintf("parity %s (part objects + parity objects)", spec)} {
+		w, c := median(wall[j]), median(cpu[j])
+		stored := "1.00×"
+		if j == 1 {
+			stored = fmt.Sprintf("%.2f×", 1+float64(spec.Parity)/float64(spec.Data))
+		}
+		fmt.Printf("| %s | %.2fs | %.0f | %.2f | %s |\n", name, w.Seconds(), float64(size)/w.Seconds()/1e6, c.Seconds()/gib, stored)
+	}
+	fmt.Printf("\nall runs (s): no parity %s; parity %s\n\n", secs(wall[0]), secs(wall[1]))
+	rssTable(dir, part, parallel, spec, rssMult)
+}
+
+// rssTable runs each pipeline on generated streams of the given multiples
+// of the part size in a child process and prints their peak RSS.
+func rssTable(dir string, part int64, parallel int, spec archive.ParitySpec, rssMult string) {
+	fmt.Println("| stream (generated, child process) | stream / part size | peak RSS, no parity | peak RSS, parity " + spec.String() + " |")
+	fmt.Println("|---|---:|---:|---:|")
+	for _, m := range strings.Split(rssMult, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(m))
+		check(err)
+		n := int64(k) * part
+		var rss [2]int64
+		for j, ps := range []string{"", spec.String()} {
+			args := []string{"-child", "-size", strconv.FormatInt(n, 10), "-part", strconv.FormatInt(part, 10),
+				"-parallel", strconv.Itoa(parallel), "-dir", dir}
+			if ps != "" {
+				args = append(args, "-parity", ps)
+			}
+			cmd := exec.Command(os.Args[0], args...)
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			check(err)
+			rss[j], err = strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+			check(err)
+			os.RemoveAll(filepath.Join(dir, "child-store"))
+		}
+		fmt.Printf("| %s | %d× | %s | %s |\n", human(n), k, human(rss[0]*1024), human(rss[1]*1024))
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func secs(d []time.Duration) string {
+	var out []string
+	for _, x := range d {
+		out = append(out, fmt.Sprintf("%.2f", x.Seconds()))
+	}
+	return strings.Join(out, " ")
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	check(err)
+	return string(b)
+}
+
 // pipeline archives r into a local store at dir, as an archive run does.
-func pipeline(r io.Reader, dir string, part int64, parallel int) (archive.UploadResult, error) {
+func pipeline(r io.Reader, dir string, part int64, parallel int, spec archive.ParitySpec) (archive.UploadResult, error) {
 	st, err := local.New(dir, local.Options{PartSize: part, Parallel: parallel})
 	if err != nil {
 		return archive.UploadResult{}, err
@@ -171,6 +282,7 @@ func pipeline(r io.Reader, dir string, part int64, parallel int) (archive.Upload
 	return archive.Upload(context.Background(), archive.UploadInput{
 		Store: st, Key: "bench/tank/data/c1/full-0000000000000001.zfs.age", Source: r,
 		Recipients: []age.Recipient{id.Recipient()}, Class: objstore.Glacier,
+		Parity: spec, Parallel: parallel,
 	})
 }
 

@@ -63,15 +63,21 @@ type Part struct {
 
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
-	Key      string
-	ID       string // backend identifier where it differs from Key (vault archive id)
-	Size     int64
-	Class    Class
-	SHA256   string // hex SHA-256 of the whole object, when the backend knows it
-	Parts    []Part // part layout; returned by Put (Head returns it where stored)
-	Modified time.Time
-	Metadata map[string]string
-	Restore  RestoreStatus // filled by Head where the backend reports it cheaply
+	Key    string
+	ID     string // backend identifier where it differs from Key (vault archive id)
+	Size   int64
+	Class  Class
+	SHA256 string // hex SHA-256 of the whole object, when the backend knows it
+	// StoreSHA256 is the SHA-256 checksum the backend computed and keeps
+	// itself, independent of what zcloud recorded (S3's
+	// x-amz-checksum-sha256, base64): the whole object's for a single
+	// upload; for a multipart upload the checksum of its parts' checksums
+	// (AWS appends "-<parts>"). "" where the backend keeps none.
+	StoreSHA256 string
+	Parts       []Part // part layout; returned by Put (Head returns it where stored)
+	Modified    time.Time
+	Metadata    map[string]string
+	Restore     RestoreStatus // filled by Head where the backend reports it cheaply
 }
 
 // RestoreStatus is whether a (cold) object can be read now.

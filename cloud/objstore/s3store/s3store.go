@@ -112,6 +112,9 @@ func (s *Store) Head(ctx context.Context, key string) (objstore.ObjectInfo, erro
 		Modified: aws.ToTime(out.LastModified),
 		Metadata: out.Metadata,
 		SHA256:   out.Metadata[metaSHA256],
+		// S3's own checksum (ChecksumMode enabled above): what cycle
+		// verification trusts over zcloud's metadata.
+		StoreSHA256: aws.ToString(out.ChecksumSHA256),
 	}
 	info.Restore = parseRestore(info.Class, aws.ToString(out.Restore))
 	if info.SHA256 == "" && out.Metadata[metaPartLen] != "" {
