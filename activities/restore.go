@@ -27,6 +27,9 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.Restor
 	if err := a.allowIdentity(req.Identity); err != nil {
 		return p, err
 	}
+	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
+		return p, err
+	}
 	_, _, m, err := a.openManifest(ctx, req.Dataset, req.Identity, false)
 	if err != nil {
 		return p, err
@@ -65,6 +68,12 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.Restor
 // RestoreObject, vault archive-retrieval jobs; nothing for readable
 // classes). Idempotent: requests in progress are not repeated.
 func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req contract.RetrievalRequest) error {
+	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
+		return err
+	}
+	if err := a.allowStoreKeys(req.Keys); err != nil {
+		return err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return err
@@ -264,6 +273,9 @@ func finding(p archive.Problem) contract.Finding {
 // with HEAD (exists, size, SHA-256 where the store keeps it).
 func (a *Activities) PlanArchiveVerify(ctx context.Context, req contract.VerifyPlanRequest) (contract.VerifyPlan, error) {
 	p := contract.VerifyPlan{Dataset: req.Dataset.String()}
+	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
+		return p, err
+	}
 	st, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	if err != nil {
 		return p, err

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"zcloud/activities"
+	"zcloud/cli"
 	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workerapp"
@@ -116,5 +118,28 @@ func TestCancelKeepsWhoAndWhy(t *testing.T) {
 	t.Logf("zcloud status %s:\n%s", id, out)
 	if !strings.Contains(out, "cause: cancelled by ops@test: maintenance window (at send)") {
 		t.Errorf("zcloud status lacks who, why and where:\n%s", out)
+	}
+	// The overview's job keeps the same cause.
+	out, err = e.zcloudCLI("status", "--json")
+	if err != nil {
+		t.Fatalf("zcloud status --json: %v\n%s", err, out)
+	}
+	var ov cli.Overview
+	if err := json.Unmarshal([]byte(out), &ov); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range ov.Datasets {
+		for _, c := range d.Copies {
+			if j := c.Job; j != nil && j.ID == id {
+				found = true
+				if j.Cause != "cancelled by ops@test: maintenance window (at send)" || j.LastFailure.IsZero() {
+					t.Errorf("overview job %+v", j)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("overview has no job %s:\n%s", id, out)
 	}
 }

@@ -44,7 +44,7 @@ targets:
 replications:
   - {source: %s, target: backup, target_dataset: %s/data}
   - {source: %s, target: backup, target_dataset: nosuchpool/other}
-archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{dataset: %s}], schedule: 8760h}
+archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{dataset: %s, cycle: 30d, sanity_min_percent: 50}], max_delete_cycles: -1, schedule: 8760h}
 policies:
   - {dataset: %s, annual: 2}
 `, e.temporal.HostPort, e.temporal.Namespace, e.queue, w.keysDir, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,

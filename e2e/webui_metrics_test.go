@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +26,8 @@ import (
 // process: a replication to a target pool that does not exist fails within
 // a minute with the cause in `zcloud status ID` and in the run's current
 // details, and the Web UI's list finds it by filtering on its dataset
-// (the visibility API with ZcloudDataset). /metrics then shows, per
+// (the visibility API with ZcloudDataset). Each failure reaches the
+// operator's webhook with its cause. /metrics then shows, per
 // dataset, the replication that succeeded, the one that failed, an
 // archive run that failed, and the Temporal SDK's own metrics.
 func TestFailingJobsFoundByDatasetAndCounted(t *testing.T) {
@@ -32,9 +36,23 @@ func TestFailingJobsFoundByDatasetAndCounted(t *testing.T) {
 	data := w.ds.String()
 	missing := e.src.Pool.String() + "/missing" // archived, but no such dataset
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort())
+	// The operator's webhook: a real HTTP endpoint that keeps what it gets.
+	var hookMu sync.Mutex
+	var hooked []notifyBody
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b notifyBody
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		hookMu.Lock()
+		hooked = append(hooked, b)
+		hookMu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
 	y := fmt.Sprintf(`
 temporal: {address: %q, namespace: %q, task_queue: %q}
 metrics: {listen: %q}
+notify: {webhook: {url: %q}}
 keys: {dir: %q}
 targets:
   backup:
@@ -44,7 +62,7 @@ replications:
   - {source: %s, target: backup, target_dataset: %s/data}
   - {source: %s, target: backup, target_dataset: nosuchpool/data}
 archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{dataset: %s}]}
-`, e.temporal.HostPort, e.temporal.Namespace, e.queue, listen, w.keysDir, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,
+`, e.temporal.HostPort, e.temporal.Namespace, e.queue, listen, hook.URL, w.keysDir, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,
 		data, e.dst.Pool, data, w.storeY, w.owner.Recipient().String(), missing)
 	if err := os.WriteFile(e.cfgPath, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,6 +137,18 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 		t.Fatalf("archive of a missing dataset succeeded:\n%s", out)
 	}
 
+	// Each failure reached the webhook, with its cause, before its run
+	// ended; the success did not.
+	hookMu.Lock()
+	got := append([]notifyBody(nil), hooked...)
+	hookMu.Unlock()
+	if len(got) != 2 ||
+		got[0].Subject != "replicate "+data+" to backup failed" || !strings.Contains(got[0].Body, "pool nosuchpool does not exist") ||
+		got[0].Severity != "error" || got[0].Fields["workflow_id"] != badID || got[0].Fields["dataset"] != data ||
+		got[1].Subject != "archive "+missing+" to archive failed" || got[1].Fields["workflow_id"] != workflows.ArchiveWorkflowID(missing) {
+		t.Errorf("notifications: %+v", got)
+	}
+
 	m := scrape(t, "http://"+listen+"/metrics")
 	for _, want := range []string{
 		fmt.Sprintf(`zcloud_runs_total{dataset=%q,kind="replicate",outcome="ok",tier="backup"} 1`, data),
@@ -141,6 +171,14 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 	if !m.hasPrefix("temporal_request_total{") || !m.hasPrefix("temporal_workflow_task_execution_latency_seconds_bucket{") {
 		t.Errorf("/metrics lacks the Temporal SDK's metrics")
 	}
+}
+
+// notifyBody is what the webhook receives (cloud/notify.Webhook).
+type notifyBody struct {
+	Subject  string            `json:"subject"`
+	Body     string            `json:"body"`
+	Severity string            `json:"severity"`
+	Fields   map[string]string `json:"fields"`
 }
 
 // metricsText is one scrape of a Prometheus endpoint, line by line.

@@ -13,6 +13,7 @@ import (
 
 	"zcloud/contract"
 	"zcloud/internal/testenv"
+	"zcloud/retention"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
 	"zcloud/zfsname"
@@ -77,15 +78,24 @@ chmod 750 dir1/a; mkfifo fifo; sync`, m)
 	t.Cleanup(tmp.Stop)
 	port := tmp.HostPort[strings.LastIndex(tmp.HostPort, ":")+1:]
 	tq := "staging-vm-" + randHex(4)
+	// Names encrypted too, staged again after each policy snapshot; the
+	// names key lives in the worker's key source (it is not the private
+	// key: the worker holds the plaintext anyway).
 	cfg := fmt.Sprintf(`temporal: {address: "10.0.2.2:%s", namespace: default, task_queue: %s}
 log: {level: info, format: console}
+keys: {dir: /tmp/sg-keys}
+policies:
+  - {dataset: %s, schedule: 1h, hourly: 24, max_destroy_count: 5, max_destroy_percent: 50}
 staging:
   - source: %s
     dataset: %s
     recipients: [%s]
     parallel: 2
-`, port, tq, src, stg, id.Recipient())
-	h.sh(t, `mkdir -p /tmp/sg-gate && rm -f /tmp/sg-gate/* && printf '%s' "$1" > /tmp/sg.yaml`, cfg)
+    names: encrypt
+    names_key: stg-names
+    after_snapshot: true
+`, port, tq, src, src, stg, id.Recipient())
+	h.sh(t, `mkdir -p /tmp/sg-gate /tmp/sg-keys && chmod 700 /tmp/sg-keys && rm -f /tmp/sg-gate/* && printf '%s' "$1" > /tmp/sg.yaml && printf '%s\n' "$2" > /tmp/sg-keys/stg-names && chmod 600 /tmp/sg-keys/stg-names`, cfg, randHex(32))
 	if out := h.sh(t, `cat /tmp/sg.yaml`); strings.Contains(out, "AGE-SECRET-KEY") {
 		t.Fatal("the private key is in the worker's config")
 	}
@@ -160,6 +170,11 @@ staging:
 	if len(st.Report.Skipped) != 1 || st.Report.Skipped[0].Path != "fifo" {
 		t.Errorf("the fifo is not reported as skipped: %+v", st.Report.Skipped)
 	}
+	// Every staged name is encrypted.
+	if names := h.sh(t, `cd "$1" && find . -path ./.zcloud-staging -prune -o -print`, "/"+stg.String()); strings.Contains(names, "big") ||
+		strings.Contains(names, "dir1") || strings.Contains(names, "sparse") || strings.Count(names, "\n") < 10 {
+		t.Fatalf("staged names are not encrypted:\n%s", names)
+	}
 	restoreAndCompare := func(snapName string) {
 		t.Helper()
 		out := "/" + rst.String() + "/" + snapName
@@ -201,7 +216,7 @@ ln -sfn dir1renamed/a link1; sync`, m)
 	snap("s2")
 	d := h.sh(t, `zfs diff -FH "$1@s1" "$1@s2"`, src.String())
 	t.Logf("zfs diff:\n%s", d)
-	st = runStaging("staging-vm-incremental", []int{2})
+	st = runStaging("staging-vm-incremental", []int{2, 1})
 	if st.Plan.Action != contract.StagingIncremental || st.Plan.From != "s1" || st.Plan.To != "s2" {
 		t.Fatalf("second run plan %+v", st.Plan)
 	}
@@ -220,5 +235,39 @@ ln -sfn dir1renamed/a link1; sync`, m)
 	}
 	if out, _ := h.shErr(`grep -rlF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$1" / 2>/dev/null; true`, secret); strings.TrimSpace(out) != "" {
 		t.Fatalf("the private key is on the worker host: %s", out)
+	}
+
+	// After a snapshot-policy tick: the tick's snapshot starts the staging
+	// (after_snapshot), which stages the one new file.
+	h.sh(t, `echo tick > "$1/after tick"; sync`, m)
+	startWorker()
+	prun, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "staging-vm-policy", TaskQueue: tq}, workflows.SnapshotPolicyName,
+		workflows.PolicyInput{Dataset: src.String(), Policy: retention.Policy{Hourly: 24}, MaxDestroyCount: 5, MaxDestroyPercent: 50, StagingDataset: stg.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pst workflows.PolicyStatus
+	if err := prun.Get(ctx, &pst); err != nil {
+		t.Fatalf("policy tick: %v", err)
+	}
+	if pst.Snapshot == "" || pst.StagingWorkflow != workflows.StagingWorkflowID(src.String()) {
+		t.Fatalf("the policy tick took no snapshot or started no staging: %+v", pst)
+	}
+	var tst workflows.StagingStatus
+	if err := cl.GetWorkflow(ctx, pst.StagingWorkflow, pst.StagingRunID).Get(ctx, &tst); err != nil {
+		t.Fatalf("staging after the tick: %v; worker log:\n%s", err, h.sh(t, `tail -30 /tmp/sg-worker.log`))
+	}
+	killWorker()
+	tickSnap := pst.Snapshot[strings.Index(pst.Snapshot, "@")+1:]
+	if tst.Plan.Action != contract.StagingIncremental || tst.Plan.From != "s2" || tst.Plan.To != tickSnap || tst.Report.Files != 1 {
+		t.Fatalf("staging after the tick: plan %+v report %+v", tst.Plan, tst.Report)
+	}
+	res, err := h.r.Run(ctx, zfsexec.Cmd{Argv: []string{bin, "staging", "restore", "/" + stg.String(), "/tmp/sg-one", "--path", "after tick", "--identity", "-"},
+		Stdin: strings.NewReader(secret + "\n")})
+	if err != nil {
+		t.Fatalf("restore one file: %v", err)
+	}
+	if got := h.sh(t, `cat /tmp/sg-one; zfs list -H -o name -t snapshot "$1" | grep -c "@$2"`, stg.String(), tickSnap); got != "tick\n1\n" {
+		t.Fatalf("after the tick: restored file and staging snapshot: %q (%s)", got, res.Stdout)
 	}
 }

@@ -72,14 +72,15 @@ func (s RestoreStatus) MovedBytes() int64 {
 func (s VerifyStatus) MovedBytes() int64 { return s.Bytes }
 
 // NewInterceptor returns the worker interceptor every zcloud worker runs
-// its workflows with. It changes no command, so histories replay as
-// before. For each run it
+// its workflows with. Histories recorded before it replay as before. For each run it
 //   - keeps the run's current details (workflow.SetCurrentDetails: what
 //     the Web UI shows on the run's page) up to date with its status
 //     query's phase and error, the step it waits on, and at the end its
 //     outcome and bytes;
 //   - hands the run's outcome to rec (metrics), once, on the worker that
-//     completed it.
+//     completed it;
+//   - reports a failed run through the notifiers (notifyFailedRun): the
+//     one step it adds, behind a GetVersion.
 func NewInterceptor(rec RunRecorder) interceptor.WorkerInterceptor {
 	return &workerInterceptor{rec: rec}
 }
@@ -124,25 +125,29 @@ func (i *runInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.Execu
 	if m, ok := res.(bytesMover); ok && err == nil {
 		o.Bytes = m.MovedBytes()
 	}
-	i.step = ""
+	cause := ""
 	switch {
 	case temporal.IsCanceledError(err):
 		o.Outcome = OutcomeCancelled
 		i.end = "cancelled"
 	case err != nil:
 		o.Outcome = OutcomeError
-		msg, _ := rootCause(err)
-		i.end = "failed: " + msg
+		cause, _ = rootCause(err)
+		i.end = "failed: " + cause
 	default:
 		i.end = "done"
 		if o.Bytes > 0 {
 			i.end += fmt.Sprintf(", %d bytes", o.Bytes)
 		}
 	}
-	i.refresh(ctx)
 	if i.rec != nil && !workflow.IsReplaying(ctx) && o.Job.Kind != "" {
 		i.rec.RunDone(o)
 	}
+	if o.Outcome == OutcomeError {
+		notifyFailedRun(ctx, o.Job, cause)
+	}
+	i.step = ""
+	i.refresh(ctx)
 	return res, err
 }
 

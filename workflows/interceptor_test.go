@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,11 @@ func TestInterceptorReportsOutcomeAndDetails(t *testing.T) {
 			env.OnActivity(a.TakeSnapshot, mock.Anything, mock.Anything).Return(nil)
 			env.OnActivity(a.SendSnapshots, mock.Anything, mock.Anything).Return(contract.SendReport{Full: true, Bytes: 42}, tc.sendErr)
 			env.OnActivity(a.HoldBase, mock.Anything, mock.Anything).Return(nil)
+			var notified []contract.NotifyEvent
+			env.OnActivity(a.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, ev contract.NotifyEvent) error {
+				notified = append(notified, ev)
+				return nil
+			}).Maybe()
 			env.ExecuteWorkflow(Replicate, ReplicateInput{Source: "tank/data", Target: "b", TargetDataset: "bk/data"})
 			if (env.GetWorkflowError() == nil) != (tc.sendErr == nil) {
 				t.Fatalf("workflow error %v", env.GetWorkflowError())
@@ -59,6 +65,14 @@ func TestInterceptorReportsOutcomeAndDetails(t *testing.T) {
 			o := rec[0]
 			if o.Outcome != tc.outcome || o.Job.Kind != "replicate" || strings.Join(o.Job.Datasets, ",") != "tank/data" || o.Job.Target != "b" || o.Bytes != tc.bytes {
 				t.Errorf("outcome %+v", o)
+			}
+			// A failure is reported through the notifiers, with its cause.
+			switch {
+			case tc.sendErr == nil && len(notified) != 0:
+				t.Errorf("a success notified: %+v", notified)
+			case tc.sendErr != nil && (len(notified) != 1 || notified[0].Subject != "replicate tank/data to b failed" ||
+				!strings.Contains(notified[0].Body, "pool does not exist") || notified[0].Fields["dataset"] != "tank/data"):
+				t.Errorf("notifications %+v", notified)
 			}
 			v, err := env.QueryWorkflow("__temporal_workflow_metadata")
 			if err != nil {

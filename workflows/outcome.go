@@ -64,8 +64,7 @@ func rootCause(err error) (msg, typ string) {
 	msg, typ = innerCause(err)
 	var te *temporal.TimeoutError
 	if errors.As(err, &te) && te.TimeoutType() != enumspb.TIMEOUT_TYPE_UNSPECIFIED {
-		what := strings.ToLower(strings.TrimPrefix(te.TimeoutType().String(), "TIMEOUT_TYPE_"))
-		what = strings.ReplaceAll(what, "_", "-")
+		what := timeoutNames[te.TimeoutType()]
 		var ae *temporal.ApplicationError
 		if errors.As(te, &ae) {
 			msg += " (then the last attempt timed out: " + what + ")"
@@ -83,6 +82,13 @@ func rootCause(err error) (msg, typ string) {
 		}
 	}
 	return msg, typ
+}
+
+var timeoutNames = map[enumspb.TimeoutType]string{
+	enumspb.TIMEOUT_TYPE_HEARTBEAT:         "heartbeat",
+	enumspb.TIMEOUT_TYPE_START_TO_CLOSE:    "start-to-close",
+	enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START: "schedule-to-start",
+	enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "schedule-to-close",
 }
 
 // innerCause is the innermost application error's message and type, or
@@ -178,6 +184,7 @@ func (g *approvalGate) wait(ctx workflow.Context, planID string, timeout time.Du
 	*g.phase = PhaseAwaitingApproval
 	*deadline = workflow.Now(ctx).Add(timeout)
 	workflow.GetLogger(ctx).Info(g.plan+" waits for approval", "dataset", g.dataset, "plan", planID)
+	g.notifyWaits(ctx, *deadline)
 	decided, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return g.decision != nil })
 	switch {
 	case err != nil:

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/mock"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
 
 	"zcloud/activities"
 	"zcloud/contract"
@@ -45,5 +47,19 @@ func TestTransientFailureIsCappedAndKeepsTheLastCause(t *testing.T) {
 	}
 	if st.Phase != PhaseFailed || !strings.Contains(st.Error, "connection reset by peer (try 0)") {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// A last attempt that timed out keeps the cause of the attempt before it
+// (the server hands it on as the timeout's cause).
+func TestRootCauseKeepsTheFailureBeforeATimeout(t *testing.T) {
+	prev := temporal.NewApplicationError("connection reset by peer", "StepFailed")
+	msg, typ := rootCause(temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, prev))
+	if msg != "connection reset by peer (then the last attempt timed out: heartbeat)" || typ != "StepFailed" {
+		t.Errorf("got %q (%s)", msg, typ)
+	}
+	msg, typ = rootCause(temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil))
+	if msg != "start-to-close timeout" || typ != "Timeout" {
+		t.Errorf("got %q (%s)", msg, typ)
 	}
 }

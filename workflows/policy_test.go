@@ -40,9 +40,10 @@ func planReport(n int, needsApproval bool) contract.PlanReport {
 
 // destroyRecorder mocks DestroySnapshots and remembers each call.
 type destroyRecorder struct {
-	mu    sync.Mutex
-	calls []contract.DestroyRequest
-	at    []time.Time
+	mu       sync.Mutex
+	calls    []contract.DestroyRequest
+	at       []time.Time
+	notified []contract.NotifyEvent // notifications sent
 }
 
 func (d *destroyRecorder) mock(env *testsuite.TestWorkflowEnvironment) {
@@ -75,6 +76,12 @@ func newPruneEnv(t *testing.T, rep contract.PlanReport) (*testsuite.TestWorkflow
 	env.OnActivity(acts.PlanPrune, mock.Anything, mock.Anything).Return(rep, nil).Once()
 	d := &destroyRecorder{}
 	d.mock(env)
+	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, ev contract.NotifyEvent) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.notified = append(d.notified, ev)
+		return nil
+	}).Maybe()
 	return env, d
 }
 
@@ -133,6 +140,9 @@ func TestPruneWithinLimitsDestroysWithoutApproval(t *testing.T) {
 	if st.Phase != PhaseDone || d.count() != 1 {
 		t.Fatalf("phase %q, %d destroy calls; want done after 1", st.Phase, d.count())
 	}
+	if len(d.notified) != 0 {
+		t.Errorf("a plan within limits notified: %+v", d.notified)
+	}
 	req := d.calls[0]
 	if req.PlanID != rep.ID || len(req.Snapshots) != 2 || req.Snapshots[0] != rep.Destroy[0] || req.Dataset != zfsname.MustDataset("tank/data") {
 		t.Fatalf("destroy request %+v does not match the plan %+v", req, rep.Destroy)
@@ -174,6 +184,12 @@ func TestPruneWaitsForApprovalThenDestroysThePlan(t *testing.T) {
 	}
 	if destroysBefore != 0 {
 		t.Fatal("destroyed before approval")
+	}
+	// The operator is told that the plan waits, until when and how to answer.
+	if len(d.notified) != 1 || d.notified[0].Subject != "plan of tank/data waits for approval" ||
+		!strings.Contains(d.notified[0].Body, "zcloud policy approve tank/data") || !strings.Contains(d.notified[0].Body, rep.ID) ||
+		!strings.Contains(d.notified[0].Body, t0.Add(DefaultApprovalTimeout).Format(time.RFC3339)) {
+		t.Errorf("notifications %+v", d.notified)
 	}
 	if st.Phase != PhaseDone || d.count() != 1 || len(d.calls[0].Snapshots) != 5 || st.Decision == nil || st.Decision.By != "alice" {
 		t.Fatalf("after approval: %+v, destroy calls %d", st, d.count())
