@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"zcloud/cloud/objstore"
 	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/retention"
@@ -224,6 +225,40 @@ func workerNow(t time.Time) time.Time {
 		return now
 	}
 	return t
+}
+
+// allowRetrieval checks a retrieval's tier and days against the config's
+// caps (archive.max_restore_tier, archive.max_restore_days): an input
+// chooses how fast and how long within what the operator pays for.
+func (a *Activities) allowRetrieval(tier objstore.Tier, days int) error {
+	ar := a.Config.Archive
+	maxTier, maxDays := ar.MaxRestoreTier, ar.MaxRestoreDays
+	if maxTier == "" {
+		maxTier = "Standard"
+	}
+	if maxDays == 0 {
+		maxDays = config.DefaultMaxRestoreDays
+	}
+	if tier != "" && config.TierRank(string(tier)) > config.TierRank(maxTier) {
+		return notAllowed("tier", "the configuration allows retrievals up to %s (archive.max_restore_tier)", maxTier)
+	}
+	if days > maxDays {
+		return notAllowed("days", "the configuration keeps restored copies readable for at most %d days (archive.max_restore_days)", maxDays)
+	}
+	return nil
+}
+
+// allowStoreKeys checks that every key is an object of this worker's
+// archive (under archive.store.prefix): a retrieval request restores
+// nothing else in the bucket or vault.
+func (a *Activities) allowStoreKeys(keys []string) error {
+	prefix := a.archivePrefix() + "/"
+	for i, k := range keys {
+		if !strings.HasPrefix(k, prefix) || strings.Contains(k, "..") {
+			return notAllowed(fmt.Sprintf("keys[%d]", i), "%q is not under the archive's prefix %s in the configuration", k, prefix)
+		}
+	}
+	return nil
 }
 
 // allowIdentity checks a key name a request asks the worker to read: only

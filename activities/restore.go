@@ -27,6 +27,9 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.Restor
 	if err := a.allowIdentity(req.Identity); err != nil {
 		return p, err
 	}
+	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
+		return p, err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return p, err
@@ -73,6 +76,12 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.Restor
 // RestoreObject, vault archive-retrieval jobs; nothing for readable
 // classes). Idempotent: requests in progress are not repeated.
 func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req contract.RetrievalRequest) error {
+	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
+		return err
+	}
+	if err := a.allowStoreKeys(req.Keys); err != nil {
+		return err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return err
@@ -280,6 +289,9 @@ func finding(p archive.Problem) contract.Finding {
 // with HEAD (exists, size, SHA-256 where the store keeps it).
 func (a *Activities) PlanArchiveVerify(ctx context.Context, req contract.VerifyPlanRequest) (contract.VerifyPlan, error) {
 	p := contract.VerifyPlan{Dataset: req.Dataset.String()}
+	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
+		return p, err
+	}
 	st, m, err := a.readManifest(ctx, req.Dataset, req.Identity)
 	if err != nil {
 		return p, err

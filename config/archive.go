@@ -21,6 +21,7 @@ const (
 	DefaultArchivePrefix     = "zcloud"
 	DefaultArchiveDir        = "/var/lib/zcloud/archive" // kind local
 	DefaultRestoreDays       = 3
+	DefaultMaxRestoreDays    = 30
 	DefaultArchivePartSize   = 16 << 20
 	DefaultArchiveParallel   = 4
 	DefaultArchiveHostKeyRef = "archive-host"
@@ -46,6 +47,13 @@ type Archive struct {
 	RestoreTier string `yaml:"restore_tier"`
 	// RestoreDays is how long restored copies of cold objects stay readable.
 	RestoreDays int `yaml:"restore_days"`
+	// MaxRestoreTier is the most expensive retrieval tier a restore or
+	// drill may ask for (Bulk < Standard < Expedited; default Standard, or
+	// restore_tier / verify_tier when one of those is dearer), and
+	// MaxRestoreDays the longest a restored copy may be kept readable
+	// (default 30): a workflow input chooses within them.
+	MaxRestoreTier string `yaml:"max_restore_tier"`
+	MaxRestoreDays int    `yaml:"max_restore_days"`
 	// RestorePoll overrides the interval between restore-status polls
 	// (default from the tier: Expedited 1m, Standard 15m, Bulk 1h).
 	RestorePoll time.Duration `yaml:"restore_poll"`
@@ -133,6 +141,10 @@ type ArchiveDataset struct {
 	// fails the sanity check and the previous cycle is kept. Default 50;
 	// 0 switches the check off.
 	SanityMinPercent *float64 `yaml:"sanity_min_percent"`
+	// KeepCycles is how many cycles rotation keeps: the current one and
+	// KeepCycles-1 before it (older ones are deleted once the current full
+	// is verified and their minimum storage time is over). Default 1.
+	KeepCycles int `yaml:"keep_cycles"`
 	// Raw sends natively encrypted datasets as stored (zfs send -w).
 	Raw bool `yaml:"raw"`
 	// Class overrides archive.store.class for this dataset.
@@ -230,6 +242,17 @@ func (a *Archive) applyDefaults() {
 	if a.RestoreDays == 0 {
 		a.RestoreDays = DefaultRestoreDays
 	}
+	if a.MaxRestoreTier == "" {
+		a.MaxRestoreTier = "Standard"
+		for _, t := range []string{a.RestoreTier, a.VerifyTier} {
+			if TierRank(t) > TierRank(a.MaxRestoreTier) {
+				a.MaxRestoreTier = t
+			}
+		}
+	}
+	if a.MaxRestoreDays == 0 {
+		a.MaxRestoreDays = max(DefaultMaxRestoreDays, a.RestoreDays)
+	}
 	if a.Schedule == 0 {
 		a.Schedule = DefaultArchiveSchedule
 	}
@@ -256,11 +279,28 @@ func (a *Archive) applyDefaults() {
 		if d.Class == "" {
 			d.Class = s.Class
 		}
+		if d.KeepCycles == 0 {
+			d.KeepCycles = 1
+		}
 	}
 }
 
 var archiveClasses = map[string]bool{"STANDARD": true, "GLACIER": true, "DEEP_ARCHIVE": true, "GLACIER_IR": true}
 var restoreTiers = map[string]bool{"Expedited": true, "Standard": true, "Bulk": true}
+
+// TierRank orders retrieval tiers by cost: Bulk 0, Standard 1,
+// Expedited 2; anything else -1.
+func TierRank(tier string) int {
+	switch tier {
+	case "Bulk":
+		return 0
+	case "Standard":
+		return 1
+	case "Expedited":
+		return 2
+	}
+	return -1
+}
 
 // validate checks the archive section; every error names its field.
 func (a Archive) validate() error {
@@ -330,6 +370,17 @@ func (a Archive) validate() error {
 	if !restoreTiers[a.VerifyTier] {
 		return fieldErr(f+".verify_tier", "must be Expedited, Standard or Bulk, not %q", a.VerifyTier)
 	}
+	if !restoreTiers[a.MaxRestoreTier] {
+		return fieldErr(f+".max_restore_tier", "must be Expedited, Standard or Bulk, not %q", a.MaxRestoreTier)
+	}
+	for _, t := range [][2]string{{"restore_tier", a.RestoreTier}, {"verify_tier", a.VerifyTier}} {
+		if TierRank(t[1]) > TierRank(a.MaxRestoreTier) {
+			return fieldErr(f+"."+t[0], "%s is dearer than max_restore_tier %s", t[1], a.MaxRestoreTier)
+		}
+	}
+	if a.MaxRestoreDays < 1 || a.RestoreDays > a.MaxRestoreDays {
+		return fieldErr(f+".max_restore_days", "must be at least 1 and at least restore_days (%d), got %d", a.RestoreDays, a.MaxRestoreDays)
+	}
 	if a.RestoreDays < 1 {
 		return fieldErr(f+".restore_days", "must be at least 1, got %d", a.RestoreDays)
 	}
@@ -364,6 +415,9 @@ func (a Archive) validate() error {
 		seen[ds.String()] = i
 		if d.Cycle.Duration() < time.Minute {
 			return fieldErr(df+".cycle", "must be at least 1m (e.g. 30d), got %s", d.Cycle)
+		}
+		if d.KeepCycles < 1 || d.KeepCycles > 1000 {
+			return fieldErr(df+".keep_cycles", "must be 1-1000, got %d", d.KeepCycles)
 		}
 		if p := *d.SanityMinPercent; p < 0 || p > 100 {
 			return fieldErr(df+".sanity_min_percent", "must be 0-100, got %g", p)

@@ -20,7 +20,8 @@ archive:
 	}
 	a := c.Archive
 	if a.Store.Class != "STANDARD" || a.Store.Prefix != "zcloud" || a.HostIdentity != "archive-host" || a.RestoreTier != "Standard" ||
-		a.VerifyTier != "Bulk" || a.Schedule != 24*time.Hour || *a.MaxDeleteCycles != 1 || *a.MaxDeleteBytes != -1 {
+		a.VerifyTier != "Bulk" || a.Schedule != 24*time.Hour || *a.MaxDeleteCycles != 1 || *a.MaxDeleteBytes != -1 ||
+		a.MaxRestoreTier != "Standard" || a.MaxRestoreDays != 30 || a.AllowForce || a.AllowAcceptSmaller {
 		t.Fatalf("defaults: %+v", a)
 	}
 	d0, d1 := a.Datasets[0], a.Datasets[1]
@@ -32,6 +33,11 @@ archive:
 	}
 	if got, ok := c.ArchiveDatasetFor("tank/db"); !ok || got.Cycle.String() != "90d" {
 		t.Fatalf("ArchiveDatasetFor: %+v", got)
+	}
+	// A dearer default tier raises the default cap with it.
+	if c, err := Parse([]byte("archive: {store: {kind: local, dir: /a}, restore_tier: Expedited, restore_days: 60}")); err != nil ||
+		c.Archive.MaxRestoreTier != "Expedited" || c.Archive.MaxRestoreDays != 60 {
+		t.Fatalf("caps follow the defaults: %v %+v", err, c)
 	}
 	s3, err := Parse([]byte("archive: {store: {kind: s3, bucket: b}}"))
 	if err != nil || s3.Archive.Store.Class != "DEEP_ARCHIVE" {
@@ -70,6 +76,10 @@ func TestArchiveErrorsNameTheField(t *testing.T) {
 		{"archive: {" + ok + ", restore_tier: Fast}", "archive.restore_tier"},
 		{"archive: {" + ok + ", host_identity: ../etc/shadow}", "archive.host_identity"},
 		{"archive: {" + ok + ", max_delete_cycles: -2}", "archive.max_delete_cycles"},
+		{"archive: {" + ok + ", max_restore_tier: Fast}", "archive.max_restore_tier"},
+		{"archive: {" + ok + ", restore_tier: Expedited, max_restore_tier: Standard}", "archive.restore_tier"},
+		{"archive: {" + ok + ", verify_tier: Standard, max_restore_tier: Bulk, restore_tier: Bulk}", "archive.verify_tier"},
+		{"archive: {" + ok + ", restore_days: 40, max_restore_days: 30}", "archive.max_restore_days"},
 		{"archive: {store: {kind: local, dir: /a, part_size: 1000}}", "archive.store.part_size"},
 	}
 	for _, tc := range cases {

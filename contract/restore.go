@@ -16,6 +16,8 @@ type RestorePlanRequest struct {
 	// source; the key itself never travels.
 	Identity string        `json:"identity"`
 	Tier     objstore.Tier `json:"tier"`
+	// Days the restored copies stay readable (0: not known to the plan).
+	Days int `json:"days,omitempty"`
 	// TargetDataset (on Target, "" = this host), when set, is checked
 	// before anything is retrieved: a restore never receives over an
 	// existing dataset that holds no snapshot of the chain.
@@ -82,6 +84,10 @@ type VerifyPlanRequest struct {
 	// needs no private key of the archive recipients: it checks the
 	// stored bytes, which are ciphertext).
 	Identity string `json:"identity,omitempty"`
+	// Tier and Days of the drill's retrieval, checked against the config
+	// before anything is read ("" and 0: not known to the plan).
+	Tier objstore.Tier `json:"tier,omitempty"`
+	Days int           `json:"days,omitempty"`
 }
 
 // VerifyPlan lists every archived stream and the problems HEAD found.

@@ -40,12 +40,13 @@ type archiveWorld struct {
 	cfg     *config.Config
 	cfgPath string
 	keysDir string
+	maxTier string // archive.max_restore_tier (moto's restores are free: Expedited)
 }
 
 // newArchiveWorld makes keys and a dataset; store is the archive.store YAML
 // (flow style) without the braces.
 func newArchiveWorld(t *testing.T, e *env, store string) *archiveWorld {
-	w := &archiveWorld{e: e, storeY: store, queue: e.queue}
+	w := &archiveWorld{e: e, storeY: store, queue: e.queue, maxTier: "Expedited"}
 	var err error
 	if w.owner, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)
@@ -91,9 +92,9 @@ targets:
     transport: ssh
     ssh: {host: 127.0.0.1, port: %d, user: %s, identity_file: %q, host_key: %q, connect_timeout: 5s}
 archive: {store: {%s}, recipients: [%q], host_identity: host, restore_identity: owner, restore_poll: 1s,
-  datasets: [{dataset: %s, cycle: 30d, sanity_min_percent: 50}], max_delete_cycles: -1%s}
+  datasets: [{dataset: %s, cycle: 30d, sanity_min_percent: 50}], max_delete_cycles: -1, max_restore_tier: %s%s}
 `, e.temporal.HostPort, e.temporal.Namespace, queue, keysDir, e.sshd.Port, e.sshd.User, e.sshd.ClientKeyPath, e.sshd.HostKey,
-		w.storeY, w.owner.Recipient().String(), w.ds, extra)
+		w.storeY, w.owner.Recipient().String(), w.ds, w.maxTier, extra)
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, y)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
@@ -313,6 +314,9 @@ func TestForgedArchiveLimitsAreRefused(t *testing.T) {
 	e := newEnv(t)
 	storeDir := t.TempDir()
 	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q", storeDir))
+	w.maxTier = "Standard"
+	// The owner's key is on this worker too, so a restore could get through.
+	w.keysDir = archKeyDir(t, map[string]*age.X25519Identity{"host": w.host, "owner": w.owner})
 	w.cfg, w.cfgPath = w.config(t, e.queue, w.keysDir, ", max_delete_bytes: 1048576")
 	e.startWorker(w.cfg)
 	w.round(t, 0)
@@ -352,4 +356,28 @@ func TestForgedArchiveLimitsAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.assertChain(t, "full:s0")
+	// Retrievals of that archive: no dearer tier, no longer days than the
+	// config's caps; refused before the target is reached or anything is read.
+	restore := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: e.dst.Pool.String() + "/restored", Target: "backup",
+		Identity: "owner", Tier: "Standard", Days: 1}
+	verify := workflows.VerifyInput{Dataset: w.ds.String(), Tier: "Bulk", Days: 1}
+	for _, tc := range []struct {
+		name, workflow string
+		in             any
+		field          string
+	}{
+		{"a restore at a dearer tier", workflows.RestoreName, func() any { in := restore; in.Tier = "Expedited"; return in }(), "tier"},
+		{"a restore kept readable longer", workflows.RestoreName, func() any { in := restore; in.Days = 365; return in }(), "days"},
+		{"a drill at a dearer tier", workflows.VerifyName, func() any { in := verify; in.Tier = "Expedited"; return in }(), "tier"},
+		{"a drill kept readable longer", workflows.VerifyName, func() any { in := verify; in.Days = 365; return in }(), "days"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st any
+			err := e.archStart(w.queue, tc.workflow, tc.in).Get(e.ctx(time.Minute), &st)
+			refused(t, err, tc.field)
+		})
+	}
+	if out, err := exec.Command("zfs", "list", "-H", "-o", "name", restore.TargetDataset).CombinedOutput(); err == nil {
+		t.Errorf("%s exists (%s): a refused restore received", restore.TargetDataset, out)
+	}
 }

@@ -131,7 +131,7 @@ func Restore(ctx workflow.Context, in RestoreInput) (RestoreStatus, error) {
 	quick := workflow.WithActivityOptions(ctx, quickActivity)
 
 	var plan contract.RestorePlan
-	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, TargetDataset: target, Target: in.Target}
+	preq := contract.RestorePlanRequest{Dataset: ds, Snapshot: in.Snapshot, Identity: in.Identity, Tier: tier, Days: days, TargetDataset: target, Target: in.Target}
 	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveRestore, preq).Get(ctx, &plan); err != nil {
 		return st, fail("plan", err)
 	}
@@ -298,7 +298,7 @@ func ArchiveVerify(ctx workflow.Context, in VerifyInput) (VerifyStatus, error) {
 	if in.Identity != "" {
 		keyNote = fmt.Sprintf(" with private key %q", in.Identity)
 	}
-	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity}).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteActivity(quick, contract.PlanArchiveVerify, contract.VerifyPlanRequest{Dataset: ds, Identity: in.Identity, Tier: tier, Days: max(in.Days, 1)}).Get(ctx, &plan); err != nil {
 		return st, fail("plan"+keyNote, err)
 	}
 	st.Streams = len(plan.Streams)
