@@ -382,7 +382,7 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req contract.CycleCh
 }
 
 func summarize(c archive.Cycle) contract.CycleSummary {
-	s := contract.CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
+	s := contract.CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams), MonthlyUSD: c.MonthlyUSD()}
 	for _, st := range c.Streams {
 		s.StoredBytes += st.StoredSize
 		s.ParityBytes += st.ParityBytes()
@@ -398,7 +398,8 @@ func summarize(c archive.Cycle) contract.CycleSummary {
 // the current cycle, and no cycle before its streams' minimum storage
 // duration unless forced.
 func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.DeletionPlanRequest) (contract.DeletionPlan, error) {
-	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+	d, err := a.allowArchive(req.Dataset.String())
+	if err != nil {
 		return contract.DeletionPlan{}, err
 	}
 	if err := a.allowForce(req.Force); err != nil {
@@ -422,7 +423,11 @@ func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.Delet
 		return p, err
 	}
 	del := map[string]bool{}
-	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force) {
+	kept := map[string]bool{} // by keep_cycles
+	for i := max(len(m.Cycles)-d.KeepCycles, 0); i < len(m.Cycles); i++ {
+		kept[m.Cycles[i].ID] = true
+	}
+	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force, d.KeepCycles) {
 		del[c.ID] = true
 		s := summarize(c)
 		p.Delete = append(p.Delete, s)
@@ -435,9 +440,12 @@ func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.Delet
 				continue
 			}
 			s := summarize(c)
-			if cur.Verified.IsZero() {
+			switch {
+			case kept[c.ID]:
+				s.Reason = fmt.Sprintf("keep_cycles %d keeps the %d newest cycles", d.KeepCycles, d.KeepCycles)
+			case cur.Verified.IsZero():
 				s.Reason = fmt.Sprintf("the current cycle %s is not verified yet", cur.ID)
-			} else {
+			default:
 				s.Reason = fmt.Sprintf("%s minimum storage lasts until %s (--force deletes earlier and pays for the rest)",
 					s.Class, s.DeletableAt.UTC().Format(time.RFC3339))
 			}
@@ -482,7 +490,8 @@ func deletionPlanID(dataset string, cycles []string) string {
 // leaves a manifest naming deleted objects of a cycle being deleted, which
 // the retry finishes, never objects no manifest knows (orphans).
 func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.DeleteCyclesRequest) (contract.DeletionReport, error) {
-	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+	d, err := a.allowArchive(req.Dataset.String())
+	if err != nil {
 		return contract.DeletionReport{}, err
 	}
 	if err := a.allowForce(req.Force); err != nil {
@@ -503,7 +512,7 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.Delet
 		return rep, err
 	}
 	allowed := map[string]archive.Cycle{}
-	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force) {
+	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force, d.KeepCycles) {
 		allowed[c.ID] = c
 	}
 	var gone []string
