@@ -69,15 +69,20 @@ func TestTransientFailureEndsAfterItsAttemptsWithTheCause(t *testing.T) {
 	if !errors.As(err, &ae) || !ae.NonRetryable() {
 		t.Errorf("final error is retryable: %v", err)
 	}
-	// Attempts, from the history.
+	// Attempts, from the history: the check's started event records its
+	// last attempt.
 	last := int32(0)
+	checks := map[int64]bool{} // scheduled event ids of the check
 	it := e.client.GetWorkflowHistory(e.ctx(time.Minute), id, run.GetRunID(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == contract.CheckTargetAt {
+			checks[ev.GetEventId()] = true
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && checks[a.GetScheduledEventId()] {
 			last = a.GetAttempt()
 		}
 	}
