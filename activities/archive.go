@@ -39,15 +39,7 @@ func (a *Activities) PlanArchive(ctx context.Context, req contract.ArchivePlanRe
 			return contract.ArchivePlan{}, err
 		}
 	}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return contract.ArchivePlan{}, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return contract.ArchivePlan{}, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
+	_, _, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, true)
 	if err != nil {
 		return contract.ArchivePlan{}, err
 	}
@@ -178,11 +170,7 @@ func (a *Activities) archiveStream(ctx context.Context, req contract.ArchiveStre
 	if req.Kind != archivetypes.Full && req.Kind != archivetypes.Incremental {
 		return rep, permanent(contract.ErrTypeConfig, fmt.Errorf("stream kind %q", req.Kind))
 	}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return rep, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	st, hostIDs, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, true)
 	if err != nil {
 		return rep, err
 	}
@@ -191,10 +179,6 @@ func (a *Activities) archiveStream(ctx context.Context, req contract.ArchiveStre
 		return rep, err
 	}
 	id := archive.StreamID(req.Kind, req.From.GUID, req.To.GUID)
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
-	if err != nil {
-		return rep, err
-	}
 	if s, ok := findStream(m, req.Cycle, id); ok {
 		log.Info("stream already archived by an earlier attempt", zap.String("stream", id))
 		rep.Stream, rep.AlreadyArchived = streamInfo(s), true
@@ -313,15 +297,7 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req contract.CycleCh
 		return contract.CycleCheck{}, err
 	}
 	out := contract.CycleCheck{Cycle: req.Cycle}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return out, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return out, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	st, hostIDs, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, false)
 	if err != nil {
 		return out, err
 	}
@@ -410,15 +386,7 @@ func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.Delet
 	}
 	req.Now = workerNow(req.Now)
 	p := contract.DeletionPlan{Dataset: req.Dataset.String()}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return p, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return p, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	_, _, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, false)
 	if err != nil {
 		return p, err
 	}
@@ -499,15 +467,7 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.Delet
 	}
 	req.Now = workerNow(req.Now)
 	var rep contract.DeletionReport
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return rep, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return rep, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	st, hostIDs, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, false)
 	if err != nil {
 		return rep, err
 	}
