@@ -90,7 +90,8 @@ func TestTransientFailureEndsAfterItsAttemptsWithTheCause(t *testing.T) {
 		t.Errorf("check ran %d times (history's last attempt %d), want the policy's 3", calls.Load(), last)
 	}
 	out, _ := e.zcloudCLI("status", id)
-	if !strings.Contains(out, "fake flaky check, call 3") || !strings.Contains(out, "gave up: every attempt failed") {
+	t.Logf("zcloud status %s:\n%s", id, out)
+	if !strings.Contains(out, "  error: check target: target busy: fake flaky check, call 3 (gave up: every attempt failed)\n") {
 		t.Errorf("zcloud status %s:\n%s", id, out)
 	}
 }
