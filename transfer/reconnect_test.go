@@ -308,9 +308,10 @@ func TestLaneBrokenAfterEndIsConfirmedOnRedial(t *testing.T) {
 		}
 	}}
 	ended := make(chan struct{})
+	var endedOnce sync.Once
 	testHookLaneEnded = func(session [sessionIDSize]byte, index uint16) {
-		if session == sess.id {
-			close(ended) // one lane, one END frame
+		if session == sess.id { // the first END (the re-dial repeats it)
+			endedOnce.Do(func() { close(ended) })
 		}
 	}
 	t.Cleanup(func() { testHookLaneEnded = nil })
