@@ -1,12 +1,15 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
+	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/cloud/objstore"
 	"zcloud/config"
 	"zcloud/contract"
@@ -256,6 +259,27 @@ func (a *Activities) allowStoreKeys(keys []string) error {
 	for i, k := range keys {
 		if !strings.HasPrefix(k, prefix) || strings.Contains(k, "..") {
 			return notAllowed(fmt.Sprintf("keys[%d]", i), "%q is not under the archive's prefix %s in the configuration", k, prefix)
+		}
+	}
+	return nil
+}
+
+// allowLaunchToken checks, before a release by client token cancels or
+// terminates anything, that every spot request and instance carrying the
+// token holds this worker's launch record for target made with that very
+// token (launchedBy): a token is only a request's word, and another
+// launch's token must not end that launch.
+func (a *Activities) allowLaunchToken(ctx context.Context, c *ec2.Client, t config.Target, target, token string) error {
+	found, err := c.LaunchResources(ctx, token)
+	if err != nil {
+		return ec2Err(err)
+	}
+	for _, r := range found {
+		if _, err := launchedBy(t, target, ec2types.Instance{ID: r.ID, Tags: r.Tags}); err != nil {
+			return notAllowed("client_token", "%s carries the token but not this worker's launch record for target %s", r.ID, target)
+		}
+		if rec, _, _ := strings.Cut(r.Tags[TagLaunch], " "); rec != token {
+			return notAllowed("client_token", "%s was launched for target %s with another token", r.ID, target)
 		}
 	}
 	return nil
