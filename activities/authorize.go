@@ -13,6 +13,7 @@ import (
 	"zcloud/cloud/objstore"
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/poolplan"
 	"zcloud/retention"
 	"zcloud/zfsname"
 )
@@ -124,6 +125,19 @@ func (a *Activities) allowPool(p config.Pool) error {
 		if !f.same {
 			return notAllowed(f.field, "differs from pool %s in the configuration", p.Name)
 		}
+	}
+	return nil
+}
+
+// allowVolumeSpec checks a volume a pool step creates or grows to against
+// the configured pool's grow caps (config.Pool.GrowRefusal).
+func (a *Activities) allowVolumeSpec(pool string, spec poolplan.VolumeSpec) error {
+	c, ok := a.Config.Pool(pool)
+	if !ok {
+		return notAllowed("pool", "no pool named %q in the configuration (known: %v)", pool, a.Config.PoolNames())
+	}
+	if field, why := c.GrowRefusal(spec); field != "" {
+		return notAllowed(field, "%s", why)
 	}
 	return nil
 }
@@ -283,6 +297,13 @@ func (a *Activities) allowLaunchToken(ctx context.Context, c *ec2.Client, t conf
 		}
 	}
 	return nil
+}
+
+// LaunchRecord is the launch record (tag TagLaunch) this worker gives a
+// launch of target with token and the injected public host key: tests use
+// it to stand in for a launch that died before tagging what it made.
+func LaunchRecord(t config.Target, target, token, hostKey string) (string, error) {
+	return launchTag(t, target, token, hostKey)
 }
 
 // allowIdentity checks a key name a request asks the worker to read: only
