@@ -6,6 +6,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -91,6 +92,9 @@ func classify(err error) error {
 			return permanent(contract.ErrTypeNotFound, err)
 		case zfsexec.ErrKeyIncorrect:
 			return permanent(contract.ErrTypeKeyIncorrect, err)
+		case zfsexec.ErrKeyNotLoaded:
+			// A raw-received copy never gets its key: retrying cannot help.
+			return permanent(contract.ErrTypeStreamMismatch, fmt.Errorf("%w: the target dataset holds a raw (encrypted) copy, which takes raw streams only: send raw again (drop allow_plaintext_on_target), or replicate to a new target dataset", err))
 		case zfsexec.ErrNoSpace:
 			return permanent(contract.ErrTypeNoSpace, err)
 		case zfsexec.ErrUsage:

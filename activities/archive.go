@@ -39,15 +39,7 @@ func (a *Activities) PlanArchive(ctx context.Context, req contract.ArchivePlanRe
 			return contract.ArchivePlan{}, err
 		}
 	}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return contract.ArchivePlan{}, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return contract.ArchivePlan{}, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
+	_, _, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, true)
 	if err != nil {
 		return contract.ArchivePlan{}, err
 	}
@@ -178,11 +170,7 @@ func (a *Activities) archiveStream(ctx context.Context, req contract.ArchiveStre
 	if req.Kind != archivetypes.Full && req.Kind != archivetypes.Incremental {
 		return rep, permanent(contract.ErrTypeConfig, fmt.Errorf("stream kind %q", req.Kind))
 	}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return rep, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
+	st, hostIDs, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, true)
 	if err != nil {
 		return rep, err
 	}
@@ -191,10 +179,6 @@ func (a *Activities) archiveStream(ctx context.Context, req contract.ArchiveStre
 		return rep, err
 	}
 	id := archive.StreamID(req.Kind, req.From.GUID, req.To.GUID)
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, true)
-	if err != nil {
-		return rep, err
-	}
 	if s, ok := findStream(m, req.Cycle, id); ok {
 		log.Info("stream already archived by an earlier attempt", zap.String("stream", id))
 		rep.Stream, rep.AlreadyArchived = streamInfo(s), true
@@ -313,15 +297,7 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req contract.CycleCh
 		return contract.CycleCheck{}, err
 	}
 	out := contract.CycleCheck{Cycle: req.Cycle}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return out, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return out, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	st, hostIDs, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, false)
 	if err != nil {
 		return out, err
 	}
@@ -382,7 +358,7 @@ func (a *Activities) CheckArchiveCycle(ctx context.Context, req contract.CycleCh
 }
 
 func summarize(c archive.Cycle) contract.CycleSummary {
-	s := contract.CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams)}
+	s := contract.CycleSummary{ID: c.ID, Started: c.Started, Class: c.Class, Streams: len(c.Streams), MonthlyUSD: c.MonthlyUSD()}
 	for _, st := range c.Streams {
 		s.StoredBytes += st.StoredSize
 		s.ParityBytes += st.ParityBytes()
@@ -398,7 +374,8 @@ func summarize(c archive.Cycle) contract.CycleSummary {
 // the current cycle, and no cycle before its streams' minimum storage
 // duration unless forced.
 func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.DeletionPlanRequest) (contract.DeletionPlan, error) {
-	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+	d, err := a.allowArchive(req.Dataset.String())
+	if err != nil {
 		return contract.DeletionPlan{}, err
 	}
 	if err := a.allowForce(req.Force); err != nil {
@@ -409,20 +386,16 @@ func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.Delet
 	}
 	req.Now = workerNow(req.Now)
 	p := contract.DeletionPlan{Dataset: req.Dataset.String()}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return p, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return p, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	_, _, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, false)
 	if err != nil {
 		return p, err
 	}
 	del := map[string]bool{}
-	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force) {
+	kept := map[string]bool{} // by keep_cycles
+	for i := max(len(m.Cycles)-d.KeepCycles, 0); i < len(m.Cycles); i++ {
+		kept[m.Cycles[i].ID] = true
+	}
+	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force, d.KeepCycles) {
 		del[c.ID] = true
 		s := summarize(c)
 		p.Delete = append(p.Delete, s)
@@ -435,9 +408,12 @@ func (a *Activities) PlanArchiveDeletion(ctx context.Context, req contract.Delet
 				continue
 			}
 			s := summarize(c)
-			if cur.Verified.IsZero() {
+			switch {
+			case kept[c.ID]:
+				s.Reason = fmt.Sprintf("keep_cycles %d keeps the %d newest cycles", d.KeepCycles, d.KeepCycles)
+			case cur.Verified.IsZero():
 				s.Reason = fmt.Sprintf("the current cycle %s is not verified yet", cur.ID)
-			} else {
+			default:
 				s.Reason = fmt.Sprintf("%s minimum storage lasts until %s (--force deletes earlier and pays for the rest)",
 					s.Class, s.DeletableAt.UTC().Format(time.RFC3339))
 			}
@@ -482,7 +458,8 @@ func deletionPlanID(dataset string, cycles []string) string {
 // leaves a manifest naming deleted objects of a cycle being deleted, which
 // the retry finishes, never objects no manifest knows (orphans).
 func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.DeleteCyclesRequest) (contract.DeletionReport, error) {
-	if _, err := a.allowArchive(req.Dataset.String()); err != nil {
+	d, err := a.allowArchive(req.Dataset.String())
+	if err != nil {
 		return contract.DeletionReport{}, err
 	}
 	if err := a.allowForce(req.Force); err != nil {
@@ -490,20 +467,12 @@ func (a *Activities) DeleteArchiveCycles(ctx context.Context, req contract.Delet
 	}
 	req.Now = workerNow(req.Now)
 	var rep contract.DeletionReport
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return rep, err
-	}
-	hostIDs, err := a.identities(ctx, a.Config.Archive.HostIdentity)
-	if err != nil {
-		return rep, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, hostIDs, false)
+	st, hostIDs, m, err := a.openManifest(ctx, req.Dataset, a.Config.Archive.HostIdentity, false)
 	if err != nil {
 		return rep, err
 	}
 	allowed := map[string]archive.Cycle{}
-	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force) {
+	for _, c := range archive.DeletableCycles(m, req.Now, nil, req.Force, d.KeepCycles) {
 		allowed[c.ID] = c
 	}
 	var gone []string

@@ -165,16 +165,27 @@ func (a *Activities) readManifest(ctx context.Context, ds zfsname.Dataset, ident
 	if err := a.allowIdentity(identity); err != nil {
 		return nil, nil, err
 	}
+	st, _, m, err := a.openManifest(ctx, ds, identity, false)
+	return st, m, err
+}
+
+// openManifest is how the archive activities start: the store, the named
+// identities (they read the manifest; the host's also write it) and ds's
+// manifest (a new, empty one when there is none yet and missingOK).
+func (a *Activities) openManifest(ctx context.Context, ds zfsname.Dataset, identity string, missingOK bool) (objstore.Store, []age.Identity, *archive.Manifest, error) {
 	st, err := a.archiveStore(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ids, err := a.identities(ctx, identity)
 	if err != nil {
-		return st, nil, err
+		return nil, nil, nil, err
 	}
-	m, err := a.loadManifest(ctx, st, ds, ids, false)
-	return st, m, err
+	m, err := a.loadManifest(ctx, st, ds, ids, missingOK)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return st, ids, m, nil
 }
 
 func (a *Activities) loadManifest(ctx context.Context, st objstore.Store, ds zfsname.Dataset, ids []age.Identity, missingOK bool) (*archive.Manifest, error) {

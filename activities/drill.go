@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"zcloud/archive"
 	"zcloud/cloud/objstore"
@@ -89,7 +92,56 @@ func (a *Activities) FinishDeepDrill(ctx context.Context, req contract.DrillScra
 	if _, err := st.Put(ctx, DrillReportKey(a.archivePrefix(), ds, rep.Started), bytes.NewReader(b), int64(len(b)), objstore.PutOptions{}); err != nil {
 		return rep, archiveErr(fmt.Errorf("saving the drill report: %w", err))
 	}
+	if rep.Passed {
+		a.Metrics.DeepDrillDone(rep.Dataset, rep.Started.Add(time.Duration(rep.Seconds*float64(time.Second))))
+	}
 	return rep, nil
+}
+
+// LoadDeepDrillMetrics (a function: every method of Activities is an
+// activity) sets the deep-drill gauge of every archived dataset
+// from the reports kept in the store, so a restarted worker shows when the
+// newest passed drill ended, not nothing. Best effort: a store it cannot
+// read is logged and skipped.
+func LoadDeepDrillMetrics(ctx context.Context, a *Activities) {
+	if a.Metrics == nil || len(a.Config.Archive.Datasets) == 0 {
+		return
+	}
+	st, err := a.archiveStore(ctx)
+	if err != nil {
+		a.Log.Warn("deep drill metrics: archive store", zap.Error(err))
+		return
+	}
+	for _, d := range a.Config.Archive.Datasets {
+		ds, err := zfsname.ParseDataset(d.Dataset)
+		if err != nil {
+			continue
+		}
+		objs, err := st.List(ctx, path.Dir(DrillReportKey(a.archivePrefix(), ds, time.Time{}))+"/")
+		if err != nil {
+			a.Log.Warn("deep drill metrics: listing the drill reports", zap.String("dataset", ds.String()), zap.Error(err))
+			continue
+		}
+		// Newest first (the keys are start times); the first passed one counts.
+		for i := len(objs) - 1; i >= 0; i-- {
+			rep, err := readDrillReport(ctx, st, objs[i].Key)
+			if err == nil && rep.Passed {
+				a.Metrics.DeepDrillDone(ds.String(), rep.Started.Add(time.Duration(rep.Seconds*float64(time.Second))))
+				break
+			}
+		}
+	}
+}
+
+func readDrillReport(ctx context.Context, st objstore.Store, key string) (contract.DrillReport, error) {
+	var rep contract.DrillReport
+	rc, err := st.Get(ctx, key, objstore.Range{})
+	if err != nil {
+		return rep, err
+	}
+	defer rc.Close()
+	err = json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&rep)
+	return rep, err
 }
 
 func (a *Activities) drillScratch(ctx context.Context, ds zfsname.Dataset) (zfsexec.ZFS, error) {

@@ -7,10 +7,8 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
 	"zcloud/cloud/awsclient"
@@ -275,67 +273,6 @@ func resilvering(st zfsexec.PoolStatus) bool {
 	}
 	return false
 }
-
-// beat heartbeats a Progress every interval while an activity runs, so the
-// server notices a dead worker within the heartbeat timeout and the retry
-// runs elsewhere.
-type beat struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	p    contract.Progress
-	done chan struct{}
-	once sync.Once
-}
-
-func startBeat(ctx context.Context, phase string) *beat {
-	b := &beat{ctx: ctx, p: contract.Progress{Phase: phase}, done: make(chan struct{})}
-	every := 5 * time.Second
-	if activity.IsActivity(ctx) {
-		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
-			every = min(max(hb/4, 100*time.Millisecond), 10*time.Second)
-		}
-	}
-	b.record()
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-b.done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				b.record()
-			}
-		}
-	}()
-	return b
-}
-
-func (b *beat) record() {
-	if !activity.IsActivity(b.ctx) {
-		return
-	}
-	b.mu.Lock()
-	p := b.p
-	b.mu.Unlock()
-	activity.RecordHeartbeat(b.ctx, p)
-}
-
-func (b *beat) set(detail string) {
-	b.mu.Lock()
-	b.p.Detail = detail
-	b.mu.Unlock()
-}
-
-func (b *beat) setBytes(n, total int64) {
-	b.mu.Lock()
-	b.p.Bytes, b.p.Total = n, total
-	b.mu.Unlock()
-}
-
-func (b *beat) stop() { b.once.Do(func() { close(b.done) }) }
 
 // sleepCtx waits d or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {

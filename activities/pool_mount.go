@@ -154,6 +154,9 @@ func waitDevices(ctx context.Context, r zfsexec.Runner, p config.Pool, volumeIDs
 func (a *Activities) PoolMount(ctx context.Context, p config.Pool) ([]string, error) {
 	hb := startBeat(ctx, "mount")
 	defer hb.stop()
+	if err := a.Gate.Reached(ctx, "pool-mount"); err != nil { // test-only
+		return nil, err
+	}
 	c, err := a.ec2Client(ctx, p, hb)
 	if err != nil {
 		return nil, err

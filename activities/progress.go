@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,10 +103,23 @@ func (a *Activities) heartbeatBytes(ctx context.Context, phase, detail string, t
 			Attempt: info.Attempt, Phase: phase, Detail: detail, Total: total, Bytes: n})
 	}
 	start := time.Now()
-	current := func() contract.Progress {
+	return heartbeatEvery(ctx, every, func() contract.Progress {
 		p := progressSince(start, phase, detail, n.Load(), total)
 		p.Live = live
 		return p
+	}, untrack)
+}
+
+// heartbeatEvery is the activities' one heartbeat loop: it records
+// current() as the activity's heartbeat now and every interval until stop
+// (or ctx ends), so the server notices a dead worker within the heartbeat
+// timeout and the retry runs elsewhere. stop runs then (if set) and
+// records a last heartbeat; calling it again does nothing.
+func heartbeatEvery(ctx context.Context, every time.Duration, current func() contract.Progress, then func()) (stop func()) {
+	record := func() {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, current())
+		}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -118,10 +132,57 @@ func (a *Activities) heartbeatBytes(ctx context.Context, phase, detail string, t
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, current())
+				record()
 			}
 		}
 	}()
-	activity.RecordHeartbeat(ctx, current())
-	return func() { close(done); untrack(); activity.RecordHeartbeat(ctx, current()) }
+	record()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			if then != nil {
+				then()
+			}
+			record()
+		})
+	}
+}
+
+// beat is a step's heartbeat whose detail (and bytes) the step updates as
+// it goes: the pool steps' progress ("waiting for /dev/...", "43.5% done").
+type beat struct {
+	mu   sync.Mutex
+	p    contract.Progress
+	stop func()
+}
+
+// startBeat heartbeats phase every quarter of the activity's heartbeat
+// timeout (at most every 10 s) until stop.
+func startBeat(ctx context.Context, phase string) *beat {
+	b := &beat{p: contract.Progress{Phase: phase}}
+	every := 5 * time.Second
+	if activity.IsActivity(ctx) {
+		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 {
+			every = min(max(hb/4, 100*time.Millisecond), 10*time.Second)
+		}
+	}
+	b.stop = heartbeatEvery(ctx, every, func() contract.Progress {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.p
+	}, nil)
+	return b
+}
+
+func (b *beat) set(detail string) {
+	b.mu.Lock()
+	b.p.Detail = detail
+	b.mu.Unlock()
+}
+
+func (b *beat) setBytes(n, total int64) {
+	b.mu.Lock()
+	b.p.Bytes, b.p.Total = n, total
+	b.mu.Unlock()
 }

@@ -93,6 +93,11 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
 		return contract.SendReport{}, err
 	}
+	// Connecting and planning run a dozen commands on both ends before the
+	// stream's own heartbeats start (and the cursor after it): on a busy
+	// host that outlasts a short heartbeat timeout, so beat meanwhile.
+	beat := startBeat(ctx, "plan")
+	defer func() { beat.stop() }()
 	tcfg, r, err := a.targetAt(ctx, req.Target, req.At)
 	if err != nil {
 		return contract.SendReport{}, err
@@ -141,6 +146,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 	}
 	log.Info("sending", zap.Bool("full", rep.Full), zap.String("from", rep.From), zap.Bool("resume", rep.Resumed), zap.Int64("estimate", total))
 
+	beat.stop()
 	m := newMeter(a.newCounter(ctx, "send"), tcfg.BandwidthLimit)
 	stop := a.heartbeatBytes(ctx, "send", "", total, &m.n.Int64, 2*time.Second)
 	err = replication.Pipe(ctx, m.reader,
@@ -156,6 +162,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 			return a.receiveParallel(ctx, r, tcfg, argv, rd)
 		})
 	stop()
+	beat = startBeat(ctx, "finish")
 	rep.Bytes = m.n.Load()
 	rep.Seconds = time.Since(begin).Seconds()
 	a.Metrics.SendDone(req.Target, tcfg.Transport, rep.Bytes, time.Since(begin), err)

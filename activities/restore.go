@@ -30,15 +30,7 @@ func (a *Activities) PlanArchiveRestore(ctx context.Context, req contract.Restor
 	if err := a.allowRetrieval(req.Tier, req.Days); err != nil {
 		return p, err
 	}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return p, err
-	}
-	ids, err := a.identities(ctx, req.Identity)
-	if err != nil {
-		return p, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	_, _, m, err := a.openManifest(ctx, req.Dataset, req.Identity, false)
 	if err != nil {
 		return p, err
 	}
@@ -153,15 +145,7 @@ func (a *Activities) ReceiveArchiveStream(ctx context.Context, req contract.Rece
 			return rep, err
 		}
 	}
-	st, err := a.archiveStore(ctx)
-	if err != nil {
-		return rep, err
-	}
-	ids, err := a.identities(ctx, req.Identity)
-	if err != nil {
-		return rep, err
-	}
-	m, err := a.loadManifest(ctx, st, req.Dataset, ids, false)
+	st, ids, m, err := a.openManifest(ctx, req.Dataset, req.Identity, false)
 	if err != nil {
 		return rep, err
 	}

@@ -57,10 +57,9 @@ func (a *Activities) PlanSession(ctx context.Context, target string) (contract.S
 		SSHTimeout: e.SSHTimeout, SpotPollInterval: e.SpotPollInterval,
 		Notify: a.Config.Notify.SNS != nil || a.Config.Notify.Webhook != nil}
 	_, p.MountsPool = a.Config.SessionPool(target)
-	if waitsBootstrap(e) {
-		// WaitSSH also waits for the instance's bootstrap script.
-		p.SSHTimeout += e.Bootstrap.Timeout
-	}
+	p.Wait = sshWait(e)
+	// WaitSSH also waits for the instance's bootstrap script.
+	p.SSHTimeout = p.Wait.SSH + p.Wait.Bootstrap
 	for _, r := range a.Config.ReplicationsTo(target) {
 		p.Replications = append(p.Replications, contract.PlannedReplication{Source: r.Source, TargetDataset: r.TargetDataset, Raw: r.Raw,
 			AllowPlaintext: r.AllowPlaintextOnTarget})
@@ -291,6 +290,15 @@ func waitsBootstrap(e *config.EC2) bool {
 	return e.Mode == config.ModeLaunchTerminate && !e.Bootstrap.Skip
 }
 
+// sshWait is what WaitSSH waits for, from the target's config.
+func sshWait(e *config.EC2) *contract.SSHWait {
+	w := &contract.SSHWait{SSH: e.SSHTimeout}
+	if waitsBootstrap(e) {
+		w.Bootstrap = e.Bootstrap.Timeout
+	}
+	return w
+}
+
 // WaitSSH waits until the instance answers SSH with the pinned host key,
 // up to the target's ssh_timeout, and then (a launched instance) until its
 // bootstrap script has finished, up to bootstrap.timeout more. A different
@@ -300,7 +308,13 @@ func (a *Activities) WaitSSH(ctx context.Context, req contract.SessionStep) erro
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(e.SSHTimeout)
+	// The waits the session planned with (the activity's timeout was set
+	// from them); a step from an older plan has none: the config's.
+	w := req.Wait
+	if w == nil {
+		w = sshWait(e)
+	}
+	deadline := time.Now().Add(w.SSH)
 	var last error
 	for try := 1; ; try++ {
 		_, r, err := a.targetAt(ctx, req.Target, req.At)
@@ -308,8 +322,8 @@ func (a *Activities) WaitSSH(ctx context.Context, req contract.SessionStep) erro
 			return err
 		}
 		_, err = r.Run(ctx, zfsexec.Cmd{Argv: []string{"true"}})
-		if err == nil && waitsBootstrap(e) {
-			err = waitBootstrap(ctx, r, e.Bootstrap.Timeout)
+		if err == nil && w.Bootstrap > 0 {
+			err = waitBootstrap(ctx, r, w.Bootstrap)
 			var ae *temporal.ApplicationError
 			if err == nil || errors.As(err, &ae) || ctx.Err() != nil {
 				r.Close()
@@ -331,12 +345,12 @@ func (a *Activities) WaitSSH(ctx context.Context, req contract.SessionStep) erro
 		last = err
 		activity.RecordHeartbeat(ctx, contract.Progress{Phase: "wait-ssh", Detail: fmt.Sprintf("try %d: %v", try, err)})
 		if time.Now().After(deadline) {
-			return permanent(contract.ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, e.SSHTimeout, last))
+			return permanent(contract.ErrTypeSSHReady, fmt.Errorf("%s: SSH not ready after %s: %v", host, w.SSH, last))
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(min(2*time.Second, e.SSHTimeout/4)):
+		case <-time.After(min(2*time.Second, w.SSH/4)):
 		}
 	}
 }

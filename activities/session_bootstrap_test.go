@@ -104,5 +104,9 @@ func TestPlanSessionWaitsForTheBootstrap(t *testing.T) {
 		if p.SSHTimeout.String() != c.want {
 			t.Errorf("%q: plan waits %s, want %s", c.extra, p.SSHTimeout, c.want)
 		}
+		// WaitSSH gets the planned waits, not the config's of the moment.
+		if p.Wait == nil || p.Wait.SSH != e.SSHTimeout || p.Wait.SSH+p.Wait.Bootstrap != p.SSHTimeout || (p.Wait.Bootstrap == 0) != e.Bootstrap.Skip {
+			t.Errorf("%q: plan's wait %+v", c.extra, p.Wait)
+		}
 	}
 }

@@ -51,10 +51,11 @@ func SanityCheck(newFull, prevFull Stream, minPercent float64) error {
 }
 
 // DeletableCycles lists the cycles that rotation may delete now: never the
-// current cycle, none at all until the current cycle is Verified, and only
-// cycles whose every stream has been stored for its class's minimum
-// duration — unless force, which waives the minimum duration only.
-func DeletableCycles(m *Manifest, now time.Time, minStorage func(objstore.Class) time.Duration, force bool) []Cycle {
+// current cycle nor the keep-1 cycles before it (keep < 1 counts as 1),
+// none at all until the current cycle is Verified, and only cycles whose
+// every stream has been stored for its class's minimum duration — unless
+// force, which waives the minimum duration only.
+func DeletableCycles(m *Manifest, now time.Time, minStorage func(objstore.Class) time.Duration, force bool, keep int) []Cycle {
 	cur := m.Current()
 	if cur == nil || cur.Verified.IsZero() {
 		return nil
@@ -62,8 +63,12 @@ func DeletableCycles(m *Manifest, now time.Time, minStorage func(objstore.Class)
 	if minStorage == nil {
 		minStorage = MinStorageDuration
 	}
+	keep = max(keep, 1)
+	if len(m.Cycles) <= keep {
+		return nil
+	}
 	var out []Cycle
-	for _, c := range m.Cycles[:len(m.Cycles)-1] {
+	for _, c := range m.Cycles[:len(m.Cycles)-keep] {
 		ok := true
 		for _, s := range c.Streams {
 			if !force && now.Before(s.Uploaded.Add(minStorage(s.Class))) {
@@ -76,4 +81,39 @@ func DeletableCycles(m *Manifest, now time.Time, minStorage func(objstore.Class)
 		}
 	}
 	return out
+}
+
+// StoragePerGBMonth is what a GB (2^30 bytes) stored costs per month by
+// class: AWS us-east-1 list prices as of 2025 (S3 pricing page; a Glacier
+// vault's archives cost what GLACIER does). A variable, like Prices, for
+// deployments to update.
+var StoragePerGBMonth = map[objstore.Class]float64{
+	objstore.Standard:    0.023,
+	objstore.GlacierIR:   0.004,
+	objstore.Glacier:     0.0036,
+	objstore.DeepArchive: 0.00099,
+}
+
+// Per object, GLACIER and DEEP_ARCHIVE also bill 32 KiB at the class's
+// price (index) and 8 KiB at STANDARD's (name and metadata).
+const (
+	coldObjectOverhead     = 32 << 10
+	standardObjectOverhead = 8 << 10
+)
+
+// MonthlyUSD is what storing the cycle costs per month in its streams'
+// classes, parity objects and per-object overhead included.
+func (c *Cycle) MonthlyUSD() float64 {
+	var usd float64
+	for _, s := range c.Streams {
+		price := StoragePerGBMonth[s.Class]
+		bytes := float64(s.StoredSize + s.ParityBytes())
+		if s.Class == objstore.Glacier || s.Class == objstore.DeepArchive {
+			n := float64(len(s.ObjectKeys()))
+			bytes += n * coldObjectOverhead
+			usd += n * standardObjectOverhead / (1 << 30) * StoragePerGBMonth[objstore.Standard]
+		}
+		usd += bytes / (1 << 30) * price
+	}
+	return usd
 }

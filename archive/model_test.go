@@ -125,36 +125,86 @@ func TestDeletableCycles(t *testing.T) {
 	old, cur := t0, t0.AddDate(0, 1, 0) // a monthly cycle: the old one is 30 days old
 	m := chainManifest(t, []time.Time{old, cur}, 2)
 	now := cur.Add(time.Hour)
-	if d := DeletableCycles(m, now, nil, true); d != nil {
+	if d := DeletableCycles(m, now, nil, true, 1); d != nil {
 		t.Fatalf("deletable before the new full is verified: %+v", d)
 	}
 	m.Current().Verified = now
-	if d := DeletableCycles(m, now, nil, false); d != nil {
+	if d := DeletableCycles(m, now, nil, false, 1); d != nil {
 		t.Fatalf("GLACIER cycle deletable before 90 days: %+v", d)
 	}
-	if d := DeletableCycles(m, now, nil, true); len(d) != 1 || d[0].ID != CycleID(old) {
+	if d := DeletableCycles(m, now, nil, true, 1); len(d) != 1 || d[0].ID != CycleID(old) {
 		t.Fatalf("forced: %+v", d)
 	}
 	// 90 days after the old cycle's last stream (uploaded at old+2 days).
 	later := old.Add(92 * 24 * time.Hour)
-	if d := DeletableCycles(m, later, nil, false); len(d) != 1 || d[0].ID != CycleID(old) {
+	if d := DeletableCycles(m, later, nil, false, 1); len(d) != 1 || d[0].ID != CycleID(old) {
 		t.Fatalf("after 90 days: %+v", d)
 	}
-	if d := DeletableCycles(m, later.Add(-time.Second), nil, false); d != nil {
+	if d := DeletableCycles(m, later.Add(-time.Second), nil, false, 1); d != nil {
 		t.Fatalf("one second before the last stream's 90 days: %+v", d)
 	}
 	// DEEP_ARCHIVE needs 180 days.
 	for i := range m.Cycles[0].Streams {
 		m.Cycles[0].Streams[i].Class = objstore.DeepArchive
 	}
-	if d := DeletableCycles(m, later, nil, false); d != nil {
+	if d := DeletableCycles(m, later, nil, false, 1); d != nil {
 		t.Fatalf("DEEP_ARCHIVE deletable at 92 days: %+v", d)
 	}
 	// Never the current cycle, even forced.
-	for _, c := range DeletableCycles(m, later.AddDate(5, 0, 0), nil, true) {
+	for _, c := range DeletableCycles(m, later.AddDate(5, 0, 0), nil, true, 1) {
 		if c.ID == m.Current().ID {
 			t.Fatal("current cycle offered for deletion")
 		}
+	}
+}
+
+// keep_cycles N keeps the current cycle and the N-1 before it; the older
+// ones go once their minimum storage is over.
+func TestDeletableCyclesKeepsN(t *testing.T) {
+	starts := []time.Time{t0, t0.AddDate(0, 1, 0), t0.AddDate(0, 2, 0), t0.AddDate(0, 3, 0)}
+	m := chainManifest(t, starts, 2)
+	later := t0.AddDate(2, 0, 0)
+	m.Current().Verified = later
+	ids := func(cs []Cycle) (out []string) {
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	for keep, want := range map[int][]string{
+		0: {CycleID(starts[0]), CycleID(starts[1]), CycleID(starts[2])},
+		1: {CycleID(starts[0]), CycleID(starts[1]), CycleID(starts[2])},
+		2: {CycleID(starts[0]), CycleID(starts[1])},
+		3: {CycleID(starts[0])},
+		4: nil,
+		9: nil,
+	} {
+		if got := ids(DeletableCycles(m, later, nil, false, keep)); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("keep %d: deletable %v, want %v", keep, got, want)
+		}
+	}
+}
+
+// A cycle's monthly storage cost in its class, per-object overhead and
+// parity included.
+func TestCycleMonthlyUSD(t *testing.T) {
+	const gib = 1 << 30
+	c := Cycle{Streams: []Stream{{Class: objstore.DeepArchive, StoredSize: 1000 * gib, Key: "k.zfs.age"}}}
+	// 1000 GiB x $0.00099 + one object's 32 KiB (DEEP) + 8 KiB (STANDARD).
+	want := 1000*0.00099 + 32.0/(1<<20)*0.00099 + 8.0/(1<<20)*0.023
+	if got := c.MonthlyUSD(); got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("DEEP_ARCHIVE 1000 GiB: $%.6f, want $%.6f", got, want)
+	}
+	// Parity 10+2 over 10 parts of 100 GiB: 20 % more bytes, 12 objects.
+	s := Stream{Class: objstore.Glacier, StoredSize: 1000 * gib, Key: "k.zfs.age",
+		Parity: &Parity{Data: 10, Parity: 2, ShardSize: 100 * gib, Shards: make([]objstore.Part, 2)}}
+	for i := 1; i <= 10; i++ {
+		s.Parts = append(s.Parts, objstore.Part{Number: i, Size: 100 * gib})
+	}
+	c = Cycle{Streams: []Stream{s}}
+	want = 1200*0.0036 + 12*(32.0/(1<<20)*0.0036+8.0/(1<<20)*0.023)
+	if got := c.MonthlyUSD(); got < want-1e-9 || got > want+1e-9 {
+		t.Fatalf("GLACIER 1000 GiB with parity 10+2: $%.6f, want $%.6f", got, want)
 	}
 }
 

@@ -237,6 +237,16 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 		if sum.FromPrevious {
 			fmt.Fprintln(out, "  WARNING: manifest.json was unreadable; this is manifest.prev.json")
 		}
+		var total, usd float64
+		for _, c := range sum.Cycles {
+			total += float64(c.StoredBytes + c.ParityBytes)
+			usd += c.MonthlyUSD
+		}
+		keep := ""
+		if d, ok := cfg.ArchiveDatasetFor(dataset); ok {
+			keep = fmt.Sprintf(" (keep_cycles %d)", d.KeepCycles)
+		}
+		fmt.Fprintf(out, "  storage: %d cycles%s, %s, %s/month at list prices\n", len(sum.Cycles), keep, humanBytes(int64(total)), dollars(usd))
 		for _, c := range sum.Cycles {
 			v := "not verified"
 			if slices.Contains(sum.Verified, c.ID) {
@@ -246,8 +256,8 @@ func printArchiveStatus(ctx context.Context, cl client.Client, cfg *config.Confi
 			if c.ParityBytes > 0 {
 				par = fmt.Sprintf(" + %s parity (%.0f%%)", humanBytes(c.ParityBytes), 100*float64(c.ParityBytes)/float64(max(c.StoredBytes, 1)))
 			}
-			fmt.Fprintf(out, "  cycle %s (%s): %d streams, %s stored%s, %s, min storage until %s\n", c.ID, c.Class, c.Streams,
-				humanBytes(c.StoredBytes), par, v, c.DeletableAt.Local().Format("2006-01-02"))
+			fmt.Fprintf(out, "  cycle %s (%s): %d streams, %s stored%s, %s, %s/month, deletable without early-deletion charge from %s\n",
+				c.ID, c.Class, c.Streams, humanBytes(c.StoredBytes), par, v, dollars(c.MonthlyUSD), c.DeletableAt.Local().Format("2006-01-02"))
 		}
 		if verbose {
 			for _, s := range sum.Streams {
@@ -551,4 +561,12 @@ the restoring worker's key source then, and name it with --identity).`,
 	}
 	c.Flags().StringVar(&outPath, "out", "", "file for the private key (default: keys.dir/NAME)")
 	return c
+}
+
+// dollars prints an amount in USD; below a cent it says so rather than $0.00.
+func dollars(usd float64) string {
+	if usd > 0 && usd < 0.01 {
+		return "<$0.01"
+	}
+	return fmt.Sprintf("$%.2f", usd)
 }

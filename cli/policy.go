@@ -81,7 +81,11 @@ func applyPolicies(ctx context.Context, cl client.Client, cfg *config.Config, ou
 	var want []desiredSchedule
 	for _, p := range cfg.Policies {
 		opts := scheduleOptions(cfg, p)
-		want = append(want, desiredSchedule{opts, fmt.Sprintf("%s: every %s, catch-up window %s, overlap allow-all", opts.ID, p.Schedule, p.CatchUpWindow)})
+		desc := fmt.Sprintf("%s: every %s, catch-up window %s, overlap allow-all", opts.ID, p.Schedule, p.CatchUpWindow)
+		if in := policyInput(cfg, p); in.StagingDataset != "" {
+			desc += ", then staging into " + in.StagingDataset
+		}
+		want = append(want, desiredSchedule{opts, desc})
 	}
 	return syncSchedules(ctx, cl.ScheduleClient(), want, []string{workflows.ScheduleIDPrefix},
 		"no longer configured; its snapshots are kept", out, dryRun)

@@ -87,7 +87,8 @@ activities' progress, and for a finished one its end, duration, bytes or error.`
 				if info.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_CANCELED {
 					fmt.Fprintf(out, "  cause: %s\n", cancelCause(ctx, cl, args[0], info.GetExecution().GetRunId()))
 				} else if err := cl.GetWorkflow(ctx, args[0], "").Get(ctx, &res); err != nil {
-					fmt.Fprintf(out, "  error: %v\n", err)
+					// The cause, not the "workflow execution error (type: ...)" wrapping.
+					fmt.Fprintf(out, "  error: %s\n", rootMessage(err))
 				} else if n, ok := findBytes(res); ok {
 					fmt.Fprintf(out, "  bytes: %s\n", humanBytes(n))
 				}

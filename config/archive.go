@@ -141,6 +141,10 @@ type ArchiveDataset struct {
 	// fails the sanity check and the previous cycle is kept. Default 50;
 	// 0 switches the check off.
 	SanityMinPercent *float64 `yaml:"sanity_min_percent"`
+	// KeepCycles is how many cycles rotation keeps: the current one and
+	// KeepCycles-1 before it (older ones are deleted once the current full
+	// is verified and their minimum storage time is over). Default 1.
+	KeepCycles int `yaml:"keep_cycles"`
 	// Raw sends natively encrypted datasets as stored (zfs send -w).
 	Raw bool `yaml:"raw"`
 	// Class overrides archive.store.class for this dataset.
@@ -275,6 +279,9 @@ func (a *Archive) applyDefaults() {
 		if d.Class == "" {
 			d.Class = s.Class
 		}
+		if d.KeepCycles == 0 {
+			d.KeepCycles = 1
+		}
 	}
 }
 
@@ -408,6 +415,9 @@ func (a Archive) validate() error {
 		seen[ds.String()] = i
 		if d.Cycle.Duration() < time.Minute {
 			return fieldErr(df+".cycle", "must be at least 1m (e.g. 30d), got %s", d.Cycle)
+		}
+		if d.KeepCycles < 1 || d.KeepCycles > 1000 {
+			return fieldErr(df+".keep_cycles", "must be 1-1000, got %d", d.KeepCycles)
 		}
 		if p := *d.SanityMinPercent; p < 0 || p > 100 {
 			return fieldErr(df+".sanity_min_percent", "must be 0-100, got %g", p)

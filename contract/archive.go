@@ -107,6 +107,7 @@ type CycleSummary struct {
 	Streams     int            `json:"streams"`
 	StoredBytes int64          `json:"stored_bytes"`
 	ParityBytes int64          `json:"parity_bytes,omitempty"` // stored on top, in parity objects
+	MonthlyUSD  float64        `json:"monthly_usd"`            // storage per month in its class (list price)
 	// DeletableAt is when every stream has been stored for its class's
 	// minimum duration.
 	DeletableAt time.Time `json:"deletable_at"`

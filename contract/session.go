@@ -24,6 +24,17 @@ type SessionPlan struct {
 	// volumes each session attaches; the session holds the pool's
 	// operation id (pool/NAME) from before the launch to after the release.
 	MountsPool bool `json:"mounts_pool,omitempty"`
+	// Wait is how long WaitSSH waits, as planned (SSHTimeout is the sum):
+	// a session keeps the waits it started with whatever the config says
+	// later. Nil in plans from before it existed.
+	Wait *SSHWait `json:"wait,omitempty"`
+}
+
+// SSHWait bounds WaitSSH: SSH answering, then the instance's bootstrap
+// script (0: the instance runs none).
+type SSHWait struct {
+	SSH       time.Duration `json:"ssh"`
+	Bootstrap time.Duration `json:"bootstrap,omitempty"`
 }
 
 // PlannedReplication is one configured replication to this target.
@@ -75,6 +86,8 @@ type SessionStep struct {
 	// Volumes attached for the pool (SessionInstance.Volumes): the import
 	// waits until each one's device node is there.
 	Volumes []string `json:"volumes,omitempty"`
+	// Wait is the plan's SSHWait (WaitSSH only; nil: the config's).
+	Wait *SSHWait `json:"wait,omitempty"`
 }
 
 // InstanceUse is how long the session had one instance.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,6 +40,22 @@ func TestArchiveParityRepairsALostAndADamagedPart(t *testing.T) {
 	}
 	t.Logf("full: %d parts of %d bytes, %d parity objects (%d bytes)", len(full.Parts), full.Parity.ShardSize, len(full.Parity.Shards), full.ParityBytes())
 	srcSums := treeSums(t, w.dir)
+
+	// archive status shows the cycle, what parity adds, the monthly cost
+	// and the earliest deletion without an early-deletion charge.
+	bin, err := zcloudBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "archive", "status", w.ds.String(), "-v", "--config", w.cfgPath).CombinedOutput()
+	for _, want := range []string{"storage: 1 cycles (keep_cycles 1)", "/month at list prices",
+		"cycle " + full.Cycle + " (STANDARD): 1 streams", fmt.Sprintf("parity (%.0f%%)", 100*float64(full.ParityBytes())/float64(full.StoredSize)), "deletable without early-deletion charge from " + full.Uploaded.Local().Format("2006-01-02"),
+		"as part objects + ", "parity 10+2"} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("archive status lacks %q: %v\n%s", want, err, out)
+		}
+	}
+	t.Logf("archive status:\n%s", out)
 
 	lost, damaged := archive.PartKey(full.Key, 3), archive.PartKey(full.Key, 7)
 	if err := os.Remove(st.Path(lost)); err != nil {

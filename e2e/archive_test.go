@@ -101,11 +101,14 @@ func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	e.startWorker(fresh)
 
 	// moto moves a restore None -> IN_PROGRESS -> RESTORED, one step every
-	// `times` reads of the object (and reports "None" as restored). With
-	// times 1 the first poll takes it to IN_PROGRESS (checked by hand against
-	// moto); we then hold it there (the next poll is 5s later) until we have
-	// seen the workflow waiting through several polls, then let it finish.
-	archMotoRestores(t, moto, "manual", 1)
+	// `times` lookups of the object (and reports "None" as restored). A poll
+	// reads each object's status twice (archive.StreamObjects, then
+	// RestoreStatus) with up to two lookups in between, so with times 3 the
+	// first poll takes it to IN_PROGRESS and still finds it there (see
+	// TestRestoreCancelledWhileWaitingForRetrievalEndsCancelled); we then
+	// hold it there (the next poll is 5s later) until we have seen the
+	// workflow waiting through several polls, then let it finish.
+	archMotoRestores(t, moto, "manual", 3)
 	t.Cleanup(func() { archMotoRestores(t, moto, "immediate", 0) })
 	target := e.dst.Pool.String() + "/restored"
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Target: "backup", Identity: "owner", Tier: "Expedited",

@@ -12,11 +12,15 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap/zaptest"
 
+	"zcloud/activities"
 	"zcloud/archive"
 	"zcloud/cloud/objstore"
 	"zcloud/contract"
+	"zcloud/metrics"
 	"zcloud/workflows"
 )
 
@@ -29,7 +33,8 @@ func TestDeepDrillReceivesTheChainAndNamesAWrongKey(t *testing.T) {
 	e := newEnv(t)
 	dir := filepath.Join(t.TempDir(), "archive")
 	w := newArchiveWorld(t, e, fmt.Sprintf("kind: local, dir: %q", dir))
-	e.startWorker(w.cfg)
+	m := metrics.New()
+	e.startWorker(w.cfg, func(a *activities.Activities) { a.Metrics = m })
 	for i := 0; i < 3; i++ {
 		w.round(t, i)
 		if _, _, err := w.archive(w.input()); err != nil {
@@ -71,6 +76,18 @@ func TestDeepDrillReceivesTheChainAndNamesAWrongKey(t *testing.T) {
 	if got := drillReports(t, w); len(got) != 1 || !got[0].Passed || len(got[0].Chain) != 3 {
 		t.Fatalf("reports in the store: %+v", got)
 	}
+	// The metric: when the passed deep drill ended, per dataset; a
+	// restarted worker reads it back from the reports in the store.
+	end := float64(d.Started.Add(time.Duration(d.Seconds*float64(time.Second))).UnixMilli()) / 1000
+	if got := drillGauge(m, w.ds.String()); got != end {
+		t.Fatalf("deep drill gauge %v, want %v", got, end)
+	}
+	fresh := activities.New(w.cfg, zaptest.NewLogger(t))
+	fresh.Metrics = metrics.New()
+	activities.LoadDeepDrillMetrics(context.Background(), fresh)
+	if got := drillGauge(fresh.Metrics, w.ds.String()); got != end {
+		t.Fatalf("deep drill gauge after a restart %v, want %v", got, end)
+	}
 
 	_, err = drill("host")
 	var ae *temporal.ApplicationError
@@ -84,6 +101,25 @@ func TestDeepDrillReceivesTheChainAndNamesAWrongKey(t *testing.T) {
 	if len(got) != 2 || got[1].Passed || !strings.Contains(got[1].Result, "wrong private key") {
 		t.Fatalf("reports in the store after the failed drill: %+v", got)
 	}
+	// A failed drill leaves the time of the last passed one, live and
+	// after a restart (the newest report failed; the one before passed).
+	if got := drillGauge(m, w.ds.String()); got != end {
+		t.Fatalf("deep drill gauge after a failed drill %v, want %v", got, end)
+	}
+	fresh.Metrics = metrics.New()
+	activities.LoadDeepDrillMetrics(context.Background(), fresh)
+	if got := drillGauge(fresh.Metrics, w.ds.String()); got != end {
+		t.Fatalf("deep drill gauge read back after a failed drill %v, want %v", got, end)
+	}
+}
+
+// drillGauge is the deep-drill gauge of dataset (0: never set).
+func drillGauge(m *metrics.Metrics, dataset string) float64 {
+	var d dto.Metric
+	if err := m.DeepDrillPassed.WithLabelValues(dataset).Write(&d); err != nil {
+		return -1
+	}
+	return d.GetGauge().GetValue()
 }
 
 // drillReports reads the drill reports kept in the store, oldest first.

@@ -69,15 +69,20 @@ func TestTransientFailureEndsAfterItsAttemptsWithTheCause(t *testing.T) {
 	if !errors.As(err, &ae) || !ae.NonRetryable() {
 		t.Errorf("final error is retryable: %v", err)
 	}
-	// Attempts, from the history.
+	// Attempts, from the history: the check's started event records its
+	// last attempt.
 	last := int32(0)
+	checks := map[int64]bool{} // scheduled event ids of the check
 	it := e.client.GetWorkflowHistory(e.ctx(time.Minute), id, run.GetRunID(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == contract.CheckTargetAt {
+			checks[ev.GetEventId()] = true
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && checks[a.GetScheduledEventId()] {
 			last = a.GetAttempt()
 		}
 	}
@@ -85,7 +90,8 @@ func TestTransientFailureEndsAfterItsAttemptsWithTheCause(t *testing.T) {
 		t.Errorf("check ran %d times (history's last attempt %d), want the policy's 3", calls.Load(), last)
 	}
 	out, _ := e.zcloudCLI("status", id)
-	if !strings.Contains(out, "fake flaky check, call 3") || !strings.Contains(out, "gave up: every attempt failed") {
+	t.Logf("zcloud status %s:\n%s", id, out)
+	if !strings.Contains(out, "  error: check target: target busy: fake flaky check, call 3 (gave up: every attempt failed)\n") {
 		t.Errorf("zcloud status %s:\n%s", id, out)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
@@ -24,6 +25,7 @@ import (
 	"zcloud/internal/testenv"
 	"zcloud/internal/testgate"
 	"zcloud/workerapp"
+	"zcloud/workflows"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -202,7 +204,9 @@ func assertSameTree(t *testing.T, want, got string) {
 // that long (TMPRL1101).
 func newReplayer(t *testing.T) worker.WorkflowReplayer {
 	t.Helper()
-	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableDeadlockDetection: true})
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DisableDeadlockDetection: true,
+		// What the worker runs its workflows with (it reports failed runs).
+		Interceptors: []interceptor.WorkerInterceptor{workflows.NewInterceptor(nil)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,9 @@ func (m *mountEnv) attachedSince(i int) []string {
 	return out
 }
 
-func (m *mountEnv) poolOp(name string, in any, d time.Duration) workflows.PoolResult {
+// poolOp runs a pool workflow under the pool's id; record names its
+// history for the replay test ("": none).
+func (m *mountEnv) poolOp(name string, in any, d time.Duration, record string) workflows.PoolResult {
 	m.t.Helper()
 	run, err := m.client.ExecuteWorkflow(m.ctx(time.Minute), client.StartWorkflowOptions{ID: workflows.PoolWorkflowID(m.pool), TaskQueue: m.queue}, name, in)
 	if err != nil {
@@ -116,6 +118,9 @@ func (m *mountEnv) poolOp(name string, in any, d time.Duration) workflows.PoolRe
 	var res workflows.PoolResult
 	if err := run.Get(m.ctx(d), &res); err != nil {
 		m.t.Fatalf("%s: %v", name, err)
+	}
+	if record != "" {
+		m.replayHistory(run.GetID(), record)
 	}
 	return res
 }
@@ -136,7 +141,7 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 	m := newMountEnv(t)
 	m.startWorker(m.cfg, m.seams)
 
-	create := m.poolOp(workflows.PoolCreateName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute)
+	create := m.poolOp(workflows.PoolCreateName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute, "")
 	first := map[string]bool{}
 	for _, v := range create.Volumes {
 		first[v] = true
@@ -146,7 +151,7 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 			t.Fatalf("after create, volume %s is still attached (%+v): a pool that sessions mount is handed back detached", id, att)
 		}
 	}
-	grow := m.poolOp(workflows.PoolGrowName, workflows.PoolGrowInput{Pool: m.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2}, 5*time.Minute)
+	grow := m.poolOp(workflows.PoolGrowName, workflows.PoolGrowInput{Pool: m.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2}, 5*time.Minute, "pool-grow-hands-back")
 	var current []string
 	for _, v := range grow.Volumes {
 		if first[v] {
@@ -216,7 +221,7 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 
 	// A pool operation after the session mounts the pool again (and
 	// hands it back); then attach it here by hand and compare the data.
-	scrub := m.poolOp(workflows.PoolScrubName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute)
+	scrub := m.poolOp(workflows.PoolScrubName, workflows.PoolInput{Pool: m.pool}, 3*time.Minute, "")
 	if scrub.Scrub == nil || !scrub.Scrub.Clean() {
 		t.Fatalf("scrub after the session: %+v", scrub.Scrub)
 	}
@@ -256,5 +261,30 @@ func TestSessionRefusesPoolVolumesInAnotherZone(t *testing.T) {
 	m.assertNoneRunning(m.moto, 0)
 	if n := len(m.attachedSince(0)); n != 0 {
 		t.Errorf("%d attaches, want none", n)
+	}
+}
+
+// A session started while a grow holds the pool fails at once, naming the
+// grow, and launches nothing.
+func TestSessionRefusedWhileAGrowHoldsThePool(t *testing.T) {
+	m := newMountEnv(t)
+	m.startWorker(m.cfg, m.seams)
+	m.holdAt("pool-mount", 0)
+	grow, err := m.client.ExecuteWorkflow(m.ctx(time.Minute), client.StartWorkflowOptions{ID: workflows.PoolWorkflowID(m.pool), TaskQueue: m.queue},
+		workflows.PoolGrowName, workflows.PoolGrowInput{Pool: m.pool, Mode: workflows.GrowRollingReplace, SizeGiB: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.waitHeld("pool-mount") // the grow runs under pool/NAME now
+	run := m.startSession()
+	ae := failed(t, run, m.ctx(2*time.Minute))
+	if ae.Type() != contract.ErrTypePoolBusy || !strings.Contains(ae.Error(), "a grow holds it") || !strings.Contains(ae.Error(), grow.GetRunID()) {
+		t.Fatalf("session error %s: %v; want %s naming the grow run %s", ae.Type(), ae, contract.ErrTypePoolBusy, grow.GetRunID())
+	}
+	m.assertNoneRunning(m.moto, 0)
+	m.release("pool-mount")
+	// The pool has no volumes: the grow, let go, fails saying so.
+	if err := grow.Get(m.ctx(time.Minute), nil); err == nil || !strings.Contains(err.Error(), "has no volumes") {
+		t.Errorf("grow of a pool without volumes: %v", err)
 	}
 }

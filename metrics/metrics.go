@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the counters activities update. A nil *Metrics is valid and
@@ -20,6 +21,9 @@ type Metrics struct {
 	Sends           *prometheus.CounterVec   // by target, result (ok, error)
 	SendSeconds     *prometheus.HistogramVec // by target
 	SnapshotsPruned *prometheus.CounterVec   // by dataset
+	// DeepDrillPassed is when the newest passed deep drill (a chain
+	// received from the archive and checked) of each dataset ended.
+	DeepDrillPassed *prometheus.GaugeVec // by dataset
 
 	// Every workflow run, by kind, dataset and tier (RunDone).
 	Runs       *prometheus.CounterVec   // + outcome (ok, error, cancelled)
@@ -43,6 +47,8 @@ func New() *Metrics {
 			Help: "Duration of send attempts.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"target"}),
 		SnapshotsPruned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_snapshots_destroyed_total",
 			Help: "Snapshots destroyed by retention."}, []string{"dataset"}),
+		DeepDrillPassed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "zcloud_archive_deep_drill_last_success_timestamp_seconds",
+			Help: "When the newest passed deep drill of the dataset's archive ended (Unix seconds): its chain was downloaded, decrypted, received into a scratch dataset and checked."}, []string{"dataset"}),
 		Runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_runs_total",
 			Help: "Finished workflow runs by kind, dataset, tier and outcome."}, []string{"kind", "dataset", "tier", "outcome"}),
 		RunBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zcloud_run_bytes_total",
@@ -52,7 +58,7 @@ func New() *Metrics {
 		jobs: newJobs(),
 		sdk:  newSDKCollector(),
 	}
-	r.MustRegister(m.BytesSent, m.Sends, m.SendSeconds, m.SnapshotsPruned, m.Runs, m.RunBytes, m.RunSeconds, m.jobs, m.sdk,
+	r.MustRegister(m.BytesSent, m.Sends, m.SendSeconds, m.SnapshotsPruned, m.DeepDrillPassed, m.Runs, m.RunBytes, m.RunSeconds, m.jobs, m.sdk,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -77,6 +83,21 @@ func (m *Metrics) SnapshotDestroyed(dataset string) {
 		return
 	}
 	m.SnapshotsPruned.WithLabelValues(dataset).Inc()
+}
+
+// DeepDrillDone records a passed deep drill of dataset that ended at end;
+// an older one than already recorded changes nothing.
+func (m *Metrics) DeepDrillDone(dataset string, end time.Time) {
+	if m == nil {
+		return
+	}
+	g := m.DeepDrillPassed.WithLabelValues(dataset)
+	ts := float64(end.UnixMilli()) / 1000
+	var cur dto.Metric
+	if g.Write(&cur) == nil && cur.GetGauge().GetValue() >= ts {
+		return
+	}
+	g.Set(ts)
 }
 
 // Serve exposes /metrics on addr until ctx ends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"net"
 	"net/http"
@@ -99,4 +100,32 @@ func TestRunsAndSDKMetricsAreServed(t *testing.T) {
 	if strings.Contains(body, "zcloud_run_bytes_total{dataset=tank/b") {
 		t.Errorf("session bytes attributed to one dataset:\n%s", body)
 	}
+}
+
+// The deep-drill gauge keeps the newest passed drill: an older report
+// (read back from the store after a newer drill was recorded) does not
+// move it back.
+func TestDeepDrillDoneKeepsTheNewest(t *testing.T) {
+	m := New()
+	t1 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	m.DeepDrillDone("tank/data", t1)
+	m.DeepDrillDone("tank/data", t1.Add(-24*time.Hour))
+	if got := gaugeValue(t, m, "tank/data"); got != float64(t1.Unix()) {
+		t.Fatalf("gauge %v, want %v", got, t1.Unix())
+	}
+	m.DeepDrillDone("tank/data", t1.Add(time.Hour))
+	if got := gaugeValue(t, m, "tank/data"); got != float64(t1.Add(time.Hour).Unix()) {
+		t.Fatalf("gauge %v after a newer drill", got)
+	}
+	var nilM *Metrics
+	nilM.DeepDrillDone("x", t1) // a worker without metrics
+}
+
+func gaugeValue(t *testing.T, m *Metrics, dataset string) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.DeepDrillPassed.WithLabelValues(dataset).Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetGauge().GetValue()
 }

@@ -138,7 +138,7 @@ func (s *Stager) Incremental(ctx context.Context, from, to string, changes []Cha
 			return Report{}, err
 		}
 	}
-	rep := Report{Snapshot: to}
+	rep := Report{Snapshot: to, Removed: j.Removed, Moved: j.Moved}
 	removals, steps := plan(changes)
 	// Step 1 is every removal (idempotent among themselves), then one step
 	// per move.
@@ -158,7 +158,7 @@ func (s *Stager) Incremental(ctx context.Context, from, to string, changes []Cha
 			}
 			rep.Removed++
 		}
-		j.Steps = 1
+		j.Steps, j.Removed = 1, rep.Removed
 		if err := s.writeJournal(j); err != nil {
 			return rep, err
 		}
@@ -177,7 +177,7 @@ func (s *Stager) Incremental(ctx context.Context, from, to string, changes []Cha
 		if moved && !stp.out {
 			rep.Moved++
 		}
-		j.Steps = i + 2
+		j.Steps, j.Moved = i+2, rep.Moved
 		if err := s.writeJournal(j); err != nil {
 			return rep, err
 		}

@@ -422,8 +422,13 @@ func incrementalKilledTwice(t *testing.T, f *fixture) {
 		t.Fatalf("an interrupted run recorded %+v", st)
 	}
 	f.st.AfterFile = nil
-	if _, err := f.st.Incremental(ctx, "s1", "s2", changes); err != nil {
+	rep, err := f.st.Incremental(ctx, "s1", "s2", changes)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The last attempt's report covers the moves the killed ones made.
+	if rep.Moved != 6 || rep.Removed < 2 {
+		t.Errorf("report after two kills: moved %d removed %d, want 6 and at least 2", rep.Moved, rep.Removed)
 	}
 	f.checkCopy()
 }

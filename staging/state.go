@@ -30,7 +30,11 @@ type journal struct {
 	From  string `json:"from,omitempty"`
 	To    string `json:"to"`
 	Steps int    `json:"steps"` // incremental: removal/move steps done
-	Files int    `json:"files"` // full: files done in walk order (all up to it)
+	// Removed and Moved count what those steps did, so the report of an
+	// attempt that resumes a killed one still says what the run did.
+	Removed int `json:"removed,omitempty"`
+	Moved   int `json:"moved,omitempty"`
+	Files   int `json:"files"` // full: files done in walk order (all up to it)
 }
 
 func (s *Stager) meta(name string) string { return filepath.Join(s.Dir, MetaDir, name) }

@@ -56,6 +56,7 @@ func Run(cfgPath string) error {
 			}
 		}()
 		log.Info("serving Prometheus metrics", zap.String("listen", cfg.Metrics.Listen))
+		go activities.LoadDeepDrillMetrics(ctx, acts)
 	}
 	w := New(cl, cfg, acts)
 	log.Info("worker starting", zap.String("temporal", cfg.Temporal.Address), zap.String("task_queue", cfg.Temporal.TaskQueue))

@@ -163,13 +163,7 @@ func TestArchiveIncrementalInVerifiedCycleSkipsTheCheck(t *testing.T) {
 }
 
 func archiveUpdate(env *testsuite.TestWorkflowEnvironment, ap Approval) *updateOutcome {
-	o := &updateOutcome{}
-	env.UpdateWorkflow(ApproveDeletionUpdate, "", &testsuite.TestUpdateCallback{
-		OnReject:   func(err error) { o.rejected, o.done = err, true },
-		OnAccept:   func() {},
-		OnComplete: func(res any, err error) { o.result, _ = res.(string); o.done = true },
-	}, ap)
-	return o
+	return sendApproval(env, ApproveDeletionUpdate, ap)
 }
 
 func TestArchiveDeletionOverThresholdWaitsAndRejectDeletesNothing(t *testing.T) {

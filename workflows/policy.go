@@ -170,11 +170,11 @@ const stagingAfterSnapshot = "staging-after-snapshot"
 // running is left alone: it or the next tick stages the new snapshot. A
 // failure to start is noted, not fatal: the snapshot is taken.
 func startStaging(ctx workflow.Context, st *PolicyStatus, in StagingInput) {
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	cctx := workflow.WithChildOptions(ctx, childJob(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            StagingWorkflowID(in.Source),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	})
+	}, searchattr.Job{Kind: searchattr.KindStaging, Datasets: []string{in.Source}}))
 	var child workflow.Execution
 	err := workflow.ExecuteChildWorkflow(cctx, StagingName, in).GetChildWorkflowExecution().Get(ctx, &child)
 	switch {

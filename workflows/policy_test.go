@@ -120,11 +120,17 @@ type updateOutcome struct {
 	done     bool
 }
 
-// update sends approve-prune; the outcome is known once the environment
-// has run the update (after the callback that sent it returns).
+// update sends approve-prune.
 func update(env *testsuite.TestWorkflowEnvironment, ap Approval) *updateOutcome {
+	return sendApproval(env, ApproveUpdate, ap)
+}
+
+// sendApproval sends an approval update (approve-prune,
+// approve-archive-deletion); the outcome is known once the environment has
+// run the update (after the callback that sent it returns).
+func sendApproval(env *testsuite.TestWorkflowEnvironment, name string, ap Approval) *updateOutcome {
 	o := &updateOutcome{}
-	env.UpdateWorkflow(ApproveUpdate, "", &testsuite.TestUpdateCallback{
+	env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
 		OnReject:   func(err error) { o.rejected, o.done = err, true },
 		OnAccept:   func() {},
 		OnComplete: func(res any, err error) { o.result, _ = res.(string); o.done = true },

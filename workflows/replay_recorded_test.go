@@ -20,6 +20,8 @@ import (
 //	    archive-full, archive-incremental, archive-skip, restore-glacier
 //	TestArchiveCLISchedulesStatusAndPlan                archive-tick
 //	TestPoolCreateGrowByRollingReplaceAndDestroy        pool-create, pool-grow-rolling-replace
+//	TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes
+//	    session-mounts-pool, pool-grow-hands-back
 //	TestRestoreCancelledWhileWaitingForRetrievalEndsCancelled
 //	    restore-cancelled-waiting (both markers of TestRecordedVersionMarkers)
 //
@@ -64,12 +66,21 @@ var recordedHistories = []struct {
 		}
 		return PoolCreate(ctx, in)
 	}},
-	{"pool-grow-rolling-replace.json", PoolGrowName, func(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
+	{"pool-grow-rolling-replace.json", PoolGrowName, changedGrow},
+	{"pool-grow-hands-back.json", PoolGrowName, changedGrow},
+	{"session-mounts-pool.json", SessionName, func(ctx workflow.Context, in SessionInput) (SessionResult, error) {
 		if err := workflow.Sleep(ctx, time.Minute); err != nil {
-			return PoolResult{}, err
+			return SessionResult{}, err
 		}
-		return PoolGrow(ctx, in)
+		return Session(ctx, in)
 	}},
+}
+
+func changedGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
+	if err := workflow.Sleep(ctx, time.Minute); err != nil {
+		return PoolResult{}, err
+	}
+	return PoolGrow(ctx, in)
 }
 
 func changedArchive(ctx workflow.Context, in ArchiveInput) (ArchiveStatus, error) {

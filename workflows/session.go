@@ -267,7 +267,9 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	step := contract.SessionStep{Target: s.plan.Target, At: inst.At, Volumes: inst.Volumes}
 	s.st.Phase = PhaseWaitingSSH
 	wait := s.opts(ctx, s.plan.SSHTimeout+time.Minute, 30*time.Second, 3)
-	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, step).Get(ctx, nil); err != nil {
+	wstep := step
+	wstep.Wait = s.plan.Wait
+	if err := workflow.ExecuteActivity(wait, contract.WaitSSH, wstep).Get(ctx, nil); err != nil {
 		return failStep(nil, nil, fmt.Sprintf("wait for SSH on %s", inst.Instance.ID), err)
 	}
 	onHost := s.opts(ctx, 5*time.Minute, 0, 5)

@@ -26,6 +26,10 @@ const (
 	ErrExists
 	// ErrKeyIncorrect: the encryption key was refused.
 	ErrKeyIncorrect
+	// ErrKeyNotLoaded: a non-raw stream was sent to an encrypted target
+	// whose key is not loaded, such as a raw-received copy (which never has
+	// it): only raw streams apply there.
+	ErrKeyNotLoaded
 	// ErrNoSpace: out of space.
 	ErrNoSpace
 	// ErrUsage: the command or a flag is not supported by this ZFS.
@@ -79,6 +83,8 @@ func (k ErrorKind) String() string {
 		return "already exists"
 	case ErrKeyIncorrect:
 		return "incorrect key"
+	case ErrKeyNotLoaded:
+		return "the target's encryption key is not loaded (a raw-received copy takes raw streams only)"
 	case ErrNoSpace:
 		return "out of space"
 	case ErrUsage:
@@ -122,6 +128,9 @@ var classifiers = []struct {
 	{"cannot receive resume stream: destination", ErrNoResumeState},
 	{"cannot receive resume stream: kernel modules must be upgraded", ErrNoResumeState},
 	{"does not have any resumable receive state to abort", ErrNoResumeState},
+	// A non-raw incremental onto a raw-received target (before the generic
+	// "cannot receive incremental stream").
+	{"inherited key must be loaded", ErrKeyNotLoaded},
 	{"contains partially-complete state", ErrResumeTokenPresent},
 	{"checksum mismatch or incomplete stream", ErrStreamIncomplete},
 	{"failed to read from stream", ErrEmptyStream},

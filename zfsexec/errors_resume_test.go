@@ -27,6 +27,7 @@ func TestClassifyResumeCapture(t *testing.T) {
 		{"zpool import nopool", "no such pool available", ErrNoSuchPool},
 		{"zpool status nopool", "no such pool", ErrNoSuchPool},
 		{"zfs send tank/src@b | zfs receive -s tank/dst4", "must specify -F", ErrExists},
+		{"zfs send -i @s1 tank/enc@s2 | zfs receive tank/rawdst", "inherited key must be loaded", ErrKeyNotLoaded},
 	}
 	for _, w := range want {
 		found := false
