@@ -114,3 +114,19 @@ func (m *Metrics) RunDone(r Run) {
 		m.jobs.record(jobKey{r.Kind, d, r.Tier}, r)
 	}
 }
+
+// Seed records a run a previous worker finished (read back from Temporal at
+// start) into the per-job gauges only: the counters count this worker's
+// runs. Seed runs oldest first.
+func (m *Metrics) Seed(r Run) {
+	if m == nil {
+		return
+	}
+	datasets := r.Datasets
+	if len(datasets) == 0 {
+		datasets = []string{""}
+	}
+	for _, d := range datasets {
+		m.jobs.record(jobKey{r.Kind, d, r.Tier}, r)
+	}
+}
