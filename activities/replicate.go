@@ -90,6 +90,7 @@ func (a *Activities) TakeSnapshot(ctx context.Context, req contract.SnapshotRequ
 // exactly what is still missing.
 func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest) (contract.SendReport, error) {
 	begin := time.Now()
+	asked := req // what a follow-up send asks again: req.Raw is rewritten below
 	if err := a.allowReplication(req.Source.String(), req.Target, req.TargetDataset.String(), req.Raw, req.AllowPlaintext); err != nil {
 		return contract.SendReport{}, err
 	}
@@ -178,7 +179,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 			}
 			if rep.Resumed {
 				// No token is left, so this plans a plain send (once).
-				return a.SendSnapshots(ctx, req)
+				return a.SendSnapshots(ctx, asked)
 			}
 		}
 		return rep, classify(err)
@@ -190,7 +191,7 @@ func (a *Activities) SendSnapshots(ctx context.Context, req contract.SendRequest
 		// for, which may be older than req.Snapshot (an earlier session's),
 		// and a send from a bookmark ends at the first snapshot after it:
 		// go on from there, so the target really reaches req.Snapshot.
-		more, err := a.SendSnapshots(ctx, req)
+		more, err := a.SendSnapshots(ctx, asked)
 		if err != nil {
 			return rep, err
 		}

@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/client"
 
 	"zcloud/archive"
 	"zcloud/cloud/objstore"
 	"zcloud/cloud/objstore/local"
-	"zcloud/cloud/objstore/s3store"
 	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
@@ -31,17 +29,7 @@ import (
 // SSH, after really waiting for the Glacier retrieval.
 func TestArchiveFullAndIncrementalsRestoredFromTheArchiveAlone(t *testing.T) {
 	e := newEnv(t)
-	moto := testenv.SharedMoto(t)
-	bucket := testenv.RandomName("zcloud-arch-")
-	c, err := s3store.NewClient(context.Background(), moto.Region, moto.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
-	w := newArchiveWorld(t, e, fmt.Sprintf("kind: s3, bucket: %s, endpoint: %q, region: %s, class: GLACIER, part_size: 5242880, parallel: 2",
-		bucket, moto.Endpoint, moto.Region))
+	w, moto := newGlacierWorld(t, e, ", part_size: 5242880, parallel: 2")
 	e.startWorker(w.cfg)
 
 	var ids []string

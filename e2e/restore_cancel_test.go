@@ -25,16 +25,7 @@ import (
 // restore-cancelled-waiting.json (ZCLOUD_RECORD_HISTORY=dir).
 func TestRestoreCancelledWhileWaitingForRetrievalEndsCancelled(t *testing.T) {
 	e := newEnv(t)
-	moto := testenv.SharedMoto(t)
-	bucket := testenv.RandomName("zcloud-arch-")
-	c, err := s3store.NewClient(context.Background(), moto.Region, moto.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
-	w := newArchiveWorld(t, e, fmt.Sprintf("kind: s3, bucket: %s, endpoint: %q, region: %s, class: GLACIER", bucket, moto.Endpoint, moto.Region))
+	w, moto := newGlacierWorld(t, e, "")
 	if err := os.WriteFile(filepath.Join(w.keysDir, "owner"), []byte(w.owner.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -92,4 +83,20 @@ func TestRestoreCancelledWhileWaitingForRetrievalEndsCancelled(t *testing.T) {
 		t.Fatal("a cancelled restore created the target")
 	}
 	e.replayHistory(run.GetID(), "restore-cancelled-waiting")
+}
+
+// newGlacierWorld is an archive world whose store is a new moto S3 bucket
+// of class GLACIER; extra adds store fields (flow style, leading comma).
+func newGlacierWorld(t *testing.T, e *env, extra string) (*archiveWorld, *testenv.Moto) {
+	moto := testenv.SharedMoto(t)
+	bucket := testenv.RandomName("zcloud-arch-")
+	c, err := s3store.NewClient(context.Background(), moto.Region, moto.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	store := fmt.Sprintf("kind: s3, bucket: %s, endpoint: %q, region: %s, class: GLACIER%s", bucket, moto.Endpoint, moto.Region, extra)
+	return newArchiveWorld(t, e, store), moto
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 	if err := os.WriteFile(e.cfgPath, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.startWorkerProcess()
+	w1 := e.startWorkerProcess()
 	bin, err := zcloudBin()
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +172,19 @@ archive: {store: {%s}, recipients: [%q], host_identity: host, datasets: [{datase
 	if !m.hasPrefix("temporal_request_total{") || !m.hasPrefix("temporal_workflow_task_execution_latency_seconds_bucket{") {
 		t.Errorf("/metrics lacks the Temporal SDK's metrics")
 	}
+
+	// A restarted worker reads the jobs back from Temporal: the lag and the
+	// failure stay visible (and alertable) before the jobs run again.
+	syscall.Kill(-w1.Process.Pid, syscall.SIGKILL)
+	w1.Wait()
+	e.startWorkerProcess()
+	m = scrapeWhenUp(t, "http://"+listen+"/metrics")
+	if v, ok := m.value(fmt.Sprintf(`zcloud_lag_seconds{dataset=%q,kind="replicate",tier="backup"}`, data)); !ok || v <= 0 {
+		t.Errorf("after a restart: replicate lag %v (present %v)", v, ok)
+	}
+	if want := fmt.Sprintf(`zcloud_last_run_failed{dataset=%q,kind="archive",tier="archive"} 1`, missing); !m.has(want) {
+		t.Errorf("after a restart: /metrics lacks %s", want)
+	}
 }
 
 // notifyBody is what the webhook receives (cloud/notify.Webhook).
@@ -201,6 +215,24 @@ func scrape(t *testing.T, url string) metricsText {
 		lines = append(lines, sc.Text())
 	}
 	return lines
+}
+
+// scrapeWhenUp scrapes a worker that is starting: its endpoint answers
+// once it has read the finished runs back (a readiness wait, bounded).
+func scrapeWhenUp(t *testing.T, url string) metricsText {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return scrape(t, url)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker metrics not up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (m metricsText) has(line string) bool {

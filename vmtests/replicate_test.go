@@ -241,74 +241,96 @@ func TestEncryptedSourceIsSentRawByDefault(t *testing.T) {
 // snapshot, the next send goes incremental from the bookmark (-i #cursor to
 // the first snapshot after it, then -I for the rest) instead of failing
 // with "no common snapshot" or resending everything, and the target ends
-// byte-identical with every snapshot.
+// byte-identical with every snapshot. For a plain source, and for a
+// natively encrypted one sent raw (-w: the bookmark carries what a raw
+// incremental needs).
 func TestPrunedBaseSendsIncrementalFromBookmark(t *testing.T) {
 	h := vmHost(t)
 	e := h.replEnv(t)
-	ctx := ctxT(t, 5*time.Minute)
+	ctx := ctxT(t, 10*time.Minute)
 	p, _ := h.newPool(t, zfsexec.Layout{Redundancy: zfsexec.Stripe}, 1, 1<<30)
-	src, dst := child(t, p, "src"), child(t, p, "dst")
-	if err := h.zfs.Create(ctx, src, zfsexec.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	bookmarks := func() string {
-		return strings.TrimSpace(h.sh(t, `zfs list -H -o name -t bookmark "$1"`, src.String()))
-	}
-	sums := map[string]string{"f1": h.writeRandom(t, "/"+src.String()+"/f1", 8)}
-	a, b, c, d := snap(t, src, "a"), snap(t, src, "b"), snap(t, src, "c"), snap(t, src, "d")
-	h.sh(t, `zfs snapshot "$1"`, a.String())
-	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
-		t.Fatal(err)
-	}
-	if got := bookmarks(); got != src.String()+"#zcloud-vm:a" {
-		t.Fatalf("bookmarks after the first send: %q", got)
-	}
-	sums["f2"] = h.writeRandom(t, "/"+src.String()+"/f2", 1)
-	h.sh(t, `zfs snapshot "$1"`, b.String())
-	if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: b, TargetDataset: dst}); err != nil {
-		t.Fatal(err)
-	}
-	if got := bookmarks(); got != src.String()+"#zcloud-vm:b" {
-		t.Fatalf("bookmarks after the second send (the old cursor should be gone): %q", got)
-	}
+	for _, raw := range []bool{false, true} {
+		name, flag, key := "plain", "", ""
+		if raw {
+			name, flag, key = "raw", "-w ", "vm-bookmark-"+randHex(8)
+		}
+		t.Run(name, func(t *testing.T) {
+			src, dst := child(t, p, name+"src"), child(t, p, name+"dst")
+			if raw {
+				h.createEncrypted(t, src, key)
+			} else if err := h.zfs.Create(ctx, src, zfsexec.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			bookmarks := func() string {
+				return strings.TrimSpace(h.sh(t, `zfs list -H -o name -t bookmark "$1"`, src.String()))
+			}
+			sums := map[string]string{"f1": h.writeRandom(t, "/"+src.String()+"/f1", 4)}
+			a, b, c, d := snap(t, src, "a"), snap(t, src, "b"), snap(t, src, "c"), snap(t, src, "d")
+			h.sh(t, `zfs snapshot "$1"`, a.String())
+			if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: a, TargetDataset: dst}); err != nil {
+				t.Fatal(err)
+			}
+			if got := bookmarks(); got != src.String()+"#zcloud-vm:a" {
+				t.Fatalf("bookmarks after the first send: %q", got)
+			}
+			sums["f2"] = h.writeRandom(t, "/"+src.String()+"/f2", 1)
+			h.sh(t, `zfs snapshot "$1"`, b.String())
+			if _, err := e.send(t, contract.SendRequest{Source: src, Snapshot: b, TargetDataset: dst}); err != nil {
+				t.Fatal(err)
+			}
+			if got := bookmarks(); got != src.String()+"#zcloud-vm:b" {
+				t.Fatalf("bookmarks after the second send (the old cursor should be gone): %q", got)
+			}
 
-	// A prune takes a and b, the target's newest; two snapshots follow.
-	h.sh(t, `zfs destroy "$1" && zfs destroy "$2"`, a.String(), b.String())
-	sums["f3"] = h.writeRandom(t, "/"+src.String()+"/f3", 1)
-	h.sh(t, `zfs snapshot "$1"`, c.String())
-	sums["f4"] = h.writeRandom(t, "/"+src.String()+"/f4", 1)
-	h.sh(t, `zfs snapshot "$1"`, d.String())
-	before := len(e.argvs())
-	rep, err := e.send(t, contract.SendRequest{Source: src, Snapshot: d, TargetDataset: dst})
-	if err != nil {
-		t.Fatalf("send after the prune: %v", err)
-	}
-	sends := []string{}
-	for _, a := range e.argvs()[before:] {
-		if strings.HasPrefix(a, "[zfs send ") && !strings.Contains(a, " -nvP ") {
-			sends = append(sends, a)
-		}
-	}
-	want := []string{
-		"[zfs send -i " + src.String() + "#zcloud-vm:b " + c.String() + "]",
-		"[zfs send -I " + c.String() + " " + d.String() + "]",
-	}
-	if strings.Join(sends, "\n") != strings.Join(want, "\n") {
-		t.Errorf("sends:\n%s\nwant:\n%s", strings.Join(sends, "\n"), strings.Join(want, "\n"))
-	}
-	if rep.Full || rep.From != src.String()+"#zcloud-vm:b" || rep.Bytes > 4<<20 {
-		t.Errorf("report %+v: want an incremental of about 2 MiB from the bookmark", rep)
-	}
-	if got := bookmarks(); got != src.String()+"#zcloud-vm:d" {
-		t.Errorf("bookmarks after the send from the bookmark: %q", got)
-	}
-	if got := h.sh(t, `zfs list -H -o name -t snapshot -s createtxg "$1"`, dst.String()); got != strings.Join([]string{
-		dst.String() + "@a", dst.String() + "@b", dst.String() + "@c", dst.String() + "@d"}, "\n")+"\n" {
-		t.Errorf("target snapshots:\n%s", got)
-	}
-	for f, sum := range sums {
-		if got := h.sha256(t, "/"+dst.String()+"/"+f); got != sum {
-			t.Errorf("target %s: %s, source %s", f, got, sum)
-		}
+			// A prune takes a and b, the target's newest; two snapshots follow.
+			h.sh(t, `zfs destroy "$1" && zfs destroy "$2"`, a.String(), b.String())
+			sums["f3"] = h.writeRandom(t, "/"+src.String()+"/f3", 1)
+			h.sh(t, `zfs snapshot "$1"`, c.String())
+			sums["f4"] = h.writeRandom(t, "/"+src.String()+"/f4", 1)
+			h.sh(t, `zfs snapshot "$1"`, d.String())
+			before := len(e.argvs())
+			rep, err := e.send(t, contract.SendRequest{Source: src, Snapshot: d, TargetDataset: dst})
+			if err != nil {
+				t.Fatalf("send after the prune: %v", err)
+			}
+			sends := []string{}
+			for _, a := range e.argvs()[before:] {
+				if strings.HasPrefix(a, "[zfs send ") && !strings.Contains(a, " -nvP ") {
+					sends = append(sends, a)
+				}
+			}
+			want := []string{
+				"[zfs send " + flag + "-i " + src.String() + "#zcloud-vm:b " + c.String() + "]",
+				"[zfs send " + flag + "-I " + c.String() + " " + d.String() + "]",
+			}
+			if strings.Join(sends, "\n") != strings.Join(want, "\n") {
+				t.Errorf("sends:\n%s\nwant:\n%s", strings.Join(sends, "\n"), strings.Join(want, "\n"))
+			}
+			if rep.Full || rep.From != src.String()+"#zcloud-vm:b" || rep.Bytes > 4<<20 {
+				t.Errorf("report %+v: want an incremental of about 2 MiB from the bookmark", rep)
+			}
+			if got := bookmarks(); got != src.String()+"#zcloud-vm:d" {
+				t.Errorf("bookmarks after the send from the bookmark: %q", got)
+			}
+			if got := h.sh(t, `zfs list -H -o name -t snapshot -s createtxg "$1"`, dst.String()); got != strings.Join([]string{
+				dst.String() + "@a", dst.String() + "@b", dst.String() + "@c", dst.String() + "@d"}, "\n")+"\n" {
+				t.Errorf("target snapshots:\n%s", got)
+			}
+			if raw {
+				// Only the test loads the key, to compare the bytes.
+				if ks := h.prop(t, dst, "keystatus"); ks != "unavailable" {
+					t.Errorf("target keystatus %q", ks)
+				}
+				if _, err := h.r.Run(ctx, zfsexec.Cmd{Argv: []string{"zfs", "load-key", dst.String()}, Stdin: strings.NewReader(key + "\n")}); err != nil {
+					t.Fatal(err)
+				}
+				h.sh(t, `zfs mount "$1"`, dst.String())
+			}
+			for f, sum := range sums {
+				if got := h.sha256(t, "/"+dst.String()+"/"+f); got != sum {
+					t.Errorf("target %s: %s, source %s", f, got, sum)
+				}
+			}
+		})
 	}
 }

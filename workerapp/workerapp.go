@@ -50,6 +50,14 @@ func Run(cfgPath string) error {
 	acts := activities.New(cfg, log)
 	if m != nil {
 		acts.Metrics = m
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := seedJobMetrics(sctx, cl, cfg.Temporal.Namespace, cfg.Temporal.TaskQueue, m, time.Now())
+		cancel()
+		if err != nil {
+			log.Warn("job metrics start empty: finished runs could not be read", zap.Error(err))
+		} else {
+			log.Info("job metrics seeded from finished runs", zap.Int("runs", n))
+		}
 		go func() {
 			if err := m.Serve(ctx, cfg.Metrics.Listen); err != nil {
 				log.Error("metrics server", zap.Error(err))
@@ -114,9 +122,12 @@ func runRecorder(m *metrics.Metrics) workflows.RunRecorder {
 // metricsRecorder hands run outcomes to the metrics.
 type metricsRecorder struct{ m *metrics.Metrics }
 
-func (r metricsRecorder) RunDone(o workflows.RunOutcome) {
-	r.m.RunDone(metrics.Run{Kind: o.Job.Kind, Datasets: o.Job.Datasets, Tier: tier(o.Job), Outcome: o.Outcome,
-		Started: o.Started, Ended: o.Ended, Bytes: o.Bytes})
+func (r metricsRecorder) RunDone(o workflows.RunOutcome) { r.m.RunDone(toRun(o)) }
+
+// toRun is a run's outcome under the metrics' labels.
+func toRun(o workflows.RunOutcome) metrics.Run {
+	return metrics.Run{Kind: o.Job.Kind, Datasets: o.Job.Datasets, Tier: tier(o.Job), Outcome: o.Outcome,
+		Started: o.Started, Ended: o.Ended, Bytes: o.Bytes}
 }
 
 // tier is where a job's copy lives: its target ("archive" for the cold
