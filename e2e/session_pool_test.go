@@ -188,6 +188,9 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 	if d := res.Status.Datasets; len(d) != 1 || d[0].State != "done" {
 		t.Fatalf("datasets %+v", d)
 	}
+	if in := res.Status.Instances; len(in) != 1 || !slices.Equal(slices.Sorted(slices.Values(in[0].Volumes)), current) {
+		t.Errorf("session status instances %+v, want one with the pool volumes %v", in, current)
+	}
 	attached := m.attachedSince(mark)
 	if !slices.Equal(attached, current) {
 		t.Fatalf("the session attached %v, want exactly the pool's current volumes %v", attached, current)
