@@ -40,8 +40,8 @@ const (
 // SendOptions tune the sender. Zero values take the defaults.
 type SendOptions struct {
 	// Streams fixes the number of parallel TCP connections; 0 chooses it:
-	// start with DefaultStreams and add one while throughput grows, up to
-	// MaxStreams.
+	// start with DefaultStreams and add one while throughput grows and the
+	// lanes wait on the network, not on the reader, up to MaxStreams.
 	Streams           int
 	MaxStreams        int            // cap for automatic streams (0: DefaultMaxStreams)
 	SendWindow        int            // frames held until acknowledged (0: DefaultSendWindow)

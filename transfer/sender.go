@@ -158,6 +158,10 @@ type sendPipeline struct {
 
 	sent       atomic.Int64 // payload bytes written to connections (first time)
 	reconnects atomic.Int32
+	// Nanoseconds lanes spent in connection writes (waiting on the network)
+	// and waiting for the reader (on the input and its one goroutine): what
+	// automatic streams use to tell a network-bound path from a CPU-bound one.
+	netWait, readerWait atomic.Int64
 
 	lanesMu sync.Mutex
 	lanes   []*lane
@@ -291,11 +295,28 @@ func (p *sendPipeline) start(l *lane) {
 	}()
 }
 
+// growSample is what automatic streams observe over one interval.
+type growSample struct {
+	rate                float64       // payload bytes per second
+	netWait, readerWait time.Duration // summed over the lanes
+}
+
+// growDecision decides, from the best rate so far and the last interval,
+// whether throughput still grows (by 10 %) and whether to open one more lane
+// for it. A lane helps only when lanes wait on the network; when they wait
+// on the reader (the input or the CPU is the limit, as on loopback), one
+// more connection only adds work, so none is added.
+func growDecision(best float64, s growSample) (grew, add bool) {
+	grew = s.rate > best*1.1
+	return grew, grew && s.netWait > s.readerWait
+}
+
 // grow implements automatic streams: every interval (at least a second, and
 // several round trips) it compares the throughput with the best so far and
-// opens one more lane while it still grows by 10 %, up to MaxStreams. It
-// stops after three intervals without growth, at the end of the input, or
-// when a new connection fails.
+// opens one more lane while it still grows by 10 % and the lanes wait on the
+// network rather than on the reader (growDecision), up to MaxStreams. It
+// stops after three intervals without a new lane, at the end of the input,
+// or when a new connection fails.
 func (p *sendPipeline) grow() {
 	if p.opts.Streams > 0 {
 		return
@@ -305,6 +326,7 @@ func (p *sendPipeline) grow() {
 	defer t.Stop()
 	var best float64
 	last, lastAt := p.sent.Load(), time.Now()
+	lastNet, lastReader := p.netWait.Load(), p.readerWait.Load()
 	for flat := 0; flat < 3; {
 		select {
 		case <-p.ctx.Done():
@@ -312,14 +334,19 @@ func (p *sendPipeline) grow() {
 		case <-p.eofc:
 			return
 		case now := <-t.C:
-			sent := p.sent.Load()
-			rate := float64(sent-last) / now.Sub(lastAt).Seconds()
-			last, lastAt = sent, now
-			if rate <= best*1.1 {
+			sent, netW, reader := p.sent.Load(), p.netWait.Load(), p.readerWait.Load()
+			sample := growSample{rate: float64(sent-last) / now.Sub(lastAt).Seconds(),
+				netWait: time.Duration(netW - lastNet), readerWait: time.Duration(reader - lastReader)}
+			last, lastAt, lastNet, lastReader = sent, now, netW, reader
+			grew, add := growDecision(best, sample)
+			if grew {
+				best = sample.rate
+			}
+			if !add {
 				flat++
 				continue
 			}
-			best, flat = rate, 0
+			flat = 0
 			p.lanesMu.Lock()
 			n := len(p.lanes)
 			p.lanesMu.Unlock()
@@ -495,7 +522,9 @@ func (l *lane) send(f sentFrame, end bool) error {
 	l.busy++
 	l.qmu.Unlock()
 	c := l.cur.Load()
+	start := time.Now()
 	_, err := c.conn.Write(f.frame)
+	l.p.netWait.Add(int64(time.Since(start)))
 	l.writeDone()
 	l.last = time.Now()
 	l.mu.Unlock()
@@ -633,7 +662,9 @@ func (l *lane) stream() error {
 		if !ok {
 			return context.Cause(p.ctx)
 		}
+		start := time.Now()
 		seq, n, ok := p.next(buf[headerSize : headerSize+p.opts.ChunkSize])
+		p.readerWait.Add(int64(time.Since(start)))
 		if !ok {
 			if p.ctx.Err() == nil {
 				p.pool.put(buf) // clean end: the reader is done with it
