@@ -1,15 +1,19 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
+	"zcloud/cloud/ec2"
+	"zcloud/cloud/ec2/ec2types"
 	"zcloud/cloud/objstore"
 	"zcloud/config"
 	"zcloud/contract"
+	"zcloud/poolplan"
 	"zcloud/retention"
 	"zcloud/zfsname"
 )
@@ -121,6 +125,19 @@ func (a *Activities) allowPool(p config.Pool) error {
 		if !f.same {
 			return notAllowed(f.field, "differs from pool %s in the configuration", p.Name)
 		}
+	}
+	return nil
+}
+
+// allowVolumeSpec checks a volume a pool step creates or grows to against
+// the configured pool's grow caps (config.Pool.GrowRefusal).
+func (a *Activities) allowVolumeSpec(pool string, spec poolplan.VolumeSpec) error {
+	c, ok := a.Config.Pool(pool)
+	if !ok {
+		return notAllowed("pool", "no pool named %q in the configuration (known: %v)", pool, a.Config.PoolNames())
+	}
+	if field, why := c.GrowRefusal(spec); field != "" {
+		return notAllowed(field, "%s", why)
 	}
 	return nil
 }
@@ -259,6 +276,34 @@ func (a *Activities) allowStoreKeys(keys []string) error {
 		}
 	}
 	return nil
+}
+
+// allowLaunchToken checks, before a release by client token cancels or
+// terminates anything, that every spot request and instance carrying the
+// token holds this worker's launch record for target made with that very
+// token (launchedBy): a token is only a request's word, and another
+// launch's token must not end that launch.
+func (a *Activities) allowLaunchToken(ctx context.Context, c *ec2.Client, t config.Target, target, token string) error {
+	found, err := c.LaunchResources(ctx, token)
+	if err != nil {
+		return ec2Err(err)
+	}
+	for _, r := range found {
+		if _, err := launchedBy(t, target, ec2types.Instance{ID: r.ID, Tags: r.Tags}); err != nil {
+			return notAllowed("client_token", "%s carries the token but not this worker's launch record for target %s", r.ID, target)
+		}
+		if rec, _, _ := strings.Cut(r.Tags[TagLaunch], " "); rec != token {
+			return notAllowed("client_token", "%s was launched for target %s with another token", r.ID, target)
+		}
+	}
+	return nil
+}
+
+// LaunchRecord is the launch record (tag TagLaunch) this worker gives a
+// launch of target with token and the injected public host key: tests use
+// it to stand in for a launch that died before tagging what it made.
+func LaunchRecord(t config.Target, target, token, hostKey string) (string, error) {
+	return launchTag(t, target, token, hostKey)
 }
 
 // allowIdentity checks a key name a request asks the worker to read: only

@@ -69,6 +69,9 @@ func (a *Activities) PoolDescribeOperation(ctx context.Context, workflowID strin
 // PoolCreateVolume creates (or finds, by token) a volume tagged as the
 // pool's, in the instance's availability zone, and waits until it is available.
 func (a *Activities) PoolCreateVolume(ctx context.Context, req contract.PoolVolumeRequest) (ec2types.Volume, error) {
+	if err := a.allowVolumeSpec(req.Pool.Name, req.Spec); err != nil {
+		return ec2types.Volume{}, err
+	}
 	hb := startBeat(ctx, "create volume "+req.Slot)
 	defer hb.stop()
 	c, err := a.ec2Client(ctx, req.Pool, hb)
@@ -212,6 +215,9 @@ func (a *Activities) PoolDeleteVolume(ctx context.Context, req contract.PoolDevi
 // modification-history tag. A refusal by the rate rule is a result, not an
 // error: the workflow sleeps on a timer until NotBefore.
 func (a *Activities) PoolModifyVolume(ctx context.Context, req contract.PoolModifyRequest) (contract.PoolModifyResult, error) {
+	if err := a.allowVolumeSpec(req.Pool.Name, poolplan.VolumeSpec{SizeGiB: req.SizeGiB}); err != nil {
+		return contract.PoolModifyResult{}, err
+	}
 	hb := startBeat(ctx, "modify "+req.VolumeID)
 	defer hb.stop()
 	c, err := a.ec2Client(ctx, req.Pool, hb)

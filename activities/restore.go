@@ -96,6 +96,9 @@ func (a *Activities) RequestArchiveRetrieval(ctx context.Context, req contract.R
 // workflows call it between durable timers (never a sleeping activity).
 func (a *Activities) ArchiveRetrievalStatus(ctx context.Context, req contract.RetrievalRequest) (contract.Retrieval, error) {
 	out := contract.Retrieval{Total: len(req.Keys)}
+	if err := a.allowStoreKeys(req.Keys); err != nil {
+		return out, err
+	}
 	st, err := a.archiveStore(ctx)
 	if err != nil {
 		return out, err

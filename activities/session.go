@@ -263,6 +263,9 @@ func (a *Activities) ReleaseInstance(ctx context.Context, req contract.ReleaseRe
 		log.Info("terminated", zap.String("instance", req.InstanceID))
 	}
 	if req.ClientToken != "" {
+		if err := a.allowLaunchToken(ctx, c, t, req.Target, req.ClientToken); err != nil {
+			return err
+		}
 		// What else the launch made: an instance it never reported (the
 		// launch failed half way), and spot requests still open or active,
 		// with the instance of a request whose instance was never tagged

@@ -41,7 +41,7 @@ func newSessionFixture(t *testing.T) *sessionFixture {
 targets:
   nightly:
     kind: ec2
-    ssh: {user: root, identity_file: /nonexistent/id_ed25519}
+    ssh: {user: root, identity_file: %q}
     ec2:
       region: %s
       endpoint: %q
@@ -55,7 +55,7 @@ targets:
       poll_interval: 50ms
 replications:
   - {source: tank/data, target: nightly, target_dataset: backup/data}
-`, m.Region, m.Endpoint)))
+`, identityFile(t), m.Region, m.Endpoint)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +78,23 @@ func (f *sessionFixture) ctx() context.Context {
 }
 
 // spotRequest makes a spot request tagged the way a launch with token tags
-// its requests, and returns the request and the instance moto gave it.
-func (f *sessionFixture) spotRequest(token string) (reqID, instID string) {
+// its requests (its launch record made with recordToken, which is token
+// for a real launch), and returns the request and the instance moto gave it.
+func (f *sessionFixture) spotRequest(token, recordToken string) (reqID, instID string) {
 	f.t.Helper()
+	const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7KNGBXb9vUE3gE8nS1m1E1hm3x0i5hRkY0vQfCkz8G"
+	rec, err := launchTag(f.a.Config.Targets["nightly"], "nightly", recordToken, hostKey)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var tags []types.Tag
+	for k, v := range map[string]string{ec2.TagClientToken: token, TagLaunch: rec, TagTarget: "nightly", TagHostKey: hostKey} {
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
 	out, err := f.api.RequestSpotInstances(f.ctx(), &sdkec2.RequestSpotInstancesInput{
 		InstanceCount:       aws.Int32(1),
 		LaunchSpecification: &types.RequestSpotLaunchSpecification{ImageId: aws.String("ami-0123456789abcdef0"), InstanceType: "t3.micro"},
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSpotInstancesRequest,
-			Tags: []types.Tag{{Key: aws.String(ec2.TagClientToken), Value: aws.String(token)}}}},
+		TagSpecifications:   []types.TagSpecification{{ResourceType: types.ResourceTypeSpotInstancesRequest, Tags: tags}},
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -119,7 +128,7 @@ func (f *sessionFixture) liveRequest(reqID string) bool {
 func TestReleaseInstanceCancelsTheSpotRequestOfAnAbandonedLaunch(t *testing.T) {
 	f := newSessionFixture(t)
 	token := testenv.RandomName("zc-")
-	reqID, instID := f.spotRequest(token)
+	reqID, instID := f.spotRequest(token, token)
 	req := contract.ReleaseRequest{Target: "nightly", ClientToken: token}
 	if _, err := f.env.ExecuteActivity(f.a.ReleaseInstance, req); err != nil {
 		t.Fatal(err)
@@ -143,6 +152,37 @@ func TestReleaseInstanceCancelsTheSpotRequestOfAnAbandonedLaunch(t *testing.T) {
 	}
 	if after := f.logs.TakeAll(); len(after) != before {
 		t.Errorf("second release did something: %+v", after[before:])
+	}
+}
+
+// A release by client token checks the launch record of everything that
+// carries the token first: a token whose request holds no record of this
+// worker's, or a record made with another token, cancels and terminates
+// nothing.
+func TestReleaseByTokenRefusesWhatThisWorkerDidNotLaunchWithIt(t *testing.T) {
+	f := newSessionFixture(t)
+	other := testenv.RandomName("zc-")
+	for name, recordToken := range map[string]string{"another launch's record": other, "no valid record": ""} {
+		t.Run(name, func(t *testing.T) {
+			token := testenv.RandomName("zc-")
+			reqID, instID := f.spotRequest(token, recordToken)
+			if recordToken == "" { // a record this worker did not make: the tag is overwritten
+				if _, err := f.api.CreateTags(f.ctx(), &sdkec2.CreateTagsInput{Resources: []string{reqID},
+					Tags: []types.Tag{{Key: aws.String(TagLaunch), Value: aws.String(token + " forged")}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := f.env.ExecuteActivity(f.a.ReleaseInstance, contract.ReleaseRequest{Target: "nightly", ClientToken: token})
+			wantNotAllowed(t, err, "client_token")
+			if !f.liveRequest(reqID) {
+				t.Errorf("spot request %s was cancelled", reqID)
+			}
+			if inst, err := f.c.DescribeInstance(f.ctx(), instID); err != nil || inst.State == ec2.StateTerminated || inst.State == ec2.StateShuttingDown {
+				t.Errorf("instance %s: %s %v, want it running", instID, inst.State, err)
+			}
+			f.api.CancelSpotInstanceRequests(f.ctx(), &sdkec2.CancelSpotInstanceRequestsInput{SpotInstanceRequestIds: []string{reqID}})
+			f.c.Terminate(f.ctx(), instID)
+		})
 	}
 }
 

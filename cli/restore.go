@@ -41,10 +41,10 @@ type restoreFlags struct {
 
 func (f *restoreFlags) add(c *cobra.Command, withTarget bool) {
 	c.Flags().StringVar(&f.identity, "identity", "", "key name of the archive's private key in the worker's key source (default: archive.restore_identity)")
-	c.Flags().StringVar(&f.tier, "tier", "", "retrieval tier: Expedited, Standard or Bulk (default: archive.restore_tier)")
+	c.Flags().StringVar(&f.tier, "tier", "", "retrieval tier: Expedited, Standard or Bulk (default: archive.restore_tier; at most archive.max_restore_tier)")
 	if withTarget {
 		c.Flags().StringVar(&f.to, "to", "", "[TARGET:]DATASET to receive into (a new dataset; TARGET: a configured target, restored over SSH)")
-		c.Flags().IntVar(&f.days, "days", 0, "days restored copies of cold objects stay readable (default: archive.restore_days)")
+		c.Flags().IntVar(&f.days, "days", 0, "days restored copies of cold objects stay readable (default: archive.restore_days; at most archive.max_restore_days)")
 		c.Flags().DurationVar(&f.poll, "poll", 0, "interval between retrieval polls (default: archive.restore_poll, else from the tier)")
 	}
 }

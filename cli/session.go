@@ -212,6 +212,9 @@ func printSession(out io.Writer, st workflows.SessionStatus, progress func(child
 			end += ", interrupted"
 		}
 		fmt.Fprintf(out, "  instance: %s %s %s at %s (%s)\n", i.ID, i.Type, i.Market, i.Host, end)
+		if len(i.Volumes) > 0 {
+			fmt.Fprintf(out, "    pool volumes: %s\n", strings.Join(i.Volumes, " "))
+		}
 	}
 	for _, d := range st.Datasets {
 		line := fmt.Sprintf("  dataset: %s -> %s: %s", d.Source, d.TargetDataset, d.State)

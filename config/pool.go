@@ -49,6 +49,8 @@ type Pool struct {
 	// DeviceDir is where the instance links NVMe EBS devices by volume id
 	// (default /dev/disk/by-id).
 	DeviceDir string `yaml:"device_dir,omitempty" json:"device_dir,omitempty"`
+	// Grow caps what `zcloud pool grow` (a workflow input) may ask for.
+	Grow PoolGrowCaps `yaml:"grow,omitempty" json:"grow,omitzero"`
 	// ParallelVdevs is how many vdevs a rolling replace works on at once
 	// (default 1).
 	ParallelVdevs int `yaml:"parallel_vdevs,omitempty" json:"parallel_vdevs,omitempty"`
@@ -74,7 +76,60 @@ type PoolLUKS struct {
 // DefaultDeviceDir is where udev links NVMe EBS devices by volume id.
 const DefaultDeviceDir = "/dev/disk/by-id"
 
+// PoolGrowCaps bound a grow's volumes: EBS volumes never shrink and are
+// billed by size and provisioned performance, so an input may choose up to
+// these and no further (docs/pools.md).
+type PoolGrowCaps struct {
+	// MaxVolumeSizeGiB: largest volume size (default 4 × layout
+	// volume_size_gib, at least 1024).
+	MaxVolumeSizeGiB int64 `yaml:"max_volume_size_gib,omitempty" json:"max_volume_size_gib,omitempty"`
+	// VolumeTypes a rolling replace may move to (default: the layout's).
+	VolumeTypes []poolplan.VolumeType `yaml:"volume_types,omitempty" json:"volume_types,omitempty"`
+	// MaxIOPS and MaxThroughput (MiB/s) a grow may provision (default: the
+	// layout's, or the volume type's baseline when higher).
+	MaxIOPS       int64 `yaml:"max_iops,omitempty" json:"max_iops,omitempty"`
+	MaxThroughput int64 `yaml:"max_throughput,omitempty" json:"max_throughput,omitempty"`
+}
+
+// GrowCaps are p.Grow with the defaults filled in.
+func (p Pool) GrowCaps() PoolGrowCaps {
+	g := p.Grow
+	if g.MaxVolumeSizeGiB == 0 {
+		g.MaxVolumeSizeGiB = max(4*p.Layout.VolumeSizeGiB, 1024)
+	}
+	if len(g.VolumeTypes) == 0 && p.Layout.VolumeType != "" {
+		g.VolumeTypes = []poolplan.VolumeType{p.Layout.VolumeType}
+	}
+	lim, _ := poolplan.Limits(p.Layout.VolumeType)
+	if g.MaxIOPS == 0 {
+		g.MaxIOPS = max(p.Layout.IOPS, lim.MinIOPS)
+	}
+	if g.MaxThroughput == 0 {
+		g.MaxThroughput = max(p.Layout.Throughput, lim.MinThroughput)
+	}
+	return g
+}
+
+// GrowRefusal says which field of a volume spec goes beyond the pool's
+// grow caps, and why ("" if none): the one rule the grow workflow (before
+// anything runs) and the volume activities (again) apply.
+func (p Pool) GrowRefusal(spec poolplan.VolumeSpec) (field, why string) {
+	g := p.GrowCaps()
+	switch {
+	case spec.SizeGiB > g.MaxVolumeSizeGiB:
+		return "size_gib", fmt.Sprintf("pool %s's volumes may grow to %d GiB (grow.max_volume_size_gib in the configuration)", p.Name, g.MaxVolumeSizeGiB)
+	case spec.Type != "" && spec.Type != p.Layout.VolumeType && !slices.Contains(g.VolumeTypes, spec.Type):
+		return "volume_type", fmt.Sprintf("pool %s's volumes may be %v (grow.volume_types in the configuration)", p.Name, g.VolumeTypes)
+	case spec.IOPS > g.MaxIOPS:
+		return "iops", fmt.Sprintf("pool %s's volumes may have up to %d IOPS (grow.max_iops in the configuration)", p.Name, g.MaxIOPS)
+	case spec.Throughput > g.MaxThroughput:
+		return "throughput", fmt.Sprintf("pool %s's volumes may have up to %d MiB/s (grow.max_throughput in the configuration)", p.Name, g.MaxThroughput)
+	}
+	return "", ""
+}
+
 func (p *Pool) applyDefaults() {
+	p.Grow = p.GrowCaps()
 	if p.DeviceDir == "" {
 		p.DeviceDir = DefaultDeviceDir
 	}
@@ -230,6 +285,17 @@ func (p Pool) Validate(f string, targets map[string]Target) error {
 	}
 	if _, err := zfsname.ParseDevice(p.DeviceDir); err != nil {
 		return fieldErr(f+".device_dir", "%v", err)
+	}
+	if field, why := p.GrowRefusal(p.Layout.Volume()); field != "" {
+		return fieldErr(f+".grow", "the layout's own volumes are beyond it: %s: %s", field, why)
+	}
+	if p.Grow.MaxVolumeSizeGiB < p.Layout.VolumeSizeGiB {
+		return fieldErr(f+".grow.max_volume_size_gib", "must be at least layout.volume_size_gib (%d), got %d", p.Layout.VolumeSizeGiB, p.Grow.MaxVolumeSizeGiB)
+	}
+	for i, vt := range p.Grow.VolumeTypes {
+		if _, ok := poolplan.Limits(vt); !ok {
+			return fieldErr(fmt.Sprintf("%s.grow.volume_types[%d]", f, i), "unknown EBS volume type %q", vt)
+		}
 	}
 	if p.ParallelVdevs < 1 || p.ParallelVdevs > max(p.Layout.Vdevs, 1) {
 		return fieldErr(f+".parallel_vdevs", "must be between 1 and the number of vdevs (%d), not %d", p.Layout.Vdevs, p.ParallelVdevs)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"zcloud/poolplan"
 )
 
 const poolBase = `
@@ -38,6 +40,8 @@ func TestPoolDefaultsAndValidation(t *testing.T) {
 		{"    parallel_vdevs: 3", "pools[0].parallel_vdevs"},
 		{"    scrub_schedule: \"weekly\"", "pools[0].scrub_schedule"},
 		{"    device_dir: relative/dir", "pools[0].device_dir"},
+		{"    grow: {max_volume_size_gib: 5}", "pools[0].grow"},
+		{"    grow: {volume_types: [gp3, floppy]}", "pools[0].grow.volume_types[1]"},
 		{"  - name: archive\n    target: inst\n    instance_id: i-0123456789abcdef0\n    availability_zone: us-east-1a\n    layout: {vdevs: 1, width: 1, redundancy: stripe, volume_type: gp3, volume_size_gib: 1}", "pools[1].name"},
 	}
 	for _, tc := range cases {
@@ -65,6 +69,37 @@ func TestPoolDefaultsAndValidation(t *testing.T) {
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%q: got %v, want an error on %s", tc.edit, err, tc.field)
+		}
+	}
+}
+
+// A grow may ask up to the pool's grow caps: by default 4 × the layout's
+// size (at least 1024 GiB), the layout's type, and its IOPS/throughput or
+// the type's baseline.
+func TestPoolGrowCaps(t *testing.T) {
+	c, err := Parse([]byte(poolBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Pool("archive")
+	if g := p.Grow; g.MaxVolumeSizeGiB != 1024 || len(g.VolumeTypes) != 1 || g.VolumeTypes[0] != "gp3" || g.MaxIOPS != 3000 || g.MaxThroughput != 125 {
+		t.Fatalf("default caps: %+v", g)
+	}
+	ok := p.Layout.Volume()
+	ok.SizeGiB, ok.IOPS, ok.Throughput = 1024, 3000, 125
+	if field, why := p.GrowRefusal(ok); field != "" {
+		t.Fatalf("within the caps: %s %s", field, why)
+	}
+	for field, edit := range map[string]func(*poolplan.VolumeSpec){
+		"size_gib":    func(s *poolplan.VolumeSpec) { s.SizeGiB = 1025 },
+		"volume_type": func(s *poolplan.VolumeSpec) { s.Type = "io2" },
+		"iops":        func(s *poolplan.VolumeSpec) { s.IOPS = 3001 },
+		"throughput":  func(s *poolplan.VolumeSpec) { s.Throughput = 126 },
+	} {
+		s := ok
+		edit(&s)
+		if got, _ := p.GrowRefusal(s); got != field {
+			t.Errorf("%+v: refused %q, want %q", s, got, field)
 		}
 	}
 }

@@ -117,6 +117,22 @@ func (e *env) startWorker(cfg *config.Config, opts ...func(*activities.Activitie
 	return w
 }
 
+// useConfig parses y (the test fails with the YAML on an error), writes it
+// as the env's config file (for the CLI) and makes it the env's config.
+func (e *env) useConfig(y string) *config.Config {
+	e.t.Helper()
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		e.t.Fatalf("%v\n%s", err, y)
+	}
+	e.cfg = cfg
+	e.cfgPath = filepath.Join(e.t.TempDir(), "zcloud.yaml")
+	if err := os.WriteFile(e.cfgPath, []byte(y), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return cfg
+}
+
 // waitNextSecond waits until the clock is in a later second than t: names
 // derived from workflow time (snapshots, archive cycles) have one-second
 // resolution. A wait on the clock itself, never on another process.

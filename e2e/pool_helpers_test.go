@@ -28,7 +28,6 @@ import (
 	"zcloud/activities"
 	"zcloud/cloud/awsclient"
 	"zcloud/cloud/ec2"
-	"zcloud/config"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
 	"zcloud/zfsexec"
@@ -377,15 +376,7 @@ pools:
 	if o.scrubSchedule != "" {
 		y += fmt.Sprintf("    scrub_schedule: %q\n", o.scrubSchedule)
 	}
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, y)
-	}
-	e.cfg = cfg
-	e.cfgPath = filepath.Join(t.TempDir(), "zcloud.yaml")
-	if err := os.WriteFile(e.cfgPath, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.useConfig(y)
 	t.Cleanup(func() {
 		// Leave no pool behind, whatever the test did (zfs-fuse may say
 		// "busy" for a moment: DestroyPool retries).

@@ -381,3 +381,32 @@ func TestForgedArchiveLimitsAreRefused(t *testing.T) {
 		t.Errorf("%s exists (%s): a refused restore received", restore.TargetDataset, out)
 	}
 }
+
+// A grow's new volumes stay within the configured pool's grow caps (EBS
+// volumes never shrink and are billed by size and performance): each
+// forged size, type or performance is refused before any volume is made
+// or modified.
+func TestForgedGrowIsRefused(t *testing.T) {
+	pe := newPoolEnv(t, poolOpts{vdevs: 1, width: 1, redundancy: "stripe", sizeGiB: 1})
+	pe.startWorker(pe.cfg)
+	for _, tc := range []struct {
+		name  string
+		in    workflows.PoolGrowInput
+		field string
+	}{
+		{"a size beyond the cap", workflows.PoolGrowInput{Mode: workflows.GrowInPlace, SizeGiB: 65536}, "size_gib"},
+		{"a volume type the config does not list", workflows.PoolGrowInput{Mode: workflows.GrowRollingReplace, SizeGiB: 2, VolumeType: "io2", IOPS: 3000}, "volume_type"},
+		{"more IOPS than the cap", workflows.PoolGrowInput{Mode: workflows.GrowRollingReplace, SizeGiB: 2, IOPS: 16000}, "iops"},
+		{"more throughput than the cap", workflows.PoolGrowInput{Mode: workflows.GrowRollingReplace, SizeGiB: 2, Throughput: 1000}, "throughput"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in
+			in.Pool = pe.pool
+			err := pe.start(workflows.PoolGrowName, in).Get(pe.ctx(2*time.Minute), nil)
+			refused(t, err, tc.field)
+		})
+	}
+	if vols := pe.seam.poolVolumes(pe.pool); len(vols) != 0 {
+		t.Fatalf("the refused grows made %d volume(s)", len(vols))
+	}
+}

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +14,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"zcloud/activities"
-	"zcloud/config"
 	"zcloud/contract"
 	"zcloud/internal/testenv"
 	"zcloud/workflows"
@@ -82,15 +79,7 @@ replications:
 		s.sshd.User, s.sshd.ClientKeyPath, m.seam.moto.Region, m.seam.srv.URL, s.tag, m.pool,
 		m.pool, inst, az, m.seam.moto.Region, m.seam.srv.URL, m.seam.devDir,
 		s.src.Pool, m.pool)
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, y)
-	}
-	s.cfg = cfg
-	s.cfgPath = filepath.Join(t.TempDir(), "zcloud.yaml")
-	if err := os.WriteFile(s.cfgPath, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.useConfig(y)
 	t.Cleanup(func() { testenv.DestroyPool(t, m.pool) })
 	return m
 }
@@ -198,6 +187,9 @@ func TestSessionAfterRollingGrowAttachesThePoolsCurrentVolumes(t *testing.T) {
 	}
 	if d := res.Status.Datasets; len(d) != 1 || d[0].State != "done" {
 		t.Fatalf("datasets %+v", d)
+	}
+	if in := res.Status.Instances; len(in) != 1 || !slices.Equal(slices.Sorted(slices.Values(in[0].Volumes)), current) {
+		t.Errorf("session status instances %+v, want one with the pool volumes %v", in, current)
 	}
 	attached := m.attachedSince(mark)
 	if !slices.Equal(attached, current) {

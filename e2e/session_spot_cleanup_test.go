@@ -76,6 +76,12 @@ func TestSessionFailedSpotLaunchCancelsItsSpotRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The crashed attempt's request carries the launch record, as a launch tags it.
+	const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7KNGBXb9vUE3gE8nS1m1E1hm3x0i5hRkY0vQfCkz8G"
+	rec, err := activities.LaunchRecord(s.cfg.Targets["nightly"], "nightly", token, hostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := api.RequestSpotInstances(s.ctx(30*time.Second), &sdkec2.RequestSpotInstancesInput{
 		InstanceCount:       aws.Int32(1),
 		SpotPrice:           aws.String("0.05"),
@@ -83,6 +89,9 @@ func TestSessionFailedSpotLaunchCancelsItsSpotRequest(t *testing.T) {
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSpotInstancesRequest, Tags: []types.Tag{
 			{Key: aws.String(ec2.TagClientToken), Value: aws.String(token)},
 			{Key: aws.String("zcloud-test"), Value: aws.String(s.tag)},
+			{Key: aws.String(activities.TagLaunch), Value: aws.String(rec)},
+			{Key: aws.String(activities.TagTarget), Value: aws.String("nightly")},
+			{Key: aws.String(activities.TagHostKey), Value: aws.String(hostKey)},
 		}}},
 	})
 	if err != nil {

@@ -99,19 +99,15 @@ func (m *Metrics) RunDone(r Run) {
 	if m == nil {
 		return
 	}
-	datasets := r.Datasets
-	if len(datasets) == 0 {
-		datasets = []string{""}
-	}
-	for _, d := range datasets {
-		m.Runs.WithLabelValues(r.Kind, d, r.Tier, r.Outcome).Inc()
+	for _, k := range r.jobs() {
+		m.Runs.WithLabelValues(k.kind, k.dataset, k.tier, r.Outcome).Inc()
 		if r.Bytes > 0 && len(r.Datasets) <= 1 {
-			m.RunBytes.WithLabelValues(r.Kind, d, r.Tier).Add(float64(r.Bytes))
+			m.RunBytes.WithLabelValues(k.kind, k.dataset, k.tier).Add(float64(r.Bytes))
 		}
 		if r.Outcome == "ok" {
-			m.RunSeconds.WithLabelValues(r.Kind, d, r.Tier).Observe(r.Ended.Sub(r.Started).Seconds())
+			m.RunSeconds.WithLabelValues(k.kind, k.dataset, k.tier).Observe(r.Ended.Sub(r.Started).Seconds())
 		}
-		m.jobs.record(jobKey{r.Kind, d, r.Tier}, r)
+		m.jobs.record(k, r)
 	}
 }
 
@@ -122,11 +118,19 @@ func (m *Metrics) Seed(r Run) {
 	if m == nil {
 		return
 	}
-	datasets := r.Datasets
-	if len(datasets) == 0 {
-		datasets = []string{""}
+	for _, k := range r.jobs() {
+		m.jobs.record(k, r)
 	}
-	for _, d := range datasets {
-		m.jobs.record(jobKey{r.Kind, d, r.Tier}, r)
+}
+
+// jobs are the series a run counts under: one per dataset (none: dataset "").
+func (r Run) jobs() []jobKey {
+	if len(r.Datasets) == 0 {
+		return []jobKey{{r.Kind, "", r.Tier}}
 	}
+	var out []jobKey
+	for _, d := range r.Datasets {
+		out = append(out, jobKey{r.Kind, d, r.Tier})
+	}
+	return out
 }

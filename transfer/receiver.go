@@ -204,7 +204,7 @@ func (r *receiver) serve(conn net.Conn, sem chan struct{}) {
 	resume, gen, ok := r.win.register(conn, h, r.keys.data.Overhead())
 	if !ok {
 		conn.Close()
-		r.reject("stream already ended, transfer over, or chunk size differs")
+		r.reject("transfer over, or chunk size differs")
 		return
 	}
 	err = confirm(resume)
@@ -296,8 +296,18 @@ func (r *receiver) readEnd(br io.Reader, header []byte, h frameHeader, index uin
 	if h.seq != totalFrames || int64(totalFrames) <= last {
 		return reasonf(ErrProtocol, "stream %d: end marker for %d frames after frame %d", index, totalFrames, last)
 	}
-	return r.win.end(index, totalBytes, totalFrames)
+	if err := r.win.end(index, totalBytes, totalFrames); err != nil {
+		return err
+	}
+	if testHookLaneEnded != nil {
+		testHookLaneEnded(r.sess.id, index)
+	}
+	return nil
 }
+
+// testHookLaneEnded, set by tests only, is told when a lane's END frame was
+// verified: a test can act right after it, not after a delay.
+var testHookLaneEnded func(session [sessionIDSize]byte, index uint16)
 
 // readKeepalive checks a keepalive: empty, for this connection, authentic,
 // and newer than the last (a replayed one is refused).

@@ -28,12 +28,23 @@ type dropGate struct {
 	cut      bool
 	accepted int
 	refused  int
+
+	// replied is closed once a connection accepted after the cut has
+	// carried replyBytes from the receiver back to the sender (with
+	// replyBytes set: the receiver answered a re-dial's handshake).
+	replyBytes int64
+	replied    chan struct{}
+	replyOnce  sync.Once
+	// holdAfterCut, if set, holds connections accepted after the cut until
+	// it is closed.
+	holdAfterCut chan struct{}
 }
 
-func newDropGate(t *testing.T, targetPort int, cutAt int64, refuseAfterCut bool) *dropGate {
+func newDropGate(t *testing.T, targetPort int, cutAt int64, refuseAfterCut bool, replyBytes int64) *dropGate {
 	t.Helper()
 	ln, _ := listenLoopback(t)
-	g := &dropGate{ln: ln, target: net.JoinHostPort("127.0.0.1", itoa(targetPort)), cutAt: cutAt, refuseAfterCut: refuseAfterCut}
+	g := &dropGate{ln: ln, target: net.JoinHostPort("127.0.0.1", itoa(targetPort)), cutAt: cutAt, refuseAfterCut: refuseAfterCut,
+		replyBytes: replyBytes, replied: make(chan struct{})}
 	go g.serve()
 	return g
 }
@@ -63,8 +74,17 @@ func (g *dropGate) serve() {
 			c.Close()
 			continue
 		}
+		if g.holdAfterCut != nil && g.cutDone() {
+			<-g.holdAfterCut
+		}
 		go g.pipe(c)
 	}
+}
+
+func (g *dropGate) cutDone() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cut
 }
 
 // claimCut reports whether this connection, having forwarded off bytes and
@@ -86,7 +106,35 @@ func (g *dropGate) pipe(client net.Conn) {
 		return
 	}
 	closeBoth := func() { client.Close(); server.Close() }
-	go func() { io.Copy(client, server); closeBoth() }()
+	g.mu.Lock()
+	afterCut := g.cut
+	g.mu.Unlock()
+	reverseDone := make(chan struct{})
+	go func() {
+		defer close(reverseDone)
+		defer closeBoth()
+		buf := make([]byte, 32<<10)
+		var back int64
+		for {
+			n, err := server.Read(buf)
+			if n > 0 {
+				if _, werr := client.Write(buf[:n]); werr != nil {
+					// The sender's side is gone (cut). Keep reading, so that
+					// closing with unread data cannot reset the receiver's
+					// side before it got what was forwarded.
+					io.Copy(io.Discard, server)
+					return
+				}
+				back += int64(n)
+				if afterCut && g.replyBytes > 0 && back >= g.replyBytes {
+					g.replyOnce.Do(func() { close(g.replied) })
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	defer closeBoth()
 	buf := make([]byte, 32<<10)
 	var off int64
@@ -94,7 +142,13 @@ func (g *dropGate) pipe(client net.Conn) {
 		n, err := client.Read(buf)
 		if n > 0 {
 			if g.claimCut(off, int64(n)) {
-				server.Write(buf[:g.cutAt-off]) // the receiver gets a partial frame, then the connection ends
+				// The receiver gets the bytes up to the cut, then the end of
+				// the connection (a FIN after them, not a reset that could
+				// discard them); the sender's side is closed at once.
+				server.Write(buf[:g.cutAt-off])
+				server.(*net.TCPConn).CloseWrite()
+				client.Close()
+				<-reverseDone
 				return
 			}
 			if _, werr := server.Write(buf[:n]); werr != nil {
@@ -121,7 +175,7 @@ func TestDroppedConnectionIsReestablished(t *testing.T) {
 			data := randomBytes(t, 24<<20)
 			out := newHashingWriter()
 			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Window: 8})
-			gate := newDropGate(t, port, 3<<20+12345, false)
+			gate := newDropGate(t, port, 3<<20+12345, false, 0)
 			st, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(data), SendOptions{
 				Streams: streams, ChunkSize: 256 << 10, ReconnectBackoff: time.Millisecond,
 			})
@@ -151,7 +205,7 @@ func TestReconnectRefusedFailsAfterBoundedAttempts(t *testing.T) {
 	sess := newTestSession(t, "")
 	out := newHashingWriter()
 	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 2, ReconnectTimeout: 2 * time.Second})
-	gate := newDropGate(t, port, 1<<20, true)
+	gate := newDropGate(t, port, 1<<20, true, 0)
 	const attempts = 3
 	_, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(randomBytes(t, 8<<20)), SendOptions{
 		Streams: 2, ChunkSize: 256 << 10, ReconnectAttempts: attempts, ReconnectBackoff: time.Millisecond, DialTimeout: 5 * time.Second,
@@ -225,4 +279,77 @@ func TestWindowGrowsAtAStallUpToItsBound(t *testing.T) {
 	if _, _, _, _, stalls := w.counters(); stalls != 1 || w.window != 8 {
 		t.Fatalf("stalls %d, window %d; want 1 stall and the window at its bound 8", stalls, w.window)
 	}
+}
+
+// A lane whose connection breaks after its END frame reached the receiver,
+// but before the final ack came back, is re-dialled; the receiver, still
+// writing the stream, answers the authenticated re-dial and sends the final
+// ack on it, so the send succeeds. The gate cuts the connection right after
+// the END frame's last byte (a byte count), and the receiver's last write
+// waits until the receiver has answered the re-dial's handshake (an
+// observable), so the stream cannot complete before the re-dial arrives.
+func TestLaneBrokenAfterEndIsConfirmedOnRedial(t *testing.T) {
+	ctx := testContext(t, 60*time.Second)
+	sess := newTestSession(t, "")
+	keys, err := deriveKeys(sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk, frames = 64 << 10, 8
+	data := randomBytes(t, chunk*frames)
+	overhead := keys.data.Overhead()
+	toReceiver := int64(helloSize + proofSize + frames*(headerSize+chunk+overhead) + headerSize + endPayload + overhead)
+
+	sendDone, replied := make(chan struct{}), make(chan (<-chan struct{}), 1)
+	out := &lastWriteGate{w: newHashingWriter(), total: int64(len(data)), release: func() {
+		select {
+		case <-<-replied:
+		case <-sendDone: // the re-dial was refused and the send gave up
+		}
+	}}
+	ended := make(chan struct{})
+	var endedOnce sync.Once
+	testHookLaneEnded = func(session [sessionIDSize]byte, index uint16) {
+		if session == sess.id { // the first END (the re-dial repeats it)
+			endedOnce.Do(func() { close(ended) })
+		}
+	}
+	t.Cleanup(func() { testHookLaneEnded = nil })
+	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Window: frames})
+	// The gate's reply signal: the receiver's challenge, then its resume point and proof.
+	gate := newDropGate(t, port, toReceiver, false, proofSize+resumeSize+proofSize)
+	gate.holdAfterCut = ended // the re-dial reaches the receiver only once it verified the END frame
+	replied <- gate.replied
+	st, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(data), SendOptions{
+		Streams: 1, ChunkSize: chunk, ReconnectBackoff: time.Millisecond,
+	})
+	close(sendDone)
+	r := waitResult(t, res, 10*time.Second)
+	if err != nil || r.err != nil {
+		t.Fatalf("send = %v, receive = %v", err, r.err)
+	}
+	if _, _, cut := gate.counts(); !cut {
+		t.Fatal("the gate never cut a connection")
+	}
+	if out.w.n != int64(len(data)) || out.w.sum() != sha256.Sum256(data) {
+		t.Fatalf("output differs: %d bytes, want %d", out.w.n, len(data))
+	}
+	if st.Reconnects != 1 || r.stats.Reconnects != 1 {
+		t.Fatalf("reconnects: sender %d, receiver %d; want 1 each", st.Reconnects, r.stats.Reconnects)
+	}
+}
+
+// lastWriteGate passes writes to w but holds the one that completes total
+// bytes until release returns.
+type lastWriteGate struct {
+	w       *hashingWriter
+	total   int64
+	release func()
+}
+
+func (g *lastWriteGate) Write(p []byte) (int, error) {
+	if g.w.n+int64(len(p)) >= g.total {
+		g.release()
+	}
+	return g.w.Write(p)
 }

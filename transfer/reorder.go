@@ -110,11 +110,12 @@ func (w *reorderWindow) failed() error {
 // connection, if the receiver has not noticed its loss yet, is closed and
 // its reader awaited). It returns the lane's resume point (the sequence after
 // the last frame received on it) and the connection's generation. ok is
-// false (the caller closes conn) if the stream failed or is complete, the
-// lane already ended, or the chunk size differs from the first lane's.
+// false (the caller closes conn) if the stream failed or is complete, or the
+// chunk size differs from the first lane's.
 func (w *reorderWindow) register(conn net.Conn, h hello, overhead int) (resume uint64, gen int, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+wait:
 	for {
 		if w.err != nil || w.complete {
 			return 0, 0, false
@@ -124,6 +125,12 @@ func (w *reorderWindow) register(conn net.Conn, h hello, overhead int) (resume u
 			break
 		}
 		old, exited := l.conn, l.exited
+		select {
+		case <-exited: // an ended lane's reader is gone; its connection was kept for the final ack
+			old.Close()
+			break wait
+		default:
+		}
 		l.replaced = true
 		w.cond.Broadcast()
 		old.Close()
@@ -142,9 +149,11 @@ func (w *reorderWindow) register(conn net.Conn, h hello, overhead int) (resume u
 	case l == nil:
 		l = &laneState{last: -1, lastKA: -1}
 		w.lanes[h.index] = l
-	case l.ended:
-		return 0, 0, false
 	default:
+		// An ended lane comes back when its connection broke before the
+		// final ack reached the sender: it gets the final ack on the new
+		// (freshly authenticated) connection. Its reader accepts only the
+		// same END again, so nothing can be added to the stream.
 		w.reconnects++
 		if l.lost != nil {
 			l.lost.Stop()
@@ -285,8 +294,10 @@ func (w *reorderWindow) end(index uint16, totalBytes, totalFrames uint64) error 
 			return err
 		}
 	}
-	w.lanes[index].ended = true
-	w.ended++
+	if l := w.lanes[index]; !l.ended { // an ended lane's new connection repeats its END
+		l.ended = true
+		w.ended++
+	}
 	w.checkStuckLocked()
 	w.cond.Broadcast()
 	return nil

@@ -35,6 +35,14 @@ func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
 	if err != nil {
 		return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "settings", err)
 	}
+	// The new volumes must be within the configured pool's grow caps,
+	// checked before anything is touched (the volume activities check again).
+	if workflow.GetVersion(ctx, "grow-caps", workflow.DefaultVersion, 1) == 1 {
+		if field, why := p.GrowRefusal(growSpec(p, in)); field != "" {
+			return PoolResult{}, failStep(&t.st.Phase, &t.st.Error, "input", temporal.NewNonRetryableApplicationError(
+				field+": not allowed; "+why, contract.ErrTypeNotAllowed, nil))
+		}
+	}
 	imported, st, err := openPool(ctx, t, p)
 	if err != nil {
 		return PoolResult{}, err
@@ -66,14 +74,10 @@ func PoolGrow(ctx workflow.Context, in PoolGrowInput) (PoolResult, error) {
 	return res, nil
 }
 
-// growRolling drives poolplan's rolling-replace plan: a scrub first (a
-// scrub that repaired anything or found errors stops the grow before any
-// device is touched), then per vdev one device at a time, up to
-// ParallelVdevs vdevs at once. Finished step ids are kept in a
-// RollingState; after a worker crash the workflow replays to the same plan
-// and state and goes on at the step it was in, and every step is
-// idempotent on its own.
-func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInput, st contract.PoolState, res *PoolResult) error {
+// growSpec is the volume a grow asks for: the layout's, at the new size,
+// with the input's type, IOPS and throughput where it names them (a new
+// type starts from that type's baseline).
+func growSpec(p config.Pool, in PoolGrowInput) poolplan.VolumeSpec {
 	spec := p.Layout.Volume()
 	spec.SizeGiB = in.SizeGiB
 	if in.VolumeType != "" && poolplan.VolumeType(in.VolumeType) != spec.Type {
@@ -86,6 +90,18 @@ func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInp
 	if in.Throughput != 0 {
 		spec.Throughput = in.Throughput
 	}
+	return spec
+}
+
+// growRolling drives poolplan's rolling-replace plan: a scrub first (a
+// scrub that repaired anything or found errors stops the grow before any
+// device is touched), then per vdev one device at a time, up to
+// ParallelVdevs vdevs at once. Finished step ids are kept in a
+// RollingState; after a worker crash the workflow replays to the same plan
+// and state and goes on at the step it was in, and every step is
+// idempotent on its own.
+func growRolling(ctx workflow.Context, t *tracker, p config.Pool, in PoolGrowInput, st contract.PoolState, res *PoolResult) error {
+	spec := growSpec(p, in)
 	par := in.ParallelVdevs
 	if par == 0 {
 		par = p.ParallelVdevs

@@ -70,6 +70,8 @@ type SessionInstanceInfo struct {
 	Started     time.Time `json:"started"`
 	Released    time.Time `json:"released,omitzero"`
 	Interrupted bool      `json:"interrupted,omitempty"`
+	// Volumes are the pool's volumes attached to it (a mounted pool).
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // SessionStatus answers the status query.
@@ -261,7 +263,7 @@ func (s *session) acquire(ctx workflow.Context, gen int) error {
 	s.inst = &inst
 	s.instIdx = len(s.st.Instances)
 	s.st.Instances = append(s.st.Instances, SessionInstanceInfo{ID: inst.Instance.ID, Type: inst.Instance.Type,
-		Market: string(inst.Instance.Market), Host: inst.At.Host, Started: workflow.Now(ctx)})
+		Market: string(inst.Instance.Market), Host: inst.At.Host, Started: workflow.Now(ctx), Volumes: inst.Volumes})
 	s.res.Status.Instances = s.st.Instances
 
 	step := contract.SessionStep{Target: s.plan.Target, At: inst.At, Volumes: inst.Volumes}
