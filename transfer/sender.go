@@ -158,9 +158,10 @@ type sendPipeline struct {
 
 	sent       atomic.Int64 // payload bytes written to connections (first time)
 	reconnects atomic.Int32
-	// Nanoseconds lanes spent in connection writes (waiting on the network)
-	// and waiting for the reader (on the input and its one goroutine): what
-	// automatic streams use to tell a network-bound path from a CPU-bound one.
+	// Nanoseconds lanes spent in connection writes and waiting for acks to
+	// free a frame buffer (waiting on the network), and waiting for the
+	// reader (on the input and its one goroutine): what automatic streams
+	// use to tell a network-bound path from a CPU-bound one.
 	netWait, readerWait atomic.Int64
 
 	lanesMu sync.Mutex
@@ -658,11 +659,13 @@ func (l *lane) resend(conn net.Conn) error {
 func (l *lane) stream() error {
 	p := l.p
 	for {
-		buf, ok := p.pool.get(p.ctx)
+		start := time.Now()
+		buf, ok := p.pool.get(p.ctx) // waits for acks: the network too
+		p.netWait.Add(int64(time.Since(start)))
 		if !ok {
 			return context.Cause(p.ctx)
 		}
-		start := time.Now()
+		start = time.Now()
 		seq, n, ok := p.next(buf[headerSize : headerSize+p.opts.ChunkSize])
 		p.readerWait.Add(int64(time.Since(start)))
 		if !ok {
