@@ -40,11 +40,11 @@ type dropGate struct {
 	holdAfterCut chan struct{}
 }
 
-func newDropGate(t *testing.T, targetPort int, cutAt int64, refuseAfterCut bool, replyBytes int64) *dropGate {
+func newDropGate(t *testing.T, targetPort int, cutAt int64, refuseAfterCut bool, replyBytes int64, holdAfterCut chan struct{}) *dropGate {
 	t.Helper()
 	ln, _ := listenLoopback(t)
 	g := &dropGate{ln: ln, target: net.JoinHostPort("127.0.0.1", itoa(targetPort)), cutAt: cutAt, refuseAfterCut: refuseAfterCut,
-		replyBytes: replyBytes, replied: make(chan struct{})}
+		replyBytes: replyBytes, replied: make(chan struct{}), holdAfterCut: holdAfterCut}
 	go g.serve()
 	return g
 }
@@ -175,7 +175,7 @@ func TestDroppedConnectionIsReestablished(t *testing.T) {
 			data := randomBytes(t, 24<<20)
 			out := newHashingWriter()
 			port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Window: 8})
-			gate := newDropGate(t, port, 3<<20+12345, false, 0)
+			gate := newDropGate(t, port, 3<<20+12345, false, 0, nil)
 			st, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(data), SendOptions{
 				Streams: streams, ChunkSize: 256 << 10, ReconnectBackoff: time.Millisecond,
 			})
@@ -205,7 +205,7 @@ func TestReconnectRefusedFailsAfterBoundedAttempts(t *testing.T) {
 	sess := newTestSession(t, "")
 	out := newHashingWriter()
 	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Streams: 2, ReconnectTimeout: 2 * time.Second})
-	gate := newDropGate(t, port, 1<<20, true, 0)
+	gate := newDropGate(t, port, 1<<20, true, 0, nil)
 	const attempts = 3
 	_, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(randomBytes(t, 8<<20)), SendOptions{
 		Streams: 2, ChunkSize: 256 << 10, ReconnectAttempts: attempts, ReconnectBackoff: time.Millisecond, DialTimeout: 5 * time.Second,
@@ -316,9 +316,10 @@ func TestLaneBrokenAfterEndIsConfirmedOnRedial(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookLaneEnded = nil })
 	port, res := startReceive(t, ctx, sess, out, ReceiveOptions{Window: frames})
-	// The gate's reply signal: the receiver's challenge, then its resume point and proof.
-	gate := newDropGate(t, port, toReceiver, false, proofSize+resumeSize+proofSize)
-	gate.holdAfterCut = ended // the re-dial reaches the receiver only once it verified the END frame
+	// The gate's reply signal: the receiver's challenge, then its resume
+	// point and proof. The re-dial reaches the receiver only once it
+	// verified the END frame.
+	gate := newDropGate(t, port, toReceiver, false, proofSize+resumeSize+proofSize, ended)
 	replied <- gate.replied
 	st, err := SendToReceiver(ctx, "127.0.0.1", gate.port(), sess, bytes.NewReader(data), SendOptions{
 		Streams: 1, ChunkSize: chunk, ReconnectBackoff: time.Millisecond,
