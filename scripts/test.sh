@@ -27,4 +27,6 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 go vet ./...
 
 echo "== go test"
-go test -count=1 -p 2 -timeout 45m "${@:-./...}"
+# The VM tier (package vmtests) runs its tests one after another under TCG
+# emulation: ~20 min here, so leave a slower CI machine room inside its 90.
+go test -count=1 -p 2 -timeout 80m "${@:-./...}"
