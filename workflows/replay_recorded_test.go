@@ -158,6 +158,8 @@ func TestRecordedVersionMarkers(t *testing.T) {
 	for _, c := range []struct{ file, change string }{
 		{"restore-cancelled-waiting.json", retrievalPollRetries},
 		{"restore-cancelled-waiting.json", versionCancelStays},
+		{"session-mounts-pool.json", sessionHoldsPoolChange},
+		{"pool-grow-hands-back.json", poolHandBackChange},
 	} {
 		f, err := os.Open("testdata/" + c.file)
 		if err != nil {
