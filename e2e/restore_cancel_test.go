@@ -49,20 +49,16 @@ func TestRestoreCancelledWhileWaitingForRetrievalEndsCancelled(t *testing.T) {
 	in := workflows.RestoreInput{Dataset: w.ds.String(), TargetDataset: target, Identity: "owner", Tier: "Expedited",
 		Days: 1, PollInterval: 5 * time.Second, HeartbeatTimeout: 10 * time.Second}
 	run := e.archStart(w.queue, workflows.RestoreName, in)
-	deadline := time.Now().Add(time.Minute)
-	for {
+	waitFor(t, 2*time.Minute, "the restore to wait for the retrieval after its first poll", func() bool {
 		s, err := e.archQueryRestore(run.GetID())
-		if err == nil && s.Phase == workflows.PhaseWaitingRetrieval && s.Retrieval != nil && s.Polls >= 1 {
-			if s.Retrieval.Ready != 0 {
-				t.Fatalf("objects readable at the first poll: %+v", s.Retrieval)
-			}
-			break
+		if err != nil || s.Phase != workflows.PhaseWaitingRetrieval || s.Retrieval == nil || s.Polls < 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restore never waited for the retrieval: %+v %v", s, err)
+		if s.Retrieval.Ready != 0 {
+			t.Fatalf("objects readable at the first poll: %+v", s.Retrieval)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 	archMotoRestores(t, moto, "manual", 1_000_000)
 
 	if err := e.client.CancelWorkflow(e.ctx(10*time.Second), run.GetID(), ""); err != nil {

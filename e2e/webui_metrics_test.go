@@ -221,18 +221,15 @@ func scrape(t *testing.T, url string) metricsText {
 // once it has read the finished runs back (a readiness wait, bounded).
 func scrapeWhenUp(t *testing.T, url string) metricsText {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	waitFor(t, 2*time.Minute, "the worker's metrics endpoint", func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return scrape(t, url)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker metrics not up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return true
+	})
+	return scrape(t, url)
 }
 
 func (m metricsText) has(line string) bool {
